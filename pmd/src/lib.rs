@@ -1,0 +1,13 @@
+//! Packet memory and poll-mode drivers for ferrovs. No switching logic here:
+//! buffers ([`mbuf`]), the [`port::Port`] interface every driver implements,
+//! and the drivers themselves ([`ring`], [`vhost`]).
+
+pub mod mbuf;
+pub mod mem;
+pub mod port;
+pub mod ring;
+pub mod sync;
+pub mod vhost;
+
+pub use mbuf::{Batch, Mbuf, Pool, PoolCache, BURST};
+pub use port::{DropReason, Port, QueueStats};

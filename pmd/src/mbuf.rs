@@ -1,0 +1,395 @@
+//! Packet buffers: a fixed-size pool in one [`Region`], a shared lock-free
+//! free ring, and a per-thread [`PoolCache`] that refills and spills in bursts
+//! so the steady state never touches the shared ring.
+//!
+//! Layout of one buffer (like DPDK's rte_mbuf): a 64-byte header, then
+//! `HEADROOM` bytes, then `DATA_ROOM` bytes of frame data.
+
+use crate::mem::{MemError, PageKind, Region};
+use crossbeam_queue::ArrayQueue;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+pub const HEADROOM: usize = 128;
+/// Room for a 1518-byte frame plus slack; jumbo frames will chain later.
+pub const DATA_ROOM: usize = 2048;
+const HDR_SIZE: usize = 64;
+const BUF_SIZE: usize = HDR_SIZE + HEADROOM + DATA_ROOM;
+/// Size of every burst on the packet path (rx, tx, cache refill).
+pub const BURST: usize = 32;
+const CACHE_SIZE: usize = 256;
+
+#[repr(C, align(64))]
+struct MbufHdr {
+    data_off: u16,
+    len: u16,
+    index: u32,
+}
+
+/// A handle to one packet buffer. Not `Clone`: one owner at a time; it is
+/// given back with [`PoolCache::free`] (a dropped handle leaks its buffer,
+/// which `in_use` makes visible).
+#[derive(Debug)]
+pub struct Mbuf(NonNull<MbufHdr>);
+
+// SAFETY: an Mbuf is a unique handle to a buffer of a pool that lives as long
+// as any PoolCache of it; moving it between threads moves ownership.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    fn hdr(&self) -> &MbufHdr {
+        // SAFETY: the handle points at a header inside a live pool region.
+        unsafe { self.0.as_ref() }
+    }
+    fn hdr_mut(&mut self) -> &mut MbufHdr {
+        // SAFETY: as above, and the handle is unique.
+        unsafe { self.0.as_mut() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.hdr().len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes available after the current data offset.
+    pub fn capacity(&self) -> usize {
+        HEADROOM + DATA_ROOM - self.hdr().data_off as usize
+    }
+
+    /// Sets the frame length; panics (a bug, not input) if it exceeds capacity.
+    pub fn set_len(&mut self, len: usize) {
+        assert!(len <= self.capacity());
+        self.hdr_mut().len = len as u16;
+    }
+
+    /// Pointer to the first byte of frame data (valid for `capacity()` bytes).
+    pub fn data_ptr(&mut self) -> *mut u8 {
+        let off = HDR_SIZE + self.hdr().data_off as usize;
+        // SAFETY: data_off <= HEADROOM + DATA_ROOM keeps us inside the buffer.
+        unsafe { self.0.as_ptr().cast::<u8>().add(off) }
+    }
+
+    pub fn data(&self) -> &[u8] {
+        let off = HDR_SIZE + self.hdr().data_off as usize;
+        // SAFETY: len <= capacity, so the slice lies inside this buffer, which
+        // only this handle can access.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>().add(off), self.len()) }
+    }
+
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let len = self.len();
+        // SAFETY: as for `data`, and we hold the unique handle mutably.
+        unsafe { std::slice::from_raw_parts_mut(self.data_ptr(), len) }
+    }
+
+    /// Replaces the frame with `bytes` (truncated to capacity).
+    pub fn fill(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(self.capacity());
+        self.set_len(n);
+        self.data_mut().copy_from_slice(&bytes[..n]);
+    }
+}
+
+/// A pool of `n` packet buffers shared by all threads of the process.
+pub struct Pool {
+    region: Region,
+    count: u32,
+    free: ArrayQueue<u32>,
+    /// Each cache publishes its length here (plain stores, read at stats time).
+    caches: Mutex<Vec<Weak<AtomicUsize>>>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PoolStats {
+    pub total: usize,
+    pub free_shared: usize,
+    pub in_thread_caches: usize,
+    pub in_use: usize,
+}
+
+impl Pool {
+    /// Creates a pool of `count` buffers, on hugepages when `allow_huge`.
+    pub fn new(count: u32, allow_huge: bool) -> Result<Arc<Pool>, MemError> {
+        let region = Region::new(count as usize * BUF_SIZE, allow_huge)?;
+        let free = ArrayQueue::new(count as usize);
+        for i in 0..count {
+            // SAFETY: i < count, so the header lies inside the region; the
+            // region is freshly mapped and not yet shared.
+            unsafe {
+                let h = region.as_ptr().add(i as usize * BUF_SIZE).cast::<MbufHdr>();
+                h.write(MbufHdr { data_off: HEADROOM as u16, len: 0, index: i });
+            }
+            let _ = free.push(i);
+        }
+        Ok(Arc::new(Pool { region, count, free, caches: Mutex::new(Vec::new()) }))
+    }
+
+    pub fn page_kind(&self) -> PageKind {
+        self.region.kind()
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        let total = self.count as usize;
+        let free_shared = self.free.len();
+        let in_thread_caches = self
+            .caches
+            .lock()
+            .expect("pool cache list poisoned")
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum::<usize>();
+        PoolStats {
+            total,
+            free_shared,
+            in_thread_caches,
+            in_use: total.saturating_sub(free_shared + in_thread_caches),
+        }
+    }
+
+    fn buf(&self, index: u32) -> Mbuf {
+        debug_assert!(index < self.count);
+        // SAFETY: index < count, so the header is inside the region.
+        let p = unsafe { self.region.as_ptr().add(index as usize * BUF_SIZE) };
+        Mbuf(NonNull::new(p.cast()).expect("region pointer is non-null"))
+    }
+
+    fn owns(&self, m: &Mbuf) -> bool {
+        let base = self.region.as_ptr() as usize;
+        let p = m.0.as_ptr() as usize;
+        p >= base && p < base + self.count as usize * BUF_SIZE
+    }
+}
+
+/// A thread's private stack of free buffers. Alloc/free touch only this
+/// stack; the shared ring is visited once per `CACHE_SIZE/2` buffers.
+pub struct PoolCache {
+    pool: Arc<Pool>,
+    stack: Vec<u32>,
+    published_len: Arc<AtomicUsize>,
+}
+
+impl PoolCache {
+    pub fn new(pool: Arc<Pool>) -> PoolCache {
+        let published_len = Arc::new(AtomicUsize::new(0));
+        let mut list = pool.caches.lock().expect("pool cache list poisoned");
+        list.retain(|w| w.strong_count() > 0);
+        list.push(Arc::downgrade(&published_len));
+        drop(list);
+        PoolCache { pool, stack: Vec::with_capacity(CACHE_SIZE * 2), published_len }
+    }
+
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    pub fn alloc(&mut self) -> Option<Mbuf> {
+        if self.stack.is_empty() {
+            self.refill();
+        }
+        let i = self.stack.pop()?;
+        self.publish();
+        let mut m = self.pool.buf(i);
+        let h = m.hdr_mut();
+        h.data_off = HEADROOM as u16;
+        h.len = 0;
+        Some(m)
+    }
+
+    pub fn free(&mut self, m: Mbuf) {
+        debug_assert!(self.pool.owns(&m), "mbuf freed to a foreign pool");
+        let i = m.hdr().index;
+        std::mem::forget(m);
+        self.stack.push(i);
+        self.publish();
+        if self.stack.len() >= CACHE_SIZE * 2 {
+            self.spill();
+        }
+    }
+
+    /// Frees every buffer of a batch.
+    pub fn free_batch(&mut self, b: &mut Batch) {
+        while let Some(m) = b.pop() {
+            self.free(m);
+        }
+    }
+
+    fn refill(&mut self) {
+        let mut got = 0;
+        while got < CACHE_SIZE {
+            match self.pool.free.pop() {
+                Some(i) => self.stack.push(i),
+                None => break,
+            }
+            got += 1;
+        }
+        self.publish();
+    }
+
+    /// A plain store on this thread's own line: no read-modify-write.
+    fn publish(&self) {
+        self.published_len.store(self.stack.len(), Ordering::Relaxed);
+    }
+
+    fn spill(&mut self) {
+        for i in self.stack.drain(CACHE_SIZE..) {
+            // Cannot fail: the ring has room for every buffer of the pool.
+            let _ = self.pool.free.push(i);
+        }
+        self.publish();
+    }
+}
+
+impl Drop for PoolCache {
+    fn drop(&mut self) {
+        for i in self.stack.drain(..) {
+            let _ = self.pool.free.push(i);
+        }
+        self.publish();
+    }
+}
+
+/// Up to [`BURST`] buffers, moved through the packet path without allocation.
+pub struct Batch {
+    len: usize,
+    slots: [Option<Mbuf>; BURST],
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch { len: 0, slots: std::array::from_fn(|_| None) }
+    }
+}
+
+impl Batch {
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn is_full(&self) -> bool {
+        self.len == BURST
+    }
+    pub fn room(&self) -> usize {
+        BURST - self.len
+    }
+    /// Appends a buffer; gives it back if the batch is full.
+    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        if self.len == BURST {
+            return Err(m);
+        }
+        self.slots[self.len] = Some(m);
+        self.len += 1;
+        Ok(())
+    }
+    pub fn pop(&mut self) -> Option<Mbuf> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        self.slots[self.len].take()
+    }
+    pub fn get(&self, i: usize) -> &Mbuf {
+        assert!(i < self.len);
+        self.slots[i].as_ref().expect("slot below len is filled")
+    }
+    pub fn get_mut(&mut self, i: usize) -> &mut Mbuf {
+        assert!(i < self.len);
+        self.slots[i].as_mut().expect("slot below len is filled")
+    }
+    /// Removes the first `n` buffers, keeping the rest in order; the removed
+    /// ones are handed to `f` (e.g. a cache's `free`).
+    pub fn drain_front(&mut self, n: usize, mut f: impl FnMut(Mbuf)) {
+        let n = n.min(self.len);
+        for i in 0..n {
+            if let Some(m) = self.slots[i].take() {
+                f(m);
+            }
+        }
+        self.slots[..self.len].rotate_left(n);
+        self.len -= n;
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &Mbuf> {
+        self.slots[..self.len].iter().map(|s| s.as_ref().expect("filled"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alloc_free_roundtrip_and_stats() {
+        let pool = Pool::new(1024, false).unwrap();
+        let mut c = PoolCache::new(pool.clone());
+        let mut held = Vec::new();
+        for _ in 0..600 {
+            let mut m = c.alloc().unwrap();
+            m.fill(&[0xab; 60]);
+            assert_eq!(m.len(), 60);
+            held.push(m);
+        }
+        assert_eq!(pool.stats().in_use, 600);
+        for m in held {
+            c.free(m);
+        }
+        assert_eq!(pool.stats().in_use, 0);
+        drop(c);
+        assert_eq!(pool.stats().free_shared, 1024);
+    }
+
+    #[test]
+    fn exhaustion_returns_none() {
+        let pool = Pool::new(64, false).unwrap();
+        let mut c = PoolCache::new(pool.clone());
+        let all: Vec<_> = (0..64).map(|_| c.alloc().unwrap()).collect();
+        assert!(c.alloc().is_none());
+        for m in all {
+            c.free(m);
+        }
+        assert!(c.alloc().is_some_and(|m| {
+            c.free(m);
+            true
+        }));
+    }
+
+    #[test]
+    fn two_caches_share_one_pool() {
+        let pool = Pool::new(2048, false).unwrap();
+        let mut a = PoolCache::new(pool.clone());
+        let mut b = PoolCache::new(pool.clone());
+        let bufs: Vec<_> = (0..1000).map(|_| a.alloc().unwrap()).collect();
+        for m in bufs {
+            b.free(m);
+        }
+        assert_eq!(pool.stats().in_use, 0);
+    }
+
+    #[test]
+    fn batch_drain_front_keeps_order() {
+        let pool = Pool::new(64, false).unwrap();
+        let mut c = PoolCache::new(pool);
+        let mut b = Batch::new();
+        for i in 0..5u8 {
+            let mut m = c.alloc().unwrap();
+            m.fill(&[i]);
+            b.push(m).unwrap();
+        }
+        let mut freed = Vec::new();
+        b.drain_front(2, |m| freed.push(m));
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.get(0).data(), &[2]);
+        for m in freed {
+            c.free(m);
+        }
+        c.free_batch(&mut b);
+    }
+}

@@ -1,0 +1,152 @@
+//! The interface every driver implements, and the per-queue counters.
+
+use crate::mbuf::{Batch, PoolCache};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a packet was dropped by a driver. The names are the `reason` label of
+/// drop counters; keep them stable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum DropReason {
+    /// The packet pool had no free buffer.
+    NoBuffer,
+    /// The guest's receive ring had no room (after retries).
+    RingFull,
+    /// The port is not connected or the queue is not enabled.
+    NotReady,
+    /// A frame larger than a packet buffer or the port's MTU.
+    Oversized,
+    /// A descriptor index at or beyond the queue size.
+    DescIndex,
+    /// A chain longer than the queue (or a loop).
+    DescLoop,
+    /// A buffer address or length outside the guest's memory.
+    DescAddr,
+    /// A zero length, or a frame shorter than the virtio-net header.
+    DescLen,
+    /// A descriptor that points the wrong way (writable on TX, read-only on RX).
+    DescFlags,
+    /// A malformed indirect table.
+    DescIndirect,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 10] = [
+        DropReason::NoBuffer,
+        DropReason::RingFull,
+        DropReason::NotReady,
+        DropReason::Oversized,
+        DropReason::DescIndex,
+        DropReason::DescLoop,
+        DropReason::DescAddr,
+        DropReason::DescLen,
+        DropReason::DescFlags,
+        DropReason::DescIndirect,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::NoBuffer => "no_buffer",
+            DropReason::RingFull => "ring_full",
+            DropReason::NotReady => "not_ready",
+            DropReason::Oversized => "oversized",
+            DropReason::DescIndex => "invalid_desc_index",
+            DropReason::DescLoop => "invalid_desc_loop",
+            DropReason::DescAddr => "invalid_desc_addr",
+            DropReason::DescLen => "invalid_desc_len",
+            DropReason::DescFlags => "invalid_desc_flags",
+            DropReason::DescIndirect => "invalid_desc_indirect",
+        }
+    }
+}
+
+/// Counters of one queue in one direction. Written by whichever thread holds
+/// the queue (one at a time), read by anyone: relaxed atomics, no RMW needed
+/// for the common counters.
+#[derive(Default)]
+pub struct QueueStats {
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+    drops: [AtomicU64; DropReason::ALL.len()],
+}
+
+/// A plain-number copy of [`QueueStats`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueCounters {
+    pub packets: u64,
+    pub bytes: u64,
+    pub drops: Vec<(&'static str, u64)>,
+}
+
+impl QueueCounters {
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().map(|d| d.1).sum()
+    }
+}
+
+/// Adds to a counter that has a single writer: a load and a store, no lock prefix.
+#[inline]
+pub fn bump(c: &AtomicU64, n: u64) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+impl QueueStats {
+    #[inline]
+    pub fn count(&self, packets: u64, bytes: u64) {
+        if packets != 0 {
+            bump(&self.packets, packets);
+            bump(&self.bytes, bytes);
+        }
+    }
+
+    /// Drops can be counted by threads that do not hold the queue, so they
+    /// use a real atomic add; they are the exception, not the steady state.
+    #[inline]
+    pub fn drop_n(&self, reason: DropReason, n: u64) {
+        if n != 0 {
+            self.drops[reason as usize].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn snapshot(&self) -> QueueCounters {
+        QueueCounters {
+            packets: self.packets.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            drops: DropReason::ALL
+                .iter()
+                .map(|r| (r.name(), self.drops(*r)))
+                .filter(|(_, n)| *n != 0)
+                .collect(),
+        }
+    }
+}
+
+/// One line of `show` output about a port: key/value facts (type, path,
+/// state, negotiated features ...).
+pub type PortInfo = Vec<(&'static str, String)>;
+
+/// A poll-mode port. Any thread may call any method; a queue is used by one
+/// thread at a time (drivers enforce it where a queue could be shared).
+pub trait Port: Send + Sync {
+    /// Driver name shown to operators (`vhost-user`, `ring`, ...).
+    fn kind(&self) -> &'static str;
+    fn n_rxq(&self) -> usize;
+    fn n_txq(&self) -> usize;
+    /// Receives up to `out.room()` packets from queue `qid`; returns how many.
+    fn rx_burst(&self, qid: usize, cache: &mut PoolCache, out: &mut Batch) -> usize;
+    /// Sends every packet of `pkts` on queue `qid`, consuming the batch:
+    /// packets that cannot be sent are freed and counted as drops with their
+    /// reason. Returns how many were sent.
+    fn tx_burst(&self, qid: usize, cache: &mut PoolCache, pkts: &mut Batch) -> usize;
+    fn rxq_stats(&self, qid: usize) -> &QueueStats;
+    fn txq_stats(&self, qid: usize) -> &QueueStats;
+    /// True when a peer is attached and the port can carry traffic.
+    fn link_up(&self) -> bool;
+    fn info(&self) -> PortInfo;
+    /// Called once when the port is removed from the switch.
+    fn shutdown(&self) {}
+}

@@ -1,0 +1,185 @@
+//! The vhost-user port as the datapath sees it: `rx_burst` reads the guest's
+//! transmit queues, `tx_burst` fills its receive queues.
+
+use super::queue::VirtQueue;
+use super::split_ring::RingFeatures;
+use crate::mbuf::{Batch, PoolCache};
+use crate::port::{DropReason, Port, PortInfo, QueueStats};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Whether ferrovsd listens on the socket (QEMU connects) or connects to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketMode {
+    Server,
+    Client,
+}
+
+impl SocketMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SocketMode::Server => "server",
+            SocketMode::Client => "client",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct VhostPortConfig {
+    pub path: PathBuf,
+    pub mode: SocketMode,
+    /// Queue pairs offered to the guest.
+    pub queue_pairs: u16,
+    pub mac: [u8; 6],
+}
+
+pub struct VhostPort {
+    pub config: VhostPortConfig,
+    /// virtio-net numbering: queue 2k is the guest's receiveq k (our TX),
+    /// 2k+1 its transmitq k (our RX).
+    pub queues: Vec<VirtQueue>,
+    pub connected: AtomicBool,
+    pub acked_features: AtomicU64,
+    pub acked_protocol_features: AtomicU64,
+    /// Last control-plane problem, for `show`.
+    pub last_error: Mutex<Option<String>>,
+    pub connections: AtomicU64,
+}
+
+impl VhostPort {
+    pub fn new(config: VhostPortConfig) -> VhostPort {
+        let n = 2 * config.queue_pairs.max(1) as usize;
+        VhostPort {
+            config,
+            queues: (0..n).map(|_| VirtQueue::default()).collect(),
+            connected: AtomicBool::new(false),
+            acked_features: AtomicU64::new(0),
+            acked_protocol_features: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            connections: AtomicU64::new(0),
+        }
+    }
+
+    pub fn set_error(&self, e: impl Into<String>) {
+        *self.last_error.lock().expect("poisoned") = Some(e.into());
+    }
+
+    /// Applies negotiated features to every queue's walker.
+    pub fn set_ring_features(&self, f: RingFeatures) {
+        for q in &self.queues {
+            let mut s = q.state.lock();
+            s.features = f;
+            s.try_start();
+        }
+    }
+
+    /// Stops and forgets every queue (peer disconnected).
+    pub fn reset_queues(&self) {
+        for q in &self.queues {
+            q.state.lock().reset();
+        }
+    }
+
+    fn rxq(&self, qid: usize) -> &VirtQueue {
+        &self.queues[2 * qid + 1]
+    }
+
+    fn txq(&self, qid: usize) -> &VirtQueue {
+        &self.queues[2 * qid]
+    }
+}
+
+impl Port for VhostPort {
+    fn kind(&self) -> &'static str {
+        "vhost-user"
+    }
+
+    fn n_rxq(&self) -> usize {
+        self.queues.len() / 2
+    }
+
+    fn n_txq(&self) -> usize {
+        self.queues.len() / 2
+    }
+
+    fn rx_burst(&self, qid: usize, cache: &mut PoolCache, out: &mut Batch) -> usize {
+        let q = self.rxq(qid);
+        // Busy means the control thread is changing this queue: skip a turn.
+        let Some(mut st) = q.state.try_lock() else { return 0 };
+        if !st.enabled {
+            return 0;
+        }
+        let st = &mut *st;
+        let (Some(ring), Some(mem)) = (st.ring.as_mut(), st.mem.as_ref()) else { return 0 };
+        let (n, notify) = ring.dequeue(mem, cache, out, &q.stats);
+        if notify {
+            st.signal();
+            crate::port::bump(&q.notifications, 1);
+        }
+        n
+    }
+
+    fn tx_burst(&self, qid: usize, cache: &mut PoolCache, pkts: &mut Batch) -> usize {
+        if pkts.is_empty() {
+            return 0;
+        }
+        let q = self.txq(qid % self.n_txq());
+        let mut st = q.state.lock();
+        let mut sent = 0;
+        let mut reason = DropReason::NotReady;
+        if st.enabled {
+            let st = &mut *st;
+            if let (Some(ring), Some(mem)) = (st.ring.as_mut(), st.mem.as_ref()) {
+                let (n, notify) = ring.enqueue(mem, cache, pkts, &q.stats);
+                sent = n;
+                reason = DropReason::RingFull;
+                if notify {
+                    st.signal();
+                    crate::port::bump(&q.notifications, 1);
+                }
+            }
+        }
+        drop(st);
+        q.stats.drop_n(reason, pkts.len() as u64);
+        cache.free_batch(pkts);
+        sent
+    }
+
+    fn rxq_stats(&self, qid: usize) -> &QueueStats {
+        &self.rxq(qid).stats
+    }
+
+    fn txq_stats(&self, qid: usize) -> &QueueStats {
+        &self.txq(qid).stats
+    }
+
+    fn link_up(&self) -> bool {
+        self.connected.load(Ordering::Relaxed) && self.queues.iter().any(|q| q.state.lock().running())
+    }
+
+    fn info(&self) -> PortInfo {
+        let f = self.acked_features.load(Ordering::Relaxed);
+        let mut v = vec![
+            ("path", self.config.path.display().to_string()),
+            ("mode", self.config.mode.as_str().to_string()),
+            ("state", if self.link_up() { "up" } else if self.connected.load(Ordering::Relaxed) { "connected" } else { "waiting" }.into()),
+            ("features", super::features::names(f).join(",")),
+            ("features_hex", format!("{f:#x}")),
+            ("queue_pairs", self.n_rxq().to_string()),
+            ("connections", self.connections.load(Ordering::Relaxed).to_string()),
+        ];
+        let enabled: Vec<String> = self
+            .queues
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| q.state.lock().running())
+            .map(|(i, _)| i.to_string())
+            .collect();
+        v.push(("running_vrings", enabled.join(",")));
+        if let Some(e) = self.last_error.lock().expect("poisoned").as_ref() {
+            v.push(("last_error", e.clone()));
+        }
+        v
+    }
+}

@@ -1,0 +1,90 @@
+//! One virtqueue of a vhost-user port: the state the control thread sets up
+//! from vhost-user messages, and the running ring the PMD walks, under one
+//! spin lock so a message (GET_VRING_BASE, SET_MEM_TABLE ...) can never change
+//! a ring in the middle of a burst.
+
+use super::guest_mem::GuestMem;
+use super::split_ring::{RingAddrs, RingFeatures, SplitRing};
+use crate::port::QueueStats;
+use crate::sync::SpinLock;
+use std::fs::File;
+use std::io::Write;
+use std::sync::Arc;
+
+#[derive(Default)]
+pub struct QueueState {
+    pub size: u16,
+    pub addrs: Option<RingAddrs>,
+    pub base: u16,
+    pub kick: Option<File>,
+    pub call: Option<File>,
+    pub enabled: bool,
+    pub features: RingFeatures,
+    pub mem: Option<Arc<GuestMem>>,
+    /// Some while the ring runs: every parameter set and the kick fd received.
+    pub ring: Option<SplitRing>,
+    pub last_error: Option<String>,
+}
+
+impl QueueState {
+    /// (Re)starts the ring when everything it needs is known. Called after
+    /// each message that changes one of its inputs.
+    pub fn try_start(&mut self) {
+        let last_avail = self.ring.as_ref().map(|r| r.last_avail).unwrap_or(self.base);
+        self.ring = None;
+        let (Some(addrs), Some(mem)) = (self.addrs, self.mem.as_ref()) else { return };
+        if self.kick.is_none() || self.size == 0 {
+            return;
+        }
+        match SplitRing::new(mem, self.size, addrs, last_avail, self.features) {
+            Ok(r) => {
+                self.ring = Some(r);
+                self.last_error = None;
+            }
+            Err(e) => self.last_error = Some(e.to_string()),
+        }
+    }
+
+    /// Stops the ring (GET_VRING_BASE) and returns where the guest should resume.
+    pub fn stop(&mut self) -> u16 {
+        if let Some(r) = self.ring.take() {
+            self.base = r.last_avail;
+        }
+        self.kick = None;
+        self.base
+    }
+
+    /// Forgets the connection entirely (peer gone, RESET_OWNER).
+    pub fn reset(&mut self) {
+        *self = QueueState::default();
+    }
+
+    pub fn running(&self) -> bool {
+        self.ring.is_some() && self.enabled
+    }
+
+    /// Interrupts the guest; an eventfd write cannot block and its only
+    /// failure (counter overflow) means an interrupt is already pending.
+    pub fn signal(&mut self) {
+        if let Some(call) = self.call.as_mut() {
+            let _ = call.write(&1u64.to_ne_bytes());
+        }
+    }
+}
+
+pub struct VirtQueue {
+    pub state: SpinLock<QueueState>,
+    pub stats: QueueStats,
+    /// Guest interrupts we raised.
+    pub notifications: std::sync::atomic::AtomicU64,
+}
+
+impl Default for VirtQueue {
+    fn default() -> Self {
+        VirtQueue {
+            state: SpinLock::new(QueueState::default()),
+            stats: QueueStats::default(),
+            notifications: Default::default(),
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! A burst-oriented walker of one split virtqueue, device side.
+//!
+//! Ring addresses are translated once when the ring starts; each burst does
+//! one read of `avail.idx`, one store of `used.idx` and one notification
+//! decision. Everything read from guest memory is read once into a local and
+//! validated: indices against the table size, chain length against the table
+//! size (which also ends loops), addresses and lengths against guest memory.
+//! A bad chain costs the packet (counted by reason), never our memory.
+
+use super::guest_mem::GuestMem;
+use crate::mbuf::{Batch, Mbuf, PoolCache};
+use crate::port::{DropReason, QueueStats};
+use std::ptr;
+use std::sync::atomic::{fence, Ordering};
+
+pub const VRING_DESC_F_NEXT: u16 = 1;
+pub const VRING_DESC_F_WRITE: u16 = 2;
+pub const VRING_DESC_F_INDIRECT: u16 = 4;
+pub const VRING_USED_F_NO_NOTIFY: u16 = 1;
+pub const VRING_AVAIL_F_NO_INTERRUPT: u16 = 1;
+pub const MAX_QUEUE_SIZE: u16 = 32768;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Desc {
+    pub addr: u64,
+    pub len: u32,
+    pub flags: u16,
+    pub next: u16,
+}
+
+/// Where a ring lives, in the frontend's address space (SET_VRING_ADDR).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingAddrs {
+    pub desc: u64,
+    pub avail: u64,
+    pub used: u64,
+}
+
+/// How the negotiated features shape the ring and the packet header.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RingFeatures {
+    pub event_idx: bool,
+    pub mrg_rxbuf: bool,
+    /// virtio-net header length: 12 with VERSION_1 or MRG_RXBUF, else 10.
+    pub hdr_len: usize,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum RingError {
+    BadSize(u16),
+    Unmapped(&'static str),
+    Misaligned(&'static str),
+}
+
+impl std::fmt::Display for RingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RingError::BadSize(n) => write!(f, "queue size {n} is not a power of two up to {MAX_QUEUE_SIZE}"),
+            RingError::Unmapped(what) => write!(f, "{what} ring is not inside the guest's memory"),
+            RingError::Misaligned(what) => write!(f, "{what} ring is misaligned"),
+        }
+    }
+}
+
+pub struct SplitRing {
+    size: u16,
+    desc: *const Desc,
+    /// flags, idx, ring[size], used_event
+    avail: *const u16,
+    /// flags, idx, then `size` elements of {id: u32, len: u32}, then avail_event
+    used: *mut u16,
+    pub last_avail: u16,
+    used_idx: u16,
+    features: RingFeatures,
+}
+
+// SAFETY: the pointers point into guest memory that the owner of this ring
+// keeps mapped (it holds the GuestMem Arc next to it under one lock).
+unsafe impl Send for SplitRing {}
+
+/// What one chain offers to a writer (guest RX): the head and the bytes
+/// written so far.
+struct Written {
+    head: u16,
+    len: u32,
+}
+
+impl SplitRing {
+    /// Translates and checks the three areas of a ring of `size` entries.
+    pub fn new(
+        mem: &GuestMem,
+        size: u16,
+        addrs: RingAddrs,
+        base: u16,
+        features: RingFeatures,
+    ) -> Result<SplitRing, RingError> {
+        if size == 0 || !size.is_power_of_two() || size > MAX_QUEUE_SIZE {
+            return Err(RingError::BadSize(size));
+        }
+        let n = size as u64;
+        let desc = mem.uva(addrs.desc, 16 * n).ok_or(RingError::Unmapped("descriptor"))?;
+        let avail = mem.uva(addrs.avail, 6 + 2 * n).ok_or(RingError::Unmapped("available"))?;
+        let used = mem.uva(addrs.used, 6 + 8 * n).ok_or(RingError::Unmapped("used"))?;
+        if desc as usize % 16 != 0 {
+            return Err(RingError::Misaligned("descriptor"));
+        }
+        if avail as usize % 2 != 0 {
+            return Err(RingError::Misaligned("available"));
+        }
+        if used as usize % 4 != 0 {
+            return Err(RingError::Misaligned("used"));
+        }
+        let mut r = SplitRing {
+            size,
+            desc: desc as *const Desc,
+            avail: avail as *const u16,
+            used: used as *mut u16,
+            last_avail: base,
+            used_idx: 0,
+            features,
+        };
+        // Continue from what the guest has already seen as used.
+        r.used_idx = r.read_used_idx();
+        // We poll: ask the guest not to kick us.
+        // SAFETY: `used` was translated for its whole length above.
+        unsafe { ptr::write_volatile(r.used, VRING_USED_F_NO_NOTIFY) };
+        Ok(r)
+    }
+
+    pub fn size(&self) -> u16 {
+        self.size
+    }
+
+    fn read_used_idx(&self) -> u16 {
+        // SAFETY: used[1] is inside the translated used area.
+        unsafe { ptr::read_volatile(self.used.add(1)) }
+    }
+
+    #[inline]
+    fn avail_idx(&self) -> u16 {
+        // SAFETY: avail[1] is inside the translated avail area.
+        let idx = unsafe { ptr::read_volatile(self.avail.add(1)) };
+        // Entries up to idx must be read after idx itself.
+        fence(Ordering::Acquire);
+        idx
+    }
+
+    #[inline]
+    fn avail_entry(&self, i: u16) -> u16 {
+        // SAFETY: the index is masked to the ring size.
+        unsafe { ptr::read_volatile(self.avail.add(2 + (i & (self.size - 1)) as usize)) }
+    }
+
+    /// Entries the guest has made available and we have not taken yet.
+    #[inline]
+    pub fn pending(&self) -> u16 {
+        self.avail_idx().wrapping_sub(self.last_avail)
+    }
+
+    #[inline]
+    fn push_used(&mut self, head: u16, len: u32) {
+        let slot = (self.used_idx & (self.size - 1)) as usize;
+        // SAFETY: slot < size; elements start 4 bytes into the used area,
+        // which was translated for 6 + 8 * size bytes.
+        unsafe {
+            let e = self.used.cast::<u8>().add(4 + 8 * slot).cast::<u32>();
+            ptr::write_volatile(e, head as u32);
+            ptr::write_volatile(e.add(1), len);
+        }
+        self.used_idx = self.used_idx.wrapping_add(1);
+    }
+
+    /// Publishes the used entries of this burst and says whether the guest
+    /// wants an interrupt for them.
+    #[inline]
+    fn publish_used(&mut self, old_used: u16) -> bool {
+        if self.used_idx == old_used {
+            return false;
+        }
+        fence(Ordering::Release);
+        // SAFETY: used[1] is inside the translated used area.
+        unsafe { ptr::write_volatile(self.used.add(1), self.used_idx) };
+        // The guest's suppression flags must be read after the index store.
+        fence(Ordering::SeqCst);
+        if self.features.event_idx {
+            // SAFETY: used_event sits right after avail.ring[size], translated above.
+            let used_event = unsafe { ptr::read_volatile(self.avail.add(2 + self.size as usize)) };
+            self.used_idx.wrapping_sub(used_event).wrapping_sub(1) < self.used_idx.wrapping_sub(old_used)
+        } else {
+            // SAFETY: avail[0] (flags) is inside the translated avail area.
+            let flags = unsafe { ptr::read_volatile(self.avail) };
+            flags & VRING_AVAIL_F_NO_INTERRUPT == 0
+        }
+    }
+
+    /// Guest TX: copies up to `out.room()` frames out of the guest into new
+    /// buffers. Returns (packets received, whether to signal the guest).
+    pub fn dequeue(
+        &mut self,
+        mem: &GuestMem,
+        cache: &mut PoolCache,
+        out: &mut Batch,
+        stats: &QueueStats,
+    ) -> (usize, bool) {
+        let avail = self.pending();
+        if avail == 0 {
+            return (0, false);
+        }
+        let n = (avail as usize).min(out.room());
+        let old_used = self.used_idx;
+        let (mut got, mut bytes) = (0usize, 0u64);
+        for _ in 0..n {
+            let head = self.avail_entry(self.last_avail);
+            let Some(mut m) = cache.alloc() else {
+                stats.drop_n(DropReason::NoBuffer, 1);
+                break; // leave the chain in the ring; retry next poll
+            };
+            self.last_avail = self.last_avail.wrapping_add(1);
+            match self.read_chain(mem, head, &mut m) {
+                Ok(len) => {
+                    bytes += len as u64;
+                    got += 1;
+                    let _ = out.push(m);
+                }
+                Err(reason) => {
+                    stats.drop_n(reason, 1);
+                    cache.free(m);
+                }
+            }
+            if head < self.size {
+                self.push_used(head, 0);
+            }
+        }
+        stats.count(got as u64, bytes);
+        (got, self.publish_used(old_used))
+    }
+
+    /// Copies one TX chain (header skipped) into `m`.
+    fn read_chain(&self, mem: &GuestMem, head: u16, m: &mut Mbuf) -> Result<usize, DropReason> {
+        let mut skip = self.features.hdr_len;
+        let cap = m.capacity();
+        let dst = m.data_ptr();
+        let mut written = 0usize;
+        let mut walker = ChainWalker::new(self, mem, head);
+        while let Some(d) = walker.next()? {
+            if d.flags & VRING_DESC_F_WRITE != 0 {
+                return Err(DropReason::DescFlags);
+            }
+            let src = mem.gpa(d.addr, d.len as u64).ok_or(DropReason::DescAddr)?;
+            let mut len = d.len as usize;
+            let mut off = 0usize;
+            if skip > 0 {
+                let s = skip.min(len);
+                skip -= s;
+                off = s;
+                len -= s;
+            }
+            if len == 0 {
+                continue;
+            }
+            if written + len > cap {
+                return Err(DropReason::Oversized);
+            }
+            // SAFETY: src..src+off+len is inside guest memory (translated
+            // above) and dst..dst+written+len inside the buffer (checked
+            // against capacity). The guest may write concurrently: we copy
+            // bytes, and a torn frame is the guest's own problem.
+            unsafe { ptr::copy_nonoverlapping(src.add(off), dst.add(written), len) };
+            written += len;
+        }
+        if written == 0 {
+            return Err(DropReason::DescLen);
+        }
+        m.set_len(written);
+        Ok(written)
+    }
+
+    /// Guest RX: copies frames from the front of `pkts` into guest buffers.
+    /// Sent frames are freed; frames that found no room stay in `pkts` (the
+    /// caller retries or drops them). Returns (sent, whether to signal).
+    pub fn enqueue(
+        &mut self,
+        mem: &GuestMem,
+        cache: &mut PoolCache,
+        pkts: &mut Batch,
+        stats: &QueueStats,
+    ) -> (usize, bool) {
+        let old_used = self.used_idx;
+        let mut avail = self.pending();
+        let (mut done, mut sent, mut bytes) = (0usize, 0u64, 0u64);
+        while done < pkts.len() && avail > 0 {
+            let (saved_avail, saved_used) = (self.last_avail, self.used_idx);
+            match self.write_packet(mem, pkts.get(done).data(), &mut avail) {
+                Ok(()) => {
+                    sent += 1;
+                    bytes += pkts.get(done).len() as u64;
+                }
+                Err(None) => {
+                    // Out of guest buffers mid-frame: undo and stop.
+                    self.last_avail = saved_avail;
+                    self.used_idx = saved_used;
+                    break;
+                }
+                Err(Some(reason)) => stats.drop_n(reason, 1),
+            }
+            done += 1;
+        }
+        pkts.drain_front(done, |m| cache.free(m));
+        stats.count(sent, bytes);
+        (sent as usize, self.publish_used(old_used))
+    }
+
+    /// Writes header + frame into one chain (or, with mergeable buffers, as
+    /// many chains as needed). Err(None): not enough buffers; Err(Some):
+    /// the guest's chain was invalid (its buffers are returned with len 0).
+    fn write_packet(&mut self, mem: &GuestMem, frame: &[u8], avail: &mut u16) -> Result<(), Option<DropReason>> {
+        let hdr_len = self.features.hdr_len;
+        let total = hdr_len + frame.len();
+        let mut pos = 0usize; // bytes of (header + frame) written
+        let mut num_buffers: u16 = 0;
+        let mut hdr_ptr: *mut u8 = ptr::null_mut();
+        let mut header = [0u8; 12];
+        while pos < total {
+            if *avail == 0 {
+                return Err(None);
+            }
+            if num_buffers > 0 && !self.features.mrg_rxbuf {
+                break;
+            }
+            *avail -= 1;
+            let head = self.avail_entry(self.last_avail);
+            self.last_avail = self.last_avail.wrapping_add(1);
+            let mut chunk = Written { head, len: 0 };
+            let res = self.fill_chain(mem, &mut chunk, frame, &header, &mut pos, total, &mut hdr_ptr);
+            if head < self.size {
+                self.push_used(chunk.head, chunk.len);
+            }
+            res.map_err(Some)?;
+            num_buffers += 1;
+        }
+        if pos < total {
+            return Err(Some(DropReason::Oversized));
+        }
+        if self.features.mrg_rxbuf || hdr_len == 12 {
+            header[10..12].copy_from_slice(&num_buffers.to_le_bytes());
+            // SAFETY: hdr_ptr points at the start of the first buffer, which
+            // fill_chain checked holds at least hdr_len bytes.
+            unsafe { ptr::copy_nonoverlapping(header[10..12].as_ptr(), hdr_ptr.add(10), 2) };
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fill_chain(
+        &self,
+        mem: &GuestMem,
+        chunk: &mut Written,
+        frame: &[u8],
+        header: &[u8; 12],
+        pos: &mut usize,
+        total: usize,
+        hdr_ptr: &mut *mut u8,
+    ) -> Result<(), DropReason> {
+        let hdr_len = self.features.hdr_len;
+        let mut walker = ChainWalker::new(self, mem, chunk.head);
+        while let Some(d) = walker.next()? {
+            if d.flags & VRING_DESC_F_WRITE == 0 {
+                return Err(DropReason::DescFlags);
+            }
+            let dst = mem.gpa(d.addr, d.len as u64).ok_or(DropReason::DescAddr)?;
+            if hdr_ptr.is_null() {
+                if (d.len as usize) < hdr_len {
+                    return Err(DropReason::DescLen);
+                }
+                *hdr_ptr = dst;
+            }
+            let mut room = d.len as usize;
+            let mut off = 0usize;
+            while room > 0 && *pos < total {
+                let (src, n) = if *pos < hdr_len {
+                    let n = (hdr_len - *pos).min(room);
+                    (&header[*pos..*pos + n], n)
+                } else {
+                    let f = *pos - hdr_len;
+                    let n = (frame.len() - f).min(room);
+                    (&frame[f..f + n], n)
+                };
+                // SAFETY: dst..dst+d.len is guest memory translated above and
+                // off + n <= d.len.
+                unsafe { ptr::copy_nonoverlapping(src.as_ptr(), dst.add(off), n) };
+                off += n;
+                room -= n;
+                *pos += n;
+                chunk.len += n as u32;
+            }
+            if *pos == total {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Follows one descriptor chain, direct or through one indirect table, with
+/// every step checked. Ends after at most `table size` steps.
+struct ChainWalker<'a> {
+    mem: &'a GuestMem,
+    table: *const Desc,
+    table_len: u32,
+    next: Option<u32>,
+    steps: u32,
+    indirect: bool,
+}
+
+impl<'a> ChainWalker<'a> {
+    fn new(ring: &SplitRing, mem: &'a GuestMem, head: u16) -> Self {
+        ChainWalker {
+            mem,
+            table: ring.desc,
+            table_len: ring.size as u32,
+            next: Some(head as u32),
+            steps: 0,
+            indirect: false,
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<Desc>, DropReason> {
+        loop {
+            let Some(i) = self.next else { return Ok(None) };
+            if i >= self.table_len {
+                return Err(DropReason::DescIndex);
+            }
+            self.steps += 1;
+            if self.steps > self.table_len {
+                return Err(DropReason::DescLoop);
+            }
+            // SAFETY: i < table_len and the table was translated for
+            // table_len descriptors; one volatile read, then only the copy is used.
+            let d = unsafe { ptr::read_volatile(self.table.add(i as usize)) };
+            if d.flags & VRING_DESC_F_INDIRECT != 0 {
+                if self.indirect || d.flags & VRING_DESC_F_NEXT != 0 {
+                    return Err(DropReason::DescIndirect);
+                }
+                if d.len == 0 || d.len % 16 != 0 || d.len / 16 > MAX_QUEUE_SIZE as u32 {
+                    return Err(DropReason::DescIndirect);
+                }
+                let t = self.mem.gpa(d.addr, d.len as u64).ok_or(DropReason::DescAddr)?;
+                if t as usize % std::mem::align_of::<Desc>() != 0 {
+                    return Err(DropReason::DescIndirect);
+                }
+                self.table = t as *const Desc;
+                self.table_len = d.len / 16;
+                self.next = Some(0);
+                self.steps = 0;
+                self.indirect = true;
+                continue;
+            }
+            if d.len == 0 {
+                return Err(DropReason::DescLen);
+            }
+            self.next = (d.flags & VRING_DESC_F_NEXT != 0).then_some(d.next as u32);
+            return Ok(Some(d));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
