@@ -1,1 +1,123 @@
-fn main(){}
+//! ferrovsd: the ferrovs switch daemon.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use switch::bridge::Bridge;
+use switch::config::{parse_cpu_list, parse_mode, Config, Hugepages};
+use switch::control::ControlServer;
+use switch::datapath::Datapath;
+use switch::fdb::Fdb;
+
+#[derive(Parser, Debug)]
+#[command(name = "ferrovsd", version, about = "ferrovs: a polling L2 virtual switch for vhost-user VMs")]
+struct Args {
+    /// TOML configuration; without it the embedded default (configs/default.toml) is used.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory for the control socket (ferrovsd.sock) and relative port sockets.
+    #[arg(long, default_value = "/run/ferrovs")]
+    run_dir: PathBuf,
+    /// PMD CPU list, e.g. "1" or "2-3"; overrides [pmd] cores.
+    #[arg(long)]
+    pmd_cores: Option<String>,
+    /// Print the embedded default configuration and exit.
+    #[arg(long)]
+    print_default_config: bool,
+}
+
+fn pmd_cores(spec: &str) -> Result<Vec<usize>> {
+    let allowed: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    match parse_cpu_list(spec).map_err(|e| anyhow::anyhow!("pmd cores: {e}"))? {
+        None => Ok(vec![allowed.iter().copied().max().unwrap_or(0)]),
+        Some(list) => {
+            if let Some(c) = list.iter().find(|c| !allowed.contains(c)) {
+                bail!("pmd cores: CPU {c} is not available to this process (allowed: {allowed:?})");
+            }
+            Ok(list)
+        }
+    }
+}
+
+/// Blocks the termination signals in this thread and every thread it starts,
+/// so that `wait_for_signal` can take them synchronously.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: plain libc signal-set manipulation on a local, zeroed sigset_t.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_signal(set: &libc::sigset_t) -> i32 {
+    let mut sig = 0;
+    // SAFETY: `set` is a valid signal set and `sig` a valid out pointer.
+    unsafe { libc::sigwait(set, &mut sig) };
+    sig
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FERROVS_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if args.print_default_config {
+        print!("{}", switch::config::DEFAULT_CONFIG);
+        return Ok(());
+    }
+    let sigs = block_signals();
+    let cfg = Config::load(args.config.as_deref())?;
+    let cores = pmd_cores(args.pmd_cores.as_deref().unwrap_or(&cfg.pmd.cores))?;
+    std::fs::create_dir_all(&args.run_dir).with_context(|| format!("cannot create run directory {}", args.run_dir.display()))?;
+    let run_dir = args.run_dir.canonicalize()?;
+
+    let pool = pmd::Pool::new(cfg.memory.n_mbufs, cfg.memory.hugepages == Hugepages::Auto)
+        .context("cannot allocate the packet buffer pool")?;
+    let fdb = Arc::new(Fdb::new(cfg.bridge.mac_table_size as usize, cfg.bridge.mac_aging_time));
+    let datapath = Datapath::start(&cores, fdb.clone(), pool.clone(), cfg.pmd.sleep_max).context("cannot start PMD threads")?;
+    let bridge = Bridge::new(cfg.bridge.name.clone(), run_dir.clone(), fdb.clone(), pool.clone(), datapath)?;
+    for p in &cfg.ports {
+        bridge.add_port(p.clone()).with_context(|| format!("config port {:?}", p.name))?;
+    }
+    let mode = parse_mode(&cfg.control.socket_mode).map_err(anyhow::Error::msg)?;
+    let bridge = Arc::new(bridge);
+    let mut control = ControlServer::start(&run_dir.join("ferrovsd.sock"), mode, bridge.clone())
+        .context("cannot open the management socket")?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let housekeeping = {
+        let (fdb, stop) = (fdb.clone(), stop.clone());
+        std::thread::Builder::new().name("housekeeping".into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                fdb.age(fdb.now());
+            }
+        })?
+    };
+    tracing::info!(
+        run_dir = %run_dir.display(), pmd_cores = ?cores, pages = pool.page_kind().as_str(),
+        "ferrovsd ready: bridge {} with {} port(s); control socket {}",
+        cfg.bridge.name, cfg.ports.len(), run_dir.join("ferrovsd.sock").display()
+    );
+
+    let sig = wait_for_signal(&sigs);
+    tracing::info!("signal {sig}: shutting down");
+    control.stop();
+    stop.store(true, Ordering::Relaxed);
+    let _ = housekeeping.join();
+    match Arc::try_unwrap(bridge) {
+        Ok(mut b) => b.shutdown(),
+        Err(_) => tracing::warn!("bridge still referenced at shutdown"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! The bridge as the control plane sees it: its ports by name, the port
+//! numbers, and every change turned into a new datapath snapshot.
+
+use crate::config::{parse_mac, validate_port_name, Mode, PortConfig, PortKind};
+use crate::datapath::snapshot::{Snapshot, SwitchPort};
+use crate::datapath::Datapath;
+use crate::fdb::Fdb;
+use pmd::vhost::{SocketMode, VhostControl, VhostPort, VhostPortConfig};
+use pmd::Pool;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub struct Bridge {
+    pub name: String,
+    pub run_dir: PathBuf,
+    pub fdb: Arc<Fdb>,
+    pub pool: Arc<Pool>,
+    pub datapath: Datapath,
+    vhost: VhostControl,
+    state: Mutex<State>,
+}
+
+struct State {
+    ports: BTreeMap<String, (PortConfig, Arc<SwitchPort>)>,
+    next_no: u16,
+    generation: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("port {0:?} already exists")]
+    Exists(String),
+    #[error("no port named {0:?}")]
+    NoSuchPort(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cannot open socket for port {name:?}: {source}")]
+    Socket { name: String, source: std::io::Error },
+}
+
+impl Bridge {
+    pub fn new(name: String, run_dir: PathBuf, fdb: Arc<Fdb>, pool: Arc<Pool>, datapath: Datapath) -> std::io::Result<Bridge> {
+        Ok(Bridge {
+            name,
+            run_dir,
+            fdb,
+            pool,
+            datapath,
+            vhost: VhostControl::start()?,
+            state: Mutex::new(State { ports: BTreeMap::new(), next_no: 1, generation: 0 }),
+        })
+    }
+
+    fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.run_dir.join(p)
+        }
+    }
+
+    pub fn add_port(&self, cfg: PortConfig) -> Result<u16, BridgeError> {
+        validate_port_name(&cfg.name).map_err(BridgeError::Invalid)?;
+        let mut st = self.state.lock().expect("bridge state poisoned");
+        if st.ports.contains_key(&cfg.name) {
+            return Err(BridgeError::Exists(cfg.name));
+        }
+        let path = self.resolve(&cfg.path);
+        if path.as_os_str().len() >= 108 {
+            return Err(BridgeError::Invalid(format!("socket path {} is longer than 107 bytes", path.display())));
+        }
+        if let Some((other, _)) = st.ports.iter().find(|(_, (c, _))| self.resolve(&c.path) == path) {
+            return Err(BridgeError::Invalid(format!("socket {} is already used by port {other:?}", path.display())));
+        }
+        if st.next_no == u16::MAX {
+            return Err(BridgeError::Invalid("port numbers exhausted; restart ferrovsd".into()));
+        }
+        let no = st.next_no;
+        let mac = match &cfg.mac {
+            Some(m) => parse_mac(m).map_err(BridgeError::Invalid)?,
+            None => [0x02, 0xfe, 0x00, 0x00, (no >> 8) as u8, no as u8],
+        };
+        let sp = match cfg.kind {
+            PortKind::VhostUser => {
+                let mode = match cfg.mode {
+                    Mode::Server => SocketMode::Server,
+                    Mode::Client => SocketMode::Client,
+                };
+                let vp = Arc::new(VhostPort::new(VhostPortConfig { path, mode, queue_pairs: 1, mac }));
+                self.vhost
+                    .add(vp.clone())
+                    .map_err(|source| BridgeError::Socket { name: cfg.name.clone(), source })?;
+                Arc::new(SwitchPort { no, name: cfg.name.clone(), port: vp.clone(), vhost: Some(vp) })
+            }
+        };
+        st.next_no += 1;
+        tracing::info!(port = %cfg.name, no, "port added");
+        st.ports.insert(cfg.name.clone(), (cfg, sp));
+        self.republish(&mut st);
+        Ok(no)
+    }
+
+    pub fn del_port(&self, name: &str) -> Result<(), BridgeError> {
+        let mut st = self.state.lock().expect("bridge state poisoned");
+        let (_, sp) = st.ports.remove(name).ok_or_else(|| BridgeError::NoSuchPort(name.into()))?;
+        // After this returns no PMD polls or sends to the port any more.
+        self.republish(&mut st);
+        if let Some(vp) = &sp.vhost {
+            self.vhost.remove(vp);
+        }
+        sp.port.shutdown();
+        self.fdb.flush_port(sp.no);
+        tracing::info!(port = %name, "port removed");
+        Ok(())
+    }
+
+    fn republish(&self, st: &mut State) {
+        st.generation += 1;
+        let ports = st.ports.values().map(|(_, sp)| sp.clone()).collect();
+        self.datapath.publish(Snapshot::build(st.generation, ports, self.datapath.n_pmds()));
+    }
+
+    pub fn ports(&self) -> Vec<(PortConfig, Arc<SwitchPort>)> {
+        let st = self.state.lock().expect("bridge state poisoned");
+        let mut v: Vec<_> = st.ports.values().cloned().collect();
+        v.sort_by_key(|(_, sp)| sp.no);
+        v
+    }
+
+    pub fn port_name(&self, no: u16) -> Option<String> {
+        let st = self.state.lock().expect("bridge state poisoned");
+        st.ports.values().find(|(_, sp)| sp.no == no).map(|(_, sp)| sp.name.clone())
+    }
+
+    /// Removes every port (shutdown): closes connections and unlinks sockets.
+    pub fn shutdown(&mut self) {
+        let names: Vec<String> = self.state.lock().expect("bridge state poisoned").ports.keys().cloned().collect();
+        for n in names {
+            let _ = self.del_port(&n);
+        }
+        self.datapath.stop();
+        self.vhost.stop();
+    }
+}

@@ -1,0 +1,283 @@
+//! ferrovsd's TOML configuration. Key names follow OVS where an OVS operator
+//! would look for them (`pmd-cores` ~ pmd-cpu-mask, `pmd-sleep-max`,
+//! `mac-aging-time`, `mac-table-size`, `vhost-server-path`). Unknown keys and
+//! bad values are errors that name the key.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The embedded default (also `configs/default.toml`).
+pub const DEFAULT_CONFIG: &str = include_str!("../../configs/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    #[serde(default)]
+    pub bridge: BridgeConfig,
+    #[serde(default)]
+    pub pmd: PmdConfig,
+    #[serde(default)]
+    pub memory: MemoryConfig,
+    #[serde(default)]
+    pub control: ControlConfig,
+    #[serde(default, rename = "port")]
+    pub ports: Vec<PortConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct BridgeConfig {
+    pub name: String,
+    /// Seconds a learned MAC stays without being seen (OVS: mac-aging-time).
+    pub mac_aging_time: u32,
+    /// Maximum learned MACs (OVS: mac-table-size).
+    pub mac_table_size: u32,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        BridgeConfig { name: "br0".into(), mac_aging_time: 300, mac_table_size: 8192 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct PmdConfig {
+    /// CPU list ("1", "2-3,6") or "auto": one PMD on the highest allowed CPU.
+    pub cores: String,
+    /// Longest idle sleep in microseconds (OVS: pmd-sleep-max); 0 = always poll.
+    pub sleep_max: u32,
+}
+
+impl Default for PmdConfig {
+    fn default() -> Self {
+        PmdConfig { cores: "auto".into(), sleep_max: 250 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hugepages {
+    /// Use 2 MiB hugepages when reserved, normal pages otherwise (warned).
+    Auto,
+    /// Never use hugepages.
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct MemoryConfig {
+    pub hugepages: Hugepages,
+    /// Packet buffers in the pool (2304 bytes each).
+    pub n_mbufs: u32,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig { hugepages: Hugepages::Auto, n_mbufs: 16384 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ControlConfig {
+    /// Octal permission bits of the management socket.
+    pub socket_mode: String,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig { socket_mode: "0600".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PortConfig {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: PortKind,
+    /// Socket path; relative paths are in the run directory.
+    /// (OVS: vhost-server-path for client ports.)
+    pub path: PathBuf,
+    #[serde(default)]
+    pub mode: Mode,
+    /// MAC the guest sees in config space (random locally administered if unset).
+    #[serde(default)]
+    pub mac: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PortKind {
+    VhostUser,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    #[default]
+    Server,
+    Client,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config {origin}: {msg}")]
+    Parse { origin: String, msg: String },
+    #[error("config {origin}: key `{key}`: {msg}")]
+    Value { origin: String, key: String, msg: String },
+}
+
+impl Config {
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            None => Config::parse(DEFAULT_CONFIG, "(embedded default)"),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.into(), source })?;
+                Config::parse(&text, &p.display().to_string())
+            }
+        }
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse { origin: origin.into(), msg: e.to_string() })?;
+        c.validate(origin)?;
+        Ok(c)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, msg: String| ConfigError::Value { origin: origin.into(), key: key.into(), msg };
+        if self.bridge.name.is_empty() {
+            return Err(bad("bridge.name", "must not be empty".into()));
+        }
+        if self.bridge.mac_aging_time == 0 {
+            return Err(bad("bridge.mac-aging-time", "must be at least 1 second".into()));
+        }
+        if !(16..=1 << 20).contains(&self.bridge.mac_table_size) {
+            return Err(bad("bridge.mac-table-size", "must be between 16 and 1048576".into()));
+        }
+        parse_cpu_list(&self.pmd.cores).map_err(|m| bad("pmd.cores", m))?;
+        if self.pmd.sleep_max > 10_000 {
+            return Err(bad("pmd.sleep-max", "must be at most 10000 microseconds".into()));
+        }
+        if !(1024..=1 << 22).contains(&self.memory.n_mbufs) {
+            return Err(bad("memory.n-mbufs", "must be between 1024 and 4194304".into()));
+        }
+        parse_mode(&self.control.socket_mode).map_err(|m| bad("control.socket-mode", m))?;
+        let mut names = std::collections::HashSet::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            validate_port_name(&p.name).map_err(|m| bad(&format!("port[{i}].name"), m))?;
+            if !names.insert(&p.name) {
+                return Err(bad(&format!("port[{i}].name"), format!("duplicate port name {:?}", p.name)));
+            }
+            if let Some(m) = &p.mac {
+                parse_mac(m).map_err(|e| bad(&format!("port[{i}].mac"), e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn validate_port_name(n: &str) -> Result<(), String> {
+    if n.is_empty() || n.len() > 32 || !n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(format!("{n:?} is not a port name (1-32 of A-Z a-z 0-9 - _ .)"));
+    }
+    Ok(())
+}
+
+/// "auto" -> None; "1,3-4" -> Some([1,3,4]).
+pub fn parse_cpu_list(s: &str) -> Result<Option<Vec<usize>>, String> {
+    if s.trim() == "auto" {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (part, part),
+        };
+        let a: usize = a.parse().map_err(|_| format!("{part:?} is not a CPU number or range"))?;
+        let b: usize = b.parse().map_err(|_| format!("{part:?} is not a CPU number or range"))?;
+        if a > b || b >= 1024 {
+            return Err(format!("{part:?} is not a valid CPU range"));
+        }
+        out.extend(a..=b);
+    }
+    out.sort_unstable();
+    out.dedup();
+    if out.is_empty() {
+        return Err("no CPUs given".into());
+    }
+    Ok(Some(out))
+}
+
+pub fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("{s:?} is not an octal file mode such as \"0600\""))
+}
+
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let err = || format!("{s:?} is not a MAC address like 52:54:00:12:34:56");
+    if parts.len() != 6 {
+        return Err(err());
+    }
+    let mut m = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 {
+            return Err(err());
+        }
+        m[i] = u8::from_str_radix(p, 16).map_err(|_| err())?;
+    }
+    Ok(m)
+}
+
+pub fn format_mac(m: &[u8; 6]) -> String {
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.ports.len(), 2);
+        assert_eq!(c.bridge.mac_aging_time, 300);
+        assert_eq!(c.bridge.mac_table_size, 8192);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::parse("[bridge]\nname = \"b\"\nmac-agin-time = 5\n", "t").unwrap_err().to_string();
+        assert!(e.contains("mac-agin-time"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let e = Config::parse("[pmd]\ncores = \"1-x\"\n", "t").unwrap_err().to_string();
+        assert!(e.contains("pmd.cores"), "{e}");
+        let e = Config::parse("[bridge]\nmac-table-size = 1\n", "t").unwrap_err().to_string();
+        assert!(e.contains("bridge.mac-table-size"), "{e}");
+        let e = Config::parse("[[port]]\nname = \"a\"\ntype = \"vhost-user\"\npath = \"a\"\nmac = \"zz\"\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("port[0].mac"), "{e}");
+        let e = Config::parse("[[port]]\nname = \"a\"\ntype = \"tap\"\npath = \"a\"\n", "t").unwrap_err().to_string();
+        assert!(e.contains("tap"), "{e}");
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("auto").unwrap(), None);
+        assert_eq!(parse_cpu_list("3,0-1").unwrap(), Some(vec![0, 1, 3]));
+        assert!(parse_cpu_list("2-1").is_err());
+        assert!(parse_cpu_list("").is_err());
+    }
+}

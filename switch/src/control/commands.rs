@@ -1,0 +1,219 @@
+//! The management commands: a JSON request in, a JSON result or an error
+//! message out. Every command reads or changes the [`Bridge`]; none can
+//! touch the packet path other than through a new snapshot.
+
+use crate::bridge::Bridge;
+use crate::config::{format_mac, Mode, PortConfig, PortKind};
+use pmd::vhost::features;
+use serde_json::{json, Map, Value};
+use std::sync::atomic::Ordering;
+
+/// The command names, for `help` and for error messages.
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("show", "bridge, ports (type, socket, mode, state, negotiated features), PMD cores and their queues"),
+    ("add-port", "{name, type: \"vhost-user\", path, mode?: server|client, mac?} add a port at runtime"),
+    ("del-port", "{name} remove a port"),
+    ("fdb-show", "learned MAC addresses"),
+    ("fdb-flush", "forget every learned MAC"),
+    ("port-stats", "{name?} rx/tx packets, bytes and drops by reason, per queue"),
+    ("pmd-stats", "per PMD core: packets, batches, average batch, busy and idle iterations and cycles"),
+    ("pmd-stats-clear", "reset the pmd-stats counters"),
+    ("help", "this list"),
+];
+
+pub fn dispatch(bridge: &Bridge, command: &str, args: &Map<String, Value>) -> Result<Value, String> {
+    match command {
+        "show" => Ok(show(bridge)),
+        "add-port" => add_port(bridge, args),
+        "del-port" => {
+            let name = str_arg(args, "name")?;
+            bridge.del_port(name).map_err(|e| e.to_string())?;
+            Ok(json!({ "removed": name }))
+        }
+        "fdb-show" => Ok(fdb_show(bridge)),
+        "fdb-flush" => Ok(json!({ "flushed": bridge.fdb.flush() })),
+        "port-stats" => port_stats(bridge, args.get("name").and_then(Value::as_str)),
+        "pmd-stats" | "pmd-stats-show" => Ok(pmd_stats(bridge)),
+        "pmd-stats-clear" => {
+            for p in &bridge.datapath.pmds {
+                p.clear();
+            }
+            Ok(json!({ "cleared": bridge.datapath.pmds.len() }))
+        }
+        "help" => Ok(Value::Object(COMMANDS.iter().map(|(c, h)| (c.to_string(), json!(h))).collect())),
+        other => Err(format!("unknown command {other:?}; known: {}", COMMANDS.iter().map(|c| c.0).collect::<Vec<_>>().join(", "))),
+    }
+}
+
+fn str_arg<'a>(args: &'a Map<String, Value>, key: &str) -> Result<&'a str, String> {
+    match args.get(key) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(format!("argument {key:?} must be a string")),
+        None => Err(format!("missing argument {key:?}")),
+    }
+}
+
+fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String> {
+    for k in args.keys() {
+        if !["name", "type", "path", "mode", "mac"].contains(&k.as_str()) {
+            return Err(format!("unknown add-port argument {k:?} (known: name, type, path, mode, mac)"));
+        }
+    }
+    let name = str_arg(args, "name")?.to_string();
+    let kind = match str_arg(args, "type")? {
+        "vhost-user" => PortKind::VhostUser,
+        t => return Err(format!("unknown port type {t:?} (known: vhost-user)")),
+    };
+    let path = str_arg(args, "path")?.into();
+    let mode = match args.get("mode").map(|_| str_arg(args, "mode")).transpose()? {
+        None | Some("server") => Mode::Server,
+        Some("client") => Mode::Client,
+        Some(m) => return Err(format!("unknown mode {m:?} (known: server, client)")),
+    };
+    let mac = args.get("mac").map(|_| str_arg(args, "mac")).transpose()?.map(String::from);
+    let no = bridge.add_port(PortConfig { name: name.clone(), kind, path, mode, mac }).map_err(|e| e.to_string())?;
+    Ok(json!({ "added": name, "port_no": no }))
+}
+
+fn show(bridge: &Bridge) -> Value {
+    let snap = bridge.datapath.current();
+    let pool = bridge.pool.stats();
+    let ports: Vec<Value> = bridge
+        .ports()
+        .iter()
+        .map(|(_, sp)| {
+            let mut o = Map::new();
+            o.insert("name".into(), json!(sp.name));
+            o.insert("port_no".into(), json!(sp.no));
+            o.insert("type".into(), json!(sp.port.kind()));
+            o.insert("link".into(), json!(if sp.port.link_up() { "up" } else { "down" }));
+            for (k, v) in sp.port.info() {
+                o.insert(k.into(), json!(v));
+            }
+            if let Some(vp) = &sp.vhost {
+                o.insert("mac".into(), json!(format_mac(&vp.config.mac)));
+                let f = vp.acked_features.load(Ordering::Relaxed);
+                o.insert("features".into(), json!(features::names(f)));
+            }
+            Value::Object(o)
+        })
+        .collect();
+    let pmds: Vec<Value> = bridge
+        .datapath
+        .pmds
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let queues: Vec<Value> = snap.poll.get(i).map(|l| l.as_slice()).unwrap_or(&[])
+                .iter()
+                .map(|q| json!({ "port": snap.ports[q.slot as usize].name, "queue": q.qid }))
+                .collect();
+            json!({ "core": p.core, "queues": queues })
+        })
+        .collect();
+    json!({
+        "bridge": bridge.name,
+        "run_dir": bridge.run_dir.display().to_string(),
+        "ports": ports,
+        "pmds": pmds,
+        "pmd_sleep_max_us": bridge.datapath.sleep_max(),
+        "mbuf_pool": {
+            "pages": bridge.pool.page_kind().as_str(),
+            "total": pool.total, "in_use": pool.in_use,
+            "free_shared": pool.free_shared, "in_thread_caches": pool.in_thread_caches,
+        },
+        "fdb": { "entries": bridge.fdb.len(), "max": bridge.fdb.max(), "aging_secs": bridge.fdb.aging_secs() },
+    })
+}
+
+fn fdb_show(bridge: &Bridge) -> Value {
+    let names: std::collections::HashMap<u16, String> =
+        bridge.ports().into_iter().map(|(_, sp)| (sp.no, sp.name.clone())).collect();
+    let entries: Vec<Value> = bridge
+        .fdb
+        .entries()
+        .into_iter()
+        .map(|e| {
+            json!({
+                "port": names.get(&e.port).cloned().unwrap_or_else(|| format!("#{}", e.port)),
+                "vlan": e.vlan, "mac": format_mac(&e.mac), "age": e.age_secs,
+            })
+        })
+        .collect();
+    let c = &bridge.fdb.counters;
+    json!({
+        "entries": entries,
+        "stats": {
+            "current": bridge.fdb.len(), "max": bridge.fdb.max(),
+            "learned": c.learned.load(Ordering::Relaxed), "moved": c.moved.load(Ordering::Relaxed),
+            "aged": c.aged.load(Ordering::Relaxed), "refused": c.refused.load(Ordering::Relaxed),
+            "flushed": c.flushed.load(Ordering::Relaxed),
+        }
+    })
+}
+
+fn queue_json(qid: usize, c: pmd::port::QueueCounters) -> Value {
+    let drops: Map<String, Value> = c.drops.iter().map(|(r, n)| (r.to_string(), json!(n))).collect();
+    json!({ "queue": qid, "packets": c.packets, "bytes": c.bytes, "dropped": c.total_drops(), "drops": drops })
+}
+
+fn port_stats(bridge: &Bridge, only: Option<&str>) -> Result<Value, String> {
+    let ports = bridge.ports();
+    if let Some(n) = only {
+        if !ports.iter().any(|(_, sp)| sp.name == n) {
+            return Err(format!("no port named {n:?}"));
+        }
+    }
+    let out: Vec<Value> = ports
+        .iter()
+        .filter(|(_, sp)| only.is_none_or(|n| n == sp.name))
+        .map(|(_, sp)| {
+            let p = &sp.port;
+            let rx: Vec<Value> = (0..p.n_rxq()).map(|q| queue_json(q, p.rxq_stats(q).snapshot())).collect();
+            let tx: Vec<Value> = (0..p.n_txq()).map(|q| queue_json(q, p.txq_stats(q).snapshot())).collect();
+            let sum = |v: &[Value], k: &str| v.iter().map(|q| q[k].as_u64().unwrap_or(0)).sum::<u64>();
+            let notif: u64 = sp.vhost.as_ref().map_or(0, |vp| {
+                vp.queues.iter().map(|q| q.notifications.load(Ordering::Relaxed)).sum()
+            });
+            json!({
+                "name": sp.name,
+                "rx_packets": sum(&rx, "packets"), "rx_bytes": sum(&rx, "bytes"), "rx_dropped": sum(&rx, "dropped"),
+                "tx_packets": sum(&tx, "packets"), "tx_bytes": sum(&tx, "bytes"), "tx_dropped": sum(&tx, "dropped"),
+                "guest_notifications": notif,
+                "rx": rx, "tx": tx,
+            })
+        })
+        .collect();
+    Ok(Value::Array(out))
+}
+
+fn pmd_stats(bridge: &Bridge) -> Value {
+    let tsc = bridge.datapath.tsc_per_us();
+    let v: Vec<Value> = bridge
+        .datapath
+        .pmds
+        .iter()
+        .map(|p| {
+            let c = p.read();
+            let drops: Map<String, Value> = c.drops.iter().map(|(r, n)| (r.to_string(), json!(n))).collect();
+            let cycles = c.busy_cycles + c.idle_cycles;
+            let sleep_cycles = c.sleep_ns * tsc / 1000;
+            json!({
+                "core": p.core,
+                "packets": c.packets,
+                "batches": c.batches,
+                "avg_batch": if c.batches > 0 { c.packets as f64 / c.batches as f64 } else { 0.0 },
+                "busy_iterations": c.busy_iterations,
+                "idle_iterations": c.idle_iterations,
+                "busy_cycles": c.busy_cycles,
+                "idle_cycles": c.idle_cycles,
+                "busy_pct": if cycles + sleep_cycles > 0 { 100.0 * c.busy_cycles as f64 / (cycles + sleep_cycles) as f64 } else { 0.0 },
+                "cycles_per_packet": if c.packets > 0 { c.busy_cycles as f64 / c.packets as f64 } else { 0.0 },
+                "flooded": c.flooded,
+                "sleep_ms": c.sleep_ns / 1_000_000,
+                "drops": drops,
+            })
+        })
+        .collect();
+    Value::Array(v)
+}

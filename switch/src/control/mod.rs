@@ -1,0 +1,192 @@
+//! The management socket: a unix stream socket (mode 0600 by default) that
+//! speaks one JSON object per line.
+//!
+//! Request:  `{"command": "port-stats", "args": {"name": "vhost0"}}`
+//! Reply:    `{"ok": true, "result": ...}` or `{"ok": false, "error": "..."}`
+//!
+//! A connection may send many requests. A request line longer than
+//! `MAX_REQUEST` bytes, or one that is not JSON of that shape, gets an error
+//! reply; nothing a client sends can stop the daemon or its PMDs.
+
+pub mod commands;
+
+use crate::bridge::Bridge;
+use serde_json::{json, Map, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub const MAX_REQUEST: usize = 64 * 1024;
+const MAX_CLIENTS: usize = 16;
+const CLIENT_IDLE: Duration = Duration::from_secs(30);
+
+pub struct ControlServer {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ControlServer {
+    pub fn start(path: &Path, mode: u32, bridge: Arc<Bridge>) -> std::io::Result<ControlServer> {
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("{} is in use: is another ferrovsd running with this run directory?", path.display()),
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        let listener = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::Builder::new().name("mgmt".into()).spawn(move || serve(listener, bridge, s))?;
+        Ok(ControlServer { path: path.to_path_buf(), stop, thread: Some(thread) })
+    }
+
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn serve(listener: UnixListener, bridge: Arc<Bridge>, stop: Arc<AtomicBool>) {
+    let active = Arc::new(AtomicUsize::new(0));
+    let mut clients: Vec<JoinHandle<()>> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        clients.retain(|h| !h.is_finished());
+        match listener.accept() {
+            Ok((mut s, _)) => {
+                let _ = s.set_nonblocking(false);
+                if active.load(Ordering::Relaxed) >= MAX_CLIENTS {
+                    let _ = reply(&mut s, Err("too many management clients; try again".into()));
+                    continue;
+                }
+                active.fetch_add(1, Ordering::Relaxed);
+                let (b, a, st) = (bridge.clone(), active.clone(), stop.clone());
+                match std::thread::Builder::new().name("mgmt-client".into()).spawn(move || {
+                    client(s, &b, &st);
+                    a.fetch_sub(1, Ordering::Relaxed);
+                }) {
+                    Ok(h) => clients.push(h),
+                    Err(e) => {
+                        tracing::warn!("cannot start a management client thread: {e}");
+                        active.fetch_sub(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    for h in clients {
+        let _ = h.join();
+    }
+}
+
+fn reply(s: &mut UnixStream, r: Result<Value, String>) -> std::io::Result<()> {
+    let v = match r {
+        Ok(result) => json!({ "ok": true, "result": result }),
+        Err(error) => json!({ "ok": false, "error": error }),
+    };
+    let mut line = serde_json::to_vec(&v).expect("JSON values serialise");
+    line.push(b'\n');
+    s.write_all(&line)
+}
+
+/// Parses one request line into (command, args).
+pub fn parse_request(line: &[u8]) -> Result<(String, Map<String, Value>), String> {
+    let v: Value = serde_json::from_slice(line).map_err(|e| format!("request is not valid JSON: {e}"))?;
+    let Value::Object(mut o) = v else {
+        return Err("request must be a JSON object like {\"command\": \"show\"}".into());
+    };
+    let command = match o.remove("command") {
+        Some(Value::String(c)) => c,
+        Some(_) => return Err("\"command\" must be a string".into()),
+        None => return Err("request has no \"command\"".into()),
+    };
+    let args = match o.remove("args") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(a)) => a,
+        Some(_) => return Err("\"args\" must be an object".into()),
+    };
+    if let Some(k) = o.keys().next() {
+        return Err(format!("unknown request field {k:?} (known: command, args)"));
+    }
+    Ok((command, args))
+}
+
+fn client(s: UnixStream, bridge: &Bridge, stop: &AtomicBool) {
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
+    let Ok(mut out) = s.try_clone() else { return };
+    let mut rd = BufReader::new(s);
+    let mut line = Vec::new();
+    let mut idle = Duration::ZERO;
+    while !stop.load(Ordering::Relaxed) {
+        // Read at most one byte past the limit so an endless line cannot grow memory.
+        let room = (MAX_REQUEST + 1 - line.len()) as u64;
+        match (&mut rd).take(room).read_until(b'\n', &mut line) {
+            Ok(0) => {
+                if !line.is_empty() {
+                    let _ = reply(&mut out, Err("truncated request: connection closed before a newline".into()));
+                }
+                return;
+            }
+            Ok(_) => {
+                idle = Duration::ZERO;
+                if line.len() > MAX_REQUEST {
+                    let _ = reply(&mut out, Err(format!("request longer than {MAX_REQUEST} bytes")));
+                    return;
+                }
+                if line.last() != Some(&b'\n') {
+                    continue;
+                }
+                let r = parse_request(&line).and_then(|(c, a)| commands::dispatch(bridge, &c, &a));
+                line.clear();
+                if reply(&mut out, r).is_err() {
+                    return;
+                }
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                idle += Duration::from_millis(500);
+                if idle >= CLIENT_IDLE {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_shapes() {
+        assert_eq!(parse_request(br#"{"command":"show"}"#).unwrap().0, "show");
+        let (_, a) = parse_request(br#"{"command":"del-port","args":{"name":"x"}}"#).unwrap();
+        assert_eq!(a["name"], "x");
+        assert!(parse_request(b"garbage").unwrap_err().contains("not valid JSON"));
+        assert!(parse_request(b"[1,2]").unwrap_err().contains("JSON object"));
+        assert!(parse_request(br#"{"cmd":"show"}"#).is_err());
+        assert!(parse_request(br#"{"command":5}"#).is_err());
+        assert!(parse_request(br#"{"command":"show","args":[1]}"#).is_err());
+    }
+}

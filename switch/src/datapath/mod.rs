@@ -1,0 +1,146 @@
+//! The packet path. Read top to bottom: [`pmd`] is the loop each PMD thread
+//! runs, [`classify`] reads a frame's L2 key, [`snapshot`] is the immutable
+//! picture of ports a PMD works from, [`stats`] its counters.
+//!
+//! This module owns the PMD threads and publishes snapshots to them.
+
+pub mod classify;
+pub mod pmd;
+pub mod snapshot;
+pub mod stats;
+
+use crate::fdb::Fdb;
+use ::pmd::Pool;
+use snapshot::Snapshot;
+use stats::PmdStats;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub(crate) struct Shared {
+    snapshot: Mutex<Arc<Snapshot>>,
+    generation: AtomicU64,
+    stop: AtomicBool,
+    pub fdb: Arc<Fdb>,
+    pub pool: Arc<Pool>,
+    pub sleep_max_us: AtomicU32,
+    pub tsc_per_us: u64,
+}
+
+impl Shared {
+    /// Only taken when the generation changed, never per iteration.
+    fn current(&self) -> Arc<Snapshot> {
+        self.snapshot.lock().expect("snapshot lock poisoned").clone()
+    }
+}
+
+pub struct Datapath {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    pub pmds: Vec<Arc<PmdStats>>,
+}
+
+/// Measures the TSC rate once, to turn cycles into time.
+fn tsc_per_us() -> u64 {
+    let t = Instant::now();
+    // SAFETY: rdtsc has no preconditions on x86_64.
+    #[allow(unused_unsafe)]
+    let c0 = unsafe { core::arch::x86_64::_rdtsc() };
+    std::thread::sleep(Duration::from_millis(20));
+    #[allow(unused_unsafe)]
+    // SAFETY: as above.
+    let c1 = unsafe { core::arch::x86_64::_rdtsc() };
+    ((c1 - c0) / t.elapsed().as_micros().max(1) as u64).max(1)
+}
+
+impl Datapath {
+    /// Starts one PMD thread per core, named `pmd<core>` and pinned to it.
+    pub fn start(cores: &[usize], fdb: Arc<Fdb>, pool: Arc<Pool>, sleep_max_us: u32) -> std::io::Result<Datapath> {
+        let shared = Arc::new(Shared {
+            snapshot: Mutex::new(Arc::new(Snapshot::empty(cores.len()))),
+            generation: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            fdb,
+            pool,
+            sleep_max_us: AtomicU32::new(sleep_max_us),
+            tsc_per_us: tsc_per_us(),
+        });
+        let mut threads = Vec::new();
+        let mut pmds = Vec::new();
+        for (index, &core) in cores.iter().enumerate() {
+            let stats = Arc::new(PmdStats { core, ..Default::default() });
+            pmds.push(stats.clone());
+            let sh = shared.clone();
+            let t = std::thread::Builder::new().name(format!("pmd{core}")).spawn(move || {
+                if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                    tracing::warn!("pmd{core}: cannot pin to CPU {core}; running unpinned");
+                }
+                // Short sleeps should be short: the default 50 µs timer slack
+                // would dwarf a 1 µs back-off step.
+                // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's slack.
+                unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000, 0, 0, 0) };
+                pmd::Pmd::new(index, sh, stats).run();
+            })?;
+            threads.push(t);
+        }
+        Ok(Datapath { shared, threads, pmds })
+    }
+
+    pub fn tsc_per_us(&self) -> u64 {
+        self.shared.tsc_per_us
+    }
+
+    pub fn n_pmds(&self) -> usize {
+        self.pmds.len()
+    }
+
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.shared.current()
+    }
+
+    /// Installs a new snapshot and waits (bounded) until every PMD runs it,
+    /// so that whatever the old one held is no longer in use by a PMD.
+    pub fn publish(&self, snap: Snapshot) -> Arc<Snapshot> {
+        let generation = snap.generation;
+        let snap = Arc::new(snap);
+        *self.shared.snapshot.lock().expect("snapshot lock poisoned") = snap.clone();
+        self.shared.generation.store(generation, Ordering::Release);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            let behind = self
+                .pmds
+                .iter()
+                .any(|p| !p.exited.load(Ordering::Acquire) && p.generation.load(Ordering::Acquire) < generation);
+            if !behind {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        snap
+    }
+
+    pub fn set_sleep_max(&self, us: u32) {
+        self.shared.sleep_max_us.store(us, Ordering::Relaxed);
+    }
+
+    pub fn sleep_max(&self) -> u32 {
+        self.shared.sleep_max_us.load(Ordering::Relaxed)
+    }
+
+    pub fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Datapath {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests;

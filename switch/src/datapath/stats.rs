@@ -1,0 +1,103 @@
+//! Per-PMD counters: written only by their PMD thread (plain load+store),
+//! read by the management thread at any time.
+
+use pmd::port::bump;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Drops decided by the switch itself (drivers count their own).
+#[derive(Clone, Copy, Debug)]
+#[repr(usize)]
+pub enum DpDrop {
+    /// Shorter than an Ethernet header.
+    Runt,
+    /// Unicast to the port it came from (already delivered on that segment).
+    SamePort,
+    /// No buffer for a flooded copy.
+    NoBuffer,
+}
+
+impl DpDrop {
+    pub const ALL: [DpDrop; 3] = [DpDrop::Runt, DpDrop::SamePort, DpDrop::NoBuffer];
+    pub fn name(self) -> &'static str {
+        match self {
+            DpDrop::Runt => "runt",
+            DpDrop::SamePort => "same_port",
+            DpDrop::NoBuffer => "no_buffer",
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct PmdStats {
+    pub core: usize,
+    pub busy_iterations: AtomicU64,
+    pub idle_iterations: AtomicU64,
+    pub busy_cycles: AtomicU64,
+    pub idle_cycles: AtomicU64,
+    pub packets: AtomicU64,
+    pub batches: AtomicU64,
+    pub flooded: AtomicU64,
+    pub sleep_ns: AtomicU64,
+    pub drops: [AtomicU64; DpDrop::ALL.len()],
+    /// Generation of the snapshot this PMD runs (for RCU waits).
+    pub generation: AtomicU64,
+    /// Set when the thread has left its loop.
+    pub exited: std::sync::atomic::AtomicBool,
+    /// Baselines subtracted by `pmd-stats-clear` (management side only).
+    pub cleared: std::sync::Mutex<Option<PmdCounters>>,
+}
+
+/// Plain copy of the counters.
+#[derive(Clone, Debug, Default)]
+pub struct PmdCounters {
+    pub busy_iterations: u64,
+    pub idle_iterations: u64,
+    pub busy_cycles: u64,
+    pub idle_cycles: u64,
+    pub packets: u64,
+    pub batches: u64,
+    pub flooded: u64,
+    pub sleep_ns: u64,
+    pub drops: Vec<(&'static str, u64)>,
+}
+
+impl PmdStats {
+    #[inline]
+    pub fn count_drop(&self, d: DpDrop, n: u64) {
+        bump(&self.drops[d as usize], n);
+    }
+
+    pub fn read(&self) -> PmdCounters {
+        let mut c = PmdCounters {
+            busy_iterations: self.busy_iterations.load(Relaxed),
+            idle_iterations: self.idle_iterations.load(Relaxed),
+            busy_cycles: self.busy_cycles.load(Relaxed),
+            idle_cycles: self.idle_cycles.load(Relaxed),
+            packets: self.packets.load(Relaxed),
+            batches: self.batches.load(Relaxed),
+            flooded: self.flooded.load(Relaxed),
+            sleep_ns: self.sleep_ns.load(Relaxed),
+            drops: DpDrop::ALL.iter().map(|d| (d.name(), self.drops[*d as usize].load(Relaxed))).collect(),
+        };
+        if let Some(base) = self.cleared.lock().expect("poisoned").as_ref() {
+            c.busy_iterations -= base.busy_iterations.min(c.busy_iterations);
+            c.idle_iterations -= base.idle_iterations.min(c.idle_iterations);
+            c.busy_cycles -= base.busy_cycles.min(c.busy_cycles);
+            c.idle_cycles -= base.idle_cycles.min(c.idle_cycles);
+            c.packets -= base.packets.min(c.packets);
+            c.batches -= base.batches.min(c.batches);
+            c.flooded -= base.flooded.min(c.flooded);
+            c.sleep_ns -= base.sleep_ns.min(c.sleep_ns);
+            for (d, b) in c.drops.iter_mut().zip(&base.drops) {
+                d.1 -= b.1.min(d.1);
+            }
+        }
+        c
+    }
+
+    pub fn clear(&self) {
+        *self.cleared.lock().expect("poisoned") = None;
+        let now = self.read();
+        *self.cleared.lock().expect("poisoned") = Some(now);
+    }
+}

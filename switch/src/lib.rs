@@ -1,0 +1,9 @@
+//! ferrovsd's parts: [`config`], the [`bridge`] (ports and their changes),
+//! the [`datapath`] (PMD threads; the packet path), the [`fdb`] (MAC
+//! learning) and the management socket ([`control`]).
+
+pub mod bridge;
+pub mod config;
+pub mod control;
+pub mod datapath;
+pub mod fdb;
