@@ -1,1 +1,382 @@
+//! Test harness for ferrovsd against real peers: starts the daemon and DPDK
+//! testpmd instances (virtio-user PMD), drives testpmd's interactive prompt
+//! through a pipe, and talks to the management socket. Everything started
+//! here is killed and removed on drop, even when a test fails.
+//!
+//! Tests take a machine-wide lock: on a 2-core machine two tests full of
+//! busy-polling processes at once would only measure the scheduler.
 
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::io::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Where the workspace's binaries are: next to this test executable's profile dir.
+pub fn bin(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("FERROVS_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let p = profile_dir.join(name);
+    assert!(p.exists(), "{} not built: run `cargo build --workspace --bins` first (the README's test command does)", p.display());
+    p
+}
+
+/// Holds the machine-wide test lock (flock) for the test's lifetime.
+pub struct SerialGuard(#[allow(dead_code)] std::fs::File);
+
+pub fn serial() -> SerialGuard {
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open("/tmp/ferrovs-tests.lock").unwrap();
+    // SAFETY: flock on a file descriptor we own.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock failed");
+    SerialGuard(f)
+}
+
+/// A fresh, short directory (sun_path is 108 bytes) removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = PathBuf::from(format!("/tmp/fvt-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// CPU for ferrovsd's PMD: the last one, so testpmd's forwarding lcore (CPU 0)
+/// does not share it on a 2-core machine.
+pub fn pmd_cpu() -> usize {
+    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    n - 1
+}
+
+pub struct Ferrovsd {
+    pub child: Option<Child>,
+    pub run_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Ferrovsd {
+    /// Starts ferrovsd with `config` (TOML text; None = the embedded default)
+    /// and waits for its management socket.
+    pub fn start(dir: &Path, config: Option<&str>) -> Ferrovsd {
+        let run_dir = dir.join("run");
+        let log = dir.join("ferrovsd.log");
+        let mut cmd = Command::new(bin("ferrovsd"));
+        cmd.arg("--run-dir").arg(&run_dir).arg("--pmd-cores").arg(pmd_cpu().to_string());
+        if let Some(c) = config {
+            let p = dir.join("ferrovsd.toml");
+            std::fs::write(&p, c).unwrap();
+            cmd.arg("--config").arg(p);
+        }
+        let logf = std::fs::File::create(&log).unwrap();
+        cmd.stdout(logf.try_clone().unwrap()).stderr(logf).env("FERROVS_LOG", "info");
+        let child = cmd.spawn().expect("spawn ferrovsd");
+        let d = Ferrovsd { child: Some(child), run_dir, log };
+        d.wait_for_socket();
+        d
+    }
+
+    fn wait_for_socket(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if UnixStream::connect(self.socket()).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("ferrovsd did not open its socket; log:\n{}", self.log_text());
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.run_dir.join("ferrovsd.sock")
+    }
+
+    pub fn port_socket(&self, name: &str) -> PathBuf {
+        self.run_dir.join(format!("{name}.sock"))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends one request; returns the whole reply object.
+    pub fn request(&self, command: &str, args: Value) -> Value {
+        let mut s = UnixStream::connect(self.socket()).expect("connect management socket");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut line = serde_json::to_vec(&json!({ "command": command, "args": args })).unwrap();
+        line.push(b'\n');
+        s.write_all(&line).unwrap();
+        let mut reply = String::new();
+        BufReader::new(&s).read_line(&mut reply).unwrap();
+        serde_json::from_str(&reply).unwrap_or_else(|e| panic!("bad reply {reply:?}: {e}"))
+    }
+
+    /// A request that must succeed; returns its result.
+    pub fn ok(&self, command: &str, args: Value) -> Value {
+        let r = self.request(command, args);
+        assert_eq!(r["ok"], json!(true), "{command} failed: {r}");
+        r["result"].clone()
+    }
+
+    /// Port counters from `port-stats`.
+    pub fn port(&self, name: &str) -> PortCounters {
+        let r = self.ok("port-stats", json!({ "name": name }));
+        let p = &r[0];
+        let drops = |dir: &str| -> Vec<(String, u64)> {
+            let mut v = Vec::new();
+            for q in p[dir].as_array().unwrap() {
+                for (k, n) in q["drops"].as_object().unwrap() {
+                    v.push((k.clone(), n.as_u64().unwrap()));
+                }
+            }
+            v
+        };
+        PortCounters {
+            rx: p["rx_packets"].as_u64().unwrap(),
+            tx: p["tx_packets"].as_u64().unwrap(),
+            rx_dropped: p["rx_dropped"].as_u64().unwrap(),
+            tx_dropped: p["tx_dropped"].as_u64().unwrap(),
+            rx_drops: drops("rx"),
+            tx_drops: drops("tx"),
+        }
+    }
+
+    /// Sum of the switch's own drops (runt, same_port, no_buffer) over PMDs.
+    pub fn datapath_drops(&self) -> u64 {
+        let r = self.ok("pmd-stats", json!({}));
+        r.as_array().unwrap().iter().flat_map(|p| p["drops"].as_object().unwrap().values()).map(|v| v.as_u64().unwrap()).sum()
+    }
+
+    /// Waits until every port's counters stop moving (traffic has drained).
+    pub fn wait_quiet(&self, ports: &[&str]) {
+        let mut last = Vec::new();
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(200));
+            let now: Vec<_> = ports.iter().map(|p| self.port(p)).collect();
+            if now == last {
+                return;
+            }
+            last = now;
+        }
+        panic!("traffic through ferrovsd never settled");
+    }
+
+    /// SIGTERM and wait; returns the exit status code.
+    pub fn terminate(&mut self, within: Duration) -> Option<i32> {
+        let mut c = self.child.take()?;
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        panic!("ferrovsd did not exit within {within:?} of SIGTERM; log:\n{}", self.log_text());
+    }
+}
+
+impl Drop for Ferrovsd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PortCounters {
+    pub rx: u64,
+    pub tx: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
+    pub rx_drops: Vec<(String, u64)>,
+    pub tx_drops: Vec<(String, u64)>,
+}
+
+/// One dpdk-testpmd with one virtio-user port on a ferrovsd socket, driven
+/// through its interactive prompt.
+pub struct Testpmd {
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    out: Arc<Mutex<String>>,
+    prefix: String,
+    pub mac: String,
+}
+
+static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Testpmd {
+    /// Starts testpmd attached to `socket` with port MAC `mac`, in `mode`
+    /// (rxonly, txonly, io, macswap ...) with 64-byte frames to `peer`.
+    pub fn start(socket: &Path, mac: &str, mode: &str, peer: &str) -> Testpmd {
+        let prefix = format!("fvt{}-{}", std::process::id(), SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        for attempt in 0..3 {
+            // stdbuf: testpmd's printf output would sit in a pipe buffer until exit.
+            let mut child = Command::new("stdbuf")
+                .args(["-o0", "-e0", "dpdk-testpmd"])
+                .args(["-l", "0,1", "--main-lcore", "1", "--no-pci", "--no-huge", "-m", "512", "--file-prefix", &prefix])
+                .arg("--vdev")
+                .arg(format!("net_virtio_user0,path={},queues=1,queue_size=1024,mac={mac}", socket.display()))
+                .args(["--", "-i", "--no-mlockall", "--total-num-mbufs=8192", "--txpkts=64", "--burst=32"])
+                .arg(format!("--forward-mode={mode}"))
+                .arg(format!("--eth-peer=0,{peer}"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("cannot run stdbuf (coreutils)");
+            let out = Arc::new(Mutex::new(String::new()));
+            for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())] {
+                let o = out.clone();
+                // Raw chunks, not lines: the prompt has no newline.
+                std::thread::spawn(move || {
+                    let mut r = stream;
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = r.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        o.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                    }
+                });
+            }
+            assert!(
+                Path::new("/usr/bin/dpdk-testpmd").exists() || which("dpdk-testpmd"),
+                "dpdk-testpmd not found: apt-get install dpdk-dev (the README's test command installs it)"
+            );
+            let stdin = child.stdin.take();
+            let mut t = Testpmd { child: Some(child), stdin, out, prefix: prefix.clone(), mac: mac.into() };
+            if t.wait_for("testpmd> ", Duration::from_secs(30)) && !t.output().contains("Failed to start device") {
+                return t;
+            }
+            // DPDK 22.11's virtio-user sometimes fails its handshake under load ("Interrupted system call"): retry.
+            eprintln!("testpmd start attempt {attempt} failed:\n{}", t.output());
+            drop(t);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!("dpdk-testpmd did not start on {}", socket.display());
+    }
+
+    pub fn output(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    /// Waits for `pat` to appear in the output; false on timeout or exit.
+    pub fn wait_for(&mut self, pat: &str, t: Duration) -> bool {
+        let deadline = Instant::now() + t;
+        while Instant::now() < deadline {
+            if self.output().contains(pat) {
+                return true;
+            }
+            if let Some(c) = self.child.as_mut() {
+                if c.try_wait().ok().flatten().is_some() {
+                    return false;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Runs one prompt command and returns its output. testpmd prints the
+    /// prompt when it reads the next line, so a harmless marker command
+    /// follows and the output ends where the marker's echo starts.
+    pub fn cmd(&mut self, c: &str) -> String {
+        let before = self.output().len();
+        let stdin = self.stdin.as_mut().expect("testpmd stdin");
+        writeln!(stdin, "{c}").unwrap();
+        writeln!(stdin, "show config fwd-marker").unwrap();
+        stdin.flush().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let o = self.output();
+            if o.len() > before {
+                if let Some(end) = o[before..].find("testpmd> show config fwd-marker") {
+                    // The marker's own (error) reply must not leak into the next command.
+                    std::thread::sleep(Duration::from_millis(30));
+                    return o[before..before + end].to_string();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("testpmd did not answer {c:?}; output:\n{}", self.output());
+    }
+
+    /// (RX-packets, TX-packets) of port 0 from `show port stats 0`.
+    pub fn stats(&mut self) -> (u64, u64) {
+        let o = self.cmd("show port stats 0");
+        let grab = |key: &str| -> u64 {
+            let i = o.find(key).unwrap_or_else(|| panic!("no {key} in {o}"));
+            o[i + key.len()..].split_whitespace().next().unwrap().parse().unwrap()
+        };
+        (grab("RX-packets:"), grab("TX-packets:"))
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Testpmd {
+    fn drop(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = writeln!(stdin, "quit");
+        }
+        if let Some(mut c) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline && c.try_wait().ok().flatten().is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", self.prefix));
+    }
+}
+
+/// A config with `n` vhost-user server ports named vhost0.. in the run dir.
+pub fn config_with_ports(n: usize) -> String {
+    let mut c = String::from("[pmd]\nsleep-max = 100\n[memory]\nn-mbufs = 16384\n");
+    for i in 0..n {
+        c.push_str(&format!("[[port]]\nname = \"vhost{i}\"\ntype = \"vhost-user\"\npath = \"vhost{i}.sock\"\n"));
+    }
+    c
+}
+
+fn which(cmd: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {cmd}")).output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+pub fn mac(i: u8) -> String {
+    format!("02:00:00:00:00:{i:02x}")
+}

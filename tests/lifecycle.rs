@@ -1,0 +1,96 @@
+//! Ports coming and going under traffic, peers reconnecting, clean shutdown.
+
+use ferrovs_tests::*;
+use serde_json::json;
+use std::time::Duration;
+
+/// B's delivered count grows over `secs` while traffic runs.
+fn delivered_grows(sw: &Ferrovsd, port: &str, secs: f64) -> u64 {
+    let before = sw.port(port).tx;
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let after = sw.port(port).tx;
+    assert!(after > before + 100, "{port} stopped receiving: {before} -> {after}");
+    after - before
+}
+
+#[test]
+fn ports_are_added_and_removed_while_traffic_flows() {
+    let _g = serial();
+    let dir = TempDir::new("ports");
+    let sw = Ferrovsd::start(dir.path(), Some(&config_with_ports(3)));
+    let mut rx = Testpmd::start(&sw.port_socket("vhost1"), &mac(2), "rxonly", &mac(1));
+    rx.cmd("start");
+    let mut tx = Testpmd::start(&sw.port_socket("vhost0"), &mac(1), "txonly", &mac(2));
+    tx.cmd("start");
+    delivered_grows(&sw, "vhost1", 1.0);
+
+    // Add a port at runtime; attach a peer to it; remove another, all under traffic.
+    let sock = sw.run_dir.join("extra.sock");
+    sw.ok("add-port", json!({ "name": "extra", "type": "vhost-user", "path": sock.to_str().unwrap() }));
+    assert!(sock.exists());
+    let mut extra = Testpmd::start(&sock, &mac(9), "rxonly", &mac(1));
+    extra.cmd("start");
+    delivered_grows(&sw, "vhost1", 0.5);
+    sw.ok("del-port", json!({ "name": "vhost2" }));
+    assert!(!sw.port_socket("vhost2").exists(), "a removed port's socket is unlinked");
+    delivered_grows(&sw, "vhost1", 0.5);
+    sw.ok("del-port", json!({ "name": "extra" }));
+    delivered_grows(&sw, "vhost1", 0.5);
+
+    let show = sw.ok("show", json!({}));
+    let names: Vec<_> = show["ports"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, vec!["vhost0", "vhost1"]);
+    assert!(sw.request("del-port", json!({ "name": "vhost2" }))["error"].as_str().unwrap().contains("no port"));
+    tx.cmd("stop");
+}
+
+#[test]
+fn killed_testpmd_reconnects_and_traffic_resumes() {
+    let _g = serial();
+    let dir = TempDir::new("reconn");
+    let sw = Ferrovsd::start(dir.path(), None);
+    let mut rx = Testpmd::start(&sw.port_socket("vhost1"), &mac(2), "rxonly", &mac(1));
+    rx.cmd("start");
+    let mut tx = Testpmd::start(&sw.port_socket("vhost0"), &mac(1), "txonly", &mac(2));
+    tx.cmd("start");
+    delivered_grows(&sw, "vhost1", 1.0);
+    rx.kill9();
+    drop(rx);
+    std::thread::sleep(Duration::from_millis(500));
+    let show = sw.ok("show", json!({}));
+    assert_eq!(show["ports"][1]["link"], "down", "a vanished peer shows as down");
+    let mut rx = Testpmd::start(&sw.port_socket("vhost1"), &mac(2), "rxonly", &mac(1));
+    rx.cmd("start");
+    delivered_grows(&sw, "vhost1", 1.0);
+    let (got, _) = rx.stats();
+    assert!(got > 0, "the restarted receiver gets traffic");
+    let show = sw.ok("show", json!({}));
+    assert_eq!(show["ports"][1]["connections"], "2");
+    tx.cmd("stop");
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_removes_sockets() {
+    let _g = serial();
+    let dir = TempDir::new("term");
+    let mut sw = Ferrovsd::start(dir.path(), None);
+    let mut rx = Testpmd::start(&sw.port_socket("vhost1"), &mac(2), "rxonly", &mac(1));
+    rx.cmd("start");
+    let mut tx = Testpmd::start(&sw.port_socket("vhost0"), &mac(1), "txonly", &mac(2));
+    tx.cmd("start");
+    delivered_grows(&sw, "vhost1", 0.5);
+    let pid = sw.pid();
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count();
+    assert!(threads >= 4, "expected PMD, vhost control, management threads; saw {threads}");
+    let comms: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).unwrap().trim().to_string())
+        .collect();
+    assert!(comms.contains(&format!("pmd{}", pmd_cpu())), "PMD thread named pmd<core>: {comms:?}");
+    let code = sw.terminate(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "log:\n{}", sw.log_text());
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "no process or thread left behind");
+    let left: Vec<_> = std::fs::read_dir(&sw.run_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "sockets left in the run dir: {left:?}");
+    assert!(sw.log_text().contains("stopped"));
+}
