@@ -64,6 +64,10 @@ impl Pmd {
     pub(super) fn run(mut self) {
         let mut idle_streak = 0u32;
         let mut sleep_us = 0u64;
+        // The FDB's clock (seconds) is read every 10 ms, not every iteration.
+        let clock_period = self.shared.tsc_per_us * 10_000;
+        let mut now = self.shared.fdb.now();
+        let mut next_clock = tsc() + clock_period;
         while !self.shared.stop.load(Relaxed) {
             if self.shared.generation.load(Acquire) != self.snap.generation {
                 self.work.flush_all(&self.snap);
@@ -71,7 +75,11 @@ impl Pmd {
                 self.adopt_snapshot();
             }
             let t0 = tsc();
-            let got = self.work.iterate(&self.snap, self.shared.fdb.now(), &self.shared.fdb);
+            if t0 >= next_clock {
+                now = self.shared.fdb.now();
+                next_clock = t0 + clock_period;
+            }
+            let got = self.work.iterate(&self.snap, now, &self.shared.fdb);
             let t1 = tsc();
             if got > 0 {
                 bump(&self.work.stats.busy_iterations, 1);
