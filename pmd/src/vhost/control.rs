@@ -14,7 +14,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use vhost::vhost_user::BackendReqHandler;
+use vhost::vhost_user::{BackendReqHandler, Error as VuError};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 type Handler = BackendReqHandler<Mutex<VhostDevice>>;
@@ -121,6 +121,21 @@ impl Drop for VhostControl {
     }
 }
 
+/// Errors that refuse one request but leave the connection usable. QEMU,
+/// for one, sends SET_VRING_ENABLE before it has acked PROTOCOL_FEATURES.
+fn request_level(e: &VuError) -> bool {
+    matches!(
+        e,
+        VuError::InactiveFeature(_)
+            | VuError::InactiveOperation(_)
+            | VuError::InvalidParam
+            | VuError::InvalidOperation(_)
+            | VuError::FeatureMismatch
+            | VuError::BackendInternalError
+            | VuError::ReqHandlerError(_)
+    )
+}
+
 /// Binds a server socket, replacing a stale one that nobody listens on.
 fn bind(path: &Path) -> io::Result<UnixListener> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
@@ -173,14 +188,22 @@ fn run(rx: Receiver<Cmd>, wake: Arc<EventFd>) {
             }
             let e = &mut entries[i];
             if let Some((h, _)) = e.conn.as_mut() {
-                if let Err(err) = h.handle_request() {
-                    let why = format!("{err}");
-                    e.disconnect(&why);
-                    if !matches!(err, vhost::vhost_user::Error::Disconnected | vhost::vhost_user::Error::PartialMessage) {
-                        e.port.set_error(format!("vhost-user request failed: {why}"));
+                match h.handle_request() {
+                    Ok(()) => {}
+                    Err(err) if request_level(&err) => {
+                        // The message was read whole and refused; the channel is intact.
+                        tracing::debug!(path = %e.port.config.path.display(), "vhost-user request refused: {err}");
+                        e.port.set_error(format!("vhost-user request refused: {err}"));
                     }
-                    // A client re-dials after a pause, like QEMU's reconnect.
-                    e.next_dial = Instant::now() + RECONNECT_MIN;
+                    Err(err) => {
+                        let why = format!("{err}");
+                        e.disconnect(&why);
+                        if !matches!(err, VuError::Disconnected | VuError::PartialMessage) {
+                            e.port.set_error(format!("vhost-user connection failed: {why}"));
+                        }
+                        // A client re-dials after a pause, like QEMU's reconnect.
+                        e.next_dial = Instant::now() + RECONNECT_MIN;
+                    }
                 }
             } else if let Some(l) = e.listener.as_ref() {
                 if let Ok((s, _)) = l.accept() {

@@ -72,6 +72,7 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
     }
 
     fn set_features(&mut self, f: u64) -> Result<()> {
+        tracing::debug!(f = format_args!("{f:#x}"), "set_features");
         if f & !features::offered(self.port.queues.len() as u16 / 2) != 0 {
             return Err(Error::InvalidParam);
         }
@@ -97,6 +98,7 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
         files: Vec<File>,
         _postcopy: Option<bool>,
     ) -> Result<Option<Vec<VhostUserMemoryRegionBase>>> {
+        tracing::debug!(regions = regions.len(), "set_mem_table");
         let mem = GuestMem::from_vhost(regions, files).map_err(|e| {
             self.port.set_error(e.to_string());
             Error::InvalidParam
@@ -111,6 +113,7 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
     }
 
     fn set_vring_num(&mut self, index: u32, num: u32) -> Result<()> {
+        tracing::debug!(index, num, "set_vring_num");
         let q = self.queue(index)?;
         if num == 0 || num > super::split_ring::MAX_QUEUE_SIZE as u32 || !num.is_power_of_two() {
             return Err(Error::InvalidParam);
@@ -130,6 +133,7 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
         available: u64,
         _log: u64,
     ) -> Result<()> {
+        tracing::debug!(index, descriptor, used, available, "set_vring_addr");
         let q = self.queue(index)?;
         let mut s = q.state.lock();
         s.addrs = Some(RingAddrs { desc: descriptor, avail: available, used });
@@ -142,6 +146,7 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
     }
 
     fn set_vring_base(&mut self, index: u32, base: u32) -> Result<()> {
+        tracing::debug!(index, base, "set_vring_base");
         let q = self.queue(index)?;
         let mut s = q.state.lock();
         s.base = base as u16;
@@ -152,6 +157,7 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
     }
 
     fn get_vring_base(&mut self, index: u32) -> Result<VhostUserVringState> {
+        tracing::debug!(index, "get_vring_base");
         let q = self.queue(index)?;
         // Taking the lock waits for a PMD in the middle of a burst on this ring.
         let base = q.state.lock().stop();
@@ -159,6 +165,7 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
     }
 
     fn set_vring_kick(&mut self, index: u8, fd: Option<File>) -> Result<()> {
+        tracing::debug!(index, has_fd = fd.is_some(), "set_vring_kick");
         let q = self.queue(index as u32)?;
         let mut s = q.state.lock();
         // We poll and never read the kick fd; keeping it marks the ring started.
@@ -186,6 +193,7 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
     }
 
     fn set_protocol_features(&mut self, f: u64) -> Result<()> {
+        tracing::debug!(f = format_args!("{f:#x}"), "set_protocol_features");
         self.acked_protocol = f;
         self.port.acked_protocol_features.store(f, Ordering::Relaxed);
         Ok(())
@@ -196,8 +204,11 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
     }
 
     fn set_vring_enable(&mut self, index: u32, enable: bool) -> Result<()> {
+        tracing::debug!(index, enable, "set_vring_enable");
         let q = self.queue(index)?;
-        q.state.lock().enabled = enable;
+        let mut s = q.state.lock();
+        s.enabled = enable;
+        s.enable_seen = true;
         Ok(())
     }
 

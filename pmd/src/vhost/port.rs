@@ -107,7 +107,7 @@ impl Port for VhostPort {
         let q = self.rxq(qid);
         // Busy means the control thread is changing this queue: skip a turn.
         let Some(mut st) = q.state.try_lock() else { return 0 };
-        if !st.enabled {
+        if !st.is_enabled() {
             return 0;
         }
         let st = &mut *st;
@@ -128,7 +128,7 @@ impl Port for VhostPort {
         let mut st = q.state.lock();
         let mut sent = 0;
         let mut reason = DropReason::NotReady;
-        if st.enabled {
+        if st.is_enabled() {
             let st = &mut *st;
             if let (Some(ring), Some(mem)) = (st.ring.as_mut(), st.mem.as_ref()) {
                 let (n, notify) = ring.enqueue(mem, cache, pkts, &q.stats);

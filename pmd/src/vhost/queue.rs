@@ -18,7 +18,10 @@ pub struct QueueState {
     pub base: u16,
     pub kick: Option<File>,
     pub call: Option<File>,
+    /// Last SET_VRING_ENABLE; see [`QueueState::is_enabled`].
     pub enabled: bool,
+    /// Whether a SET_VRING_ENABLE reached us on this connection.
+    pub enable_seen: bool,
     pub features: RingFeatures,
     pub mem: Option<Arc<GuestMem>>,
     /// Some while the ring runs: every parameter set and the kick fd received.
@@ -59,8 +62,18 @@ impl QueueState {
         *self = QueueState::default();
     }
 
+    /// QEMU sends SET_VRING_ENABLE(1) as soon as the backend *offers*
+    /// PROTOCOL_FEATURES, before SET_FEATURES acks it; the vhost crate refuses
+    /// it then and we never see it. So a ring that has had no SET_VRING_ENABLE
+    /// at all counts as enabled (as DPDK's vhost library behaves); an explicit
+    /// disable is honoured.
+    #[inline]
+    pub fn is_enabled(&self) -> bool {
+        self.enabled || !self.enable_seen
+    }
+
     pub fn running(&self) -> bool {
-        self.ring.is_some() && self.enabled
+        self.ring.is_some() && self.is_enabled()
     }
 
     /// Interrupts the guest; an eventfd write cannot block and its only
