@@ -6,6 +6,8 @@
 //! Tests take a machine-wide lock: on a 2-core machine two tests full of
 //! busy-polling processes at once would only measure the scheduler.
 
+pub mod guest;
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::io::AsRawFd;

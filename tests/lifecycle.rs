@@ -90,7 +90,11 @@ fn sigterm_stops_cleanly_and_removes_sockets() {
     let code = sw.terminate(Duration::from_secs(10));
     assert_eq!(code, Some(0), "log:\n{}", sw.log_text());
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "no process or thread left behind");
-    let left: Vec<_> = std::fs::read_dir(&sw.run_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(&sw.run_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".sock"))
+        .collect();
     assert!(left.is_empty(), "sockets left in the run dir: {left:?}");
     assert!(sw.log_text().contains("stopped"));
 }

@@ -89,3 +89,35 @@ fn learning_sends_unicast_to_one_port_and_broadcast_to_all_others() {
     assert_eq!(c2.tx + c2.tx_dropped - c1.tx - c1.tx_dropped, sent, "C got every broadcast (delivered or counted)");
     assert_eq!(a2.tx + a2.tx_dropped, a1.tx + a1.tx_dropped, "nothing went back to A");
 }
+
+/// One receiver stops reading: its ring fills and its drops are counted as
+/// ring_full, while the others keep receiving.
+#[test]
+fn a_guest_that_stops_reading_does_not_stall_the_others() {
+    let _g = serial();
+    let dir = TempDir::new("slow");
+    let sw = Ferrovsd::start(dir.path(), Some(&config_with_ports(3)));
+    let mut b = Testpmd::start(&sw.port_socket("vhost1"), &mac(2), "rxonly", &mac(1));
+    let mut c = Testpmd::start(&sw.port_socket("vhost2"), &mac(3), "rxonly", &mac(1));
+    b.cmd("start");
+    c.cmd("start");
+    // Broadcast from A goes to both B and C.
+    let mut a = Testpmd::start(&sw.port_socket("vhost0"), &mac(1), "txonly", "ff:ff:ff:ff:ff:ff");
+    a.cmd("start");
+    let rate = |secs: f64| {
+        let b0 = sw.port("vhost1").tx;
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        (sw.port("vhost1").tx - b0) as f64 / secs
+    };
+    let before = rate(2.0);
+    c.cmd("stop"); // C's driver no longer empties its receive ring
+    std::thread::sleep(Duration::from_millis(300));
+    let c_full0 = sw.port("vhost2").tx_drops.iter().find(|d| d.0 == "ring_full").map_or(0, |d| d.1);
+    let after = rate(2.0);
+    let c_full1 = sw.port("vhost2").tx_drops.iter().find(|d| d.0 == "ring_full").map_or(0, |d| d.1);
+    a.cmd("stop");
+    eprintln!("B received {before:.0} pps before C stopped reading, {after:.0} pps after");
+    assert!(c_full1 > c_full0 + 1000, "C's full ring is counted as ring_full drops");
+    // Not a benchmark: only a stall (or a collapse) must fail here.
+    assert!(after > before * 0.3, "B slowed from {before:.0} to {after:.0} pps when C stopped reading");
+}

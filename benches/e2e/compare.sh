@@ -72,7 +72,7 @@ cpu_ns() { awk '{print $1}' "/proc/$1/task/$2/schedstat"; }
 # testpmd interactive sessions fed through a fifo; output to a log.
 start_testpmd() { # NAME ARGS... ; sets ${NAME}_PID and ${NAME}_FD
   local name=$1; shift
-  mkfifo "$W/$name.in"
+  rm -f "$W/$name.in"; mkfifo "$W/$name.in"
   stdbuf -o0 -e0 dpdk-testpmd "$@" < "$W/$name.in" > "$W/$name.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")

@@ -5,6 +5,7 @@ use crate::config::{parse_mac, validate_port_name, Mode, PortConfig, PortKind};
 use crate::datapath::snapshot::{Snapshot, SwitchPort};
 use crate::datapath::Datapath;
 use crate::fdb::Fdb;
+use crate::state::StateFile;
 use pmd::vhost::{SocketMode, VhostControl, VhostPort, VhostPortConfig};
 use pmd::Pool;
 use std::collections::BTreeMap;
@@ -19,6 +20,8 @@ pub struct Bridge {
     pub datapath: Datapath,
     vhost: VhostControl,
     state: Mutex<State>,
+    /// Where runtime changes are persisted (None: not persisted).
+    state_file: Option<StateFile>,
 }
 
 struct State {
@@ -40,7 +43,14 @@ pub enum BridgeError {
 }
 
 impl Bridge {
-    pub fn new(name: String, run_dir: PathBuf, fdb: Arc<Fdb>, pool: Arc<Pool>, datapath: Datapath) -> std::io::Result<Bridge> {
+    pub fn new(
+        name: String,
+        run_dir: PathBuf,
+        fdb: Arc<Fdb>,
+        pool: Arc<Pool>,
+        datapath: Datapath,
+        state_file: Option<StateFile>,
+    ) -> std::io::Result<Bridge> {
         Ok(Bridge {
             name,
             run_dir,
@@ -49,7 +59,33 @@ impl Bridge {
             datapath,
             vhost: VhostControl::start()?,
             state: Mutex::new(State { ports: BTreeMap::new(), next_no: 1, generation: 0 }),
+            state_file,
         })
+    }
+
+    /// Records the current port list as the desired state (after a runtime change).
+    fn persist(&self, st: &State) {
+        let Some(f) = &self.state_file else { return };
+        let mut ports: Vec<_> = st.ports.values().collect();
+        ports.sort_by_key(|(_, sp)| sp.no);
+        let configs: Vec<PortConfig> = ports.into_iter().map(|(c, _)| c.clone()).collect();
+        if let Err(e) = f.save(&configs) {
+            tracing::error!("cannot write state file {}: {e}; runtime port changes will not survive a restart", f.path().display());
+        }
+    }
+
+    /// `add_port` for an operator's request: also persisted.
+    pub fn add_port_persistent(&self, cfg: PortConfig) -> Result<u16, BridgeError> {
+        let no = self.add_port(cfg)?;
+        self.persist(&self.state.lock().expect("bridge state poisoned"));
+        Ok(no)
+    }
+
+    /// `del_port` for an operator's request: also persisted.
+    pub fn del_port_persistent(&self, name: &str) -> Result<(), BridgeError> {
+        self.del_port(name)?;
+        self.persist(&self.state.lock().expect("bridge state poisoned"));
+        Ok(())
     }
 
     fn resolve(&self, p: &Path) -> PathBuf {
@@ -87,7 +123,13 @@ impl Bridge {
                     Mode::Server => SocketMode::Server,
                     Mode::Client => SocketMode::Client,
                 };
-                let vp = Arc::new(VhostPort::new(VhostPortConfig { path, mode, queue_pairs: 1, mac }));
+                let vp = Arc::new(VhostPort::new(VhostPortConfig {
+                    path,
+                    mode,
+                    queue_pairs: 1,
+                    mac,
+                    tx_retries_max: cfg.tx_retries_max,
+                }));
                 self.vhost
                     .add(vp.clone())
                     .map_err(|source| BridgeError::Socket { name: cfg.name.clone(), source })?;

@@ -3,7 +3,7 @@
 //! `mac-aging-time`, `mac-table-size`, `vhost-server-path`). Unknown keys and
 //! bad values are errors that name the key.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The embedded default (also `configs/default.toml`).
@@ -91,7 +91,7 @@ impl Default for ControlConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PortConfig {
     pub name: String,
@@ -103,17 +103,30 @@ pub struct PortConfig {
     #[serde(default)]
     pub mode: Mode,
     /// MAC the guest sees in config space (random locally administered if unset).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// Retries into a full guest receive ring before dropping (OVS tx-retries-max).
+    #[serde(default = "default_tx_retries", skip_serializing_if = "is_default_tx_retries")]
+    pub tx_retries_max: u32,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub const DEFAULT_TX_RETRIES: u32 = 8;
+
+fn default_tx_retries() -> u32 {
+    DEFAULT_TX_RETRIES
+}
+
+fn is_default_tx_retries(n: &u32) -> bool {
+    *n == DEFAULT_TX_RETRIES
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum PortKind {
     VhostUser,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     #[default]
@@ -175,6 +188,9 @@ impl Config {
             }
             if let Some(m) = &p.mac {
                 parse_mac(m).map_err(|e| bad(&format!("port[{i}].mac"), e))?;
+            }
+            if p.tx_retries_max > 32 {
+                return Err(bad(&format!("port[{i}].tx-retries-max"), "must be 0..=32".into()));
             }
         }
         Ok(())

@@ -7,3 +7,4 @@ pub mod config;
 pub mod control;
 pub mod datapath;
 pub mod fdb;
+pub mod state;

@@ -11,6 +11,7 @@ use switch::config::{parse_cpu_list, parse_mode, Config, Hugepages};
 use switch::control::ControlServer;
 use switch::datapath::Datapath;
 use switch::fdb::Fdb;
+use switch::state::{Loaded, StateFile};
 
 #[derive(Parser, Debug)]
 #[command(name = "ferrovsd", version, about = "ferrovs: a polling L2 virtual switch for vhost-user VMs")]
@@ -24,6 +25,10 @@ struct Args {
     /// PMD CPU list, e.g. "1" or "2-3"; overrides [pmd] cores.
     #[arg(long)]
     pmd_cores: Option<String>,
+    /// Desired-state file (runtime port changes); default <run-dir>/ferrovsd.state.json.
+    /// When it exists, its port list replaces the config file's.
+    #[arg(long)]
+    state_file: Option<PathBuf>,
     /// Print the embedded default configuration and exit.
     #[arg(long)]
     print_default_config: bool,
@@ -84,9 +89,17 @@ fn main() -> Result<()> {
         .context("cannot allocate the packet buffer pool")?;
     let fdb = Arc::new(Fdb::new(cfg.bridge.mac_table_size as usize, cfg.bridge.mac_aging_time));
     let datapath = Datapath::start(&cores, fdb.clone(), pool.clone(), cfg.pmd.sleep_max).context("cannot start PMD threads")?;
-    let bridge = Bridge::new(cfg.bridge.name.clone(), run_dir.clone(), fdb.clone(), pool.clone(), datapath)?;
-    for p in &cfg.ports {
-        bridge.add_port(p.clone()).with_context(|| format!("config port {:?}", p.name))?;
+    let state = StateFile::new(args.state_file.clone().unwrap_or_else(|| run_dir.join("ferrovsd.state.json")));
+    let ports = match state.load() {
+        Loaded::Ports(p) => {
+            tracing::info!("restoring {} port(s) from {}", p.len(), state.path().display());
+            p
+        }
+        Loaded::Nothing => cfg.ports.clone(),
+    };
+    let bridge = Bridge::new(cfg.bridge.name.clone(), run_dir.clone(), fdb.clone(), pool.clone(), datapath, Some(state))?;
+    for p in &ports {
+        bridge.add_port(p.clone()).with_context(|| format!("port {:?}", p.name))?;
     }
     let mode = parse_mode(&cfg.control.socket_mode).map_err(anyhow::Error::msg)?;
     let bridge = Arc::new(bridge);
@@ -106,7 +119,7 @@ fn main() -> Result<()> {
     tracing::info!(
         run_dir = %run_dir.display(), pmd_cores = ?cores, pages = pool.page_kind().as_str(),
         "ferrovsd ready: bridge {} with {} port(s); control socket {}",
-        cfg.bridge.name, cfg.ports.len(), run_dir.join("ferrovsd.sock").display()
+        cfg.bridge.name, ports.len(), run_dir.join("ferrovsd.sock").display()
     );
 
     let sig = wait_for_signal(&sigs);

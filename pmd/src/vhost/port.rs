@@ -32,6 +32,9 @@ pub struct VhostPortConfig {
     /// Queue pairs offered to the guest.
     pub queue_pairs: u16,
     pub mac: [u8; 6],
+    /// When the guest's receive ring is full, try again this many times before
+    /// dropping (OVS's tx-retries-max; 0..=32).
+    pub tx_retries_max: u32,
 }
 
 pub struct VhostPort {
@@ -131,8 +134,19 @@ impl Port for VhostPort {
         if st.is_enabled() {
             let st = &mut *st;
             if let (Some(ring), Some(mem)) = (st.ring.as_mut(), st.mem.as_ref()) {
-                let (n, notify) = ring.enqueue(mem, cache, pkts, &q.stats);
+                let (n, mut notify) = ring.enqueue(mem, cache, pkts, &q.stats);
                 sent = n;
+                // A guest that is draining its ring gets a few more chances;
+                // an attempt that moves nothing ends it (OVS's tx-retries-max).
+                let (mut last, mut retries) = (n, 0);
+                while !pkts.is_empty() && last > 0 && retries < self.config.tx_retries_max {
+                    retries += 1;
+                    let (more, again) = ring.enqueue(mem, cache, pkts, &q.stats);
+                    notify |= again;
+                    sent += more;
+                    last = more;
+                }
+                crate::port::bump(&q.retries, retries as u64);
                 reason = DropReason::RingFull;
                 if notify {
                     st.signal();

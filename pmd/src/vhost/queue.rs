@@ -90,6 +90,8 @@ pub struct VirtQueue {
     pub stats: QueueStats,
     /// Guest interrupts we raised.
     pub notifications: std::sync::atomic::AtomicU64,
+    /// Extra enqueue attempts into a full guest ring (tx-retries-max).
+    pub retries: std::sync::atomic::AtomicU64,
 }
 
 impl Default for VirtQueue {
@@ -98,6 +100,7 @@ impl Default for VirtQueue {
             state: SpinLock::new(QueueState::default()),
             stats: QueueStats::default(),
             notifications: Default::default(),
+            retries: Default::default(),
         }
     }
 }

@@ -27,7 +27,7 @@ pub fn dispatch(bridge: &Bridge, command: &str, args: &Map<String, Value>) -> Re
         "add-port" => add_port(bridge, args),
         "del-port" => {
             let name = str_arg(args, "name")?;
-            bridge.del_port(name).map_err(|e| e.to_string())?;
+            bridge.del_port_persistent(name).map_err(|e| e.to_string())?;
             Ok(json!({ "removed": name }))
         }
         "fdb-show" => Ok(fdb_show(bridge)),
@@ -55,8 +55,8 @@ fn str_arg<'a>(args: &'a Map<String, Value>, key: &str) -> Result<&'a str, Strin
 
 fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String> {
     for k in args.keys() {
-        if !["name", "type", "path", "mode", "mac"].contains(&k.as_str()) {
-            return Err(format!("unknown add-port argument {k:?} (known: name, type, path, mode, mac)"));
+        if !["name", "type", "path", "mode", "mac", "tx-retries-max"].contains(&k.as_str()) {
+            return Err(format!("unknown add-port argument {k:?} (known: name, type, path, mode, mac, tx-retries-max)"));
         }
     }
     let name = str_arg(args, "name")?.to_string();
@@ -71,7 +71,16 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
         Some(m) => return Err(format!("unknown mode {m:?} (known: server, client)")),
     };
     let mac = args.get("mac").map(|_| str_arg(args, "mac")).transpose()?.map(String::from);
-    let no = bridge.add_port(PortConfig { name: name.clone(), kind, path, mode, mac }).map_err(|e| e.to_string())?;
+    let tx_retries_max = match args.get("tx-retries-max") {
+        None => crate::config::DEFAULT_TX_RETRIES,
+        Some(_) => str_arg(args, "tx-retries-max")?
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= 32)
+            .ok_or("tx-retries-max must be a number from 0 to 32")?,
+    };
+    let cfg = PortConfig { name: name.clone(), kind, path, mode, mac, tx_retries_max };
+    let no = bridge.add_port_persistent(cfg).map_err(|e| e.to_string())?;
     Ok(json!({ "added": name, "port_no": no }))
 }
 

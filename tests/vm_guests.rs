@@ -1,0 +1,139 @@
+//! Real Linux guests (the kernel's own virtio-net driver) on ferrovsd.
+//! Under TCG here (kvm_pvm cannot run stock kernels), under KVM on hosts
+//! with VT-x/AMD-V.
+
+use ferrovs_tests::guest::{Guest, GuestConfig};
+use ferrovs_tests::*;
+use serde_json::json;
+use std::time::Duration;
+
+const BOOT: Duration = Duration::from_secs(90);
+const CMD: Duration = Duration::from_secs(60);
+
+/// Pings until one answer comes back (ARP and learning), then `count` pings
+/// must all be answered.
+fn ping_clean(from: &Guest, to: &str, count: u32) {
+    let (code, out) = from.sh(&format!("ping -c 20 -w 20 -W 1 {to} | grep -q 'bytes from' ; ping -c {count} -i 0.2 -W 2 {to}"), CMD);
+    assert_eq!(code, 0, "ping {to} failed:\n{out}");
+    assert!(out.contains(&format!("{count} packets transmitted, {count} packets received, 0% packet loss")), "{out}");
+}
+
+#[test]
+fn two_guests_ping_transfer_and_negotiate_features() {
+    let _g = serial();
+    let dir = TempDir::new("vm2");
+    let sw = Ferrovsd::start(dir.path(), None);
+    let a = Guest::start(GuestConfig::new("a", &sw.port_socket("vhost0"), 1));
+    let b = Guest::start(GuestConfig::new("b", &sw.port_socket("vhost1"), 2));
+    a.wait_ready(1, BOOT);
+    b.wait_ready(1, BOOT);
+    ping_clean(&a, "10.0.0.2", 10);
+    ping_clean(&b, "10.0.0.1", 10);
+
+    // 4 MiB of random bytes from A to B over TCP, compared by checksum.
+    let (_, sum_a) = a.sh("dd if=/dev/urandom of=/tmp/blob bs=1024 count=4096 2>/dev/null; md5sum /tmp/blob", CMD);
+    // The listener's stdin is a pipe that stays open: on the console it would
+    // read (and send back) what the test types next.
+    let (code, _) = b.sh("(sleep 300 | nc -l -p 5001 > /tmp/got &) ; sleep 0.5", CMD);
+    assert_eq!(code, 0);
+    let (code, out) = a.sh("nc -w 5 10.0.0.2 5001 < /tmp/blob", Duration::from_secs(120));
+    assert_eq!(code, 0, "{out}");
+    // nc may exit before the last bytes have crossed: wait for all of them.
+    let (_, sum_b) = b.sh(
+        "i=0; while [ $(wc -c < /tmp/got) -lt 4194304 ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; md5sum /tmp/got; wc -c < /tmp/got",
+        CMD,
+    );
+    let hash = |s: &str| s.split_whitespace().find(|w| w.len() == 32).map(String::from);
+    assert!(hash(&sum_a).is_some(), "{sum_a}");
+    assert_eq!(hash(&sum_a), hash(&sum_b), "the 4 MiB transfer arrived intact\nA: {sum_a}\nB: {sum_b}");
+
+    let show = sw.ok("show", json!({}));
+    for p in show["ports"].as_array().unwrap() {
+        let f: Vec<String> = p["features"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+        for want in ["MRG_RXBUF", "EVENT_IDX", "INDIRECT_DESC", "VERSION_1"] {
+            assert!(f.iter().any(|x| x == want), "{}: guest driver did not negotiate {want}: {f:?}", p["name"]);
+        }
+        assert_eq!(p["link"], "up");
+    }
+    let stats = sw.port("vhost1");
+    assert!(stats.tx > 4 * 1024 * 1024 / 1514, "{stats:?}");
+}
+
+#[test]
+fn guest_reboot_reconnects_by_itself() {
+    let _g = serial();
+    let dir = TempDir::new("vmboot");
+    let sw = Ferrovsd::start(dir.path(), None);
+    let a = Guest::start(GuestConfig::new("a", &sw.port_socket("vhost0"), 1));
+    let b = Guest::start(GuestConfig::new("b", &sw.port_socket("vhost1"), 2));
+    a.wait_ready(1, BOOT);
+    b.wait_ready(1, BOOT);
+    ping_clean(&a, "10.0.0.2", 3);
+    // A reboots: its driver resets the device and sets it up again.
+    let _ = a.sh("(sleep 0.3; reboot -f) &", CMD);
+    a.wait_ready(2, BOOT);
+    ping_clean(&a, "10.0.0.2", 5);
+    ping_clean(&b, "10.0.0.1", 5);
+}
+
+/// ferrovsd as the vhost-user client of QEMU (OVS's dpdkvhostuserclient): it
+/// is killed and started again under two pinging guests, which must not
+/// notice more than a short gap; a port added at runtime survives too.
+#[test]
+fn client_mode_survives_a_switch_restart_without_guest_reboot() {
+    let _g = serial();
+    let dir = TempDir::new("vmcli");
+    let qa = dir.path().join("qa.sock");
+    let qb = dir.path().join("qb.sock");
+    let cfg = format!(
+        "[pmd]\nsleep-max = 100\n[[port]]\nname = \"a\"\ntype = \"vhost-user\"\npath = \"{}\"\nmode = \"client\"\n\
+         [[port]]\nname = \"b\"\ntype = \"vhost-user\"\npath = \"{}\"\nmode = \"client\"\n",
+        qa.display(),
+        qb.display()
+    );
+    let mut ca = GuestConfig::new("a", &qa, 1);
+    ca.qemu_server = true;
+    let mut cb = GuestConfig::new("b", &qb, 2);
+    cb.qemu_server = true;
+    let a = Guest::start(ca);
+    let b = Guest::start(cb);
+    let mut sw = Ferrovsd::start(dir.path(), Some(&cfg));
+    a.wait_ready(1, BOOT);
+    b.wait_ready(1, BOOT);
+    ping_clean(&a, "10.0.0.2", 3);
+    sw.ok("add-port", json!({ "name": "extra", "type": "vhost-user", "path": "extra.sock" }));
+
+    let (code, _) = a.sh("(ping -i 0.1 10.0.0.2 > /tmp/ping.log 2>&1 &)", CMD);
+    assert_eq!(code, 0);
+    std::thread::sleep(Duration::from_secs(1));
+    // SIGKILL: no goodbye to QEMU, sockets and state left as a crash leaves them.
+    if let Some(mut c) = sw.child.take() {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let started = std::time::Instant::now();
+    let sw = Ferrovsd::start(dir.path(), Some(&cfg));
+    let mut resumed = None;
+    while started.elapsed() < Duration::from_secs(20) {
+        if sw.port("a").tx > 0 && sw.port("b").tx > 0 {
+            resumed = Some(started.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let resumed = resumed.unwrap_or_else(|| panic!("ping did not resume; log:\n{}", sw.log_text()));
+    eprintln!("ping resumed {resumed:?} after ferrovsd was started again");
+    assert!(resumed < Duration::from_secs(2), "ping resumed only after {resumed:?}");
+    // The guests never rebooted and their pings flow again.
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, log) = a.sh("kill %1 2>/dev/null; killall ping; grep -c 'bytes from' /tmp/ping.log", CMD);
+    assert_eq!(a.output().matches("FV-READY").count(), 1, "guest A rebooted");
+    assert!(log.lines().any(|l| l.trim().parse::<u32>().is_ok_and(|n| n > 10)), "{log}");
+    ping_clean(&b, "10.0.0.1", 3);
+    // The runtime port came back from the state file.
+    let show = sw.ok("show", json!({}));
+    let names: Vec<_> = show["ports"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
+    assert!(names.contains(&"extra".to_string()), "{names:?}");
+    assert!(sw.run_dir.join("extra.sock").exists());
+}
