@@ -155,6 +155,25 @@ start_testpmd_switch() {
 }
 stop_testpmd_switch() { stop_testpmd SWTP; }
 
+# Cycles the switch spent in iterations that moved packets, per packet: its own
+# accounting (ferrovsd pmd-stats, OVS pmd-stats-show); testpmd has none.
+proc_begin() {
+  case $1 in
+    ferrovsd) "$FERROVS_CTL" --socket "$W/fv/run/ferrovsd.sock" --json pmd-stats > "$W/proc0.json" ;;
+    ovs) ovs-appctl -t "$(ls "$W"/ovs/ovs-vswitchd*.ctl)" dpif-netdev/pmd-stats-clear > /dev/null ;;
+  esac
+}
+proc_end() { # -> cycles per packet, or null
+  case $1 in
+    ferrovsd)
+      "$FERROVS_CTL" --socket "$W/fv/run/ferrovsd.sock" --json pmd-stats > "$W/proc1.json"
+      python3 -c "import json,sys; a=json.load(open(sys.argv[1]))[0]; b=json.load(open(sys.argv[2]))[0]; p=b['packets']-a['packets']; print((b['busy_cycles']-a['busy_cycles'])/p if p else 'null')" "$W/proc0.json" "$W/proc1.json" ;;
+    ovs)
+      ovs-appctl -t "$(ls "$W"/ovs/ovs-vswitchd*.ctl)" dpif-netdev/pmd-stats-show | awk '/avg processing cycles per packet:/ {print $6; f=1; exit} END {if (!f) print "null"}' ;;
+    *) echo null ;;
+  esac
+}
+
 gen_rx_b() { # RX-packets of port 2 (virtio-user B)
   tp_cmd GEN "show port stats 2" | awk '/RX-packets:/ {print $2; exit}'
 }
@@ -193,23 +212,26 @@ run_one() { # SWITCH SIZE -> appends one JSON line
   sw_tid=$(tid_of "$SW_PID" "$SW_TID_RE") || { echo "no switch thread matching $SW_TID_RE" >&2; ls /proc/"$SW_PID"/task | head >&2; return 1; }
   gen_tid=$(tid_of "$GEN_PID" 'worker-0|lcore-0') || { echo "no generator worker thread" >&2; return 1; }
   local b0 s0 g0 t0 b1 s1 g1 t1
+  proc_begin "$sw"
   b0=$(gen_rx_b); s0=$(cpu_ns "$SW_PID" "$sw_tid"); g0=$(cpu_ns "$GEN_PID" "$gen_tid"); t0=$(date +%s%N)
   sleep "$DURATION"
   b1=$(gen_rx_b); s1=$(cpu_ns "$SW_PID" "$sw_tid"); g1=$(cpu_ns "$GEN_PID" "$gen_tid"); t1=$(date +%s%N)
+  local proc; proc=$(proc_end "$sw")
   stop_testpmd GEN
   case $sw in
     ferrovsd) stop_ferrovsd ;;
     ovs) stop_ovs ;;
     testpmd) stop_testpmd_switch ;;
   esac
-  python3 - "$sw" "$size" "$b0" "$b1" "$s0" "$s1" "$g0" "$g1" "$t0" "$t1" "$MHZ" >> "$RUNS" <<'PY'
+  python3 - "$sw" "$size" "$b0" "$b1" "$s0" "$s1" "$g0" "$g1" "$t0" "$t1" "$MHZ" "$proc" >> "$RUNS" <<'PY'
 import json, sys
 sw, size = sys.argv[1], int(sys.argv[2])
 b0, b1, s0, s1, g0, g1, t0, t1 = map(int, sys.argv[3:11]); mhz = float(sys.argv[11])
+proc = None if sys.argv[12] in ("null", "") else float(sys.argv[12])
 wall = t1 - t0; pkts = b1 - b0
 r = {"switch": sw, "size": size, "packets": pkts, "seconds": wall / 1e9,
      "mpps": pkts / wall * 1e3, "switch_cpu": (s1 - s0) / wall, "gen_cpu": (g1 - g0) / wall,
-     "cycles_per_packet": (s1 - s0) * mhz / 1e3 / max(pkts, 1)}
+     "cycles_per_packet": (s1 - s0) * mhz / 1e3 / max(pkts, 1), "processing_cycles_per_packet": proc}
 r["disturbed"] = r["switch_cpu"] < 0.97 or r["gen_cpu"] < 0.97
 print(json.dumps(r))
 PY

@@ -317,6 +317,12 @@ impl Batch {
         self.slots[..self.len].rotate_left(n);
         self.len -= n;
     }
+    /// Takes every buffer out, first to last (packet order matters: TCP).
+    pub fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
+        let n = std::mem::take(&mut self.len);
+        self.slots[..n].iter_mut().map(|s| s.take().expect("slot below len is filled"))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Mbuf> {
         self.slots[..self.len].iter().map(|s| s.as_ref().expect("filled"))
     }
@@ -371,6 +377,24 @@ mod tests {
             b.free(m);
         }
         assert_eq!(pool.stats().in_use, 0);
+    }
+
+    #[test]
+    fn batch_drain_yields_in_order() {
+        let pool = Pool::new(64, false).unwrap();
+        let mut c = PoolCache::new(pool);
+        let mut b = Batch::new();
+        for i in 0..4u8 {
+            let mut m = c.alloc().unwrap();
+            m.fill(&[i]);
+            b.push(m).unwrap();
+        }
+        let got: Vec<Mbuf> = b.drain().collect();
+        assert!(b.is_empty());
+        assert_eq!(got.iter().map(|m| m.data()[0]).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        for m in got {
+            c.free(m);
+        }
     }
 
     #[test]

@@ -126,16 +126,33 @@ impl Work {
     /// Learns, looks up and queues every packet of `self.rx`.
     fn switch_batch(&mut self, snap: &Snapshot, in_slot: usize, now: u32, fdb: &Fdb) {
         let in_no = snap.ports[in_slot].no;
-        while let Some(m) = self.rx.pop() {
+        // One-entry caches, as VPP's l2-fwd keeps: a burst is usually one or
+        // a few flows, so most packets skip the table entirely.
+        let mut learned: Option<(u16, [u8; 6])> = None;
+        let mut looked_up: Option<((u16, [u8; 6]), Option<usize>)> = None;
+        let mut rx = std::mem::take(&mut self.rx);
+        for m in rx.drain() {
             let Some(k) = L2Key::parse(m.data()) else {
                 self.stats.count_drop(DpDrop::Runt, 1);
                 self.cache.free(m);
                 continue;
             };
-            if !k.src_is_group() {
+            if !k.src_is_group() && learned != Some((k.vlan, k.src)) {
                 fdb.learn(k.vlan, &k.src, in_no, now);
+                learned = Some((k.vlan, k.src));
             }
-            let out = if k.dst_is_group() { None } else { fdb.lookup(k.vlan, &k.dst).and_then(|no| snap.slot(no)) };
+            let out = if k.dst_is_group() {
+                None
+            } else {
+                match looked_up {
+                    Some((key, out)) if key == (k.vlan, k.dst) => out,
+                    _ => {
+                        let out = fdb.lookup(k.vlan, &k.dst).and_then(|no| snap.slot(no));
+                        looked_up = Some(((k.vlan, k.dst), out));
+                        out
+                    }
+                }
+            };
             match out {
                 Some(s) if s == in_slot => {
                     self.stats.count_drop(DpDrop::SamePort, 1);
@@ -145,6 +162,7 @@ impl Work {
                 None => self.flood(snap, in_slot, m),
             }
         }
+        self.rx = rx;
     }
 
     fn flood(&mut self, snap: &Snapshot, in_slot: usize, m: pmd::Mbuf) {

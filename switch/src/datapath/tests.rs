@@ -162,3 +162,18 @@ fn removed_port_gets_nothing_and_others_keep_forwarding() {
     assert_eq!(r.recv(1, 1).len(), 1);
     assert_eq!(r.recv(2, 0).len(), 0, "port 3 is gone from the snapshot");
 }
+
+#[test]
+fn a_burst_keeps_its_order() {
+    let mut r = Rig::new(2);
+    let frames: Vec<Vec<u8>> = (0..30u8)
+        .map(|i| {
+            let mut f = frame(mac(2), mac(1));
+            f[20] = i;
+            f
+        })
+        .collect();
+    r.send(0, &frames);
+    let got = r.recv(1, 30);
+    assert_eq!(got.iter().map(|f| f[20]).collect::<Vec<_>>(), (0..30).collect::<Vec<u8>>());
+}
