@@ -3,7 +3,9 @@
 //! so the steady state never touches the shared ring.
 //!
 //! Layout of one buffer (like DPDK's rte_mbuf): a 64-byte header, then
-//! `HEADROOM` bytes, then `DATA_ROOM` bytes of frame data.
+//! `HEADROOM` bytes, then the pool's data room (2048 bytes by default; a
+//! pool for jumbo frames has one buffer per frame, as Snabb's packets do,
+//! rather than chains).
 
 use crate::mem::{MemError, PageKind, Region};
 use crossbeam_queue::ArrayQueue;
@@ -12,10 +14,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 pub const HEADROOM: usize = 128;
-/// Room for a 1518-byte frame plus slack; jumbo frames will chain later.
+/// Default data room: a 1518-byte frame plus slack.
 pub const DATA_ROOM: usize = 2048;
+/// Largest data room a pool may have (a 9000-byte MTU frame + VLAN + slack).
+pub const MAX_DATA_ROOM: usize = 16 * 1024;
 const HDR_SIZE: usize = 64;
-const BUF_SIZE: usize = HDR_SIZE + HEADROOM + DATA_ROOM;
 /// Size of every burst on the packet path (rx, tx, cache refill).
 pub const BURST: usize = 32;
 const CACHE_SIZE: usize = 256;
@@ -25,6 +28,8 @@ struct MbufHdr {
     data_off: u16,
     len: u16,
     index: u32,
+    /// Headroom + data room of this buffer's pool.
+    room: u32,
 }
 
 /// A handle to one packet buffer. Not `Clone`: one owner at a time; it is
@@ -57,7 +62,7 @@ impl Mbuf {
 
     /// Bytes available after the current data offset.
     pub fn capacity(&self) -> usize {
-        HEADROOM + DATA_ROOM - self.hdr().data_off as usize
+        self.hdr().room as usize - self.hdr().data_off as usize
     }
 
     /// Sets the frame length; panics (a bug, not input) if it exceeds capacity.
@@ -69,7 +74,7 @@ impl Mbuf {
     /// Pointer to the first byte of frame data (valid for `capacity()` bytes).
     pub fn data_ptr(&mut self) -> *mut u8 {
         let off = HDR_SIZE + self.hdr().data_off as usize;
-        // SAFETY: data_off <= HEADROOM + DATA_ROOM keeps us inside the buffer.
+        // SAFETY: data_off <= room keeps us inside the buffer.
         unsafe { self.0.as_ptr().cast::<u8>().add(off) }
     }
 
@@ -98,6 +103,7 @@ impl Mbuf {
 pub struct Pool {
     region: Region,
     count: u32,
+    buf_size: usize,
     free: ArrayQueue<u32>,
     /// Each cache publishes its length here (plain stores, read at stats time).
     caches: Mutex<Vec<Weak<AtomicUsize>>>,
@@ -112,20 +118,35 @@ pub struct PoolStats {
 }
 
 impl Pool {
-    /// Creates a pool of `count` buffers, on hugepages when `allow_huge`.
+    /// Creates a pool of `count` buffers of the default data room, on
+    /// hugepages when `allow_huge`.
     pub fn new(count: u32, allow_huge: bool) -> Result<Arc<Pool>, MemError> {
-        let region = Region::new(count as usize * BUF_SIZE, allow_huge)?;
+        Pool::with_data_room(count, DATA_ROOM, allow_huge)
+    }
+
+    /// As [`Pool::new`] with `data_room` bytes of frame space per buffer
+    /// (rounded up to 64, at most [`MAX_DATA_ROOM`]).
+    pub fn with_data_room(count: u32, data_room: usize, allow_huge: bool) -> Result<Arc<Pool>, MemError> {
+        let data_room = data_room.clamp(64, MAX_DATA_ROOM).next_multiple_of(64);
+        let buf_size = HDR_SIZE + HEADROOM + data_room;
+        let room = (HEADROOM + data_room) as u32;
+        let region = Region::new(count as usize * buf_size, allow_huge)?;
         let free = ArrayQueue::new(count as usize);
         for i in 0..count {
             // SAFETY: i < count, so the header lies inside the region; the
             // region is freshly mapped and not yet shared.
             unsafe {
-                let h = region.as_ptr().add(i as usize * BUF_SIZE).cast::<MbufHdr>();
-                h.write(MbufHdr { data_off: HEADROOM as u16, len: 0, index: i });
+                let h = region.as_ptr().add(i as usize * buf_size).cast::<MbufHdr>();
+                h.write(MbufHdr { data_off: HEADROOM as u16, len: 0, index: i, room });
             }
             let _ = free.push(i);
         }
-        Ok(Arc::new(Pool { region, count, free, caches: Mutex::new(Vec::new()) }))
+        Ok(Arc::new(Pool { region, count, buf_size, free, caches: Mutex::new(Vec::new()) }))
+    }
+
+    /// Frame bytes one buffer holds.
+    pub fn data_room(&self) -> usize {
+        self.buf_size - HDR_SIZE - HEADROOM
     }
 
     pub fn page_kind(&self) -> PageKind {
@@ -154,14 +175,14 @@ impl Pool {
     fn buf(&self, index: u32) -> Mbuf {
         debug_assert!(index < self.count);
         // SAFETY: index < count, so the header is inside the region.
-        let p = unsafe { self.region.as_ptr().add(index as usize * BUF_SIZE) };
+        let p = unsafe { self.region.as_ptr().add(index as usize * self.buf_size) };
         Mbuf(NonNull::new(p.cast()).expect("region pointer is non-null"))
     }
 
     fn owns(&self, m: &Mbuf) -> bool {
         let base = self.region.as_ptr() as usize;
         let p = m.0.as_ptr() as usize;
-        p >= base && p < base + self.count as usize * BUF_SIZE
+        p >= base && p < base + self.count as usize * self.buf_size
     }
 }
 
@@ -323,6 +344,21 @@ impl Batch {
         self.slots[..n].iter_mut().map(|s| s.take().expect("slot below len is filled"))
     }
 
+    /// Keeps the buffers for which `keep` holds, in order; hands the others to `gone`.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Mbuf) -> bool, mut gone: impl FnMut(Mbuf)) {
+        let mut w = 0;
+        for r in 0..self.len {
+            let m = self.slots[r].take().expect("slot below len is filled");
+            if keep(&m) {
+                self.slots[w] = Some(m);
+                w += 1;
+            } else {
+                gone(m);
+            }
+        }
+        self.len = w;
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Mbuf> {
         self.slots[..self.len].iter().map(|s| s.as_ref().expect("filled"))
     }
@@ -350,6 +386,20 @@ mod tests {
         assert_eq!(pool.stats().in_use, 0);
         drop(c);
         assert_eq!(pool.stats().free_shared, 1024);
+    }
+
+    #[test]
+    fn jumbo_pool_holds_a_9000_byte_frame() {
+        let pool = Pool::with_data_room(64, 9216, false).unwrap();
+        assert_eq!(pool.data_room(), 9216);
+        let mut c = PoolCache::new(pool.clone());
+        let mut m = c.alloc().unwrap();
+        assert_eq!(m.capacity(), 9216);
+        m.fill(&vec![7u8; 9018]);
+        assert_eq!(m.len(), 9018);
+        c.free(m);
+        let small = Pool::new(64, false).unwrap();
+        assert_eq!(small.data_room(), DATA_ROOM);
     }
 
     #[test]

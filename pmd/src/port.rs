@@ -14,8 +14,10 @@ pub enum DropReason {
     RingFull,
     /// The port is not connected or the queue is not enabled.
     NotReady,
-    /// A frame larger than a packet buffer or the port's MTU.
+    /// A frame larger than a packet buffer (or the guest's buffers).
     Oversized,
+    /// A frame larger than the output port's MTU (OVS: tx_mtu_exceeded_drops).
+    MtuExceeded,
     /// A descriptor index at or beyond the queue size.
     DescIndex,
     /// A chain longer than the queue (or a loop).
@@ -31,11 +33,12 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::NoBuffer,
         DropReason::RingFull,
         DropReason::NotReady,
         DropReason::Oversized,
+        DropReason::MtuExceeded,
         DropReason::DescIndex,
         DropReason::DescLoop,
         DropReason::DescAddr,
@@ -50,6 +53,7 @@ impl DropReason {
             DropReason::RingFull => "ring_full",
             DropReason::NotReady => "not_ready",
             DropReason::Oversized => "oversized",
+            DropReason::MtuExceeded => "mtu_exceeded",
             DropReason::DescIndex => "invalid_desc_index",
             DropReason::DescLoop => "invalid_desc_loop",
             DropReason::DescAddr => "invalid_desc_addr",

@@ -112,6 +112,14 @@ impl Bridge {
         if st.next_no == u16::MAX {
             return Err(BridgeError::Invalid("port numbers exhausted; restart ferrovsd".into()));
         }
+        let mtu = cfg.mtu();
+        if crate::config::data_room_for_mtu(mtu) > self.pool.data_room() {
+            return Err(BridgeError::Invalid(format!(
+                "mtu_request {mtu} needs {}-byte packet buffers but the pool has {}; set memory.mbuf-data-room = 9216 and restart",
+                crate::config::data_room_for_mtu(mtu),
+                self.pool.data_room()
+            )));
+        }
         let no = st.next_no;
         let mac = match &cfg.mac {
             Some(m) => parse_mac(m).map_err(BridgeError::Invalid)?,
@@ -129,6 +137,7 @@ impl Bridge {
                     queue_pairs: 1,
                     mac,
                     tx_retries_max: cfg.tx_retries_max,
+                    mtu,
                 }));
                 self.vhost
                     .add(vp.clone())

@@ -68,13 +68,16 @@ pub enum Hugepages {
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct MemoryConfig {
     pub hugepages: Hugepages,
-    /// Packet buffers in the pool (2304 bytes each).
+    /// Packet buffers in the pool.
     pub n_mbufs: u32,
+    /// Frame bytes per buffer; 0 = enough for the largest configured MTU
+    /// (2048 for 1500). Raise it (up to 9216) to add jumbo ports at runtime.
+    pub mbuf_data_room: u32,
 }
 
 impl Default for MemoryConfig {
     fn default() -> Self {
-        MemoryConfig { hugepages: Hugepages::Auto, n_mbufs: 16384 }
+        MemoryConfig { hugepages: Hugepages::Auto, n_mbufs: 16384, mbuf_data_room: 0 }
     }
 }
 
@@ -108,6 +111,23 @@ pub struct PortConfig {
     /// Retries into a full guest receive ring before dropping (OVS tx-retries-max).
     #[serde(default = "default_tx_retries", skip_serializing_if = "is_default_tx_retries")]
     pub tx_retries_max: u32,
+    /// MTU of the port (OVS mtu_request), 68..=9000; 1500 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu_request: Option<u32>,
+}
+
+pub const DEFAULT_MTU: u32 = 1500;
+pub const MAX_MTU: u32 = 9000;
+
+impl PortConfig {
+    pub fn mtu(&self) -> u32 {
+        self.mtu_request.unwrap_or(DEFAULT_MTU)
+    }
+}
+
+/// Packet buffer data room that carries a frame of this MTU (+ Ethernet + VLAN).
+pub fn data_room_for_mtu(mtu: u32) -> usize {
+    (mtu as usize + 18).max(pmd::mbuf::DATA_ROOM)
 }
 
 pub const DEFAULT_TX_RETRIES: u32 = 8;
@@ -180,6 +200,9 @@ impl Config {
             return Err(bad("memory.n-mbufs", "must be between 1024 and 4194304".into()));
         }
         parse_mode(&self.control.socket_mode).map_err(|m| bad("control.socket-mode", m))?;
+        if self.memory.mbuf_data_room != 0 && !(1024..=16384).contains(&self.memory.mbuf_data_room) {
+            return Err(bad("memory.mbuf-data-room", "must be 0 (auto) or 1024..=16384".into()));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.ports.iter().enumerate() {
             validate_port_name(&p.name).map_err(|m| bad(&format!("port[{i}].name"), m))?;
@@ -188,6 +211,11 @@ impl Config {
             }
             if let Some(m) = &p.mac {
                 parse_mac(m).map_err(|e| bad(&format!("port[{i}].mac"), e))?;
+            }
+            if let Some(m) = p.mtu_request {
+                if !(68..=MAX_MTU).contains(&m) {
+                    return Err(bad(&format!("port[{i}].mtu-request"), format!("must be 68..={MAX_MTU}")));
+                }
             }
             if p.tx_retries_max > 32 {
                 return Err(bad(&format!("port[{i}].tx-retries-max"), "must be 0..=32".into()));

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use switch::bridge::Bridge;
-use switch::config::{parse_cpu_list, parse_mode, Config, Hugepages};
+use switch::config::{data_room_for_mtu, parse_cpu_list, parse_mode, Config, Hugepages};
 use switch::control::ControlServer;
 use switch::datapath::Datapath;
 use switch::fdb::Fdb;
@@ -85,10 +85,6 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&args.run_dir).with_context(|| format!("cannot create run directory {}", args.run_dir.display()))?;
     let run_dir = args.run_dir.canonicalize()?;
 
-    let pool = pmd::Pool::new(cfg.memory.n_mbufs, cfg.memory.hugepages == Hugepages::Auto)
-        .context("cannot allocate the packet buffer pool")?;
-    let fdb = Arc::new(Fdb::new(cfg.bridge.mac_table_size as usize, cfg.bridge.mac_aging_time));
-    let datapath = Datapath::start(&cores, fdb.clone(), pool.clone(), cfg.pmd.sleep_max).context("cannot start PMD threads")?;
     let state = StateFile::new(args.state_file.clone().unwrap_or_else(|| run_dir.join("ferrovsd.state.json")));
     let ports = match state.load() {
         Loaded::Ports(p) => {
@@ -97,6 +93,14 @@ fn main() -> Result<()> {
         }
         Loaded::Nothing => cfg.ports.clone(),
     };
+    let data_room = match cfg.memory.mbuf_data_room {
+        0 => ports.iter().map(|p| data_room_for_mtu(p.mtu())).max().unwrap_or(pmd::mbuf::DATA_ROOM),
+        n => n as usize,
+    };
+    let pool = pmd::Pool::with_data_room(cfg.memory.n_mbufs, data_room, cfg.memory.hugepages == Hugepages::Auto)
+        .context("cannot allocate the packet buffer pool")?;
+    let fdb = Arc::new(Fdb::new(cfg.bridge.mac_table_size as usize, cfg.bridge.mac_aging_time));
+    let datapath = Datapath::start(&cores, fdb.clone(), pool.clone(), cfg.pmd.sleep_max).context("cannot start PMD threads")?;
     let bridge = Bridge::new(cfg.bridge.name.clone(), run_dir.clone(), fdb.clone(), pool.clone(), datapath, Some(state))?;
     for p in &ports {
         bridge.add_port(p.clone()).with_context(|| format!("port {:?}", p.name))?;

@@ -123,6 +123,7 @@ mod tests {
             mode: Mode::Client,
             mac: None,
             tx_retries_max: 8,
+            mtu_request: None,
         }
     }
 

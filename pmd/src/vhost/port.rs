@@ -35,6 +35,9 @@ pub struct VhostPortConfig {
     /// When the guest's receive ring is full, try again this many times before
     /// dropping (OVS's tx-retries-max; 0..=32).
     pub tx_retries_max: u32,
+    /// Largest L3 payload the port carries (OVS mtu_request): frames above
+    /// mtu + 18 bytes (Ethernet header and one VLAN tag) are dropped on output.
+    pub mtu: u32,
 }
 
 pub struct VhostPort {
@@ -128,6 +131,15 @@ impl Port for VhostPort {
             return 0;
         }
         let q = self.txq(qid % self.n_txq());
+        let max_frame = self.config.mtu as usize + 18;
+        if pkts.iter().any(|m| m.len() > max_frame) {
+            let mut too_big = 0;
+            pkts.retain(|m| m.len() <= max_frame, |m| {
+                too_big += 1;
+                cache.free(m);
+            });
+            q.stats.drop_n(DropReason::MtuExceeded, too_big);
+        }
         let mut st = q.state.lock();
         let mut sent = 0;
         let mut reason = DropReason::NotReady;
@@ -181,6 +193,7 @@ impl Port for VhostPort {
             ("features", super::features::names(f).join(",")),
             ("features_hex", format!("{f:#x}")),
             ("queue_pairs", self.n_rxq().to_string()),
+            ("mtu", self.config.mtu.to_string()),
             ("connections", self.connections.load(Ordering::Relaxed).to_string()),
         ];
         let enabled: Vec<String> = self

@@ -55,8 +55,10 @@ fn str_arg<'a>(args: &'a Map<String, Value>, key: &str) -> Result<&'a str, Strin
 
 fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String> {
     for k in args.keys() {
-        if !["name", "type", "path", "mode", "mac", "tx-retries-max"].contains(&k.as_str()) {
-            return Err(format!("unknown add-port argument {k:?} (known: name, type, path, mode, mac, tx-retries-max)"));
+        if !["name", "type", "path", "mode", "mac", "tx-retries-max", "mtu-request"].contains(&k.as_str()) {
+            return Err(format!(
+                "unknown add-port argument {k:?} (known: name, type, path, mode, mac, tx-retries-max, mtu-request)"
+            ));
         }
     }
     let name = str_arg(args, "name")?.to_string();
@@ -79,7 +81,17 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
             .filter(|n| *n <= 32)
             .ok_or("tx-retries-max must be a number from 0 to 32")?,
     };
-    let cfg = PortConfig { name: name.clone(), kind, path, mode, mac, tx_retries_max };
+    let mtu_request = match args.get("mtu-request") {
+        None => None,
+        Some(_) => Some(
+            str_arg(args, "mtu-request")?
+                .parse::<u32>()
+                .ok()
+                .filter(|m| (68..=crate::config::MAX_MTU).contains(m))
+                .ok_or("mtu-request must be a number from 68 to 9000")?,
+        ),
+    };
+    let cfg = PortConfig { name: name.clone(), kind, path, mode, mac, tx_retries_max, mtu_request };
     let no = bridge.add_port_persistent(cfg).map_err(|e| e.to_string())?;
     Ok(json!({ "added": name, "port_no": no }))
 }
