@@ -338,9 +338,13 @@ impl SplitRing {
         let old_used = self.used_idx;
         let mut avail = self.pending();
         // One guest buffer per frame is the common case: warm those lines.
-        self.prefetch_burst(mem, (avail as usize).min(pkts.len()));
+        let ahead = (avail as usize).min(pkts.len());
+        let heads = self.prefetch_burst(mem, ahead);
         let (mut done, mut sent, mut bytes) = (0usize, 0u64, 0u64);
         while done < pkts.len() && avail > 0 {
+            if done + PREFETCH_AHEAD < ahead {
+                self.prefetch_buffer(mem, heads[done + PREFETCH_AHEAD]);
+            }
             let (saved_avail, saved_used) = (self.last_avail, self.used_idx);
             match self.write_packet(mem, pkts.get(done).data(), &mut avail) {
                 Ok(()) => {
@@ -432,6 +436,23 @@ impl SplitRing {
             }
             let mut room = d.len as usize;
             let mut off = 0usize;
+            if *pos == 0 && room >= 12 {
+                // The common case, without a memcpy call: the whole 12-byte
+                // header (num_buffers is patched in later) in two stores.
+                // SAFETY: room >= 12 bytes of translated guest memory at dst.
+                unsafe {
+                    ptr::write_unaligned(dst.cast::<u64>(), u64::from_le_bytes(header[..8].try_into().expect("8 bytes")));
+                    if hdr_len == 12 {
+                        ptr::write_unaligned(dst.add(8).cast::<u32>(), u32::from_le_bytes(header[8..12].try_into().expect("4 bytes")));
+                    } else {
+                        ptr::write_unaligned(dst.add(8).cast::<u16>(), u16::from_le_bytes(header[8..10].try_into().expect("2 bytes")));
+                    }
+                }
+                off = hdr_len;
+                room -= hdr_len;
+                *pos = hdr_len;
+                chunk.len += hdr_len as u32;
+            }
             while room > 0 && *pos < total {
                 let (src, n) = if *pos < hdr_len {
                     let n = (hdr_len - *pos).min(room);
