@@ -78,10 +78,15 @@ impl Ferrovsd {
     /// Starts ferrovsd with `config` (TOML text; None = the embedded default)
     /// and waits for its management socket.
     pub fn start(dir: &Path, config: Option<&str>) -> Ferrovsd {
+        Ferrovsd::start_on(dir, config, &pmd_cpu().to_string())
+    }
+
+    /// As `start`, with PMD threads on `cores` (a CPU list such as "0-1").
+    pub fn start_on(dir: &Path, config: Option<&str>, cores: &str) -> Ferrovsd {
         let run_dir = dir.join("run");
         let log = dir.join("ferrovsd.log");
         let mut cmd = Command::new(bin("ferrovsd"));
-        cmd.arg("--run-dir").arg(&run_dir).arg("--pmd-cores").arg(pmd_cpu().to_string());
+        cmd.arg("--run-dir").arg(&run_dir).arg("--pmd-cores").arg(cores);
         if let Some(c) = config {
             let p = dir.join("ferrovsd.toml");
             std::fs::write(&p, c).unwrap();

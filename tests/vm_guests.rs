@@ -175,3 +175,52 @@ fn jumbo_frames_pass_and_oversized_frames_are_counted() {
     let show = sw.ok("show", json!({}));
     assert_eq!(show["ports"][0]["mtu"], "9000");
 }
+
+/// Multiqueue: guests with 2 vCPUs and 2 queue pairs on ports with n-rxq = 2,
+/// two PMD cores; the queues spread over both cores and traffic flows.
+#[test]
+fn multiqueue_guests_spread_over_two_pmds() {
+    if std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) < 2 {
+        panic!("needs 2 CPUs");
+    }
+    let _g = serial();
+    let dir = TempDir::new("vmmq");
+    let mut cfg = String::from("[pmd]\nsleep-max = 200\nrxq-assign = \"roundrobin\"\n");
+    for i in 0..2 {
+        cfg.push_str(&format!("[[port]]\nname = \"vhost{i}\"\ntype = \"vhost-user\"\npath = \"vhost{i}.sock\"\nn-rxq = 2\n"));
+    }
+    let sw = Ferrovsd::start_on(dir.path(), Some(&cfg), "0-1");
+    let guests: Vec<Guest> = (0..2u8)
+        .map(|i| {
+            let mut c = GuestConfig::new(&format!("g{i}"), &sw.port_socket(&format!("vhost{i}")), i + 1);
+            c.queues = 2;
+            Guest::start(c)
+        })
+        .collect();
+    for g in &guests {
+        g.wait_ready(1, BOOT);
+    }
+    ping_clean(&guests[0], "10.0.0.2", 5);
+    let (_, q) = guests[0].sh("ls /sys/class/net/eth0/queues/", CMD);
+    assert!(q.contains("rx-1") && q.contains("tx-1"), "guest driver did not set up 2 queue pairs: {q}");
+    let rxq = sw.ok("pmd-rxq-show", json!({}));
+    let pmds = rxq["pmds"].as_array().unwrap();
+    assert_eq!(pmds.len(), 2);
+    for p in pmds {
+        let qs = p["queues"].as_array().unwrap();
+        assert_eq!(qs.len(), 2, "each PMD polls two of the four rx queues: {rxq}");
+        for q in qs {
+            assert_eq!(q["enabled"], true, "guest enabled every queue: {rxq}");
+        }
+    }
+    let show = sw.ok("show", json!({}));
+    assert!(show["ports"][0]["features"].as_array().unwrap().iter().any(|f| f == "MQ"), "{show}");
+    // Several TCP flows: the guest spreads them over its queues.
+    let (_, _) = guests[1].sh("for p in 5101 5102 5103 5104; do (sleep 60 | nc -l -p $p > /dev/null &); done; sleep 0.5", CMD);
+    let (code, out) = guests[0].sh(
+        "dd if=/dev/zero of=/tmp/z bs=1024 count=1024 2>/dev/null; for p in 5101 5102 5103 5104; do nc -w 3 10.0.0.2 $p < /tmp/z & done; wait",
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, 0, "{out}");
+    ping_clean(&guests[1], "10.0.0.1", 3);
+}

@@ -9,7 +9,8 @@ pub const COMMANDS_HELP: &str = "Commands:
   del-port NAME
   fdb-show | fdb-flush                   learned MAC table
   port-stats [NAME]                      rx/tx packets, bytes, drops by reason, per queue
-  pmd-stats | pmd-stats-clear            per PMD core: packets, batches, busy/idle iterations and cycles";
+  pmd-stats | pmd-stats-clear            per PMD core: packets, batches, busy/idle iterations and cycles
+  pmd-rxq-show | pmd-rxq-rebalance       which core polls which rx queue, and its share of the core";
 
 fn s(v: &Value) -> String {
     match v {
@@ -72,6 +73,19 @@ pub fn text(command: &str, r: &Value) -> String {
                 let _ = writeln!(o, "  busy iterations {}  idle iterations {}  busy {:.1}%", s(&p["busy_iterations"]), s(&p["idle_iterations"]), p["busy_pct"].as_f64().unwrap_or(0.0));
                 let _ = writeln!(o, "  busy cycles {}  idle cycles {}  cycles/packet {:.1}", s(&p["busy_cycles"]), s(&p["idle_cycles"]), p["cycles_per_packet"].as_f64().unwrap_or(0.0));
                 let _ = writeln!(o, "  flooded {}  slept {} ms  drops {}", s(&p["flooded"]), s(&p["sleep_ms"]), drops(&p["drops"]));
+            }
+        }
+        "pmd-rxq-show" | "pmd-rxq-rebalance" => {
+            let _ = writeln!(o, "rxq assignment: {}", s(&r["assign"]));
+            for p in r["pmds"].as_array().into_iter().flatten() {
+                let _ = writeln!(o, "pmd core {}:", s(&p["core"]));
+                for q in p["queues"].as_array().into_iter().flatten() {
+                    let _ = writeln!(o, "  port: {:<12} queue-id: {:>2} ({}{})  pmd usage: {:>5.1} %",
+                        s(&q["port"]), s(&q["queue"]),
+                        if q["enabled"] == true { "enabled" } else { "disabled" },
+                        if q["pinned"] == true { ", pinned" } else { "" },
+                        q["usage_pct"].as_f64().unwrap_or(0.0));
+                }
             }
         }
         "fdb-show" => {

@@ -2,7 +2,7 @@
 //! numbers, and every change turned into a new datapath snapshot.
 
 use crate::config::{parse_mac, validate_port_name, Mode, PortConfig, PortKind};
-use crate::datapath::snapshot::{Snapshot, SwitchPort};
+use crate::datapath::snapshot::{RxqAssign, Snapshot, SwitchPort};
 use crate::datapath::Datapath;
 use crate::fdb::Fdb;
 use crate::state::StateFile;
@@ -22,6 +22,7 @@ pub struct Bridge {
     state: Mutex<State>,
     /// Where runtime changes are persisted (None: not persisted).
     state_file: Option<StateFile>,
+    pub rxq_assign: RxqAssign,
 }
 
 struct State {
@@ -50,6 +51,7 @@ impl Bridge {
         pool: Arc<Pool>,
         datapath: Datapath,
         state_file: Option<StateFile>,
+        rxq_assign: RxqAssign,
     ) -> std::io::Result<Bridge> {
         Ok(Bridge {
             name,
@@ -60,7 +62,14 @@ impl Bridge {
             vhost: VhostControl::start()?,
             state: Mutex::new(State { ports: BTreeMap::new(), next_no: 1, generation: 0 }),
             state_file,
+            rxq_assign,
         })
+    }
+
+    /// Recomputes the rx queue placement (OVS dpif-netdev/pmd-rxq-rebalance).
+    pub fn rebalance(&self) {
+        let mut st = self.state.lock().expect("bridge state poisoned");
+        self.republish(&mut st);
     }
 
     /// Records the current port list as the desired state (after a runtime change).
@@ -134,7 +143,7 @@ impl Bridge {
                 let vp = Arc::new(VhostPort::new(VhostPortConfig {
                     path,
                     mode,
-                    queue_pairs: 1,
+                    queue_pairs: cfg.n_rxq.unwrap_or(1),
                     mac,
                     tx_retries_max: cfg.tx_retries_max,
                     mtu,
@@ -142,7 +151,23 @@ impl Bridge {
                 self.vhost
                     .add(vp.clone())
                     .map_err(|source| BridgeError::Socket { name: cfg.name.clone(), source })?;
-                Arc::new(SwitchPort { no, name: cfg.name.clone(), port: vp.clone(), vhost: Some(vp) })
+                let mut sp = SwitchPort::new(no, cfg.name.clone(), vp.clone(), Some(vp.clone()));
+                if let Some(a) = &cfg.pmd_rxq_affinity {
+                    match crate::config::parse_affinity(a) {
+                        Ok(pins) => {
+                            for (q, core) in pins {
+                                if let Some(slot) = sp.rxq_affinity.get_mut(q as usize) {
+                                    *slot = Some(core);
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            self.vhost.remove(&vp);
+                            return Err(BridgeError::Invalid(format!("pmd-rxq-affinity: {e}")));
+                        }
+                    }
+                }
+                Arc::new(sp)
             }
         };
         st.next_no += 1;
@@ -169,7 +194,8 @@ impl Bridge {
     fn republish(&self, st: &mut State) {
         st.generation += 1;
         let ports = st.ports.values().map(|(_, sp)| sp.clone()).collect();
-        self.datapath.publish(Snapshot::build(st.generation, ports, self.datapath.n_pmds()));
+        let cores = self.datapath.cores();
+        self.datapath.publish(Snapshot::build(st.generation, ports, &cores, self.rxq_assign));
     }
 
     pub fn ports(&self) -> Vec<(PortConfig, Arc<SwitchPort>)> {

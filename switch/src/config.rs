@@ -47,11 +47,20 @@ pub struct PmdConfig {
     pub cores: String,
     /// Longest idle sleep in microseconds (OVS: pmd-sleep-max); 0 = always poll.
     pub sleep_max: u32,
+    /// How rx queues are spread over PMDs (OVS: pmd-rxq-assign).
+    pub rxq_assign: RxqAssignConfig,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RxqAssignConfig {
+    Roundrobin,
+    Cycles,
 }
 
 impl Default for PmdConfig {
     fn default() -> Self {
-        PmdConfig { cores: "auto".into(), sleep_max: 250 }
+        PmdConfig { cores: "auto".into(), sleep_max: 250, rxq_assign: RxqAssignConfig::Cycles }
     }
 }
 
@@ -114,6 +123,28 @@ pub struct PortConfig {
     /// MTU of the port (OVS mtu_request), 68..=9000; 1500 when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu_request: Option<u32>,
+    /// Queue pairs offered to the guest, 1..=8 (its rx queues: OVS n_rxq).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_rxq: Option<u16>,
+    /// Rx queue to PMD core pins, "QUEUE:CORE,..." (OVS pmd-rxq-affinity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pmd_rxq_affinity: Option<String>,
+}
+
+pub const MAX_QUEUE_PAIRS: u16 = 8;
+
+/// "0:3,1:7" -> [(0, 3), (1, 7)].
+pub fn parse_affinity(s: &str) -> Result<Vec<(u16, usize)>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (q, c) = p.split_once(':').ok_or_else(|| format!("{p:?} is not QUEUE:CORE"))?;
+            let q = q.trim().parse().map_err(|_| format!("{q:?} is not a queue number"))?;
+            let c = c.trim().parse().map_err(|_| format!("{c:?} is not a core number"))?;
+            Ok((q, c))
+        })
+        .collect()
 }
 
 pub const DEFAULT_MTU: u32 = 1500;
@@ -211,6 +242,17 @@ impl Config {
             }
             if let Some(m) = &p.mac {
                 parse_mac(m).map_err(|e| bad(&format!("port[{i}].mac"), e))?;
+            }
+            if let Some(n) = p.n_rxq {
+                if !(1..=MAX_QUEUE_PAIRS).contains(&n) {
+                    return Err(bad(&format!("port[{i}].n-rxq"), format!("must be 1..={MAX_QUEUE_PAIRS}")));
+                }
+            }
+            if let Some(a) = &p.pmd_rxq_affinity {
+                let pins = parse_affinity(a).map_err(|e| bad(&format!("port[{i}].pmd-rxq-affinity"), e))?;
+                if let Some((q, _)) = pins.iter().find(|(q, _)| *q >= p.n_rxq.unwrap_or(1)) {
+                    return Err(bad(&format!("port[{i}].pmd-rxq-affinity"), format!("queue {q} is beyond n-rxq")));
+                }
             }
             if let Some(m) = p.mtu_request {
                 if !(68..=MAX_MTU).contains(&m) {

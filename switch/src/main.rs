@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use switch::bridge::Bridge;
-use switch::config::{data_room_for_mtu, parse_cpu_list, parse_mode, Config, Hugepages};
+use switch::config::{data_room_for_mtu, parse_cpu_list, parse_mode, Config, Hugepages, RxqAssignConfig};
+use switch::datapath::snapshot::RxqAssign;
 use switch::control::ControlServer;
 use switch::datapath::Datapath;
 use switch::fdb::Fdb;
@@ -101,7 +102,11 @@ fn main() -> Result<()> {
         .context("cannot allocate the packet buffer pool")?;
     let fdb = Arc::new(Fdb::new(cfg.bridge.mac_table_size as usize, cfg.bridge.mac_aging_time));
     let datapath = Datapath::start(&cores, fdb.clone(), pool.clone(), cfg.pmd.sleep_max).context("cannot start PMD threads")?;
-    let bridge = Bridge::new(cfg.bridge.name.clone(), run_dir.clone(), fdb.clone(), pool.clone(), datapath, Some(state))?;
+    let policy = match cfg.pmd.rxq_assign {
+        RxqAssignConfig::Roundrobin => RxqAssign::RoundRobin,
+        RxqAssignConfig::Cycles => RxqAssign::Cycles,
+    };
+    let bridge = Bridge::new(cfg.bridge.name.clone(), run_dir.clone(), fdb.clone(), pool.clone(), datapath, Some(state), policy)?;
     for p in &ports {
         bridge.add_port(p.clone()).with_context(|| format!("port {:?}", p.name))?;
     }

@@ -124,6 +124,8 @@ mod tests {
             mac: None,
             tx_retries_max: 8,
             mtu_request: None,
+            n_rxq: None,
+            pmd_rxq_affinity: None,
         }
     }
 

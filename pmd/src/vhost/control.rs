@@ -188,7 +188,9 @@ fn run(rx: Receiver<Cmd>, wake: Arc<EventFd>) {
             }
             let e = &mut entries[i];
             if let Some((h, _)) = e.conn.as_mut() {
-                match h.handle_request() {
+                let result = h.handle_request();
+                e.port.refresh_tx_map();
+                match result {
                     Ok(()) => {}
                     Err(err) if request_level(&err) => {
                         // The message was read whole and refused; the channel is intact.

@@ -51,6 +51,9 @@ pub struct VhostPort {
     /// Last control-plane problem, for `show`.
     pub last_error: Mutex<Option<String>>,
     pub connections: AtomicU64,
+    /// Bit k set: the guest's receive queue k runs. Output spreads over these
+    /// only, so a queue the guest never enabled strands nothing.
+    tx_map: AtomicU64,
 }
 
 impl VhostPort {
@@ -64,6 +67,7 @@ impl VhostPort {
             acked_protocol_features: AtomicU64::new(0),
             last_error: Mutex::new(None),
             connections: AtomicU64::new(0),
+            tx_map: AtomicU64::new(0),
         }
     }
 
@@ -85,6 +89,31 @@ impl VhostPort {
         for q in &self.queues {
             q.state.lock().reset();
         }
+        self.tx_map.store(0, Ordering::Relaxed);
+    }
+
+    /// Recomputes which receive queues run (control thread, after each message).
+    pub fn refresh_tx_map(&self) {
+        let mut map = 0u64;
+        for k in 0..self.n_txq() {
+            if self.queues[2 * k].state.lock().running() {
+                map |= 1 << k;
+            }
+        }
+        self.tx_map.store(map, Ordering::Relaxed);
+    }
+
+    /// The receive queue a PMD's `qid` maps to: the qid-th running one.
+    #[inline]
+    fn pick_txq(&self, qid: usize) -> &VirtQueue {
+        let mut map = self.tx_map.load(Ordering::Relaxed);
+        if map == 0 {
+            return self.txq(qid % self.n_txq());
+        }
+        for _ in 0..qid % map.count_ones() as usize {
+            map &= map - 1;
+        }
+        self.txq(map.trailing_zeros() as usize)
     }
 
     fn rxq(&self, qid: usize) -> &VirtQueue {
@@ -130,7 +159,7 @@ impl Port for VhostPort {
         if pkts.is_empty() {
             return 0;
         }
-        let q = self.txq(qid % self.n_txq());
+        let q = self.pick_txq(qid);
         let max_frame = self.config.mtu as usize + 18;
         if pkts.iter().any(|m| m.len() > max_frame) {
             let mut too_big = 0;

@@ -18,6 +18,8 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("port-stats", "{name?} rx/tx packets, bytes and drops by reason, per queue"),
     ("pmd-stats", "per PMD core: packets, batches, average batch, busy and idle iterations and cycles"),
     ("pmd-stats-clear", "reset the pmd-stats counters"),
+    ("pmd-rxq-show", "which PMD core polls which rx queue, and the queue's share of that core"),
+    ("pmd-rxq-rebalance", "recompute the rx queue placement (pmd.rxq-assign)"),
     ("help", "this list"),
 ];
 
@@ -40,6 +42,11 @@ pub fn dispatch(bridge: &Bridge, command: &str, args: &Map<String, Value>) -> Re
             }
             Ok(json!({ "cleared": bridge.datapath.pmds.len() }))
         }
+        "pmd-rxq-show" => Ok(pmd_rxq_show(bridge)),
+        "pmd-rxq-rebalance" => {
+            bridge.rebalance();
+            Ok(pmd_rxq_show(bridge))
+        }
         "help" => Ok(Value::Object(COMMANDS.iter().map(|(c, h)| (c.to_string(), json!(h))).collect())),
         other => Err(format!("unknown command {other:?}; known: {}", COMMANDS.iter().map(|c| c.0).collect::<Vec<_>>().join(", "))),
     }
@@ -55,10 +62,10 @@ fn str_arg<'a>(args: &'a Map<String, Value>, key: &str) -> Result<&'a str, Strin
 
 fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String> {
     for k in args.keys() {
-        if !["name", "type", "path", "mode", "mac", "tx-retries-max", "mtu-request"].contains(&k.as_str()) {
-            return Err(format!(
-                "unknown add-port argument {k:?} (known: name, type, path, mode, mac, tx-retries-max, mtu-request)"
-            ));
+        const KNOWN: &[&str] =
+            &["name", "type", "path", "mode", "mac", "tx-retries-max", "mtu-request", "n-rxq", "pmd-rxq-affinity"];
+        if !KNOWN.contains(&k.as_str()) {
+            return Err(format!("unknown add-port argument {k:?} (known: {})", KNOWN.join(", ")));
         }
     }
     let name = str_arg(args, "name")?.to_string();
@@ -91,7 +98,21 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
                 .ok_or("mtu-request must be a number from 68 to 9000")?,
         ),
     };
-    let cfg = PortConfig { name: name.clone(), kind, path, mode, mac, tx_retries_max, mtu_request };
+    let n_rxq = match args.get("n-rxq") {
+        None => None,
+        Some(_) => Some(
+            str_arg(args, "n-rxq")?
+                .parse::<u16>()
+                .ok()
+                .filter(|n| (1..=crate::config::MAX_QUEUE_PAIRS).contains(n))
+                .ok_or("n-rxq must be a number from 1 to 8")?,
+        ),
+    };
+    let pmd_rxq_affinity = args.get("pmd-rxq-affinity").map(|_| str_arg(args, "pmd-rxq-affinity")).transpose()?.map(String::from);
+    if let Some(a) = &pmd_rxq_affinity {
+        crate::config::parse_affinity(a).map_err(|e| format!("pmd-rxq-affinity: {e}"))?;
+    }
+    let cfg = PortConfig { name: name.clone(), kind, path, mode, mac, tx_retries_max, mtu_request, n_rxq, pmd_rxq_affinity };
     let no = bridge.add_port_persistent(cfg).map_err(|e| e.to_string())?;
     Ok(json!({ "added": name, "port_no": no }))
 }
@@ -206,6 +227,41 @@ fn port_stats(bridge: &Bridge, only: Option<&str>) -> Result<Value, String> {
         })
         .collect();
     Ok(Value::Array(out))
+}
+
+fn pmd_rxq_show(bridge: &Bridge) -> Value {
+    let snap = bridge.datapath.current();
+    let pmds: Vec<Value> = bridge
+        .datapath
+        .pmds
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let list = snap.poll.get(i).map(|l| l.as_slice()).unwrap_or(&[]);
+            let cycles: Vec<u64> = list
+                .iter()
+                .map(|q| snap.ports[q.slot as usize].rxq_cycles[q.qid as usize].load(Ordering::Relaxed))
+                .collect();
+            let total = p.busy_cycles.load(Ordering::Relaxed) + p.idle_cycles.load(Ordering::Relaxed);
+            let queues: Vec<Value> = list
+                .iter()
+                .zip(&cycles)
+                .map(|(q, c)| {
+                    let sp = &snap.ports[q.slot as usize];
+                    let enabled = sp.vhost.as_ref().map_or(true, |v| {
+                        v.queues.get(2 * q.qid as usize + 1).is_some_and(|vq| vq.state.lock().running())
+                    });
+                    json!({
+                        "port": sp.name, "queue": q.qid, "enabled": enabled,
+                        "pinned": sp.rxq_affinity[q.qid as usize].is_some(),
+                        "usage_pct": if total > 0 { 100.0 * *c as f64 / total as f64 } else { 0.0 },
+                    })
+                })
+                .collect();
+            json!({ "core": p.core, "queues": queues })
+        })
+        .collect();
+    json!({ "assign": format!("{:?}", bridge.rxq_assign).to_lowercase(), "pmds": pmds })
 }
 
 fn pmd_stats(bridge: &Bridge) -> Value {

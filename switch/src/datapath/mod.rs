@@ -95,6 +95,11 @@ impl Datapath {
         self.pmds.len()
     }
 
+    /// PMD cores, in PMD order.
+    pub fn cores(&self) -> Vec<usize> {
+        self.pmds.iter().map(|p| p.core).collect()
+    }
+
     pub fn current(&self) -> Arc<Snapshot> {
         self.shared.current()
     }

@@ -110,6 +110,7 @@ impl Work {
         let mut total = 0;
         for rq in &snap.poll[self.index] {
             let sp = &snap.ports[rq.slot as usize];
+            let t0 = tsc();
             let n = sp.port.rx_burst(rq.qid as usize, &mut self.cache, &mut self.rx);
             if n == 0 {
                 continue;
@@ -117,6 +118,8 @@ impl Work {
             total += n;
             bump(&self.stats.batches, 1);
             self.switch_batch(snap, rq.slot as usize, now, fdb);
+            // What this queue costs its PMD (pmd-rxq-show, `cycles` assignment).
+            bump(&sp.rxq_cycles[rq.qid as usize], tsc() - t0);
         }
         bump(&self.stats.packets, total as u64);
         self.flush_all(snap);

@@ -16,6 +16,34 @@ pub struct SwitchPort {
     pub port: Arc<dyn Port>,
     /// Set for vhost-user ports (control-plane view).
     pub vhost: Option<Arc<VhostPort>>,
+    /// Per rx queue: cycles PMDs spent on it (for `cycles` assignment and
+    /// pmd-rxq-show). Written by the one PMD polling the queue.
+    pub rxq_cycles: Vec<std::sync::atomic::AtomicU64>,
+    /// Per rx queue: a PMD core it is pinned to (OVS pmd-rxq-affinity).
+    pub rxq_affinity: Vec<Option<usize>>,
+}
+
+impl SwitchPort {
+    pub fn new(no: u16, name: String, port: Arc<dyn Port>, vhost: Option<Arc<VhostPort>>) -> SwitchPort {
+        let n = port.n_rxq();
+        SwitchPort {
+            no,
+            name,
+            port,
+            vhost,
+            rxq_cycles: (0..n).map(|_| Default::default()).collect(),
+            rxq_affinity: vec![None; n],
+        }
+    }
+}
+
+/// How rx queues without affinity are spread over PMDs (OVS pmd-rxq-assign).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxqAssign {
+    /// In port/queue order, one PMD after another.
+    RoundRobin,
+    /// Busiest queue first, each to the PMD with the least assigned cycles.
+    Cycles,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,19 +67,49 @@ impl Snapshot {
         Snapshot { generation: 0, ports: Vec::new(), slot_of: Vec::new(), poll: vec![Vec::new(); n_pmds] }
     }
 
-    /// Builds a snapshot, spreading rx queues over PMDs round-robin in port order.
-    pub fn build(generation: u64, mut ports: Vec<Arc<SwitchPort>>, n_pmds: usize) -> Snapshot {
+    /// Builds a snapshot for PMDs on `cores` (in PMD order): rx queues with
+    /// an affinity go to that core's PMD (which then takes no others, as OVS
+    /// isolates pinned cores); the rest are spread by `policy`.
+    pub fn build(generation: u64, mut ports: Vec<Arc<SwitchPort>>, cores: &[usize], policy: RxqAssign) -> Snapshot {
         ports.sort_by_key(|p| p.no);
         let max_no = ports.iter().map(|p| p.no as usize).max().unwrap_or(0);
+        let n_pmds = cores.len().max(1);
         let mut slot_of = vec![u16::MAX; max_no + 1];
-        let n_pmds = n_pmds.max(1);
         let mut poll = vec![Vec::new(); n_pmds];
-        let mut next = 0;
+        let mut free = Vec::new();
+        let mut isolated = vec![false; n_pmds];
         for (slot, p) in ports.iter().enumerate() {
             slot_of[p.no as usize] = slot as u16;
             for qid in 0..p.port.n_rxq() {
-                poll[next % n_pmds].push(RxqRef { slot: slot as u16, qid: qid as u16 });
-                next += 1;
+                let r = RxqRef { slot: slot as u16, qid: qid as u16 };
+                let pinned = p.rxq_affinity.get(qid).copied().flatten().and_then(|c| cores.iter().position(|&x| x == c));
+                match pinned {
+                    Some(pmd) => {
+                        poll[pmd].push(r);
+                        isolated[pmd] = true;
+                    }
+                    None => free.push((r, p.rxq_cycles[qid].load(std::sync::atomic::Ordering::Relaxed))),
+                }
+            }
+        }
+        let mut targets: Vec<usize> = (0..n_pmds).filter(|&i| !isolated[i]).collect();
+        if targets.is_empty() {
+            targets = (0..n_pmds).collect();
+        }
+        match policy {
+            RxqAssign::RoundRobin => {
+                for (i, (r, _)) in free.into_iter().enumerate() {
+                    poll[targets[i % targets.len()]].push(r);
+                }
+            }
+            RxqAssign::Cycles => {
+                free.sort_by(|a, b| b.1.cmp(&a.1));
+                let mut load = vec![0u64; n_pmds];
+                for (r, c) in free {
+                    let pmd = *targets.iter().min_by_key(|&&t| (load[t], poll[t].len())).expect("a PMD");
+                    load[pmd] += c;
+                    poll[pmd].push(r);
+                }
             }
         }
         Snapshot { generation, ports, slot_of, poll }
@@ -73,17 +131,34 @@ mod tests {
 
     fn sp(no: u16) -> Arc<SwitchPort> {
         let (a, _b) = RingPort::pair(4);
-        Arc::new(SwitchPort { no, name: format!("p{no}"), port: a, vhost: None })
+        Arc::new(SwitchPort::new(no, format!("p{no}"), a, None))
     }
 
     #[test]
     fn queues_spread_round_robin() {
-        let s = Snapshot::build(1, vec![sp(5), sp(2), sp(9)], 2);
+        let s = Snapshot::build(1, vec![sp(5), sp(2), sp(9)], &[1, 2], RxqAssign::RoundRobin);
         assert_eq!(s.slot(2), Some(0));
         assert_eq!(s.slot(9), Some(2));
         assert_eq!(s.slot(3), None);
         assert_eq!(s.slot(1000), None);
         assert_eq!(s.poll[0], vec![RxqRef { slot: 0, qid: 0 }, RxqRef { slot: 2, qid: 0 }]);
         assert_eq!(s.poll[1], vec![RxqRef { slot: 1, qid: 0 }]);
+    }
+
+    #[test]
+    fn cycles_policy_balances_and_affinity_isolates() {
+        use std::sync::atomic::Ordering;
+        let ports = vec![sp(1), sp(2), sp(3), sp(4)];
+        for (p, c) in ports.iter().zip([100u64, 90, 10, 5]) {
+            p.rxq_cycles[0].store(c, Ordering::Relaxed);
+        }
+        let s = Snapshot::build(1, ports.clone(), &[1, 2], RxqAssign::Cycles);
+        let load = |i: usize| s.poll[i].iter().map(|r| [100u64, 90, 10, 5][r.slot as usize]).sum::<u64>();
+        assert!(load(0).abs_diff(load(1)) <= 15, "{:?}", s.poll);
+        let mut pinned = vec![sp(1), sp(2), sp(3)];
+        Arc::get_mut(&mut pinned[0]).unwrap().rxq_affinity[0] = Some(2);
+        let s = Snapshot::build(2, pinned, &[1, 2], RxqAssign::RoundRobin);
+        assert_eq!(s.poll[1], vec![RxqRef { slot: 0, qid: 0 }], "core 2 polls only its pinned queue");
+        assert_eq!(s.poll[0].len(), 2);
     }
 }

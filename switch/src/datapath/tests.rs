@@ -1,7 +1,7 @@
 //! The datapath with in-process ring ports: learning, flooding, unicast,
 //! same-port drops and snapshot swaps, on a real PMD thread.
 
-use super::snapshot::{Snapshot, SwitchPort};
+use super::snapshot::{RxqAssign, Snapshot, SwitchPort};
 use super::Datapath;
 use crate::fdb::Fdb;
 use pmd::ring::RingPort;
@@ -49,10 +49,11 @@ impl Rig {
             .iter()
             .map(|&i| {
                 let p: Arc<dyn Port> = self.ends[i].0.clone();
-                Arc::new(SwitchPort { no: i as u16 + 1, name: format!("r{i}"), port: p, vhost: None })
+                Arc::new(SwitchPort::new(i as u16 + 1, format!("r{i}"), p, None))
             })
             .collect();
-        self.dp.publish(Snapshot::build(self.generation, ports, 1));
+        let cores = self.dp.cores();
+        self.dp.publish(Snapshot::build(self.generation, ports, &cores, RxqAssign::RoundRobin));
     }
 
     fn send(&mut self, port: usize, frames: &[Vec<u8>]) {
