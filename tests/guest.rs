@@ -36,6 +36,8 @@ pub struct GuestConfig {
     pub ip: String,
     pub mtu: Option<u32>,
     pub queues: u16,
+    /// vCPUs; 0 = one per queue pair (Linux uses min(queues, vCPUs) pairs).
+    pub vcpus: u16,
     pub mem_mb: u32,
 }
 
@@ -49,6 +51,7 @@ impl GuestConfig {
             ip: format!("10.0.0.{n}"),
             mtu: None,
             queues: 1,
+            vcpus: 0,
             mem_mb: 256,
         }
     }
@@ -90,7 +93,7 @@ impl Guest {
         let mut cmd = Command::new("qemu-system-x86_64");
         cmd.args(["-machine", if kvm { "q35,accel=kvm" } else { "q35,accel=tcg" }])
             .args(["-cpu", if kvm { "host" } else { "max" }])
-            .args(["-m", &format!("{}", cfg.mem_mb), "-smp", &cfg.queues.max(1).to_string()])
+            .args(["-m", &format!("{}", cfg.mem_mb), "-smp", &(if cfg.vcpus > 0 { cfg.vcpus } else { cfg.queues.max(1) }).to_string()])
             .args(["-nographic", "-no-user-config", "-nodefaults", "-display", "none", "-serial", "stdio"])
             .args(["-object", &mem, "-numa", "node,memdev=mem"])
             .arg("-kernel").arg(&kernel).arg("-initrd").arg(&initrd)

@@ -224,3 +224,38 @@ fn multiqueue_guests_spread_over_two_pmds() {
     assert_eq!(code, 0, "{out}");
     ping_clean(&guests[1], "10.0.0.1", 3);
 }
+
+/// Ports offer 2 queue pairs but the guests have 1 vCPU, so their drivers
+/// use one pair: the other queues stay disabled, nothing is sent into them
+/// (from either PMD) and traffic flows.
+#[test]
+fn queues_the_guest_never_enabled_strand_nothing() {
+    let _g = serial();
+    let dir = TempDir::new("vmmq1");
+    let mut cfg = String::from("[pmd]\nsleep-max = 200\nrxq-assign = \"roundrobin\"\n");
+    for i in 0..2 {
+        cfg.push_str(&format!("[[port]]\nname = \"vhost{i}\"\ntype = \"vhost-user\"\npath = \"vhost{i}.sock\"\nn-rxq = 2\n"));
+    }
+    let sw = Ferrovsd::start_on(dir.path(), Some(&cfg), "0-1");
+    let guests: Vec<Guest> = (0..2u8)
+        .map(|i| {
+            let mut c = GuestConfig::new(&format!("g{i}"), &sw.port_socket(&format!("vhost{i}")), i + 1);
+            c.queues = 2;
+            c.vcpus = 1;
+            Guest::start(c)
+        })
+        .collect();
+    for g in &guests {
+        g.wait_ready(1, BOOT);
+    }
+    ping_clean(&guests[0], "10.0.0.2", 10);
+    ping_clean(&guests[1], "10.0.0.1", 10);
+    let rxq = sw.ok("pmd-rxq-show", json!({}));
+    let disabled = rxq["pmds"].as_array().unwrap().iter().flat_map(|p| p["queues"].as_array().unwrap().clone())
+        .filter(|q| q["enabled"] == false).count();
+    assert_eq!(disabled, 2, "queue 1 of each port is not enabled by a 1-vCPU guest: {rxq}");
+    for p in ["vhost0", "vhost1"] {
+        let c = sw.port(p);
+        assert_eq!(c.tx_dropped, 0, "{p}: nothing dropped or stranded: {c:?}");
+    }
+}
