@@ -50,7 +50,10 @@ fn bad_requests_get_errors_and_forwarding_continues() {
         let r = raw(&sw, &bytes, close).unwrap_or_else(|| panic!("{what}: no reply"));
         assert_eq!(r["ok"], json!(false), "{what}: {r}");
         let e = r["error"].as_str().unwrap();
-        assert!(e.contains(expect), "{what}: error {e:?} should mention {expect:?}");
+        assert!(
+            e.contains(expect),
+            "{what}: error {e:?} should mention {expect:?}"
+        );
     }
     // A client that connects and says nothing does not block others.
     let _idle = UnixStream::connect(sw.socket()).unwrap();
@@ -59,7 +62,8 @@ fn bad_requests_get_errors_and_forwarding_continues() {
     assert_eq!(sw.request("show", json!({}))["ok"], json!(true));
     // Several requests on one connection.
     let mut s = UnixStream::connect(sw.socket()).unwrap();
-    s.write_all(b"{\"command\":\"help\"}\n{\"command\":\"fdb-show\"}\n").unwrap();
+    s.write_all(b"{\"command\":\"help\"}\n{\"command\":\"fdb-show\"}\n")
+        .unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
     for _ in 0..2 {
         let mut l = String::new();
@@ -68,12 +72,16 @@ fn bad_requests_get_errors_and_forwarding_continues() {
     }
     drop(r);
     let mut rest = Vec::new();
-    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let _ = s.read_to_end(&mut rest);
 
     std::thread::sleep(Duration::from_millis(500));
     let after = sw.port("vhost1").tx;
-    assert!(after > before + 1000, "forwarding continued: {before} -> {after}");
+    assert!(
+        after > before + 1000,
+        "forwarding continued: {before} -> {after}"
+    );
     tx.cmd("stop");
     assert!(sw.child.is_some());
 }

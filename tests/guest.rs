@@ -11,10 +11,18 @@ use std::time::{Duration, Instant};
 
 /// Builds (once, cached in /var/tmp/ferrovs-guest) and returns (kernel, initramfs).
 pub fn assets() -> (PathBuf, PathBuf) {
-    let cache = PathBuf::from(std::env::var("FERROVS_GUEST_CACHE").unwrap_or_else(|_| "/var/tmp/ferrovs-guest".into()));
+    let cache = PathBuf::from(
+        std::env::var("FERROVS_GUEST_CACHE").unwrap_or_else(|_| "/var/tmp/ferrovs-guest".into()),
+    );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("guest/build.sh");
-    let st = Command::new(&script).arg(&cache).status().expect("run tests/guest/build.sh");
-    assert!(st.success(), "building the test guest failed (needs apt-get download access and busybox-static)");
+    let st = Command::new(&script)
+        .arg(&cache)
+        .status()
+        .expect("run tests/guest/build.sh");
+    assert!(
+        st.success(),
+        "building the test guest failed (needs apt-get download access and busybox-static)"
+    );
     (cache.join("vmlinuz"), cache.join("initramfs.gz"))
 }
 
@@ -78,32 +86,74 @@ impl Guest {
         let chardev = format!(
             "socket,id=c0,path={}{}",
             cfg.socket.display(),
-            if cfg.qemu_server { ",server=on,wait=off" } else { ",reconnect=1" }
+            if cfg.qemu_server {
+                ",server=on,wait=off"
+            } else {
+                ",reconnect=1"
+            }
         );
         let mut netdev = "vhost-user,id=n0,chardev=c0".to_string();
         let mut device = format!("virtio-net-pci,netdev=n0,mac={},romfile=", cfg.mac);
         if cfg.queues > 1 {
             netdev.push_str(&format!(",queues={}", cfg.queues));
-            device.push_str(&format!(",mq=on,vectors={}", if kvm { 2 * cfg.queues + 2 } else { 0 }));
+            device.push_str(&format!(
+                ",mq=on,vectors={}",
+                if kvm { 2 * cfg.queues + 2 } else { 0 }
+            ));
         } else if !kvm {
             // QEMU 7.2 under TCG segfaults on vhost-user + MSI-X: legacy INTx.
             device.push_str(",vectors=0");
         }
         let mem = format!("memory-backend-memfd,id=mem,size={}M,share=on", cfg.mem_mb);
         let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args(["-machine", if kvm { "q35,accel=kvm" } else { "q35,accel=tcg" }])
-            .args(["-cpu", if kvm { "host" } else { "max" }])
-            .args(["-m", &format!("{}", cfg.mem_mb), "-smp", &(if cfg.vcpus > 0 { cfg.vcpus } else { cfg.queues.max(1) }).to_string()])
-            .args(["-nographic", "-no-user-config", "-nodefaults", "-display", "none", "-serial", "stdio"])
-            .args(["-object", &mem, "-numa", "node,memdev=mem"])
-            .arg("-kernel").arg(&kernel).arg("-initrd").arg(&initrd)
-            .args(["-append", &append, "-chardev", &chardev, "-netdev", &netdev, "-device", &device])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("qemu-system-x86_64 not found: apt-get install qemu-system-x86");
+        cmd.args([
+            "-machine",
+            if kvm {
+                "q35,accel=kvm"
+            } else {
+                "q35,accel=tcg"
+            },
+        ])
+        .args(["-cpu", if kvm { "host" } else { "max" }])
+        .args([
+            "-m",
+            &format!("{}", cfg.mem_mb),
+            "-smp",
+            &(if cfg.vcpus > 0 {
+                cfg.vcpus
+            } else {
+                cfg.queues.max(1)
+            })
+            .to_string(),
+        ])
+        .args([
+            "-nographic",
+            "-no-user-config",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+        ])
+        .args(["-object", &mem, "-numa", "node,memdev=mem"])
+        .arg("-kernel")
+        .arg(&kernel)
+        .arg("-initrd")
+        .arg(&initrd)
+        .args([
+            "-append", &append, "-chardev", &chardev, "-netdev", &netdev, "-device", &device,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .expect("qemu-system-x86_64 not found: apt-get install qemu-system-x86");
         let out = Arc::new(Mutex::new(String::new()));
-        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
             let o = out.clone();
             std::thread::spawn(move || {
                 let mut r = stream;
@@ -112,12 +162,20 @@ impl Guest {
                     if n == 0 {
                         break;
                     }
-                    o.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                    o.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
                 }
             });
         }
         let stdin = child.stdin.take();
-        Guest { cfg, child: Some(child), stdin, out, seq: AtomicUsize::new(0) }
+        Guest {
+            cfg,
+            child: Some(child),
+            stdin,
+            out,
+            seq: AtomicUsize::new(0),
+        }
     }
 
     pub fn output(&self) -> String {
@@ -135,7 +193,11 @@ impl Guest {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("guest {} did not come up; console:\n{}", self.cfg.name, self.output());
+        panic!(
+            "guest {} did not come up; console:\n{}",
+            self.cfg.name,
+            self.output()
+        );
     }
 
     /// Runs a shell command on the console; returns (exit code, output).
@@ -161,7 +223,11 @@ impl Guest {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("guest {}: {command:?} did not finish in {within:?}; console:\n{}", self.cfg.name, self.output());
+        panic!(
+            "guest {}: {command:?} did not finish in {within:?}; console:\n{}",
+            self.cfg.name,
+            self.output()
+        );
     }
 
     fn stdin_handle(&self) -> &ChildStdin {

@@ -23,9 +23,16 @@ pub fn bin(name: &str) -> PathBuf {
         return PathBuf::from(dir).join(name);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
     let p = profile_dir.join(name);
-    assert!(p.exists(), "{} not built: run `cargo build --workspace --bins` first (the README's test command does)", p.display());
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --workspace --bins` first (the README's test command does)",
+        p.display()
+    );
     p
 }
 
@@ -33,7 +40,12 @@ pub fn bin(name: &str) -> PathBuf {
 pub struct SerialGuard(#[allow(dead_code)] std::fs::File);
 
 pub fn serial() -> SerialGuard {
-    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open("/tmp/ferrovs-tests.lock").unwrap();
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/ferrovs-tests.lock")
+        .unwrap();
     // SAFETY: flock on a file descriptor we own.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
     assert_eq!(rc, 0, "flock failed");
@@ -64,7 +76,9 @@ impl Drop for TempDir {
 /// CPU for ferrovsd's PMD: the last one, so testpmd's forwarding lcore (CPU 0)
 /// does not share it on a 2-core machine.
 pub fn pmd_cpu() -> usize {
-    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let n = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     n - 1
 }
 
@@ -86,16 +100,25 @@ impl Ferrovsd {
         let run_dir = dir.join("run");
         let log = dir.join("ferrovsd.log");
         let mut cmd = Command::new(bin("ferrovsd"));
-        cmd.arg("--run-dir").arg(&run_dir).arg("--pmd-cores").arg(cores);
+        cmd.arg("--run-dir")
+            .arg(&run_dir)
+            .arg("--pmd-cores")
+            .arg(cores);
         if let Some(c) = config {
             let p = dir.join("ferrovsd.toml");
             std::fs::write(&p, c).unwrap();
             cmd.arg("--config").arg(p);
         }
         let logf = std::fs::File::create(&log).unwrap();
-        cmd.stdout(logf.try_clone().unwrap()).stderr(logf).env("FERROVS_LOG", "info");
+        cmd.stdout(logf.try_clone().unwrap())
+            .stderr(logf)
+            .env("FERROVS_LOG", "info");
         let child = cmd.spawn().expect("spawn ferrovsd");
-        let d = Ferrovsd { child: Some(child), run_dir, log };
+        let d = Ferrovsd {
+            child: Some(child),
+            run_dir,
+            log,
+        };
         d.wait_for_socket();
         d
     }
@@ -108,7 +131,10 @@ impl Ferrovsd {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("ferrovsd did not open its socket; log:\n{}", self.log_text());
+        panic!(
+            "ferrovsd did not open its socket; log:\n{}",
+            self.log_text()
+        );
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -172,7 +198,12 @@ impl Ferrovsd {
     /// Sum of the switch's own drops (runt, same_port, no_buffer) over PMDs.
     pub fn datapath_drops(&self) -> u64 {
         let r = self.ok("pmd-stats", json!({}));
-        r.as_array().unwrap().iter().flat_map(|p| p["drops"].as_object().unwrap().values()).map(|v| v.as_u64().unwrap()).sum()
+        r.as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["drops"].as_object().unwrap().values())
+            .map(|v| v.as_u64().unwrap())
+            .sum()
     }
 
     /// Waits until every port's counters stop moving (traffic has drained).
@@ -203,7 +234,10 @@ impl Ferrovsd {
         }
         let _ = c.kill();
         let _ = c.wait();
-        panic!("ferrovsd did not exit within {within:?} of SIGTERM; log:\n{}", self.log_text());
+        panic!(
+            "ferrovsd did not exit within {within:?} of SIGTERM; log:\n{}",
+            self.log_text()
+        );
     }
 }
 
@@ -242,15 +276,40 @@ impl Testpmd {
     /// Starts testpmd attached to `socket` with port MAC `mac`, in `mode`
     /// (rxonly, txonly, io, macswap ...) with 64-byte frames to `peer`.
     pub fn start(socket: &Path, mac: &str, mode: &str, peer: &str) -> Testpmd {
-        let prefix = format!("fvt{}-{}", std::process::id(), SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let prefix = format!(
+            "fvt{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         for attempt in 0..3 {
             // stdbuf: testpmd's printf output would sit in a pipe buffer until exit.
             let mut child = Command::new("stdbuf")
                 .args(["-o0", "-e0", "dpdk-testpmd"])
-                .args(["-l", "0,1", "--main-lcore", "1", "--no-pci", "--no-huge", "-m", "512", "--file-prefix", &prefix])
+                .args([
+                    "-l",
+                    "0,1",
+                    "--main-lcore",
+                    "1",
+                    "--no-pci",
+                    "--no-huge",
+                    "-m",
+                    "512",
+                    "--file-prefix",
+                    &prefix,
+                ])
                 .arg("--vdev")
-                .arg(format!("net_virtio_user0,path={},queues=1,queue_size=1024,mac={mac}", socket.display()))
-                .args(["--", "-i", "--no-mlockall", "--total-num-mbufs=8192", "--txpkts=64", "--burst=32"])
+                .arg(format!(
+                    "net_virtio_user0,path={},queues=1,queue_size=1024,mac={mac}",
+                    socket.display()
+                ))
+                .args([
+                    "--",
+                    "-i",
+                    "--no-mlockall",
+                    "--total-num-mbufs=8192",
+                    "--txpkts=64",
+                    "--burst=32",
+                ])
                 .arg(format!("--forward-mode={mode}"))
                 .arg(format!("--eth-peer=0,{peer}"))
                 .stdin(Stdio::piped())
@@ -259,7 +318,10 @@ impl Testpmd {
                 .spawn()
                 .expect("cannot run stdbuf (coreutils)");
             let out = Arc::new(Mutex::new(String::new()));
-            for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())] {
+            for stream in [
+                Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+                Box::new(child.stderr.take().unwrap()),
+            ] {
                 let o = out.clone();
                 // Raw chunks, not lines: the prompt has no newline.
                 std::thread::spawn(move || {
@@ -269,7 +331,9 @@ impl Testpmd {
                         if n == 0 {
                             break;
                         }
-                        o.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                        o.lock()
+                            .unwrap()
+                            .push_str(&String::from_utf8_lossy(&buf[..n]));
                     }
                 });
             }
@@ -278,8 +342,16 @@ impl Testpmd {
                 "dpdk-testpmd not found: apt-get install dpdk-dev (the README's test command installs it)"
             );
             let stdin = child.stdin.take();
-            let mut t = Testpmd { child: Some(child), stdin, out, prefix: prefix.clone(), mac: mac.into() };
-            if t.wait_for("testpmd> ", Duration::from_secs(30)) && !t.output().contains("Failed to start device") {
+            let mut t = Testpmd {
+                child: Some(child),
+                stdin,
+                out,
+                prefix: prefix.clone(),
+                mac: mac.into(),
+            };
+            if t.wait_for("testpmd> ", Duration::from_secs(30))
+                && !t.output().contains("Failed to start device")
+            {
                 return t;
             }
             // DPDK 22.11's virtio-user sometimes fails its handshake under load ("Interrupted system call"): retry.
@@ -340,7 +412,12 @@ impl Testpmd {
         let o = self.cmd("show port stats 0");
         let grab = |key: &str| -> u64 {
             let i = o.find(key).unwrap_or_else(|| panic!("no {key} in {o}"));
-            o[i + key.len()..].split_whitespace().next().unwrap().parse().unwrap()
+            o[i + key.len()..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
         };
         (grab("RX-packets:"), grab("TX-packets:"))
     }
@@ -375,13 +452,20 @@ impl Drop for Testpmd {
 pub fn config_with_ports(n: usize) -> String {
     let mut c = String::from("[pmd]\nsleep-max = 100\n[memory]\nn-mbufs = 16384\n");
     for i in 0..n {
-        c.push_str(&format!("[[port]]\nname = \"vhost{i}\"\ntype = \"vhost-user\"\npath = \"vhost{i}.sock\"\n"));
+        c.push_str(&format!(
+            "[[port]]\nname = \"vhost{i}\"\ntype = \"vhost-user\"\npath = \"vhost{i}.sock\"\n"
+        ));
     }
     c
 }
 
 fn which(cmd: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {cmd}")).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 pub fn mac(i: u8) -> String {

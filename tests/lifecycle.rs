@@ -9,7 +9,10 @@ fn delivered_grows(sw: &Ferrovsd, port: &str, secs: f64) -> u64 {
     let before = sw.port(port).tx;
     std::thread::sleep(Duration::from_secs_f64(secs));
     let after = sw.port(port).tx;
-    assert!(after > before + 100, "{port} stopped receiving: {before} -> {after}");
+    assert!(
+        after > before + 100,
+        "{port} stopped receiving: {before} -> {after}"
+    );
     after - before
 }
 
@@ -26,21 +29,35 @@ fn ports_are_added_and_removed_while_traffic_flows() {
 
     // Add a port at runtime; attach a peer to it; remove another, all under traffic.
     let sock = sw.run_dir.join("extra.sock");
-    sw.ok("add-port", json!({ "name": "extra", "type": "vhost-user", "path": sock.to_str().unwrap() }));
+    sw.ok(
+        "add-port",
+        json!({ "name": "extra", "type": "vhost-user", "path": sock.to_str().unwrap() }),
+    );
     assert!(sock.exists());
     let mut extra = Testpmd::start(&sock, &mac(9), "rxonly", &mac(1));
     extra.cmd("start");
     delivered_grows(&sw, "vhost1", 0.5);
     sw.ok("del-port", json!({ "name": "vhost2" }));
-    assert!(!sw.port_socket("vhost2").exists(), "a removed port's socket is unlinked");
+    assert!(
+        !sw.port_socket("vhost2").exists(),
+        "a removed port's socket is unlinked"
+    );
     delivered_grows(&sw, "vhost1", 0.5);
     sw.ok("del-port", json!({ "name": "extra" }));
     delivered_grows(&sw, "vhost1", 0.5);
 
     let show = sw.ok("show", json!({}));
-    let names: Vec<_> = show["ports"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<_> = show["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(names, vec!["vhost0", "vhost1"]);
-    assert!(sw.request("del-port", json!({ "name": "vhost2" }))["error"].as_str().unwrap().contains("no port"));
+    assert!(sw.request("del-port", json!({ "name": "vhost2" }))["error"]
+        .as_str()
+        .unwrap()
+        .contains("no port"));
     tx.cmd("stop");
 }
 
@@ -58,7 +75,10 @@ fn killed_testpmd_reconnects_and_traffic_resumes() {
     drop(rx);
     std::thread::sleep(Duration::from_millis(500));
     let show = sw.ok("show", json!({}));
-    assert_eq!(show["ports"][1]["link"], "down", "a vanished peer shows as down");
+    assert_eq!(
+        show["ports"][1]["link"], "down",
+        "a vanished peer shows as down"
+    );
     let mut rx = Testpmd::start(&sw.port_socket("vhost1"), &mac(2), "rxonly", &mac(1));
     rx.cmd("start");
     delivered_grows(&sw, "vhost1", 1.0);
@@ -80,16 +100,32 @@ fn sigterm_stops_cleanly_and_removes_sockets() {
     tx.cmd("start");
     delivered_grows(&sw, "vhost1", 0.5);
     let pid = sw.pid();
-    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count();
-    assert!(threads >= 4, "expected PMD, vhost control, management threads; saw {threads}");
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count();
+    assert!(
+        threads >= 4,
+        "expected PMD, vhost control, management threads; saw {threads}"
+    );
     let comms: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
-        .map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).unwrap().trim().to_string())
+        .map(|t| {
+            std::fs::read_to_string(t.unwrap().path().join("comm"))
+                .unwrap()
+                .trim()
+                .to_string()
+        })
         .collect();
-    assert!(comms.contains(&format!("pmd{}", pmd_cpu())), "PMD thread named pmd<core>: {comms:?}");
+    assert!(
+        comms.contains(&format!("pmd{}", pmd_cpu())),
+        "PMD thread named pmd<core>: {comms:?}"
+    );
     let code = sw.terminate(Duration::from_secs(10));
     assert_eq!(code, Some(0), "log:\n{}", sw.log_text());
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "no process or thread left behind");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "no process or thread left behind"
+    );
     let left: Vec<_> = std::fs::read_dir(&sw.run_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -24,10 +24,24 @@ fn txonly_arrives_and_every_loss_is_counted() {
     let b = sw.port("vhost1");
     let dp_drops = sw.datapath_drops();
     eprintln!("generator tx {gen_tx}, switch rx {a:?}, switch tx {b:?}, datapath drops {dp_drops}, receiver rx {rcv_rx}");
-    assert!(gen_tx > 10_000, "the generator sent too little to mean anything: {gen_tx}");
-    assert_eq!(a.rx + a.rx_dropped, gen_tx, "every frame the generator queued was taken by ferrovsd");
-    assert_eq!(a.rx, b.tx + b.tx_dropped + dp_drops, "every frame received was sent or dropped with a reason");
-    assert_eq!(rcv_rx, b.tx, "the receiver got exactly what ferrovsd says it sent");
+    assert!(
+        gen_tx > 10_000,
+        "the generator sent too little to mean anything: {gen_tx}"
+    );
+    assert_eq!(
+        a.rx + a.rx_dropped,
+        gen_tx,
+        "every frame the generator queued was taken by ferrovsd"
+    );
+    assert_eq!(
+        a.rx,
+        b.tx + b.tx_dropped + dp_drops,
+        "every frame received was sent or dropped with a reason"
+    );
+    assert_eq!(
+        rcv_rx, b.tx,
+        "the receiver got exactly what ferrovsd says it sent"
+    );
     for (reason, n) in b.tx_drops.iter().chain(&a.rx_drops) {
         assert!(!reason.is_empty() && *n > 0);
     }
@@ -35,7 +49,10 @@ fn txonly_arrives_and_every_loss_is_counted() {
     let show = sw.ok("show", json!({}));
     let feats = show["ports"][0]["features"].as_array().unwrap();
     for f in ["VERSION_1", "MRG_RXBUF", "INDIRECT_DESC"] {
-        assert!(feats.iter().any(|x| x == f), "{f} not negotiated: {feats:?}");
+        assert!(
+            feats.iter().any(|x| x == f),
+            "{f} not negotiated: {feats:?}"
+        );
     }
     assert_eq!(show["ports"][0]["link"], "up");
 }
@@ -46,8 +63,18 @@ fn learning_sends_unicast_to_one_port_and_broadcast_to_all_others() {
     let dir = TempDir::new("learn");
     let sw = Ferrovsd::start(dir.path(), Some(&config_with_ports(3)));
     let mut a = Testpmd::start(&sw.port_socket("vhost0"), &mac(1), "rxonly", &mac(2));
-    let mut b = Testpmd::start(&sw.port_socket("vhost1"), &mac(2), "rxonly", "ff:ff:ff:ff:ff:ff");
-    let mut c = Testpmd::start(&sw.port_socket("vhost2"), &mac(3), "rxonly", "ff:ff:ff:ff:ff:ff");
+    let mut b = Testpmd::start(
+        &sw.port_socket("vhost1"),
+        &mac(2),
+        "rxonly",
+        "ff:ff:ff:ff:ff:ff",
+    );
+    let mut c = Testpmd::start(
+        &sw.port_socket("vhost2"),
+        &mac(3),
+        "rxonly",
+        "ff:ff:ff:ff:ff:ff",
+    );
     // B and C announce themselves with a short broadcast burst each.
     for t in [&mut b, &mut c] {
         t.cmd("set fwd txonly");
@@ -60,9 +87,20 @@ fn learning_sends_unicast_to_one_port_and_broadcast_to_all_others() {
     a.cmd("start");
     sw.wait_quiet(&["vhost0", "vhost1", "vhost2"]);
     let fdb = sw.ok("fdb-show", json!({}));
-    let learned: Vec<_> = fdb["entries"].as_array().unwrap().iter().map(|e| (e["mac"].clone(), e["port"].clone())).collect();
-    assert!(learned.contains(&(json!(mac(2)), json!("vhost1"))), "{learned:?}");
-    assert!(learned.contains(&(json!(mac(3)), json!("vhost2"))), "{learned:?}");
+    let learned: Vec<_> = fdb["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["mac"].clone(), e["port"].clone()))
+        .collect();
+    assert!(
+        learned.contains(&(json!(mac(2)), json!("vhost1"))),
+        "{learned:?}"
+    );
+    assert!(
+        learned.contains(&(json!(mac(3)), json!("vhost2"))),
+        "{learned:?}"
+    );
 
     // Unicast from A to B's MAC reaches only B.
     let (b0, c0) = (sw.port("vhost1"), sw.port("vhost2"));
@@ -73,8 +111,15 @@ fn learning_sends_unicast_to_one_port_and_broadcast_to_all_others() {
     a.cmd("stop");
     sw.wait_quiet(&["vhost0", "vhost1", "vhost2"]);
     let (b1, c1, a1) = (sw.port("vhost1"), sw.port("vhost2"), sw.port("vhost0"));
-    assert!(b1.tx + b1.tx_dropped - b0.tx - b0.tx_dropped > 1000, "B got the unicast stream");
-    assert_eq!(c1.tx + c1.tx_dropped, c0.tx + c0.tx_dropped, "C saw none of A's unicast to B");
+    assert!(
+        b1.tx + b1.tx_dropped - b0.tx - b0.tx_dropped > 1000,
+        "B got the unicast stream"
+    );
+    assert_eq!(
+        c1.tx + c1.tx_dropped,
+        c0.tx + c0.tx_dropped,
+        "C saw none of A's unicast to B"
+    );
 
     // Broadcast from A reaches B and C, never A itself.
     a.cmd("set eth-peer 0 ff:ff:ff:ff:ff:ff");
@@ -85,9 +130,21 @@ fn learning_sends_unicast_to_one_port_and_broadcast_to_all_others() {
     let (b2, c2, a2) = (sw.port("vhost1"), sw.port("vhost2"), sw.port("vhost0"));
     let sent = a2.rx - a1.rx;
     assert!(sent > 1000);
-    assert_eq!(b2.tx + b2.tx_dropped - b1.tx - b1.tx_dropped, sent, "B got every broadcast (delivered or counted)");
-    assert_eq!(c2.tx + c2.tx_dropped - c1.tx - c1.tx_dropped, sent, "C got every broadcast (delivered or counted)");
-    assert_eq!(a2.tx + a2.tx_dropped, a1.tx + a1.tx_dropped, "nothing went back to A");
+    assert_eq!(
+        b2.tx + b2.tx_dropped - b1.tx - b1.tx_dropped,
+        sent,
+        "B got every broadcast (delivered or counted)"
+    );
+    assert_eq!(
+        c2.tx + c2.tx_dropped - c1.tx - c1.tx_dropped,
+        sent,
+        "C got every broadcast (delivered or counted)"
+    );
+    assert_eq!(
+        a2.tx + a2.tx_dropped,
+        a1.tx + a1.tx_dropped,
+        "nothing went back to A"
+    );
 }
 
 /// One receiver stops reading: its ring fills and its drops are counted as
@@ -102,7 +159,12 @@ fn a_guest_that_stops_reading_does_not_stall_the_others() {
     b.cmd("start");
     c.cmd("start");
     // Broadcast from A goes to both B and C.
-    let mut a = Testpmd::start(&sw.port_socket("vhost0"), &mac(1), "txonly", "ff:ff:ff:ff:ff:ff");
+    let mut a = Testpmd::start(
+        &sw.port_socket("vhost0"),
+        &mac(1),
+        "txonly",
+        "ff:ff:ff:ff:ff:ff",
+    );
     a.cmd("start");
     let rate = |secs: f64| {
         let b0 = sw.port("vhost1").tx;
@@ -112,12 +174,28 @@ fn a_guest_that_stops_reading_does_not_stall_the_others() {
     let before = rate(2.0);
     c.cmd("stop"); // C's driver no longer empties its receive ring
     std::thread::sleep(Duration::from_millis(300));
-    let c_full0 = sw.port("vhost2").tx_drops.iter().find(|d| d.0 == "ring_full").map_or(0, |d| d.1);
+    let c_full0 = sw
+        .port("vhost2")
+        .tx_drops
+        .iter()
+        .find(|d| d.0 == "ring_full")
+        .map_or(0, |d| d.1);
     let after = rate(2.0);
-    let c_full1 = sw.port("vhost2").tx_drops.iter().find(|d| d.0 == "ring_full").map_or(0, |d| d.1);
+    let c_full1 = sw
+        .port("vhost2")
+        .tx_drops
+        .iter()
+        .find(|d| d.0 == "ring_full")
+        .map_or(0, |d| d.1);
     a.cmd("stop");
     eprintln!("B received {before:.0} pps before C stopped reading, {after:.0} pps after");
-    assert!(c_full1 > c_full0 + 1000, "C's full ring is counted as ring_full drops");
+    assert!(
+        c_full1 > c_full0 + 1000,
+        "C's full ring is counted as ring_full drops"
+    );
     // Not a benchmark: only a stall (or a collapse) must fail here.
-    assert!(after > before * 0.3, "B slowed from {before:.0} to {after:.0} pps when C stopped reading");
+    assert!(
+        after > before * 0.3,
+        "B slowed from {before:.0} to {after:.0} pps when C stopped reading"
+    );
 }

@@ -13,9 +13,19 @@ const CMD: Duration = Duration::from_secs(60);
 /// Pings until one answer comes back (ARP and learning), then `count` pings
 /// must all be answered.
 fn ping_clean(from: &Guest, to: &str, count: u32) {
-    let (code, out) = from.sh(&format!("ping -c 20 -w 20 -W 1 {to} | grep -q 'bytes from' ; ping -c {count} -i 0.2 -W 2 {to}"), CMD);
+    let (code, out) = from.sh(
+        &format!(
+            "ping -c 20 -w 20 -W 1 {to} | grep -q 'bytes from' ; ping -c {count} -i 0.2 -W 2 {to}"
+        ),
+        CMD,
+    );
     assert_eq!(code, 0, "ping {to} failed:\n{out}");
-    assert!(out.contains(&format!("{count} packets transmitted, {count} packets received, 0% packet loss")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{count} packets transmitted, {count} packets received, 0% packet loss"
+        )),
+        "{out}"
+    );
 }
 
 #[test]
@@ -31,27 +41,50 @@ fn two_guests_ping_transfer_and_negotiate_features() {
     ping_clean(&b, "10.0.0.1", 10);
 
     // 4 MiB of random bytes from A to B over TCP, compared by checksum.
-    let (_, sum_a) = a.sh("dd if=/dev/urandom of=/tmp/blob bs=1024 count=4096 2>/dev/null; md5sum /tmp/blob", CMD);
+    let (_, sum_a) = a.sh(
+        "dd if=/dev/urandom of=/tmp/blob bs=1024 count=4096 2>/dev/null; md5sum /tmp/blob",
+        CMD,
+    );
     // The listener's stdin is a pipe that stays open: on the console it would
     // read (and send back) what the test types next.
     let (code, _) = b.sh("(sleep 300 | nc -l -p 5001 > /tmp/got &) ; sleep 0.5", CMD);
     assert_eq!(code, 0);
-    let (code, out) = a.sh("nc -w 5 10.0.0.2 5001 < /tmp/blob", Duration::from_secs(120));
+    let (code, out) = a.sh(
+        "nc -w 5 10.0.0.2 5001 < /tmp/blob",
+        Duration::from_secs(120),
+    );
     assert_eq!(code, 0, "{out}");
     // nc may exit before the last bytes have crossed: wait for all of them.
     let (_, sum_b) = b.sh(
         "i=0; while [ $(wc -c < /tmp/got) -lt 4194304 ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; md5sum /tmp/got; wc -c < /tmp/got",
         CMD,
     );
-    let hash = |s: &str| s.split_whitespace().find(|w| w.len() == 32).map(String::from);
+    let hash = |s: &str| {
+        s.split_whitespace()
+            .find(|w| w.len() == 32)
+            .map(String::from)
+    };
     assert!(hash(&sum_a).is_some(), "{sum_a}");
-    assert_eq!(hash(&sum_a), hash(&sum_b), "the 4 MiB transfer arrived intact\nA: {sum_a}\nB: {sum_b}");
+    assert_eq!(
+        hash(&sum_a),
+        hash(&sum_b),
+        "the 4 MiB transfer arrived intact\nA: {sum_a}\nB: {sum_b}"
+    );
 
     let show = sw.ok("show", json!({}));
     for p in show["ports"].as_array().unwrap() {
-        let f: Vec<String> = p["features"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+        let f: Vec<String> = p["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
         for want in ["MRG_RXBUF", "EVENT_IDX", "INDIRECT_DESC", "VERSION_1"] {
-            assert!(f.iter().any(|x| x == want), "{}: guest driver did not negotiate {want}: {f:?}", p["name"]);
+            assert!(
+                f.iter().any(|x| x == want),
+                "{}: guest driver did not negotiate {want}: {f:?}",
+                p["name"]
+            );
         }
         assert_eq!(p["link"], "up");
     }
@@ -101,7 +134,10 @@ fn client_mode_survives_a_switch_restart_without_guest_reboot() {
     a.wait_ready(1, BOOT);
     b.wait_ready(1, BOOT);
     ping_clean(&a, "10.0.0.2", 3);
-    sw.ok("add-port", json!({ "name": "extra", "type": "vhost-user", "path": "extra.sock" }));
+    sw.ok(
+        "add-port",
+        json!({ "name": "extra", "type": "vhost-user", "path": "extra.sock" }),
+    );
 
     let (code, _) = a.sh("(ping -i 0.1 10.0.0.2 > /tmp/ping.log 2>&1 &)", CMD);
     assert_eq!(code, 0);
@@ -124,16 +160,35 @@ fn client_mode_survives_a_switch_restart_without_guest_reboot() {
     }
     let resumed = resumed.unwrap_or_else(|| panic!("ping did not resume; log:\n{}", sw.log_text()));
     eprintln!("ping resumed {resumed:?} after ferrovsd was started again");
-    assert!(resumed < Duration::from_secs(2), "ping resumed only after {resumed:?}");
+    assert!(
+        resumed < Duration::from_secs(2),
+        "ping resumed only after {resumed:?}"
+    );
     // The guests never rebooted and their pings flow again.
     std::thread::sleep(Duration::from_secs(1));
-    let (_, log) = a.sh("kill %1 2>/dev/null; killall ping; grep -c 'bytes from' /tmp/ping.log", CMD);
-    assert_eq!(a.output().matches("FV-READY").count(), 1, "guest A rebooted");
-    assert!(log.lines().any(|l| l.trim().parse::<u32>().is_ok_and(|n| n > 10)), "{log}");
+    let (_, log) = a.sh(
+        "kill %1 2>/dev/null; killall ping; grep -c 'bytes from' /tmp/ping.log",
+        CMD,
+    );
+    assert_eq!(
+        a.output().matches("FV-READY").count(),
+        1,
+        "guest A rebooted"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.trim().parse::<u32>().is_ok_and(|n| n > 10)),
+        "{log}"
+    );
     ping_clean(&b, "10.0.0.1", 3);
     // The runtime port came back from the state file.
     let show = sw.ok("show", json!({}));
-    let names: Vec<_> = show["ports"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<_> = show["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
     assert!(names.contains(&"extra".to_string()), "{names:?}");
     assert!(sw.run_dir.join("extra.sock").exists());
 }
@@ -152,14 +207,22 @@ fn jumbo_frames_pass_and_oversized_frames_are_counted() {
     let sw = Ferrovsd::start(dir.path(), Some(&cfg));
     let guests: Vec<Guest> = (0..3u8)
         .map(|i| {
-            let mut c = GuestConfig::new(&format!("g{i}"), &sw.port_socket(&format!("vhost{i}")), i + 1);
+            let mut c = GuestConfig::new(
+                &format!("g{i}"),
+                &sw.port_socket(&format!("vhost{i}")),
+                i + 1,
+            );
             c.mtu = Some(9000);
             Guest::start(c)
         })
         .collect();
     for g in &guests {
         g.wait_ready(1, BOOT);
-        assert!(g.output().contains("mtu 9000"), "guest did not take MTU 9000:\n{}", g.output());
+        assert!(
+            g.output().contains("mtu 9000"),
+            "guest did not take MTU 9000:\n{}",
+            g.output()
+        );
     }
     ping_clean(&guests[0], "10.0.0.2", 3);
     let (code, out) = guests[0].sh("ping -c 5 -i 0.3 -W 2 -s 8000 10.0.0.2", CMD);
@@ -167,11 +230,24 @@ fn jumbo_frames_pass_and_oversized_frames_are_counted() {
     assert!(out.contains("5 packets received"), "{out}");
     // 10.0.0.3 sits behind a 1500-byte port: small pings pass, jumbo ones are dropped.
     ping_clean(&guests[0], "10.0.0.3", 2);
-    let before = sw.port("vhost2").tx_drops.iter().find(|d| d.0 == "mtu_exceeded").map_or(0, |d| d.1);
+    let before = sw
+        .port("vhost2")
+        .tx_drops
+        .iter()
+        .find(|d| d.0 == "mtu_exceeded")
+        .map_or(0, |d| d.1);
     let (_, out) = guests[0].sh("ping -c 3 -i 0.3 -W 1 -s 8000 10.0.0.3", CMD);
     assert!(out.contains("0 packets received"), "{out}");
-    let after = sw.port("vhost2").tx_drops.iter().find(|d| d.0 == "mtu_exceeded").map_or(0, |d| d.1);
-    assert!(after >= before + 3, "mtu_exceeded drops on vhost2: {before} -> {after}");
+    let after = sw
+        .port("vhost2")
+        .tx_drops
+        .iter()
+        .find(|d| d.0 == "mtu_exceeded")
+        .map_or(0, |d| d.1);
+    assert!(
+        after >= before + 3,
+        "mtu_exceeded drops on vhost2: {before} -> {after}"
+    );
     let show = sw.ok("show", json!({}));
     assert_eq!(show["ports"][0]["mtu"], "9000");
 }
@@ -180,7 +256,11 @@ fn jumbo_frames_pass_and_oversized_frames_are_counted() {
 /// two PMD cores; the queues spread over both cores and traffic flows.
 #[test]
 fn multiqueue_guests_spread_over_two_pmds() {
-    if std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) < 2 {
+    if std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        < 2
+    {
         panic!("needs 2 CPUs");
     }
     let _g = serial();
@@ -192,7 +272,11 @@ fn multiqueue_guests_spread_over_two_pmds() {
     let sw = Ferrovsd::start_on(dir.path(), Some(&cfg), "0-1");
     let guests: Vec<Guest> = (0..2u8)
         .map(|i| {
-            let mut c = GuestConfig::new(&format!("g{i}"), &sw.port_socket(&format!("vhost{i}")), i + 1);
+            let mut c = GuestConfig::new(
+                &format!("g{i}"),
+                &sw.port_socket(&format!("vhost{i}")),
+                i + 1,
+            );
             c.queues = 2;
             Guest::start(c)
         })
@@ -202,21 +286,38 @@ fn multiqueue_guests_spread_over_two_pmds() {
     }
     ping_clean(&guests[0], "10.0.0.2", 5);
     let (_, q) = guests[0].sh("ls /sys/class/net/eth0/queues/", CMD);
-    assert!(q.contains("rx-1") && q.contains("tx-1"), "guest driver did not set up 2 queue pairs: {q}");
+    assert!(
+        q.contains("rx-1") && q.contains("tx-1"),
+        "guest driver did not set up 2 queue pairs: {q}"
+    );
     let rxq = sw.ok("pmd-rxq-show", json!({}));
     let pmds = rxq["pmds"].as_array().unwrap();
     assert_eq!(pmds.len(), 2);
     for p in pmds {
         let qs = p["queues"].as_array().unwrap();
-        assert_eq!(qs.len(), 2, "each PMD polls two of the four rx queues: {rxq}");
+        assert_eq!(
+            qs.len(),
+            2,
+            "each PMD polls two of the four rx queues: {rxq}"
+        );
         for q in qs {
             assert_eq!(q["enabled"], true, "guest enabled every queue: {rxq}");
         }
     }
     let show = sw.ok("show", json!({}));
-    assert!(show["ports"][0]["features"].as_array().unwrap().iter().any(|f| f == "MQ"), "{show}");
+    assert!(
+        show["ports"][0]["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "MQ"),
+        "{show}"
+    );
     // Several TCP flows: the guest spreads them over its queues.
-    let (_, _) = guests[1].sh("for p in 5101 5102 5103 5104; do (sleep 60 | nc -l -p $p > /dev/null &); done; sleep 0.5", CMD);
+    let (_, _) = guests[1].sh(
+        "for p in 5101 5102 5103 5104; do (sleep 60 | nc -l -p $p > /dev/null &); done; sleep 0.5",
+        CMD,
+    );
     let (code, out) = guests[0].sh(
         "dd if=/dev/zero of=/tmp/z bs=1024 count=1024 2>/dev/null; for p in 5101 5102 5103 5104; do nc -w 3 10.0.0.2 $p < /tmp/z & done; wait",
         Duration::from_secs(120),
@@ -239,7 +340,11 @@ fn queues_the_guest_never_enabled_strand_nothing() {
     let sw = Ferrovsd::start_on(dir.path(), Some(&cfg), "0-1");
     let guests: Vec<Guest> = (0..2u8)
         .map(|i| {
-            let mut c = GuestConfig::new(&format!("g{i}"), &sw.port_socket(&format!("vhost{i}")), i + 1);
+            let mut c = GuestConfig::new(
+                &format!("g{i}"),
+                &sw.port_socket(&format!("vhost{i}")),
+                i + 1,
+            );
             c.queues = 2;
             c.vcpus = 1;
             Guest::start(c)
@@ -251,9 +356,17 @@ fn queues_the_guest_never_enabled_strand_nothing() {
     ping_clean(&guests[0], "10.0.0.2", 10);
     ping_clean(&guests[1], "10.0.0.1", 10);
     let rxq = sw.ok("pmd-rxq-show", json!({}));
-    let disabled = rxq["pmds"].as_array().unwrap().iter().flat_map(|p| p["queues"].as_array().unwrap().clone())
-        .filter(|q| q["enabled"] == false).count();
-    assert_eq!(disabled, 2, "queue 1 of each port is not enabled by a 1-vCPU guest: {rxq}");
+    let disabled = rxq["pmds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["queues"].as_array().unwrap().clone())
+        .filter(|q| q["enabled"] == false)
+        .count();
+    assert_eq!(
+        disabled, 2,
+        "queue 1 of each port is not enabled by a 1-vCPU guest: {rxq}"
+    );
     for p in ["vhost0", "vhost1"] {
         let c = sw.port(p);
         assert_eq!(c.tx_dropped, 0, "{p}: nothing dropped or stranded: {c:?}");

@@ -25,29 +25,51 @@ impl FakeTxRing {
             let d0 = 16 * (2 * i) as u64;
             gm.write_obj(buf, GuestAddress(d0)).unwrap();
             gm.write_obj(12u32, GuestAddress(d0 + 8)).unwrap();
-            gm.write_obj(VRING_DESC_F_NEXT, GuestAddress(d0 + 12)).unwrap();
+            gm.write_obj(VRING_DESC_F_NEXT, GuestAddress(d0 + 12))
+                .unwrap();
             gm.write_obj(2 * i + 1, GuestAddress(d0 + 14)).unwrap();
             let d1 = d0 + 16;
             gm.write_obj(buf + 12, GuestAddress(d1)).unwrap();
             gm.write_obj(frame_len, GuestAddress(d1 + 8)).unwrap();
             gm.write_obj(0u16, GuestAddress(d1 + 12)).unwrap();
         }
-        FakeTxRing { mem: GuestMem::from_mmap(gm), avail_idx: 0 }
+        FakeTxRing {
+            mem: GuestMem::from_mmap(gm),
+            avail_idx: 0,
+        }
     }
 
     pub fn addrs() -> RingAddrs {
-        RingAddrs { desc: DESC, avail: AVAIL, used: USED }
+        RingAddrs {
+            desc: DESC,
+            avail: AVAIL,
+            used: USED,
+        }
     }
 
     pub fn ring(&self) -> SplitRing {
-        SplitRing::new(&self.mem, QSIZE, Self::addrs(), 0, RingFeatures { event_idx: false, mrg_rxbuf: true, hdr_len: 12 })
-            .unwrap()
+        SplitRing::new(
+            &self.mem,
+            QSIZE,
+            Self::addrs(),
+            0,
+            RingFeatures {
+                event_idx: false,
+                mrg_rxbuf: true,
+                hdr_len: 12,
+            },
+        )
+        .unwrap()
     }
 
     /// Makes `n` more chains available, as the guest driver would (with
     /// plain stores, so the producer costs little next to the walker).
     pub fn offer(&mut self, n: u16) {
-        let avail = self.mem.gpa(AVAIL, 4 + 2 * QSIZE as u64).unwrap().cast::<u16>();
+        let avail = self
+            .mem
+            .gpa(AVAIL, 4 + 2 * QSIZE as u64)
+            .unwrap()
+            .cast::<u16>();
         for _ in 0..n {
             let slot = self.avail_idx % QSIZE;
             let head = (self.avail_idx % (QSIZE / 2)) * 2;

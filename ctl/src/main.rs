@@ -52,15 +52,22 @@ fn main() -> Result<()> {
         .or_else(|| std::env::var_os("FERROVS_SOCKET").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("/run/ferrovs/ferrovsd.sock"));
     let args = request_args(&a.command, &a.args)?;
-    let mut s = UnixStream::connect(&socket)
-        .with_context(|| format!("cannot connect to ferrovsd at {} (is it running? use --socket)", socket.display()))?;
+    let mut s = UnixStream::connect(&socket).with_context(|| {
+        format!(
+            "cannot connect to ferrovsd at {} (is it running? use --socket)",
+            socket.display()
+        )
+    })?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut line = serde_json::to_vec(&json!({ "command": a.command, "args": args }))?;
     line.push(b'\n');
     s.write_all(&line)?;
     let mut reply = String::new();
-    BufReader::new(&s).read_line(&mut reply).context("no reply from ferrovsd")?;
-    let v: Value = serde_json::from_str(&reply).context("ferrovsd sent a reply that is not JSON")?;
+    BufReader::new(&s)
+        .read_line(&mut reply)
+        .context("no reply from ferrovsd")?;
+    let v: Value =
+        serde_json::from_str(&reply).context("ferrovsd sent a reply that is not JSON")?;
     if v["ok"] != json!(true) {
         let e = v["error"].as_str().unwrap_or("unknown error");
         if a.json {

@@ -22,7 +22,11 @@ fn s(v: &Value) -> String {
 
 fn drops(v: &Value) -> String {
     match v.as_object() {
-        Some(o) if !o.is_empty() => o.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(" "),
+        Some(o) if !o.is_empty() => o
+            .iter()
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect::<Vec<_>>()
+            .join(" "),
         _ => "none".into(),
     }
 }
@@ -31,17 +35,62 @@ pub fn text(command: &str, r: &Value) -> String {
     let mut o = String::new();
     match command {
         "show" => {
-            let _ = writeln!(o, "bridge {} (run dir {})", s(&r["bridge"]), s(&r["run_dir"]));
+            let _ = writeln!(
+                o,
+                "bridge {} (run dir {})",
+                s(&r["bridge"]),
+                s(&r["run_dir"])
+            );
             let p = &r["mbuf_pool"];
-            let _ = writeln!(o, "  mbuf pool: {} buffers on {}, {} in use", s(&p["total"]), s(&p["pages"]), s(&p["in_use"]));
+            let _ = writeln!(
+                o,
+                "  mbuf pool: {} buffers on {}, {} in use",
+                s(&p["total"]),
+                s(&p["pages"]),
+                s(&p["in_use"])
+            );
             let f = &r["fdb"];
-            let _ = writeln!(o, "  fdb: {} of {} entries, aging {} s", s(&f["entries"]), s(&f["max"]), s(&f["aging_secs"]));
+            let _ = writeln!(
+                o,
+                "  fdb: {} of {} entries, aging {} s",
+                s(&f["entries"]),
+                s(&f["max"]),
+                s(&f["aging_secs"])
+            );
             for port in r["ports"].as_array().into_iter().flatten() {
-                let _ = writeln!(o, "  port {} ({}): {} link {}", s(&port["name"]), s(&port["port_no"]), s(&port["type"]), s(&port["link"]));
+                let _ = writeln!(
+                    o,
+                    "  port {} ({}): {} link {}",
+                    s(&port["name"]),
+                    s(&port["port_no"]),
+                    s(&port["type"]),
+                    s(&port["link"])
+                );
                 if port.get("path").is_some() {
-                    let _ = writeln!(o, "    socket {} mode {} state {} mac {}", s(&port["path"]), s(&port["mode"]), s(&port["state"]), s(&port["mac"]));
-                    let feats: Vec<String> = port["features"].as_array().into_iter().flatten().map(s).collect();
-                    let _ = writeln!(o, "    features {} ({})", if feats.is_empty() { "-".into() } else { feats.join(" ") }, s(&port["features_hex"]));
+                    let _ = writeln!(
+                        o,
+                        "    socket {} mode {} state {} mac {}",
+                        s(&port["path"]),
+                        s(&port["mode"]),
+                        s(&port["state"]),
+                        s(&port["mac"])
+                    );
+                    let feats: Vec<String> = port["features"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(s)
+                        .collect();
+                    let _ = writeln!(
+                        o,
+                        "    features {} ({})",
+                        if feats.is_empty() {
+                            "-".into()
+                        } else {
+                            feats.join(" ")
+                        },
+                        s(&port["features_hex"])
+                    );
                     if let Some(e) = port.get("last_error") {
                         let _ = writeln!(o, "    last error: {}", s(e));
                     }
@@ -49,9 +98,22 @@ pub fn text(command: &str, r: &Value) -> String {
             }
             let _ = writeln!(o, "  pmd sleep max {} us", s(&r["pmd_sleep_max_us"]));
             for pmd in r["pmds"].as_array().into_iter().flatten() {
-                let qs: Vec<String> = pmd["queues"].as_array().into_iter().flatten()
-                    .map(|q| format!("{}/{}", s(&q["port"]), s(&q["queue"]))).collect();
-                let _ = writeln!(o, "  pmd core {}: {}", s(&pmd["core"]), if qs.is_empty() { "idle".into() } else { qs.join(" ") });
+                let qs: Vec<String> = pmd["queues"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|q| format!("{}/{}", s(&q["port"]), s(&q["queue"])))
+                    .collect();
+                let _ = writeln!(
+                    o,
+                    "  pmd core {}: {}",
+                    s(&pmd["core"]),
+                    if qs.is_empty() {
+                        "idle".into()
+                    } else {
+                        qs.join(" ")
+                    }
+                );
             }
         }
         "port-stats" => {
@@ -59,8 +121,15 @@ pub fn text(command: &str, r: &Value) -> String {
                 let _ = writeln!(o, "port {}:", s(&p["name"]));
                 for (dir, key) in [("rx", "rx"), ("tx", "tx")] {
                     for q in p[key].as_array().into_iter().flatten() {
-                        let _ = writeln!(o, "  {dir} q{}: packets {} bytes {} dropped {} ({})",
-                            s(&q["queue"]), s(&q["packets"]), s(&q["bytes"]), s(&q["dropped"]), drops(&q["drops"]));
+                        let _ = writeln!(
+                            o,
+                            "  {dir} q{}: packets {} bytes {} dropped {} ({})",
+                            s(&q["queue"]),
+                            s(&q["packets"]),
+                            s(&q["bytes"]),
+                            s(&q["dropped"]),
+                            drops(&q["drops"])
+                        );
                     }
                 }
                 let _ = writeln!(o, "  guest notifications {}", s(&p["guest_notifications"]));
@@ -69,10 +138,34 @@ pub fn text(command: &str, r: &Value) -> String {
         "pmd-stats" | "pmd-stats-show" => {
             for p in r.as_array().into_iter().flatten() {
                 let _ = writeln!(o, "pmd core {}:", s(&p["core"]));
-                let _ = writeln!(o, "  packets {}  batches {}  avg batch {:.1}", s(&p["packets"]), s(&p["batches"]), p["avg_batch"].as_f64().unwrap_or(0.0));
-                let _ = writeln!(o, "  busy iterations {}  idle iterations {}  busy {:.1}%", s(&p["busy_iterations"]), s(&p["idle_iterations"]), p["busy_pct"].as_f64().unwrap_or(0.0));
-                let _ = writeln!(o, "  busy cycles {}  idle cycles {}  cycles/packet {:.1}", s(&p["busy_cycles"]), s(&p["idle_cycles"]), p["cycles_per_packet"].as_f64().unwrap_or(0.0));
-                let _ = writeln!(o, "  flooded {}  slept {} ms  drops {}", s(&p["flooded"]), s(&p["sleep_ms"]), drops(&p["drops"]));
+                let _ = writeln!(
+                    o,
+                    "  packets {}  batches {}  avg batch {:.1}",
+                    s(&p["packets"]),
+                    s(&p["batches"]),
+                    p["avg_batch"].as_f64().unwrap_or(0.0)
+                );
+                let _ = writeln!(
+                    o,
+                    "  busy iterations {}  idle iterations {}  busy {:.1}%",
+                    s(&p["busy_iterations"]),
+                    s(&p["idle_iterations"]),
+                    p["busy_pct"].as_f64().unwrap_or(0.0)
+                );
+                let _ = writeln!(
+                    o,
+                    "  busy cycles {}  idle cycles {}  cycles/packet {:.1}",
+                    s(&p["busy_cycles"]),
+                    s(&p["idle_cycles"]),
+                    p["cycles_per_packet"].as_f64().unwrap_or(0.0)
+                );
+                let _ = writeln!(
+                    o,
+                    "  flooded {}  slept {} ms  drops {}",
+                    s(&p["flooded"]),
+                    s(&p["sleep_ms"]),
+                    drops(&p["drops"])
+                );
             }
         }
         "pmd-rxq-show" | "pmd-rxq-rebalance" => {
@@ -80,22 +173,50 @@ pub fn text(command: &str, r: &Value) -> String {
             for p in r["pmds"].as_array().into_iter().flatten() {
                 let _ = writeln!(o, "pmd core {}:", s(&p["core"]));
                 for q in p["queues"].as_array().into_iter().flatten() {
-                    let _ = writeln!(o, "  port: {:<12} queue-id: {:>2} ({}{})  pmd usage: {:>5.1} %",
-                        s(&q["port"]), s(&q["queue"]),
-                        if q["enabled"] == true { "enabled" } else { "disabled" },
+                    let _ = writeln!(
+                        o,
+                        "  port: {:<12} queue-id: {:>2} ({}{})  pmd usage: {:>5.1} %",
+                        s(&q["port"]),
+                        s(&q["queue"]),
+                        if q["enabled"] == true {
+                            "enabled"
+                        } else {
+                            "disabled"
+                        },
                         if q["pinned"] == true { ", pinned" } else { "" },
-                        q["usage_pct"].as_f64().unwrap_or(0.0));
+                        q["usage_pct"].as_f64().unwrap_or(0.0)
+                    );
                 }
             }
         }
         "fdb-show" => {
-            let _ = writeln!(o, "{:<10} {:>4}  {:<17}  {:>5}", "port", "vlan", "mac", "age");
+            let _ = writeln!(
+                o,
+                "{:<10} {:>4}  {:<17}  {:>5}",
+                "port", "vlan", "mac", "age"
+            );
             for e in r["entries"].as_array().into_iter().flatten() {
-                let _ = writeln!(o, "{:<10} {:>4}  {:<17}  {:>5}", s(&e["port"]), s(&e["vlan"]), s(&e["mac"]), s(&e["age"]));
+                let _ = writeln!(
+                    o,
+                    "{:<10} {:>4}  {:<17}  {:>5}",
+                    s(&e["port"]),
+                    s(&e["vlan"]),
+                    s(&e["mac"]),
+                    s(&e["age"])
+                );
             }
             let st = &r["stats"];
-            let _ = writeln!(o, "entries {} of {}; learned {} moved {} aged {} refused {} flushed {}",
-                s(&st["current"]), s(&st["max"]), s(&st["learned"]), s(&st["moved"]), s(&st["aged"]), s(&st["refused"]), s(&st["flushed"]));
+            let _ = writeln!(
+                o,
+                "entries {} of {}; learned {} moved {} aged {} refused {} flushed {}",
+                s(&st["current"]),
+                s(&st["max"]),
+                s(&st["learned"]),
+                s(&st["moved"]),
+                s(&st["aged"]),
+                s(&st["refused"]),
+                s(&st["flushed"])
+            );
         }
         _ => {
             let _ = writeln!(o, "{}", serde_json::to_string_pretty(r).unwrap_or_default());

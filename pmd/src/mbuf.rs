@@ -126,7 +126,11 @@ impl Pool {
 
     /// As [`Pool::new`] with `data_room` bytes of frame space per buffer
     /// (rounded up to 64, at most [`MAX_DATA_ROOM`]).
-    pub fn with_data_room(count: u32, data_room: usize, allow_huge: bool) -> Result<Arc<Pool>, MemError> {
+    pub fn with_data_room(
+        count: u32,
+        data_room: usize,
+        allow_huge: bool,
+    ) -> Result<Arc<Pool>, MemError> {
         let data_room = data_room.clamp(64, MAX_DATA_ROOM).next_multiple_of(64);
         let buf_size = HDR_SIZE + HEADROOM + data_room;
         let room = (HEADROOM + data_room) as u32;
@@ -137,11 +141,22 @@ impl Pool {
             // region is freshly mapped and not yet shared.
             unsafe {
                 let h = region.as_ptr().add(i as usize * buf_size).cast::<MbufHdr>();
-                h.write(MbufHdr { data_off: HEADROOM as u16, len: 0, index: i, room });
+                h.write(MbufHdr {
+                    data_off: HEADROOM as u16,
+                    len: 0,
+                    index: i,
+                    room,
+                });
             }
             let _ = free.push(i);
         }
-        Ok(Arc::new(Pool { region, count, buf_size, free, caches: Mutex::new(Vec::new()) }))
+        Ok(Arc::new(Pool {
+            region,
+            count,
+            buf_size,
+            free,
+            caches: Mutex::new(Vec::new()),
+        }))
     }
 
     /// Frame bytes one buffer holds.
@@ -201,7 +216,11 @@ impl PoolCache {
         list.retain(|w| w.strong_count() > 0);
         list.push(Arc::downgrade(&published_len));
         drop(list);
-        PoolCache { pool, stack: Vec::with_capacity(CACHE_SIZE * 2), published_len }
+        PoolCache {
+            pool,
+            stack: Vec::with_capacity(CACHE_SIZE * 2),
+            published_len,
+        }
     }
 
     pub fn pool(&self) -> &Arc<Pool> {
@@ -224,7 +243,6 @@ impl PoolCache {
     pub fn free(&mut self, m: Mbuf) {
         debug_assert!(self.pool.owns(&m), "mbuf freed to a foreign pool");
         let i = m.hdr().index;
-        std::mem::forget(m);
         self.stack.push(i);
         self.publish();
         if self.stack.len() >= CACHE_SIZE * 2 {
@@ -253,7 +271,8 @@ impl PoolCache {
 
     /// A plain store on this thread's own line: no read-modify-write.
     fn publish(&self) {
-        self.published_len.store(self.stack.len(), Ordering::Relaxed);
+        self.published_len
+            .store(self.stack.len(), Ordering::Relaxed);
     }
 
     fn spill(&mut self) {
@@ -282,7 +301,10 @@ pub struct Batch {
 
 impl Default for Batch {
     fn default() -> Self {
-        Batch { len: 0, slots: std::array::from_fn(|_| None) }
+        Batch {
+            len: 0,
+            slots: std::array::from_fn(|_| None),
+        }
     }
 }
 
@@ -341,7 +363,9 @@ impl Batch {
     /// Takes every buffer out, first to last (packet order matters: TCP).
     pub fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
         let n = std::mem::take(&mut self.len);
-        self.slots[..n].iter_mut().map(|s| s.take().expect("slot below len is filled"))
+        self.slots[..n]
+            .iter_mut()
+            .map(|s| s.take().expect("slot below len is filled"))
     }
 
     /// Keeps the buffers for which `keep` holds, in order; hands the others to `gone`.
@@ -360,7 +384,9 @@ impl Batch {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Mbuf> {
-        self.slots[..self.len].iter().map(|s| s.as_ref().expect("filled"))
+        self.slots[..self.len]
+            .iter()
+            .map(|s| s.as_ref().expect("filled"))
     }
 }
 
@@ -441,7 +467,10 @@ mod tests {
         }
         let got: Vec<Mbuf> = b.drain().collect();
         assert!(b.is_empty());
-        assert_eq!(got.iter().map(|m| m.data()[0]).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        assert_eq!(
+            got.iter().map(|m| m.data()[0]).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3]
+        );
         for m in got {
             c.free(m);
         }

@@ -50,7 +50,11 @@ impl Region {
         let len = len.div_ceil(HUGEPAGE_SIZE) * HUGEPAGE_SIZE;
         if allow_huge {
             if let Some(ptr) = map(len, libc::MAP_HUGETLB | (21 << libc::MAP_HUGE_SHIFT)) {
-                return Ok(Region { ptr, len, kind: PageKind::Huge2M });
+                return Ok(Region {
+                    ptr,
+                    len,
+                    kind: PageKind::Huge2M,
+                });
             }
             FALLBACK_WARNING.call_once(|| {
                 tracing::warn!(
@@ -61,8 +65,15 @@ impl Region {
             });
         }
         match map(len, 0) {
-            Some(ptr) => Ok(Region { ptr, len, kind: PageKind::Normal }),
-            None => Err(MemError::Map { len, source: std::io::Error::last_os_error() }),
+            Some(ptr) => Ok(Region {
+                ptr,
+                len,
+                kind: PageKind::Normal,
+            }),
+            None => Err(MemError::Map {
+                len,
+                source: std::io::Error::last_os_error(),
+            }),
         }
     }
 

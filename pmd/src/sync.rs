@@ -22,7 +22,10 @@ pub struct SpinGuard<'a, T> {
 
 impl<T> SpinLock<T> {
     pub fn new(value: T) -> Self {
-        SpinLock { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+        SpinLock {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
     }
 
     /// One atomic swap; None if someone else holds it (the PMD then skips the

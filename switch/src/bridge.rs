@@ -40,7 +40,10 @@ pub enum BridgeError {
     #[error("{0}")]
     Invalid(String),
     #[error("cannot open socket for port {name:?}: {source}")]
-    Socket { name: String, source: std::io::Error },
+    Socket {
+        name: String,
+        source: std::io::Error,
+    },
 }
 
 impl Bridge {
@@ -60,7 +63,11 @@ impl Bridge {
             pool,
             datapath,
             vhost: VhostControl::start()?,
-            state: Mutex::new(State { ports: BTreeMap::new(), next_no: 1, generation: 0 }),
+            state: Mutex::new(State {
+                ports: BTreeMap::new(),
+                next_no: 1,
+                generation: 0,
+            }),
             state_file,
             rxq_assign,
         })
@@ -79,7 +86,10 @@ impl Bridge {
         ports.sort_by_key(|(_, sp)| sp.no);
         let configs: Vec<PortConfig> = ports.into_iter().map(|(c, _)| c.clone()).collect();
         if let Err(e) = f.save(&configs) {
-            tracing::error!("cannot write state file {}: {e}; runtime port changes will not survive a restart", f.path().display());
+            tracing::error!(
+                "cannot write state file {}: {e}; runtime port changes will not survive a restart",
+                f.path().display()
+            );
         }
     }
 
@@ -113,13 +123,25 @@ impl Bridge {
         }
         let path = self.resolve(&cfg.path);
         if path.as_os_str().len() >= 108 {
-            return Err(BridgeError::Invalid(format!("socket path {} is longer than 107 bytes", path.display())));
+            return Err(BridgeError::Invalid(format!(
+                "socket path {} is longer than 107 bytes",
+                path.display()
+            )));
         }
-        if let Some((other, _)) = st.ports.iter().find(|(_, (c, _))| self.resolve(&c.path) == path) {
-            return Err(BridgeError::Invalid(format!("socket {} is already used by port {other:?}", path.display())));
+        if let Some((other, _)) = st
+            .ports
+            .iter()
+            .find(|(_, (c, _))| self.resolve(&c.path) == path)
+        {
+            return Err(BridgeError::Invalid(format!(
+                "socket {} is already used by port {other:?}",
+                path.display()
+            )));
         }
         if st.next_no == u16::MAX {
-            return Err(BridgeError::Invalid("port numbers exhausted; restart ferrovsd".into()));
+            return Err(BridgeError::Invalid(
+                "port numbers exhausted; restart ferrovsd".into(),
+            ));
         }
         let mtu = cfg.mtu();
         if crate::config::data_room_for_mtu(mtu) > self.pool.data_room() {
@@ -150,7 +172,10 @@ impl Bridge {
                 }));
                 self.vhost
                     .add(vp.clone())
-                    .map_err(|source| BridgeError::Socket { name: cfg.name.clone(), source })?;
+                    .map_err(|source| BridgeError::Socket {
+                        name: cfg.name.clone(),
+                        source,
+                    })?;
                 let mut sp = SwitchPort::new(no, cfg.name.clone(), vp.clone(), Some(vp.clone()));
                 if let Some(a) = &cfg.pmd_rxq_affinity {
                     match crate::config::parse_affinity(a) {
@@ -179,7 +204,10 @@ impl Bridge {
 
     pub fn del_port(&self, name: &str) -> Result<(), BridgeError> {
         let mut st = self.state.lock().expect("bridge state poisoned");
-        let (_, sp) = st.ports.remove(name).ok_or_else(|| BridgeError::NoSuchPort(name.into()))?;
+        let (_, sp) = st
+            .ports
+            .remove(name)
+            .ok_or_else(|| BridgeError::NoSuchPort(name.into()))?;
         // After this returns no PMD polls or sends to the port any more.
         self.republish(&mut st);
         if let Some(vp) = &sp.vhost {
@@ -195,7 +223,12 @@ impl Bridge {
         st.generation += 1;
         let ports = st.ports.values().map(|(_, sp)| sp.clone()).collect();
         let cores = self.datapath.cores();
-        self.datapath.publish(Snapshot::build(st.generation, ports, &cores, self.rxq_assign));
+        self.datapath.publish(Snapshot::build(
+            st.generation,
+            ports,
+            &cores,
+            self.rxq_assign,
+        ));
     }
 
     pub fn ports(&self) -> Vec<(PortConfig, Arc<SwitchPort>)> {
@@ -207,12 +240,22 @@ impl Bridge {
 
     pub fn port_name(&self, no: u16) -> Option<String> {
         let st = self.state.lock().expect("bridge state poisoned");
-        st.ports.values().find(|(_, sp)| sp.no == no).map(|(_, sp)| sp.name.clone())
+        st.ports
+            .values()
+            .find(|(_, sp)| sp.no == no)
+            .map(|(_, sp)| sp.name.clone())
     }
 
     /// Removes every port (shutdown): closes connections and unlinks sockets.
     pub fn shutdown(&mut self) {
-        let names: Vec<String> = self.state.lock().expect("bridge state poisoned").ports.keys().cloned().collect();
+        let names: Vec<String> = self
+            .state
+            .lock()
+            .expect("bridge state poisoned")
+            .ports
+            .keys()
+            .cloned()
+            .collect();
         for n in names {
             let _ = self.del_port(&n);
         }

@@ -36,7 +36,11 @@ pub struct BridgeConfig {
 
 impl Default for BridgeConfig {
     fn default() -> Self {
-        BridgeConfig { name: "br0".into(), mac_aging_time: 300, mac_table_size: 8192 }
+        BridgeConfig {
+            name: "br0".into(),
+            mac_aging_time: 300,
+            mac_table_size: 8192,
+        }
     }
 }
 
@@ -60,7 +64,11 @@ pub enum RxqAssignConfig {
 
 impl Default for PmdConfig {
     fn default() -> Self {
-        PmdConfig { cores: "auto".into(), sleep_max: 250, rxq_assign: RxqAssignConfig::Cycles }
+        PmdConfig {
+            cores: "auto".into(),
+            sleep_max: 250,
+            rxq_assign: RxqAssignConfig::Cycles,
+        }
     }
 }
 
@@ -86,7 +94,11 @@ pub struct MemoryConfig {
 
 impl Default for MemoryConfig {
     fn default() -> Self {
-        MemoryConfig { hugepages: Hugepages::Auto, n_mbufs: 16384, mbuf_data_room: 0 }
+        MemoryConfig {
+            hugepages: Hugepages::Auto,
+            n_mbufs: 16384,
+            mbuf_data_room: 0,
+        }
     }
 }
 
@@ -99,7 +111,9 @@ pub struct ControlConfig {
 
 impl Default for ControlConfig {
     fn default() -> Self {
-        ControlConfig { socket_mode: "0600".into() }
+        ControlConfig {
+            socket_mode: "0600".into(),
+        }
     }
 }
 
@@ -118,7 +132,10 @@ pub struct PortConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
     /// Retries into a full guest receive ring before dropping (OVS tx-retries-max).
-    #[serde(default = "default_tx_retries", skip_serializing_if = "is_default_tx_retries")]
+    #[serde(
+        default = "default_tx_retries",
+        skip_serializing_if = "is_default_tx_retries"
+    )]
     pub tx_retries_max: u32,
     /// MTU of the port (OVS mtu_request), 68..=9000; 1500 when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,9 +156,17 @@ pub fn parse_affinity(s: &str) -> Result<Vec<(u16, usize)>, String> {
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|p| {
-            let (q, c) = p.split_once(':').ok_or_else(|| format!("{p:?} is not QUEUE:CORE"))?;
-            let q = q.trim().parse().map_err(|_| format!("{q:?} is not a queue number"))?;
-            let c = c.trim().parse().map_err(|_| format!("{c:?} is not a core number"))?;
+            let (q, c) = p
+                .split_once(':')
+                .ok_or_else(|| format!("{p:?} is not QUEUE:CORE"))?;
+            let q = q
+                .trim()
+                .parse()
+                .map_err(|_| format!("{q:?} is not a queue number"))?;
+            let c = c
+                .trim()
+                .parse()
+                .map_err(|_| format!("{c:?} is not a core number"))?;
             Ok((q, c))
         })
         .collect()
@@ -188,11 +213,18 @@ pub enum Mode {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config {origin}: {msg}")]
     Parse { origin: String, msg: String },
     #[error("config {origin}: key `{key}`: {msg}")]
-    Value { origin: String, key: String, msg: String },
+    Value {
+        origin: String,
+        key: String,
+        msg: String,
+    },
 }
 
 impl Config {
@@ -200,67 +232,109 @@ impl Config {
         match path {
             None => Config::parse(DEFAULT_CONFIG, "(embedded default)"),
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.into(), source })?;
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.into(),
+                    source,
+                })?;
                 Config::parse(&text, &p.display().to_string())
             }
         }
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse { origin: origin.into(), msg: e.to_string() })?;
+        let c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.into(),
+            msg: e.to_string(),
+        })?;
         c.validate(origin)?;
         Ok(c)
     }
 
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        let bad = |key: &str, msg: String| ConfigError::Value { origin: origin.into(), key: key.into(), msg };
+        let bad = |key: &str, msg: String| ConfigError::Value {
+            origin: origin.into(),
+            key: key.into(),
+            msg,
+        };
         if self.bridge.name.is_empty() {
             return Err(bad("bridge.name", "must not be empty".into()));
         }
         if self.bridge.mac_aging_time == 0 {
-            return Err(bad("bridge.mac-aging-time", "must be at least 1 second".into()));
+            return Err(bad(
+                "bridge.mac-aging-time",
+                "must be at least 1 second".into(),
+            ));
         }
         if !(16..=1 << 20).contains(&self.bridge.mac_table_size) {
-            return Err(bad("bridge.mac-table-size", "must be between 16 and 1048576".into()));
+            return Err(bad(
+                "bridge.mac-table-size",
+                "must be between 16 and 1048576".into(),
+            ));
         }
         parse_cpu_list(&self.pmd.cores).map_err(|m| bad("pmd.cores", m))?;
         if self.pmd.sleep_max > 10_000 {
-            return Err(bad("pmd.sleep-max", "must be at most 10000 microseconds".into()));
+            return Err(bad(
+                "pmd.sleep-max",
+                "must be at most 10000 microseconds".into(),
+            ));
         }
         if !(1024..=1 << 22).contains(&self.memory.n_mbufs) {
-            return Err(bad("memory.n-mbufs", "must be between 1024 and 4194304".into()));
+            return Err(bad(
+                "memory.n-mbufs",
+                "must be between 1024 and 4194304".into(),
+            ));
         }
         parse_mode(&self.control.socket_mode).map_err(|m| bad("control.socket-mode", m))?;
-        if self.memory.mbuf_data_room != 0 && !(1024..=16384).contains(&self.memory.mbuf_data_room) {
-            return Err(bad("memory.mbuf-data-room", "must be 0 (auto) or 1024..=16384".into()));
+        if self.memory.mbuf_data_room != 0 && !(1024..=16384).contains(&self.memory.mbuf_data_room)
+        {
+            return Err(bad(
+                "memory.mbuf-data-room",
+                "must be 0 (auto) or 1024..=16384".into(),
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.ports.iter().enumerate() {
             validate_port_name(&p.name).map_err(|m| bad(&format!("port[{i}].name"), m))?;
             if !names.insert(&p.name) {
-                return Err(bad(&format!("port[{i}].name"), format!("duplicate port name {:?}", p.name)));
+                return Err(bad(
+                    &format!("port[{i}].name"),
+                    format!("duplicate port name {:?}", p.name),
+                ));
             }
             if let Some(m) = &p.mac {
                 parse_mac(m).map_err(|e| bad(&format!("port[{i}].mac"), e))?;
             }
             if let Some(n) = p.n_rxq {
                 if !(1..=MAX_QUEUE_PAIRS).contains(&n) {
-                    return Err(bad(&format!("port[{i}].n-rxq"), format!("must be 1..={MAX_QUEUE_PAIRS}")));
+                    return Err(bad(
+                        &format!("port[{i}].n-rxq"),
+                        format!("must be 1..={MAX_QUEUE_PAIRS}"),
+                    ));
                 }
             }
             if let Some(a) = &p.pmd_rxq_affinity {
-                let pins = parse_affinity(a).map_err(|e| bad(&format!("port[{i}].pmd-rxq-affinity"), e))?;
+                let pins = parse_affinity(a)
+                    .map_err(|e| bad(&format!("port[{i}].pmd-rxq-affinity"), e))?;
                 if let Some((q, _)) = pins.iter().find(|(q, _)| *q >= p.n_rxq.unwrap_or(1)) {
-                    return Err(bad(&format!("port[{i}].pmd-rxq-affinity"), format!("queue {q} is beyond n-rxq")));
+                    return Err(bad(
+                        &format!("port[{i}].pmd-rxq-affinity"),
+                        format!("queue {q} is beyond n-rxq"),
+                    ));
                 }
             }
             if let Some(m) = p.mtu_request {
                 if !(68..=MAX_MTU).contains(&m) {
-                    return Err(bad(&format!("port[{i}].mtu-request"), format!("must be 68..={MAX_MTU}")));
+                    return Err(bad(
+                        &format!("port[{i}].mtu-request"),
+                        format!("must be 68..={MAX_MTU}"),
+                    ));
                 }
             }
             if p.tx_retries_max > 32 {
-                return Err(bad(&format!("port[{i}].tx-retries-max"), "must be 0..=32".into()));
+                return Err(bad(
+                    &format!("port[{i}].tx-retries-max"),
+                    "must be 0..=32".into(),
+                ));
             }
         }
         Ok(())
@@ -268,8 +342,15 @@ impl Config {
 }
 
 pub fn validate_port_name(n: &str) -> Result<(), String> {
-    if n.is_empty() || n.len() > 32 || !n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        return Err(format!("{n:?} is not a port name (1-32 of A-Z a-z 0-9 - _ .)"));
+    if n.is_empty()
+        || n.len() > 32
+        || !n
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(format!(
+            "{n:?} is not a port name (1-32 of A-Z a-z 0-9 - _ .)"
+        ));
     }
     Ok(())
 }
@@ -285,8 +366,12 @@ pub fn parse_cpu_list(s: &str) -> Result<Option<Vec<usize>>, String> {
             Some((a, b)) => (a, b),
             None => (part, part),
         };
-        let a: usize = a.parse().map_err(|_| format!("{part:?} is not a CPU number or range"))?;
-        let b: usize = b.parse().map_err(|_| format!("{part:?} is not a CPU number or range"))?;
+        let a: usize = a
+            .parse()
+            .map_err(|_| format!("{part:?} is not a CPU number or range"))?;
+        let b: usize = b
+            .parse()
+            .map_err(|_| format!("{part:?} is not a CPU number or range"))?;
         if a > b || b >= 1024 {
             return Err(format!("{part:?} is not a valid CPU range"));
         }
@@ -324,7 +409,10 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
 }
 
 pub fn format_mac(m: &[u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
 }
 
 #[cfg(test)]
@@ -341,21 +429,35 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let e = Config::parse("[bridge]\nname = \"b\"\nmac-agin-time = 5\n", "t").unwrap_err().to_string();
+        let e = Config::parse("[bridge]\nname = \"b\"\nmac-agin-time = 5\n", "t")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("mac-agin-time"), "{e}");
     }
 
     #[test]
     fn bad_value_is_named() {
-        let e = Config::parse("[pmd]\ncores = \"1-x\"\n", "t").unwrap_err().to_string();
-        assert!(e.contains("pmd.cores"), "{e}");
-        let e = Config::parse("[bridge]\nmac-table-size = 1\n", "t").unwrap_err().to_string();
-        assert!(e.contains("bridge.mac-table-size"), "{e}");
-        let e = Config::parse("[[port]]\nname = \"a\"\ntype = \"vhost-user\"\npath = \"a\"\nmac = \"zz\"\n", "t")
+        let e = Config::parse("[pmd]\ncores = \"1-x\"\n", "t")
             .unwrap_err()
             .to_string();
+        assert!(e.contains("pmd.cores"), "{e}");
+        let e = Config::parse("[bridge]\nmac-table-size = 1\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bridge.mac-table-size"), "{e}");
+        let e = Config::parse(
+            "[[port]]\nname = \"a\"\ntype = \"vhost-user\"\npath = \"a\"\nmac = \"zz\"\n",
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("port[0].mac"), "{e}");
-        let e = Config::parse("[[port]]\nname = \"a\"\ntype = \"tap\"\npath = \"a\"\n", "t").unwrap_err().to_string();
+        let e = Config::parse(
+            "[[port]]\nname = \"a\"\ntype = \"tap\"\npath = \"a\"\n",
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("tap"), "{e}");
     }
 

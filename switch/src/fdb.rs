@@ -55,7 +55,10 @@ impl Fdb {
         // Twice the maximum in slots keeps bucket overflow rare at full size.
         let n_buckets = (max_entries * 2 / WAYS).next_power_of_two().max(2);
         let buckets = (0..n_buckets)
-            .map(|_| Bucket { keys: Default::default(), vals: Default::default() })
+            .map(|_| Bucket {
+                keys: Default::default(),
+                vals: Default::default(),
+            })
             .collect::<Vec<_>>()
             .into_boxed_slice();
         Fdb {
@@ -133,7 +136,9 @@ impl Fdb {
             return;
         }
         for i in 0..WAYS {
-            if b.keys[i].load(Relaxed) == 0 && b.keys[i].compare_exchange(0, k, Relaxed, Relaxed).is_ok() {
+            if b.keys[i].load(Relaxed) == 0
+                && b.keys[i].compare_exchange(0, k, Relaxed, Relaxed).is_ok()
+            {
                 b.vals[i].store(v, Relaxed);
                 self.len.fetch_add(1, Relaxed);
                 self.counters.learned.fetch_add(1, Relaxed);
@@ -203,7 +208,7 @@ impl Fdb {
                 });
             }
         }
-        out.sort_by(|a, b| (a.port, a.vlan, a.mac).cmp(&(b.port, b.vlan, b.mac)));
+        out.sort_by_key(|a| (a.port, a.vlan, a.mac));
         out
     }
 }

@@ -7,15 +7,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use switch::bridge::Bridge;
-use switch::config::{data_room_for_mtu, parse_cpu_list, parse_mode, Config, Hugepages, RxqAssignConfig};
-use switch::datapath::snapshot::RxqAssign;
+use switch::config::{
+    data_room_for_mtu, parse_cpu_list, parse_mode, Config, Hugepages, RxqAssignConfig,
+};
 use switch::control::ControlServer;
+use switch::datapath::snapshot::RxqAssign;
 use switch::datapath::Datapath;
 use switch::fdb::Fdb;
 use switch::state::{Loaded, StateFile};
 
 #[derive(Parser, Debug)]
-#[command(name = "ferrovsd", version, about = "ferrovs: a polling L2 virtual switch for vhost-user VMs")]
+#[command(
+    name = "ferrovsd",
+    version,
+    about = "ferrovs: a polling L2 virtual switch for vhost-user VMs"
+)]
 struct Args {
     /// TOML configuration; without it the embedded default (configs/default.toml) is used.
     #[arg(long)]
@@ -36,7 +42,11 @@ struct Args {
 }
 
 fn pmd_cores(spec: &str) -> Result<Vec<usize>> {
-    let allowed: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let allowed: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     match parse_cpu_list(spec).map_err(|e| anyhow::anyhow!("pmd cores: {e}"))? {
         None => Ok(vec![allowed.iter().copied().max().unwrap_or(0)]),
         Some(list) => {
@@ -72,7 +82,10 @@ fn wait_for_signal(set: &libc::sigset_t) -> i32 {
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FERROVS_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERROVS_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
@@ -83,32 +96,63 @@ fn main() -> Result<()> {
     let sigs = block_signals();
     let cfg = Config::load(args.config.as_deref())?;
     let cores = pmd_cores(args.pmd_cores.as_deref().unwrap_or(&cfg.pmd.cores))?;
-    std::fs::create_dir_all(&args.run_dir).with_context(|| format!("cannot create run directory {}", args.run_dir.display()))?;
+    std::fs::create_dir_all(&args.run_dir)
+        .with_context(|| format!("cannot create run directory {}", args.run_dir.display()))?;
     let run_dir = args.run_dir.canonicalize()?;
 
-    let state = StateFile::new(args.state_file.clone().unwrap_or_else(|| run_dir.join("ferrovsd.state.json")));
+    let state = StateFile::new(
+        args.state_file
+            .clone()
+            .unwrap_or_else(|| run_dir.join("ferrovsd.state.json")),
+    );
     let ports = match state.load() {
         Loaded::Ports(p) => {
-            tracing::info!("restoring {} port(s) from {}", p.len(), state.path().display());
+            tracing::info!(
+                "restoring {} port(s) from {}",
+                p.len(),
+                state.path().display()
+            );
             p
         }
         Loaded::Nothing => cfg.ports.clone(),
     };
     let data_room = match cfg.memory.mbuf_data_room {
-        0 => ports.iter().map(|p| data_room_for_mtu(p.mtu())).max().unwrap_or(pmd::mbuf::DATA_ROOM),
+        0 => ports
+            .iter()
+            .map(|p| data_room_for_mtu(p.mtu()))
+            .max()
+            .unwrap_or(pmd::mbuf::DATA_ROOM),
         n => n as usize,
     };
-    let pool = pmd::Pool::with_data_room(cfg.memory.n_mbufs, data_room, cfg.memory.hugepages == Hugepages::Auto)
-        .context("cannot allocate the packet buffer pool")?;
-    let fdb = Arc::new(Fdb::new(cfg.bridge.mac_table_size as usize, cfg.bridge.mac_aging_time));
-    let datapath = Datapath::start(&cores, fdb.clone(), pool.clone(), cfg.pmd.sleep_max).context("cannot start PMD threads")?;
+    let pool = pmd::Pool::with_data_room(
+        cfg.memory.n_mbufs,
+        data_room,
+        cfg.memory.hugepages == Hugepages::Auto,
+    )
+    .context("cannot allocate the packet buffer pool")?;
+    let fdb = Arc::new(Fdb::new(
+        cfg.bridge.mac_table_size as usize,
+        cfg.bridge.mac_aging_time,
+    ));
+    let datapath = Datapath::start(&cores, fdb.clone(), pool.clone(), cfg.pmd.sleep_max)
+        .context("cannot start PMD threads")?;
     let policy = match cfg.pmd.rxq_assign {
         RxqAssignConfig::Roundrobin => RxqAssign::RoundRobin,
         RxqAssignConfig::Cycles => RxqAssign::Cycles,
     };
-    let bridge = Bridge::new(cfg.bridge.name.clone(), run_dir.clone(), fdb.clone(), pool.clone(), datapath, Some(state), policy)?;
+    let bridge = Bridge::new(
+        cfg.bridge.name.clone(),
+        run_dir.clone(),
+        fdb.clone(),
+        pool.clone(),
+        datapath,
+        Some(state),
+        policy,
+    )?;
     for p in &ports {
-        bridge.add_port(p.clone()).with_context(|| format!("port {:?}", p.name))?;
+        bridge
+            .add_port(p.clone())
+            .with_context(|| format!("port {:?}", p.name))?;
     }
     let mode = parse_mode(&cfg.control.socket_mode).map_err(anyhow::Error::msg)?;
     let bridge = Arc::new(bridge);
@@ -118,12 +162,14 @@ fn main() -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let housekeeping = {
         let (fdb, stop) = (fdb.clone(), stop.clone());
-        std::thread::Builder::new().name("housekeeping".into()).spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(200));
-                fdb.age(fdb.now());
-            }
-        })?
+        std::thread::Builder::new()
+            .name("housekeeping".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    fdb.age(fdb.now());
+                }
+            })?
     };
     tracing::info!(
         run_dir = %run_dir.display(), pmd_cores = ?cores, pages = pool.page_kind().as_str(),

@@ -81,17 +81,26 @@ impl StateFile {
             }
             Ok(None) => Loaded::Nothing,
             Err(e) => {
-                tracing::error!("previous state copy is damaged too ({e}); starting from the config file");
+                tracing::error!(
+                    "previous state copy is damaged too ({e}); starting from the config file"
+                );
                 Loaded::Nothing
             }
         }
     }
 
     pub fn save(&self, ports: &[PortConfig]) -> std::io::Result<()> {
-        let doc = StateDoc { version: 1, ports: ports.to_vec() };
+        let doc = StateDoc {
+            version: 1,
+            ports: ports.to_vec(),
+        };
         let tmp = self.with_suffix(".tmp");
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(serde_json::to_string_pretty(&doc).expect("state serialises").as_bytes())?;
+        f.write_all(
+            serde_json::to_string_pretty(&doc)
+                .expect("state serialises")
+                .as_bytes(),
+        )?;
         f.write_all(b"\n")?;
         f.sync_all()?;
         drop(f);
@@ -161,7 +170,10 @@ mod tests {
             Loaded::Ports(p) => assert_eq!(p, vec![port("a")], "the previous good copy"),
             other => panic!("{other:?}"),
         }
-        assert!(d.join("st.json.corrupt").exists(), "the damaged file is kept for inspection");
+        assert!(
+            d.join("st.json.corrupt").exists(),
+            "the damaged file is kept for inspection"
+        );
         match s.load() {
             Loaded::Ports(p) => assert_eq!(p, vec![port("a")]),
             other => panic!("{other:?}"),

@@ -64,7 +64,8 @@ impl Entry {
         match UnixStream::connect(&self.port.config.path) {
             Ok(s) => self.attach(s),
             Err(e) => {
-                self.port.set_error(format!("connect {}: {e}", self.port.config.path.display()));
+                self.port
+                    .set_error(format!("connect {}: {e}", self.port.config.path.display()));
                 self.next_dial = now + self.backoff;
                 self.backoff = (self.backoff * 2).min(RECONNECT_MAX);
             }
@@ -84,8 +85,14 @@ impl VhostControl {
         let (tx, rx) = channel();
         let wake = Arc::new(EventFd::new(EFD_NONBLOCK)?);
         let w = wake.clone();
-        let thread = std::thread::Builder::new().name("vhost-ctl".into()).spawn(move || run(rx, w))?;
-        Ok(VhostControl { tx, wake, thread: Some(thread) })
+        let thread = std::thread::Builder::new()
+            .name("vhost-ctl".into())
+            .spawn(move || run(rx, w))?;
+        Ok(VhostControl {
+            tx,
+            wake,
+            thread: Some(thread),
+        })
     }
 
     fn send(&self, c: Cmd) {
@@ -97,7 +104,8 @@ impl VhostControl {
     pub fn add(&self, port: Arc<VhostPort>) -> io::Result<()> {
         let (rtx, rrx) = channel();
         self.send(Cmd::Add(port, rtx));
-        rrx.recv().unwrap_or_else(|_| Err(io::Error::other("vhost control thread is gone")))
+        rrx.recv()
+            .unwrap_or_else(|_| Err(io::Error::other("vhost control thread is gone")))
     }
 
     /// Closes the port's connection and socket; returns once done.
@@ -140,14 +148,21 @@ fn request_level(e: &VuError) -> bool {
 fn bind(path: &Path) -> io::Result<UnixListener> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists and is not a socket", path.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ));
         }
         if UnixStream::connect(path).is_ok() {
-            return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{} is in use by another process", path.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("{} is in use by another process", path.display()),
+            ));
         }
         std::fs::remove_file(path)?;
     }
-    let l = UnixListener::bind(path).map_err(|e| io::Error::new(e.kind(), format!("bind {}: {e}", path.display())))?;
+    let l = UnixListener::bind(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("bind {}: {e}", path.display())))?;
     l.set_nonblocking(true)?;
     Ok(l)
 }
@@ -162,7 +177,11 @@ fn run(rx: Receiver<Cmd>, wake: Arc<EventFd>) {
             }
         }
         // (fd, entry index or usize::MAX for the wake fd)
-        let mut fds = vec![libc::pollfd { fd: wake.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        let mut fds = vec![libc::pollfd {
+            fd: wake.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
         let mut owners = vec![usize::MAX];
         let mut timeout = Duration::from_secs(1);
         for (i, e) in entries.iter().enumerate() {
@@ -174,11 +193,21 @@ fn run(rx: Receiver<Cmd>, wake: Arc<EventFd>) {
                     continue;
                 }
             };
-            fds.push(libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
             owners.push(i);
         }
         // SAFETY: fds is a valid array of pollfd of the given length.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout.as_millis().max(1) as i32) };
+        let n = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                timeout.as_millis().max(1) as i32,
+            )
+        };
         if n < 0 {
             continue; // EINTR
         }
@@ -195,13 +224,15 @@ fn run(rx: Receiver<Cmd>, wake: Arc<EventFd>) {
                     Err(err) if request_level(&err) => {
                         // The message was read whole and refused; the channel is intact.
                         tracing::debug!(path = %e.port.config.path.display(), "vhost-user request refused: {err}");
-                        e.port.set_error(format!("vhost-user request refused: {err}"));
+                        e.port
+                            .set_error(format!("vhost-user request refused: {err}"));
                     }
                     Err(err) => {
                         let why = format!("{err}");
                         e.disconnect(&why);
                         if !matches!(err, VuError::Disconnected | VuError::PartialMessage) {
-                            e.port.set_error(format!("vhost-user connection failed: {why}"));
+                            e.port
+                                .set_error(format!("vhost-user connection failed: {why}"));
                         }
                         // A client re-dials after a pause, like QEMU's reconnect.
                         e.next_dial = Instant::now() + RECONNECT_MIN;
@@ -228,7 +259,13 @@ fn run(rx: Receiver<Cmd>, wake: Arc<EventFd>) {
                             },
                             SocketMode::Client => None,
                         };
-                        entries.push(Entry { port, listener, conn: None, next_dial: Instant::now(), backoff: RECONNECT_MIN });
+                        entries.push(Entry {
+                            port,
+                            listener,
+                            conn: None,
+                            next_dial: Instant::now(),
+                            backoff: RECONNECT_MIN,
+                        });
                         let _ = reply.send(Ok(()));
                     }
                     Cmd::Remove(port, reply) => {

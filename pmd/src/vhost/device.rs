@@ -22,11 +22,18 @@ pub struct VhostDevice {
 
 impl VhostDevice {
     pub fn new(port: Arc<VhostPort>) -> VhostDevice {
-        VhostDevice { port, acked: 0, acked_protocol: 0 }
+        VhostDevice {
+            port,
+            acked: 0,
+            acked_protocol: 0,
+        }
     }
 
     fn queue(&self, index: u32) -> Result<&super::queue::VirtQueue> {
-        self.port.queues.get(index as usize).ok_or(Error::InvalidParam)
+        self.port
+            .queues
+            .get(index as usize)
+            .ok_or(Error::InvalidParam)
     }
 
     fn has(&self, bit: u32) -> bool {
@@ -34,7 +41,8 @@ impl VhostDevice {
     }
 
     fn ring_features(&self) -> RingFeatures {
-        let modern = self.has(features::VIRTIO_F_VERSION_1) || self.has(features::VIRTIO_NET_F_MRG_RXBUF);
+        let modern =
+            self.has(features::VIRTIO_F_VERSION_1) || self.has(features::VIRTIO_NET_F_MRG_RXBUF);
         RingFeatures {
             event_idx: self.has(features::VIRTIO_RING_F_EVENT_IDX),
             mrg_rxbuf: self.has(features::VIRTIO_NET_F_MRG_RXBUF),
@@ -136,7 +144,11 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
         tracing::debug!(index, descriptor, used, available, "set_vring_addr");
         let q = self.queue(index)?;
         let mut s = q.state.lock();
-        s.addrs = Some(RingAddrs { desc: descriptor, avail: available, used });
+        s.addrs = Some(RingAddrs {
+            desc: descriptor,
+            avail: available,
+            used,
+        });
         s.try_start();
         if let Some(e) = s.last_error.clone() {
             self.port.set_error(format!("vring {index}: {e}"));
@@ -195,7 +207,9 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
     fn set_protocol_features(&mut self, f: u64) -> Result<()> {
         tracing::debug!(f = format_args!("{f:#x}"), "set_protocol_features");
         self.acked_protocol = f;
-        self.port.acked_protocol_features.store(f, Ordering::Relaxed);
+        self.port
+            .acked_protocol_features
+            .store(f, Ordering::Relaxed);
         Ok(())
     }
 
@@ -212,18 +226,32 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
         Ok(())
     }
 
-    fn get_config(&mut self, offset: u32, size: u32, _flags: VhostUserConfigFlags) -> Result<Vec<u8>> {
+    fn get_config(
+        &mut self,
+        offset: u32,
+        size: u32,
+        _flags: VhostUserConfigFlags,
+    ) -> Result<Vec<u8>> {
         let c = self.config_space();
         let start = offset as usize;
-        let end = start.checked_add(size as usize).ok_or(Error::InvalidParam)?;
+        let end = start
+            .checked_add(size as usize)
+            .ok_or(Error::InvalidParam)?;
         if end > c.len() {
             return Err(Error::InvalidParam);
         }
         Ok(c[start..end].to_vec())
     }
 
-    fn set_config(&mut self, _offset: u32, _buf: &[u8], _flags: VhostUserConfigFlags) -> Result<()> {
-        Err(Error::InvalidOperation("virtio-net config space is read-only"))
+    fn set_config(
+        &mut self,
+        _offset: u32,
+        _buf: &[u8],
+        _flags: VhostUserConfigFlags,
+    ) -> Result<()> {
+        Err(Error::InvalidOperation(
+            "virtio-net config space is read-only",
+        ))
     }
 
     fn set_backend_req_fd(&mut self, _backend: Backend) {}
@@ -237,11 +265,15 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
     }
 
     fn get_inflight_fd(&mut self, _i: &VhostUserInflight) -> Result<(VhostUserInflight, File)> {
-        Err(Error::InvalidOperation("inflight tracking is not supported"))
+        Err(Error::InvalidOperation(
+            "inflight tracking is not supported",
+        ))
     }
 
     fn set_inflight_fd(&mut self, _i: &VhostUserInflight, _file: File) -> Result<()> {
-        Err(Error::InvalidOperation("inflight tracking is not supported"))
+        Err(Error::InvalidOperation(
+            "inflight tracking is not supported",
+        ))
     }
 
     fn get_max_mem_slots(&mut self) -> Result<u64> {
@@ -267,11 +299,15 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
         _p: VhostTransferStatePhase,
         _fd: File,
     ) -> Result<Option<File>> {
-        Err(Error::InvalidOperation("device state transfer is not supported"))
+        Err(Error::InvalidOperation(
+            "device state transfer is not supported",
+        ))
     }
 
     fn check_device_state(&mut self) -> Result<()> {
-        Err(Error::InvalidOperation("device state transfer is not supported"))
+        Err(Error::InvalidOperation(
+            "device state transfer is not supported",
+        ))
     }
 
     fn get_shmem_config(&mut self) -> Result<VhostUserShMemConfig> {
@@ -279,6 +315,8 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
     }
 
     fn set_log_base(&mut self, _log: &VhostUserLog, _file: File) -> Result<()> {
-        Err(Error::InvalidOperation("dirty logging (live migration) is not supported yet"))
+        Err(Error::InvalidOperation(
+            "dirty logging (live migration) is not supported yet",
+        ))
     }
 }

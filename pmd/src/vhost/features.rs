@@ -44,12 +44,18 @@ pub fn offered(queue_pairs: u16) -> u64 {
 /// vhost-user protocol features. Not STATUS: the vhost crate has no handler
 /// for SET_STATUS and DPDK would then see the connection drop.
 pub fn offered_protocol() -> VhostUserProtocolFeatures {
-    VhostUserProtocolFeatures::MQ | VhostUserProtocolFeatures::REPLY_ACK | VhostUserProtocolFeatures::CONFIG
+    VhostUserProtocolFeatures::MQ
+        | VhostUserProtocolFeatures::REPLY_ACK
+        | VhostUserProtocolFeatures::CONFIG
 }
 
 /// Names of the known bits set in `f`, low bit first.
 pub fn names(f: u64) -> Vec<&'static str> {
-    NAMES.iter().filter(|(b, _)| f & bit(*b) != 0).map(|(_, n)| *n).collect()
+    NAMES
+        .iter()
+        .filter(|(b, _)| f & bit(*b) != 0)
+        .map(|(_, n)| *n)
+        .collect()
 }
 
 #[cfg(test)]
@@ -59,7 +65,14 @@ mod tests {
     #[test]
     fn offered_features_have_names() {
         let n = names(offered(1));
-        for want in ["VERSION_1", "MRG_RXBUF", "EVENT_IDX", "INDIRECT_DESC", "MAC", "STATUS"] {
+        for want in [
+            "VERSION_1",
+            "MRG_RXBUF",
+            "EVENT_IDX",
+            "INDIRECT_DESC",
+            "MAC",
+            "STATUS",
+        ] {
             assert!(n.contains(&want), "{want} missing from {n:?}");
         }
         assert!(!n.contains(&"MQ"));

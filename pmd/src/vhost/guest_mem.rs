@@ -8,7 +8,10 @@
 
 use std::fs::File;
 use vhost::vhost_user::message::VhostUserMemoryRegion;
-use vm_memory::{FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, MemoryRegionAddress};
+use vm_memory::{
+    FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
+    MemoryRegionAddress,
+};
 
 #[derive(Clone, Copy, Debug)]
 struct Region {
@@ -41,9 +44,15 @@ pub enum GuestMemError {
 
 impl GuestMem {
     /// Maps the regions of a SET_MEM_TABLE message.
-    pub fn from_vhost(regions: &[VhostUserMemoryRegion], files: Vec<File>) -> Result<GuestMem, GuestMemError> {
+    pub fn from_vhost(
+        regions: &[VhostUserMemoryRegion],
+        files: Vec<File>,
+    ) -> Result<GuestMem, GuestMemError> {
         if regions.len() != files.len() {
-            return Err(GuestMemError::FdCount { regions: regions.len(), files: files.len() });
+            return Err(GuestMemError::FdCount {
+                regions: regions.len(),
+                files: files.len(),
+            });
         }
         let mut ranges = Vec::with_capacity(regions.len());
         let mut uvas = Vec::with_capacity(regions.len());
@@ -53,12 +62,22 @@ impl GuestMem {
             let size = usize::try_from(r.memory_size)
                 .ok()
                 .filter(|s| *s > 0)
-                .ok_or_else(|| GuestMemError::Map { gpa: r.guest_phys_addr, reason: "bad size".into() })?;
-            ranges.push((GuestAddress(r.guest_phys_addr), size, Some(FileOffset::new(f, r.mmap_offset))));
+                .ok_or_else(|| GuestMemError::Map {
+                    gpa: r.guest_phys_addr,
+                    reason: "bad size".into(),
+                })?;
+            ranges.push((
+                GuestAddress(r.guest_phys_addr),
+                size,
+                Some(FileOffset::new(f, r.mmap_offset)),
+            ));
             uvas.push(r.user_addr);
         }
-        let mappings = GuestMemoryMmap::from_ranges_with_files(ranges)
-            .map_err(|e| GuestMemError::Map { gpa: 0, reason: e.to_string() })?;
+        let mappings =
+            GuestMemoryMmap::from_ranges_with_files(ranges).map_err(|e| GuestMemError::Map {
+                gpa: 0,
+                reason: e.to_string(),
+            })?;
         Ok(GuestMem::with_uvas(mappings, &uvas))
     }
 
@@ -76,10 +95,15 @@ impl GuestMem {
                 gpa: r.start_addr().0,
                 uva: *uva,
                 len: r.len(),
-                host: r.get_host_address(MemoryRegionAddress(0)).expect("offset 0 is in the region"),
+                host: r
+                    .get_host_address(MemoryRegionAddress(0))
+                    .expect("offset 0 is in the region"),
             })
             .collect();
-        GuestMem { regions, _mappings: mappings }
+        GuestMem {
+            regions,
+            _mappings: mappings,
+        }
     }
 
     pub fn mappings(&self) -> &GuestMemoryMmap {
@@ -128,8 +152,11 @@ mod tests {
 
     #[test]
     fn translation_is_bounded_by_the_region() {
-        let m = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0x1000), 0x2000), (GuestAddress(0x10000), 0x1000)])
-            .unwrap();
+        let m = GuestMemoryMmap::<()>::from_ranges(&[
+            (GuestAddress(0x1000), 0x2000),
+            (GuestAddress(0x10000), 0x1000),
+        ])
+        .unwrap();
         let g = GuestMem::from_mmap(m);
         assert!(g.gpa(0x1000, 0x2000).is_some());
         assert!(g.gpa(0x2fff, 1).is_some());

@@ -141,12 +141,16 @@ impl Port for VhostPort {
     fn rx_burst(&self, qid: usize, cache: &mut PoolCache, out: &mut Batch) -> usize {
         let q = self.rxq(qid);
         // Busy means the control thread is changing this queue: skip a turn.
-        let Some(mut st) = q.state.try_lock() else { return 0 };
+        let Some(mut st) = q.state.try_lock() else {
+            return 0;
+        };
         if !st.is_enabled() {
             return 0;
         }
         let st = &mut *st;
-        let (Some(ring), Some(mem)) = (st.ring.as_mut(), st.mem.as_ref()) else { return 0 };
+        let (Some(ring), Some(mem)) = (st.ring.as_mut(), st.mem.as_ref()) else {
+            return 0;
+        };
         let (n, notify) = ring.dequeue(mem, cache, out, &q.stats);
         if notify {
             st.signal();
@@ -163,10 +167,13 @@ impl Port for VhostPort {
         let max_frame = self.config.mtu as usize + 18;
         if pkts.iter().any(|m| m.len() > max_frame) {
             let mut too_big = 0;
-            pkts.retain(|m| m.len() <= max_frame, |m| {
-                too_big += 1;
-                cache.free(m);
-            });
+            pkts.retain(
+                |m| m.len() <= max_frame,
+                |m| {
+                    too_big += 1;
+                    cache.free(m);
+                },
+            );
             q.stats.drop_n(DropReason::MtuExceeded, too_big);
         }
         let mut st = q.state.lock();
@@ -210,7 +217,8 @@ impl Port for VhostPort {
     }
 
     fn link_up(&self) -> bool {
-        self.connected.load(Ordering::Relaxed) && self.queues.iter().any(|q| q.state.lock().running())
+        self.connected.load(Ordering::Relaxed)
+            && self.queues.iter().any(|q| q.state.lock().running())
     }
 
     fn info(&self) -> PortInfo {
@@ -218,12 +226,25 @@ impl Port for VhostPort {
         let mut v = vec![
             ("path", self.config.path.display().to_string()),
             ("mode", self.config.mode.as_str().to_string()),
-            ("state", if self.link_up() { "up" } else if self.connected.load(Ordering::Relaxed) { "connected" } else { "waiting" }.into()),
+            (
+                "state",
+                if self.link_up() {
+                    "up"
+                } else if self.connected.load(Ordering::Relaxed) {
+                    "connected"
+                } else {
+                    "waiting"
+                }
+                .into(),
+            ),
             ("features", super::features::names(f).join(",")),
             ("features_hex", format!("{f:#x}")),
             ("queue_pairs", self.n_rxq().to_string()),
             ("mtu", self.config.mtu.to_string()),
-            ("connections", self.connections.load(Ordering::Relaxed).to_string()),
+            (
+                "connections",
+                self.connections.load(Ordering::Relaxed).to_string(),
+            ),
         ];
         let enabled: Vec<String> = self
             .queues

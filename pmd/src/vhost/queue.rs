@@ -33,9 +33,15 @@ impl QueueState {
     /// (Re)starts the ring when everything it needs is known. Called after
     /// each message that changes one of its inputs.
     pub fn try_start(&mut self) {
-        let last_avail = self.ring.as_ref().map(|r| r.last_avail).unwrap_or(self.base);
+        let last_avail = self
+            .ring
+            .as_ref()
+            .map(|r| r.last_avail)
+            .unwrap_or(self.base);
         self.ring = None;
-        let (Some(addrs), Some(mem)) = (self.addrs, self.mem.as_ref()) else { return };
+        let (Some(addrs), Some(mem)) = (self.addrs, self.mem.as_ref()) else {
+            return;
+        };
         if self.kick.is_none() || self.size == 0 {
             return;
         }

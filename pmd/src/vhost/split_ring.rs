@@ -67,7 +67,10 @@ pub enum RingError {
 impl std::fmt::Display for RingError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RingError::BadSize(n) => write!(f, "queue size {n} is not a power of two up to {MAX_QUEUE_SIZE}"),
+            RingError::BadSize(n) => write!(
+                f,
+                "queue size {n} is not a power of two up to {MAX_QUEUE_SIZE}"
+            ),
             RingError::Unmapped(what) => write!(f, "{what} ring is not inside the guest's memory"),
             RingError::Misaligned(what) => write!(f, "{what} ring is misaligned"),
         }
@@ -110,16 +113,22 @@ impl SplitRing {
             return Err(RingError::BadSize(size));
         }
         let n = size as u64;
-        let desc = mem.uva(addrs.desc, 16 * n).ok_or(RingError::Unmapped("descriptor"))?;
-        let avail = mem.uva(addrs.avail, 6 + 2 * n).ok_or(RingError::Unmapped("available"))?;
-        let used = mem.uva(addrs.used, 6 + 8 * n).ok_or(RingError::Unmapped("used"))?;
-        if desc as usize % 16 != 0 {
+        let desc = mem
+            .uva(addrs.desc, 16 * n)
+            .ok_or(RingError::Unmapped("descriptor"))?;
+        let avail = mem
+            .uva(addrs.avail, 6 + 2 * n)
+            .ok_or(RingError::Unmapped("available"))?;
+        let used = mem
+            .uva(addrs.used, 6 + 8 * n)
+            .ok_or(RingError::Unmapped("used"))?;
+        if !(desc as usize).is_multiple_of(16) {
             return Err(RingError::Misaligned("descriptor"));
         }
-        if avail as usize % 2 != 0 {
+        if !(avail as usize).is_multiple_of(2) {
             return Err(RingError::Misaligned("available"));
         }
-        if used as usize % 4 != 0 {
+        if !(used as usize).is_multiple_of(4) {
             return Err(RingError::Misaligned("used"));
         }
         let mut r = SplitRing {
@@ -197,7 +206,8 @@ impl SplitRing {
         if self.features.event_idx {
             // SAFETY: used_event sits right after avail.ring[size], translated above.
             let used_event = unsafe { ptr::read_volatile(self.avail.add(2 + self.size as usize)) };
-            self.used_idx.wrapping_sub(used_event).wrapping_sub(1) < self.used_idx.wrapping_sub(old_used)
+            self.used_idx.wrapping_sub(used_event).wrapping_sub(1)
+                < self.used_idx.wrapping_sub(old_used)
         } else {
             // SAFETY: avail[0] (flags) is inside the translated avail area.
             let flags = unsafe { ptr::read_volatile(self.avail) };
@@ -223,7 +233,10 @@ impl SplitRing {
         let heads = self.prefetch_burst(mem, n);
         let (mut got, mut bytes) = (0usize, 0u64);
         for (i, &head) in heads[..n].iter().enumerate() {
-            if let Some(&ahead) = heads.get(i + PREFETCH_AHEAD).filter(|_| i + PREFETCH_AHEAD < n) {
+            if let Some(&ahead) = heads
+                .get(i + PREFETCH_AHEAD)
+                .filter(|_| i + PREFETCH_AHEAD < n)
+            {
                 self.prefetch_buffer(mem, ahead);
             }
             let Some(mut m) = cache.alloc() else {
@@ -373,7 +386,12 @@ impl SplitRing {
     /// Writes header + frame into one chain (or, with mergeable buffers, as
     /// many chains as needed). Err(None): not enough buffers; Err(Some):
     /// the guest's chain was invalid (its buffers are returned with len 0).
-    fn write_packet(&mut self, mem: &GuestMem, frame: &[u8], avail: &mut u16) -> Result<(), Option<DropReason>> {
+    fn write_packet(
+        &mut self,
+        mem: &GuestMem,
+        frame: &[u8],
+        avail: &mut u16,
+    ) -> Result<(), Option<DropReason>> {
         let hdr_len = self.features.hdr_len;
         let total = hdr_len + frame.len();
         let mut pos = 0usize; // bytes of (header + frame) written
@@ -391,7 +409,15 @@ impl SplitRing {
             let head = self.avail_entry(self.last_avail);
             self.last_avail = self.last_avail.wrapping_add(1);
             let mut chunk = Written { head, len: 0 };
-            let res = self.fill_chain(mem, &mut chunk, frame, &header, &mut pos, total, &mut hdr_ptr);
+            let res = self.fill_chain(
+                mem,
+                &mut chunk,
+                frame,
+                &header,
+                &mut pos,
+                total,
+                &mut hdr_ptr,
+            );
             if head < self.size {
                 self.push_used(chunk.head, chunk.len);
             }
@@ -441,11 +467,20 @@ impl SplitRing {
                 // header (num_buffers is patched in later) in two stores.
                 // SAFETY: room >= 12 bytes of translated guest memory at dst.
                 unsafe {
-                    ptr::write_unaligned(dst.cast::<u64>(), u64::from_le_bytes(header[..8].try_into().expect("8 bytes")));
+                    ptr::write_unaligned(
+                        dst.cast::<u64>(),
+                        u64::from_le_bytes(header[..8].try_into().expect("8 bytes")),
+                    );
                     if hdr_len == 12 {
-                        ptr::write_unaligned(dst.add(8).cast::<u32>(), u32::from_le_bytes(header[8..12].try_into().expect("4 bytes")));
+                        ptr::write_unaligned(
+                            dst.add(8).cast::<u32>(),
+                            u32::from_le_bytes(header[8..12].try_into().expect("4 bytes")),
+                        );
                     } else {
-                        ptr::write_unaligned(dst.add(8).cast::<u16>(), u16::from_le_bytes(header[8..10].try_into().expect("2 bytes")));
+                        ptr::write_unaligned(
+                            dst.add(8).cast::<u16>(),
+                            u16::from_le_bytes(header[8..10].try_into().expect("2 bytes")),
+                        );
                     }
                 }
                 off = hdr_len;
@@ -521,8 +556,11 @@ impl<'a> ChainWalker<'a> {
                 if d.len == 0 || d.len % 16 != 0 || d.len / 16 > MAX_QUEUE_SIZE as u32 {
                     return Err(DropReason::DescIndirect);
                 }
-                let t = self.mem.gpa(d.addr, d.len as u64).ok_or(DropReason::DescAddr)?;
-                if t as usize % std::mem::align_of::<Desc>() != 0 {
+                let t = self
+                    .mem
+                    .gpa(d.addr, d.len as u64)
+                    .ok_or(DropReason::DescAddr)?;
+                if !(t as usize).is_multiple_of(std::mem::align_of::<Desc>()) {
                     return Err(DropReason::DescIndirect);
                 }
                 self.table = t as *const Desc;

@@ -23,13 +23,19 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("help", "this list"),
 ];
 
-pub fn dispatch(bridge: &Bridge, command: &str, args: &Map<String, Value>) -> Result<Value, String> {
+pub fn dispatch(
+    bridge: &Bridge,
+    command: &str,
+    args: &Map<String, Value>,
+) -> Result<Value, String> {
     match command {
         "show" => Ok(show(bridge)),
         "add-port" => add_port(bridge, args),
         "del-port" => {
             let name = str_arg(args, "name")?;
-            bridge.del_port_persistent(name).map_err(|e| e.to_string())?;
+            bridge
+                .del_port_persistent(name)
+                .map_err(|e| e.to_string())?;
             Ok(json!({ "removed": name }))
         }
         "fdb-show" => Ok(fdb_show(bridge)),
@@ -47,8 +53,16 @@ pub fn dispatch(bridge: &Bridge, command: &str, args: &Map<String, Value>) -> Re
             bridge.rebalance();
             Ok(pmd_rxq_show(bridge))
         }
-        "help" => Ok(Value::Object(COMMANDS.iter().map(|(c, h)| (c.to_string(), json!(h))).collect())),
-        other => Err(format!("unknown command {other:?}; known: {}", COMMANDS.iter().map(|c| c.0).collect::<Vec<_>>().join(", "))),
+        "help" => Ok(Value::Object(
+            COMMANDS
+                .iter()
+                .map(|(c, h)| (c.to_string(), json!(h)))
+                .collect(),
+        )),
+        other => Err(format!(
+            "unknown command {other:?}; known: {}",
+            COMMANDS.iter().map(|c| c.0).collect::<Vec<_>>().join(", ")
+        )),
     }
 }
 
@@ -62,10 +76,22 @@ fn str_arg<'a>(args: &'a Map<String, Value>, key: &str) -> Result<&'a str, Strin
 
 fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String> {
     for k in args.keys() {
-        const KNOWN: &[&str] =
-            &["name", "type", "path", "mode", "mac", "tx-retries-max", "mtu-request", "n-rxq", "pmd-rxq-affinity"];
+        const KNOWN: &[&str] = &[
+            "name",
+            "type",
+            "path",
+            "mode",
+            "mac",
+            "tx-retries-max",
+            "mtu-request",
+            "n-rxq",
+            "pmd-rxq-affinity",
+        ];
         if !KNOWN.contains(&k.as_str()) {
-            return Err(format!("unknown add-port argument {k:?} (known: {})", KNOWN.join(", ")));
+            return Err(format!(
+                "unknown add-port argument {k:?} (known: {})",
+                KNOWN.join(", ")
+            ));
         }
     }
     let name = str_arg(args, "name")?.to_string();
@@ -74,12 +100,20 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
         t => return Err(format!("unknown port type {t:?} (known: vhost-user)")),
     };
     let path = str_arg(args, "path")?.into();
-    let mode = match args.get("mode").map(|_| str_arg(args, "mode")).transpose()? {
+    let mode = match args
+        .get("mode")
+        .map(|_| str_arg(args, "mode"))
+        .transpose()?
+    {
         None | Some("server") => Mode::Server,
         Some("client") => Mode::Client,
         Some(m) => return Err(format!("unknown mode {m:?} (known: server, client)")),
     };
-    let mac = args.get("mac").map(|_| str_arg(args, "mac")).transpose()?.map(String::from);
+    let mac = args
+        .get("mac")
+        .map(|_| str_arg(args, "mac"))
+        .transpose()?
+        .map(String::from);
     let tx_retries_max = match args.get("tx-retries-max") {
         None => crate::config::DEFAULT_TX_RETRIES,
         Some(_) => str_arg(args, "tx-retries-max")?
@@ -108,11 +142,25 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
                 .ok_or("n-rxq must be a number from 1 to 8")?,
         ),
     };
-    let pmd_rxq_affinity = args.get("pmd-rxq-affinity").map(|_| str_arg(args, "pmd-rxq-affinity")).transpose()?.map(String::from);
+    let pmd_rxq_affinity = args
+        .get("pmd-rxq-affinity")
+        .map(|_| str_arg(args, "pmd-rxq-affinity"))
+        .transpose()?
+        .map(String::from);
     if let Some(a) = &pmd_rxq_affinity {
         crate::config::parse_affinity(a).map_err(|e| format!("pmd-rxq-affinity: {e}"))?;
     }
-    let cfg = PortConfig { name: name.clone(), kind, path, mode, mac, tx_retries_max, mtu_request, n_rxq, pmd_rxq_affinity };
+    let cfg = PortConfig {
+        name: name.clone(),
+        kind,
+        path,
+        mode,
+        mac,
+        tx_retries_max,
+        mtu_request,
+        n_rxq,
+        pmd_rxq_affinity,
+    };
     let no = bridge.add_port_persistent(cfg).map_err(|e| e.to_string())?;
     Ok(json!({ "added": name, "port_no": no }))
 }
@@ -128,7 +176,10 @@ fn show(bridge: &Bridge) -> Value {
             o.insert("name".into(), json!(sp.name));
             o.insert("port_no".into(), json!(sp.no));
             o.insert("type".into(), json!(sp.port.kind()));
-            o.insert("link".into(), json!(if sp.port.link_up() { "up" } else { "down" }));
+            o.insert(
+                "link".into(),
+                json!(if sp.port.link_up() { "up" } else { "down" }),
+            );
             for (k, v) in sp.port.info() {
                 o.insert(k.into(), json!(v));
             }
@@ -146,7 +197,11 @@ fn show(bridge: &Bridge) -> Value {
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let queues: Vec<Value> = snap.poll.get(i).map(|l| l.as_slice()).unwrap_or(&[])
+            let queues: Vec<Value> = snap
+                .poll
+                .get(i)
+                .map(|l| l.as_slice())
+                .unwrap_or(&[])
                 .iter()
                 .map(|q| json!({ "port": snap.ports[q.slot as usize].name, "queue": q.qid }))
                 .collect();
@@ -169,8 +224,11 @@ fn show(bridge: &Bridge) -> Value {
 }
 
 fn fdb_show(bridge: &Bridge) -> Value {
-    let names: std::collections::HashMap<u16, String> =
-        bridge.ports().into_iter().map(|(_, sp)| (sp.no, sp.name.clone())).collect();
+    let names: std::collections::HashMap<u16, String> = bridge
+        .ports()
+        .into_iter()
+        .map(|(_, sp)| (sp.no, sp.name.clone()))
+        .collect();
     let entries: Vec<Value> = bridge
         .fdb
         .entries()
@@ -195,7 +253,11 @@ fn fdb_show(bridge: &Bridge) -> Value {
 }
 
 fn queue_json(qid: usize, c: pmd::port::QueueCounters) -> Value {
-    let drops: Map<String, Value> = c.drops.iter().map(|(r, n)| (r.to_string(), json!(n))).collect();
+    let drops: Map<String, Value> = c
+        .drops
+        .iter()
+        .map(|(r, n)| (r.to_string(), json!(n)))
+        .collect();
     json!({ "queue": qid, "packets": c.packets, "bytes": c.bytes, "dropped": c.total_drops(), "drops": drops })
 }
 
@@ -240,16 +302,21 @@ fn pmd_rxq_show(bridge: &Bridge) -> Value {
             let list = snap.poll.get(i).map(|l| l.as_slice()).unwrap_or(&[]);
             let cycles: Vec<u64> = list
                 .iter()
-                .map(|q| snap.ports[q.slot as usize].rxq_cycles[q.qid as usize].load(Ordering::Relaxed))
+                .map(|q| {
+                    snap.ports[q.slot as usize].rxq_cycles[q.qid as usize].load(Ordering::Relaxed)
+                })
                 .collect();
-            let total = p.busy_cycles.load(Ordering::Relaxed) + p.idle_cycles.load(Ordering::Relaxed);
+            let total =
+                p.busy_cycles.load(Ordering::Relaxed) + p.idle_cycles.load(Ordering::Relaxed);
             let queues: Vec<Value> = list
                 .iter()
                 .zip(&cycles)
                 .map(|(q, c)| {
                     let sp = &snap.ports[q.slot as usize];
-                    let enabled = sp.vhost.as_ref().map_or(true, |v| {
-                        v.queues.get(2 * q.qid as usize + 1).is_some_and(|vq| vq.state.lock().running())
+                    let enabled = sp.vhost.as_ref().is_none_or(|v| {
+                        v.queues
+                            .get(2 * q.qid as usize + 1)
+                            .is_some_and(|vq| vq.state.lock().running())
                     });
                     json!({
                         "port": sp.name, "queue": q.qid, "enabled": enabled,

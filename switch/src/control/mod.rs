@@ -37,7 +37,10 @@ impl ControlServer {
             if UnixStream::connect(path).is_ok() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::AddrInUse,
-                    format!("{} is in use: is another ferrovsd running with this run directory?", path.display()),
+                    format!(
+                        "{} is in use: is another ferrovsd running with this run directory?",
+                        path.display()
+                    ),
                 ));
             }
             std::fs::remove_file(path)?;
@@ -47,8 +50,14 @@ impl ControlServer {
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
-        let thread = std::thread::Builder::new().name("mgmt".into()).spawn(move || serve(listener, bridge, s))?;
-        Ok(ControlServer { path: path.to_path_buf(), stop, thread: Some(thread) })
+        let thread = std::thread::Builder::new()
+            .name("mgmt".into())
+            .spawn(move || serve(listener, bridge, s))?;
+        Ok(ControlServer {
+            path: path.to_path_buf(),
+            stop,
+            thread: Some(thread),
+        })
     }
 
     pub fn stop(&mut self) {
@@ -80,10 +89,12 @@ fn serve(listener: UnixListener, bridge: Arc<Bridge>, stop: Arc<AtomicBool>) {
                 }
                 active.fetch_add(1, Ordering::Relaxed);
                 let (b, a, st) = (bridge.clone(), active.clone(), stop.clone());
-                match std::thread::Builder::new().name("mgmt-client".into()).spawn(move || {
-                    client(s, &b, &st);
-                    a.fetch_sub(1, Ordering::Relaxed);
-                }) {
+                match std::thread::Builder::new()
+                    .name("mgmt-client".into())
+                    .spawn(move || {
+                        client(s, &b, &st);
+                        a.fetch_sub(1, Ordering::Relaxed);
+                    }) {
                     Ok(h) => clients.push(h),
                     Err(e) => {
                         tracing::warn!("cannot start a management client thread: {e}");
@@ -111,7 +122,8 @@ fn reply(s: &mut UnixStream, r: Result<Value, String>) -> std::io::Result<()> {
 
 /// Parses one request line into (command, args).
 pub fn parse_request(line: &[u8]) -> Result<(String, Map<String, Value>), String> {
-    let v: Value = serde_json::from_slice(line).map_err(|e| format!("request is not valid JSON: {e}"))?;
+    let v: Value =
+        serde_json::from_slice(line).map_err(|e| format!("request is not valid JSON: {e}"))?;
     let Value::Object(mut o) = v else {
         return Err("request must be a JSON object like {\"command\": \"show\"}".into());
     };
@@ -126,7 +138,9 @@ pub fn parse_request(line: &[u8]) -> Result<(String, Map<String, Value>), String
         Some(_) => return Err("\"args\" must be an object".into()),
     };
     if let Some(k) = o.keys().next() {
-        return Err(format!("unknown request field {k:?} (known: command, args)"));
+        return Err(format!(
+            "unknown request field {k:?} (known: command, args)"
+        ));
     }
     Ok((command, args))
 }
@@ -144,14 +158,20 @@ fn client(s: UnixStream, bridge: &Bridge, stop: &AtomicBool) {
         match (&mut rd).take(room).read_until(b'\n', &mut line) {
             Ok(0) => {
                 if !line.is_empty() {
-                    let _ = reply(&mut out, Err("truncated request: connection closed before a newline".into()));
+                    let _ = reply(
+                        &mut out,
+                        Err("truncated request: connection closed before a newline".into()),
+                    );
                 }
                 return;
             }
             Ok(_) => {
                 idle = Duration::ZERO;
                 if line.len() > MAX_REQUEST {
-                    let _ = reply(&mut out, Err(format!("request longer than {MAX_REQUEST} bytes")));
+                    let _ = reply(
+                        &mut out,
+                        Err(format!("request longer than {MAX_REQUEST} bytes")),
+                    );
                     return;
                 }
                 if line.last() != Some(&b'\n') {
@@ -163,7 +183,12 @@ fn client(s: UnixStream, bridge: &Bridge, stop: &AtomicBool) {
                     return;
                 }
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 idle += Duration::from_millis(500);
                 if idle >= CLIENT_IDLE {
                     return;
@@ -183,7 +208,9 @@ mod tests {
         assert_eq!(parse_request(br#"{"command":"show"}"#).unwrap().0, "show");
         let (_, a) = parse_request(br#"{"command":"del-port","args":{"name":"x"}}"#).unwrap();
         assert_eq!(a["name"], "x");
-        assert!(parse_request(b"garbage").unwrap_err().contains("not valid JSON"));
+        assert!(parse_request(b"garbage")
+            .unwrap_err()
+            .contains("not valid JSON"));
         assert!(parse_request(b"[1,2]").unwrap_err().contains("JSON object"));
         assert!(parse_request(br#"{"cmd":"show"}"#).is_err());
         assert!(parse_request(br#"{"command":5}"#).is_err());

@@ -31,7 +31,10 @@ pub(crate) struct Shared {
 impl Shared {
     /// Only taken when the generation changed, never per iteration.
     fn current(&self) -> Arc<Snapshot> {
-        self.snapshot.lock().expect("snapshot lock poisoned").clone()
+        self.snapshot
+            .lock()
+            .expect("snapshot lock poisoned")
+            .clone()
     }
 }
 
@@ -56,7 +59,12 @@ fn tsc_per_us() -> u64 {
 
 impl Datapath {
     /// Starts one PMD thread per core, named `pmd<core>` and pinned to it.
-    pub fn start(cores: &[usize], fdb: Arc<Fdb>, pool: Arc<Pool>, sleep_max_us: u32) -> std::io::Result<Datapath> {
+    pub fn start(
+        cores: &[usize],
+        fdb: Arc<Fdb>,
+        pool: Arc<Pool>,
+        sleep_max_us: u32,
+    ) -> std::io::Result<Datapath> {
         let shared = Arc::new(Shared {
             snapshot: Mutex::new(Arc::new(Snapshot::empty(cores.len()))),
             generation: AtomicU64::new(0),
@@ -69,22 +77,31 @@ impl Datapath {
         let mut threads = Vec::new();
         let mut pmds = Vec::new();
         for (index, &core) in cores.iter().enumerate() {
-            let stats = Arc::new(PmdStats { core, ..Default::default() });
+            let stats = Arc::new(PmdStats {
+                core,
+                ..Default::default()
+            });
             pmds.push(stats.clone());
             let sh = shared.clone();
-            let t = std::thread::Builder::new().name(format!("pmd{core}")).spawn(move || {
-                if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-                    tracing::warn!("pmd{core}: cannot pin to CPU {core}; running unpinned");
-                }
-                // Short sleeps should be short: the default 50 µs timer slack
-                // would dwarf a 1 µs back-off step.
-                // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's slack.
-                unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000, 0, 0, 0) };
-                pmd::Pmd::new(index, sh, stats).run();
-            })?;
+            let t = std::thread::Builder::new()
+                .name(format!("pmd{core}"))
+                .spawn(move || {
+                    if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                        tracing::warn!("pmd{core}: cannot pin to CPU {core}; running unpinned");
+                    }
+                    // Short sleeps should be short: the default 50 µs timer slack
+                    // would dwarf a 1 µs back-off step.
+                    // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's slack.
+                    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000, 0, 0, 0) };
+                    pmd::Pmd::new(index, sh, stats).run();
+                })?;
             threads.push(t);
         }
-        Ok(Datapath { shared, threads, pmds })
+        Ok(Datapath {
+            shared,
+            threads,
+            pmds,
+        })
     }
 
     pub fn tsc_per_us(&self) -> u64 {
@@ -113,10 +130,10 @@ impl Datapath {
         self.shared.generation.store(generation, Ordering::Release);
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {
-            let behind = self
-                .pmds
-                .iter()
-                .any(|p| !p.exited.load(Ordering::Acquire) && p.generation.load(Ordering::Acquire) < generation);
+            let behind = self.pmds.iter().any(|p| {
+                !p.exited.load(Ordering::Acquire)
+                    && p.generation.load(Ordering::Acquire) < generation
+            });
             if !behind {
                 break;
             }

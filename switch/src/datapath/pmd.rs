@@ -13,6 +13,8 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Arc;
 use std::time::Duration;
 
+type VlanMac = (u16, [u8; 6]);
+
 /// Consecutive empty iterations before the thread starts to sleep.
 const IDLE_SPINS_BEFORE_SLEEP: u32 = 256;
 
@@ -47,7 +49,14 @@ impl Pmd {
     pub(super) fn new(index: usize, shared: Arc<Shared>, stats: Arc<PmdStats>) -> Pmd {
         let cache = PoolCache::new(shared.pool.clone());
         let snap = shared.current();
-        let work = Work { index, stats, cache, tx: Vec::new(), rx: Batch::new(), dirty: Vec::new() };
+        let work = Work {
+            index,
+            stats,
+            cache,
+            tx: Vec::new(),
+            rx: Batch::new(),
+            dirty: Vec::new(),
+        };
         let mut p = Pmd { shared, snap, work };
         p.adopt_snapshot();
         p
@@ -96,7 +105,10 @@ impl Pmd {
                 // Grow the nap while every queue stays empty, like OVS's pmd-sleep-max.
                 sleep_us = (sleep_us * 2).clamp(1, max);
                 std::thread::sleep(Duration::from_micros(sleep_us));
-                bump(&self.work.stats.sleep_ns, (tsc() - t1) * 1000 / self.shared.tsc_per_us.max(1));
+                bump(
+                    &self.work.stats.sleep_ns,
+                    (tsc() - t1) * 1000 / self.shared.tsc_per_us.max(1),
+                );
             }
         }
         self.work.flush_all(&self.snap);
@@ -111,7 +123,9 @@ impl Work {
         for rq in &snap.poll[self.index] {
             let sp = &snap.ports[rq.slot as usize];
             let t0 = tsc();
-            let n = sp.port.rx_burst(rq.qid as usize, &mut self.cache, &mut self.rx);
+            let n = sp
+                .port
+                .rx_burst(rq.qid as usize, &mut self.cache, &mut self.rx);
             if n == 0 {
                 continue;
             }
@@ -131,8 +145,8 @@ impl Work {
         let in_no = snap.ports[in_slot].no;
         // One-entry caches, as VPP's l2-fwd keeps: a burst is usually one or
         // a few flows, so most packets skip the table entirely.
-        let mut learned: Option<(u16, [u8; 6])> = None;
-        let mut looked_up: Option<((u16, [u8; 6]), Option<usize>)> = None;
+        let mut learned: Option<VlanMac> = None;
+        let mut looked_up: Option<(VlanMac, Option<usize>)> = None;
         let mut rx = std::mem::take(&mut self.rx);
         for m in rx.drain() {
             let Some(k) = L2Key::parse(m.data()) else {
@@ -198,7 +212,9 @@ impl Work {
         }
         if let Err(m) = b.push(m) {
             // A full batch goes out now; the packet starts the next one.
-            snap.ports[slot].port.tx_burst(self.index, &mut self.cache, b);
+            snap.ports[slot]
+                .port
+                .tx_burst(self.index, &mut self.cache, b);
             let _ = b.push(m);
         }
     }
@@ -207,7 +223,9 @@ impl Work {
         for &slot in &self.dirty {
             let b = &mut self.tx[slot as usize];
             if !b.is_empty() {
-                snap.ports[slot as usize].port.tx_burst(self.index, &mut self.cache, b);
+                snap.ports[slot as usize]
+                    .port
+                    .tx_burst(self.index, &mut self.cache, b);
             }
         }
         self.dirty.clear();

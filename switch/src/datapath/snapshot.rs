@@ -24,7 +24,12 @@ pub struct SwitchPort {
 }
 
 impl SwitchPort {
-    pub fn new(no: u16, name: String, port: Arc<dyn Port>, vhost: Option<Arc<VhostPort>>) -> SwitchPort {
+    pub fn new(
+        no: u16,
+        name: String,
+        port: Arc<dyn Port>,
+        vhost: Option<Arc<VhostPort>>,
+    ) -> SwitchPort {
         let n = port.n_rxq();
         SwitchPort {
             no,
@@ -64,13 +69,23 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn empty(n_pmds: usize) -> Snapshot {
-        Snapshot { generation: 0, ports: Vec::new(), slot_of: Vec::new(), poll: vec![Vec::new(); n_pmds] }
+        Snapshot {
+            generation: 0,
+            ports: Vec::new(),
+            slot_of: Vec::new(),
+            poll: vec![Vec::new(); n_pmds],
+        }
     }
 
     /// Builds a snapshot for PMDs on `cores` (in PMD order): rx queues with
     /// an affinity go to that core's PMD (which then takes no others, as OVS
     /// isolates pinned cores); the rest are spread by `policy`.
-    pub fn build(generation: u64, mut ports: Vec<Arc<SwitchPort>>, cores: &[usize], policy: RxqAssign) -> Snapshot {
+    pub fn build(
+        generation: u64,
+        mut ports: Vec<Arc<SwitchPort>>,
+        cores: &[usize],
+        policy: RxqAssign,
+    ) -> Snapshot {
         ports.sort_by_key(|p| p.no);
         let max_no = ports.iter().map(|p| p.no as usize).max().unwrap_or(0);
         let n_pmds = cores.len().max(1);
@@ -81,14 +96,25 @@ impl Snapshot {
         for (slot, p) in ports.iter().enumerate() {
             slot_of[p.no as usize] = slot as u16;
             for qid in 0..p.port.n_rxq() {
-                let r = RxqRef { slot: slot as u16, qid: qid as u16 };
-                let pinned = p.rxq_affinity.get(qid).copied().flatten().and_then(|c| cores.iter().position(|&x| x == c));
+                let r = RxqRef {
+                    slot: slot as u16,
+                    qid: qid as u16,
+                };
+                let pinned = p
+                    .rxq_affinity
+                    .get(qid)
+                    .copied()
+                    .flatten()
+                    .and_then(|c| cores.iter().position(|&x| x == c));
                 match pinned {
                     Some(pmd) => {
                         poll[pmd].push(r);
                         isolated[pmd] = true;
                     }
-                    None => free.push((r, p.rxq_cycles[qid].load(std::sync::atomic::Ordering::Relaxed))),
+                    None => free.push((
+                        r,
+                        p.rxq_cycles[qid].load(std::sync::atomic::Ordering::Relaxed),
+                    )),
                 }
             }
         }
@@ -103,16 +129,24 @@ impl Snapshot {
                 }
             }
             RxqAssign::Cycles => {
-                free.sort_by(|a, b| b.1.cmp(&a.1));
+                free.sort_by_key(|f| std::cmp::Reverse(f.1));
                 let mut load = vec![0u64; n_pmds];
                 for (r, c) in free {
-                    let pmd = *targets.iter().min_by_key(|&&t| (load[t], poll[t].len())).expect("a PMD");
+                    let pmd = *targets
+                        .iter()
+                        .min_by_key(|&&t| (load[t], poll[t].len()))
+                        .expect("a PMD");
                     load[pmd] += c;
                     poll[pmd].push(r);
                 }
             }
         }
-        Snapshot { generation, ports, slot_of, poll }
+        Snapshot {
+            generation,
+            ports,
+            slot_of,
+            poll,
+        }
     }
 
     #[inline]
@@ -141,7 +175,10 @@ mod tests {
         assert_eq!(s.slot(9), Some(2));
         assert_eq!(s.slot(3), None);
         assert_eq!(s.slot(1000), None);
-        assert_eq!(s.poll[0], vec![RxqRef { slot: 0, qid: 0 }, RxqRef { slot: 2, qid: 0 }]);
+        assert_eq!(
+            s.poll[0],
+            vec![RxqRef { slot: 0, qid: 0 }, RxqRef { slot: 2, qid: 0 }]
+        );
         assert_eq!(s.poll[1], vec![RxqRef { slot: 1, qid: 0 }]);
     }
 
@@ -153,12 +190,21 @@ mod tests {
             p.rxq_cycles[0].store(c, Ordering::Relaxed);
         }
         let s = Snapshot::build(1, ports.clone(), &[1, 2], RxqAssign::Cycles);
-        let load = |i: usize| s.poll[i].iter().map(|r| [100u64, 90, 10, 5][r.slot as usize]).sum::<u64>();
+        let load = |i: usize| {
+            s.poll[i]
+                .iter()
+                .map(|r| [100u64, 90, 10, 5][r.slot as usize])
+                .sum::<u64>()
+        };
         assert!(load(0).abs_diff(load(1)) <= 15, "{:?}", s.poll);
         let mut pinned = vec![sp(1), sp(2), sp(3)];
         Arc::get_mut(&mut pinned[0]).unwrap().rxq_affinity[0] = Some(2);
         let s = Snapshot::build(2, pinned, &[1, 2], RxqAssign::RoundRobin);
-        assert_eq!(s.poll[1], vec![RxqRef { slot: 0, qid: 0 }], "core 2 polls only its pinned queue");
+        assert_eq!(
+            s.poll[1],
+            vec![RxqRef { slot: 0, qid: 0 }],
+            "core 2 polls only its pinned queue"
+        );
         assert_eq!(s.poll[0].len(), 2);
     }
 }

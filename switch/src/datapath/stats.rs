@@ -77,7 +77,10 @@ impl PmdStats {
             batches: self.batches.load(Relaxed),
             flooded: self.flooded.load(Relaxed),
             sleep_ns: self.sleep_ns.load(Relaxed),
-            drops: DpDrop::ALL.iter().map(|d| (d.name(), self.drops[*d as usize].load(Relaxed))).collect(),
+            drops: DpDrop::ALL
+                .iter()
+                .map(|d| (d.name(), self.drops[*d as usize].load(Relaxed)))
+                .collect(),
         };
         if let Some(base) = self.cleared.lock().expect("poisoned").as_ref() {
             c.busy_iterations -= base.busy_iterations.min(c.busy_iterations);

@@ -37,7 +37,13 @@ impl Rig {
         let core = core_affinity::get_core_ids().unwrap()[0].id;
         let dp = Datapath::start(&[core], fdb.clone(), pool.clone(), 50).unwrap();
         let ends = (0..n_ports).map(|_| RingPort::pair(256)).collect();
-        let mut r = Rig { dp, fdb, cache: PoolCache::new(pool), ends, generation: 0 };
+        let mut r = Rig {
+            dp,
+            fdb,
+            cache: PoolCache::new(pool),
+            ends,
+            generation: 0,
+        };
         r.publish(&(0..n_ports).collect::<Vec<_>>());
         r
     }
@@ -53,7 +59,12 @@ impl Rig {
             })
             .collect();
         let cores = self.dp.cores();
-        self.dp.publish(Snapshot::build(self.generation, ports, &cores, RxqAssign::RoundRobin));
+        self.dp.publish(Snapshot::build(
+            self.generation,
+            ports,
+            &cores,
+            RxqAssign::RoundRobin,
+        ));
     }
 
     fn send(&mut self, port: usize, frames: &[Vec<u8>]) {
@@ -69,7 +80,11 @@ impl Rig {
     /// Frames that came out of `port` within a short wait.
     fn recv(&mut self, port: usize, expect: usize) -> Vec<Vec<u8>> {
         let mut got = Vec::new();
-        let wait = if expect == 0 { Duration::from_millis(150) } else { Duration::from_secs(2) };
+        let wait = if expect == 0 {
+            Duration::from_millis(150)
+        } else {
+            Duration::from_secs(2)
+        };
         let deadline = Instant::now() + wait;
         while Instant::now() < deadline {
             let mut b = Batch::new();
@@ -146,10 +161,28 @@ fn runt_frames_are_counted() {
     let mut r = Rig::new(2);
     r.send(0, &[vec![1, 2, 3]]);
     let deadline = Instant::now() + Duration::from_secs(2);
-    while r.dp.pmds[0].read().drops.iter().find(|d| d.0 == "runt").unwrap().1 == 0 && Instant::now() < deadline {
+    while r.dp.pmds[0]
+        .read()
+        .drops
+        .iter()
+        .find(|d| d.0 == "runt")
+        .unwrap()
+        .1
+        == 0
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert_eq!(r.dp.pmds[0].read().drops.iter().find(|d| d.0 == "runt").unwrap().1, 1);
+    assert_eq!(
+        r.dp.pmds[0]
+            .read()
+            .drops
+            .iter()
+            .find(|d| d.0 == "runt")
+            .unwrap()
+            .1,
+        1
+    );
 }
 
 #[test]
@@ -176,5 +209,8 @@ fn a_burst_keeps_its_order() {
         .collect();
     r.send(0, &frames);
     let got = r.recv(1, 30);
-    assert_eq!(got.iter().map(|f| f[20]).collect::<Vec<_>>(), (0..30).collect::<Vec<u8>>());
+    assert_eq!(
+        got.iter().map(|f| f[20]).collect::<Vec<_>>(),
+        (0..30).collect::<Vec<u8>>()
+    );
 }

@@ -37,7 +37,11 @@ impl Fixture {
     }
 
     fn ring(&self, q: &Driver<'_>, f: RingFeatures) -> SplitRing {
-        let addrs = RingAddrs { desc: q.desc_table_addr().0, avail: q.avail_addr().0, used: q.used_addr().0 };
+        let addrs = RingAddrs {
+            desc: q.desc_table_addr().0,
+            avail: q.avail_addr().0,
+            used: q.used_addr().0,
+        };
         SplitRing::new(&self.mem, QSIZE, addrs, 0, f).unwrap()
     }
 }
@@ -68,10 +72,15 @@ struct AvailRing<'a> {
 
 impl<'a> AvailRing<'a> {
     fn idx(&self) -> Idx<'a> {
-        Idx { gm: self.gm, at: 0x1002 }
+        Idx {
+            gm: self.gm,
+            at: 0x1002,
+        }
     }
     fn set_entry(&self, i: usize, head: u16) {
-        self.gm.write_obj(head, GuestAddress(0x1004 + 2 * i as u64)).unwrap()
+        self.gm
+            .write_obj(head, GuestAddress(0x1004 + 2 * i as u64))
+            .unwrap()
     }
 }
 
@@ -92,7 +101,10 @@ impl<'a> Driver<'a> {
         AvailRing { gm: self.gm }
     }
     fn used_idx(&self) -> Idx<'a> {
-        Idx { gm: self.gm, at: 0x2002 }
+        Idx {
+            gm: self.gm,
+            at: 0x2002,
+        }
     }
 }
 
@@ -109,11 +121,20 @@ fn put_desc(gm: &GuestMemoryMmap, at: u64, d: Desc) {
 }
 
 fn feats() -> RingFeatures {
-    RingFeatures { event_idx: false, mrg_rxbuf: true, hdr_len: 12 }
+    RingFeatures {
+        event_idx: false,
+        mrg_rxbuf: true,
+        hdr_len: 12,
+    }
 }
 
 fn desc(addr: u64, len: u32, flags: u16, next: u16) -> Desc {
-    Desc { addr, len, flags, next }
+    Desc {
+        addr,
+        len,
+        flags,
+        next,
+    }
 }
 
 /// Writes descriptors at the given table indices and makes `heads` available.
@@ -123,13 +144,18 @@ fn offer(q: &Driver<'_>, descs: &[(u16, Desc)], heads: &[u16]) {
     }
     let start = q.avail().idx().load();
     for (n, h) in heads.iter().enumerate() {
-        q.avail().set_entry((start as usize + n) % QSIZE as usize, *h);
+        q.avail()
+            .set_entry((start as usize + n) % QSIZE as usize, *h);
     }
-    q.avail().idx().store(start.wrapping_add(heads.len() as u16));
+    q.avail()
+        .idx()
+        .store(start.wrapping_add(heads.len() as u16));
 }
 
 fn frame(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 /// A TX packet: header in one descriptor, the frame in a second.
@@ -200,21 +226,41 @@ fn bad_then_good(bad: &[(u16, Desc)], head: u16, reason: DropReason) {
     d.extend(tx_chain(&f, 10, BUFS + 0x8000, &good));
     offer(&q, &d, &[head, 10]);
     let mut out = dequeue_all(&mut f, &mut r);
-    assert_eq!(f.stats.drops(reason), 1, "expected one {reason:?} drop; stats {:?}", f.stats.snapshot());
+    assert_eq!(
+        f.stats.drops(reason),
+        1,
+        "expected one {reason:?} drop; stats {:?}",
+        f.stats.snapshot()
+    );
     assert_eq!(f.stats.snapshot().total_drops(), 1);
-    assert_eq!(out.len(), 1, "the good packet after the bad one is delivered");
+    assert_eq!(
+        out.len(),
+        1,
+        "the good packet after the bad one is delivered"
+    );
     assert_eq!(out.get(0).data(), &good[..]);
     f.cache.free_batch(&mut out);
 }
 
 #[test]
 fn descriptor_loop_is_dropped() {
-    bad_then_good(&[(0, desc(BUFS, 64, VRING_DESC_F_NEXT, 1)), (1, desc(BUFS, 64, VRING_DESC_F_NEXT, 0))], 0, DropReason::DescLoop);
+    bad_then_good(
+        &[
+            (0, desc(BUFS, 64, VRING_DESC_F_NEXT, 1)),
+            (1, desc(BUFS, 64, VRING_DESC_F_NEXT, 0)),
+        ],
+        0,
+        DropReason::DescLoop,
+    );
 }
 
 #[test]
 fn self_loop_is_dropped() {
-    bad_then_good(&[(3, desc(BUFS, 64, VRING_DESC_F_NEXT, 3))], 3, DropReason::DescLoop);
+    bad_then_good(
+        &[(3, desc(BUFS, 64, VRING_DESC_F_NEXT, 3))],
+        3,
+        DropReason::DescLoop,
+    );
 }
 
 #[test]
@@ -224,13 +270,25 @@ fn head_index_out_of_range_is_dropped() {
 
 #[test]
 fn next_index_out_of_range_is_dropped() {
-    bad_then_good(&[(0, desc(BUFS, 64, VRING_DESC_F_NEXT, QSIZE))], 0, DropReason::DescIndex);
+    bad_then_good(
+        &[(0, desc(BUFS, 64, VRING_DESC_F_NEXT, QSIZE))],
+        0,
+        DropReason::DescIndex,
+    );
 }
 
 #[test]
 fn address_outside_guest_memory_is_dropped() {
-    bad_then_good(&[(0, desc(MEM_SIZE as u64 - 8, 64, 0, 0))], 0, DropReason::DescAddr);
-    bad_then_good(&[(0, desc(u64::MAX - 4, 64, 0, 0))], 0, DropReason::DescAddr);
+    bad_then_good(
+        &[(0, desc(MEM_SIZE as u64 - 8, 64, 0, 0))],
+        0,
+        DropReason::DescAddr,
+    );
+    bad_then_good(
+        &[(0, desc(u64::MAX - 4, 64, 0, 0))],
+        0,
+        DropReason::DescAddr,
+    );
 }
 
 #[test]
@@ -245,22 +303,45 @@ fn header_only_frame_is_dropped() {
 
 #[test]
 fn oversized_frame_is_dropped() {
-    bad_then_good(&[(0, desc(BUFS, 12 + 4096, 0, 0))], 0, DropReason::Oversized);
+    bad_then_good(
+        &[(0, desc(BUFS, 12 + 4096, 0, 0))],
+        0,
+        DropReason::Oversized,
+    );
 }
 
 #[test]
 fn writable_descriptor_on_tx_is_dropped() {
-    bad_then_good(&[(0, desc(BUFS, 64, VRING_DESC_F_WRITE, 0))], 0, DropReason::DescFlags);
+    bad_then_good(
+        &[(0, desc(BUFS, 64, VRING_DESC_F_WRITE, 0))],
+        0,
+        DropReason::DescFlags,
+    );
 }
 
 #[test]
 fn malformed_indirect_tables_are_dropped() {
     // length not a multiple of 16
-    bad_then_good(&[(0, desc(BUFS, 24, VRING_DESC_F_INDIRECT, 0))], 0, DropReason::DescIndirect);
+    bad_then_good(
+        &[(0, desc(BUFS, 24, VRING_DESC_F_INDIRECT, 0))],
+        0,
+        DropReason::DescIndirect,
+    );
     // INDIRECT together with NEXT
-    bad_then_good(&[(0, desc(BUFS, 32, VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT, 1))], 0, DropReason::DescIndirect);
+    bad_then_good(
+        &[(
+            0,
+            desc(BUFS, 32, VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT, 1),
+        )],
+        0,
+        DropReason::DescIndirect,
+    );
     // table outside memory
-    bad_then_good(&[(0, desc(MEM_SIZE as u64, 32, VRING_DESC_F_INDIRECT, 0))], 0, DropReason::DescAddr);
+    bad_then_good(
+        &[(0, desc(MEM_SIZE as u64, 32, VRING_DESC_F_INDIRECT, 0))],
+        0,
+        DropReason::DescAddr,
+    );
 }
 
 #[test]
@@ -302,23 +383,48 @@ fn avail_index_running_far_ahead_is_bounded_by_the_burst() {
     let mut out = Batch::new();
     let (n, _) = r.dequeue(&f.mem, &mut f.cache, &mut out, &f.stats);
     assert_eq!(n, 0);
-    assert_eq!(f.stats.snapshot().total_drops(), BURST as u64, "one burst of drops, no hang");
+    assert_eq!(
+        f.stats.snapshot().total_drops(),
+        BURST as u64,
+        "one burst of drops, no hang"
+    );
 }
 
 #[test]
 fn ring_outside_memory_or_misaligned_is_refused() {
     let f = Fixture::new();
-    let base = RingAddrs { desc: 0, avail: 0x1000, used: 0x2000 };
+    let base = RingAddrs {
+        desc: 0,
+        avail: 0x1000,
+        used: 0x2000,
+    };
     assert!(SplitRing::new(&f.mem, 16, base, 0, feats()).is_ok());
-    assert_eq!(SplitRing::new(&f.mem, 15, base, 0, feats()).err(), Some(RingError::BadSize(15)));
-    let far = RingAddrs { desc: MEM_SIZE as u64 - 8, ..base };
-    assert_eq!(SplitRing::new(&f.mem, 16, far, 0, feats()).err(), Some(RingError::Unmapped("descriptor")));
-    let odd = RingAddrs { used: 0x2002, ..base };
-    assert_eq!(SplitRing::new(&f.mem, 16, odd, 0, feats()).err(), Some(RingError::Misaligned("used")));
+    assert_eq!(
+        SplitRing::new(&f.mem, 15, base, 0, feats()).err(),
+        Some(RingError::BadSize(15))
+    );
+    let far = RingAddrs {
+        desc: MEM_SIZE as u64 - 8,
+        ..base
+    };
+    assert_eq!(
+        SplitRing::new(&f.mem, 16, far, 0, feats()).err(),
+        Some(RingError::Unmapped("descriptor"))
+    );
+    let odd = RingAddrs {
+        used: 0x2002,
+        ..base
+    };
+    assert_eq!(
+        SplitRing::new(&f.mem, 16, odd, 0, feats()).err(),
+        Some(RingError::Misaligned("used"))
+    );
 }
 
 fn rx_buffers(q: &Driver<'_>, n: u16, len: u32, flags: u16) {
-    let d: Vec<_> = (0..n).map(|i| (i, desc(BUFS + 0x1000 * i as u64, len, flags, 0))).collect();
+    let d: Vec<_> = (0..n)
+        .map(|i| (i, desc(BUFS + 0x1000 * i as u64, len, flags, 0)))
+        .collect();
     let heads: Vec<u16> = (0..n).collect();
     offer(q, &d, &heads);
 }
@@ -335,7 +441,10 @@ fn batch_of(f: &mut Fixture, frames: &[Vec<u8>]) -> Batch {
 
 fn used_elem(f: &Fixture, q: &Driver<'_>, i: u64) -> (u32, u32) {
     let a = q.used_addr().0 + 4 + 8 * i;
-    (f.gm().read_obj(GuestAddress(a)).unwrap(), f.gm().read_obj(GuestAddress(a + 4)).unwrap())
+    (
+        f.gm().read_obj(GuestAddress(a)).unwrap(),
+        f.gm().read_obj(GuestAddress(a + 4)).unwrap(),
+    )
 }
 
 #[test]
@@ -368,7 +477,11 @@ fn enqueue_merges_small_buffers() {
     let fr = frame(1400, 6);
     let mut b = batch_of(&mut f, std::slice::from_ref(&fr));
     assert_eq!(r.enqueue(&f.mem, &mut f.cache, &mut b, &f.stats).0, 1);
-    assert_eq!(q.used_idx().load(), 3, "12 + 1400 bytes need three 512-byte buffers");
+    assert_eq!(
+        q.used_idx().load(),
+        3,
+        "12 + 1400 bytes need three 512-byte buffers"
+    );
     let mut hdr = [0u8; 12];
     f.gm().read_slice(&mut hdr, GuestAddress(BUFS)).unwrap();
     assert_eq!(u16::from_le_bytes([hdr[10], hdr[11]]), 3);
@@ -376,7 +489,9 @@ fn enqueue_merges_small_buffers() {
     for i in 0..3u64 {
         let (id, len) = used_elem(&f, &q, i);
         let mut part = vec![0u8; len as usize];
-        f.gm().read_slice(&mut part, GuestAddress(BUFS + 0x1000 * id as u64)).unwrap();
+        f.gm()
+            .read_slice(&mut part, GuestAddress(BUFS + 0x1000 * id as u64))
+            .unwrap();
         got.extend(part);
     }
     assert_eq!(&got[12..], &fr[..]);
@@ -391,7 +506,11 @@ fn enqueue_without_room_keeps_the_packets() {
     rx_buffers(&q, 1, 2048, VRING_DESC_F_WRITE);
     let mut b = batch_of(&mut f, &[frame(64, 1), frame(64, 2), frame(64, 3)]);
     assert_eq!(r.enqueue(&f.mem, &mut f.cache, &mut b, &f.stats).0, 1);
-    assert_eq!(b.len(), 2, "two frames found no buffer and are left to the caller");
+    assert_eq!(
+        b.len(),
+        2,
+        "two frames found no buffer and are left to the caller"
+    );
     assert_eq!(b.get(0).data()[0], frame(64, 2)[0]);
     f.cache.free_batch(&mut b);
 }
@@ -405,7 +524,11 @@ fn enqueue_rolls_back_a_frame_that_does_not_fit() {
     rx_buffers(&q, 2, 512, VRING_DESC_F_WRITE);
     let mut b = batch_of(&mut f, &[frame(1400, 1)]);
     assert_eq!(r.enqueue(&f.mem, &mut f.cache, &mut b, &f.stats).0, 0);
-    assert_eq!(q.used_idx().load(), 0, "nothing published for a half-written frame");
+    assert_eq!(
+        q.used_idx().load(),
+        0,
+        "nothing published for a half-written frame"
+    );
     assert_eq!(r.pending(), 2, "its buffers stay available");
     f.cache.free_batch(&mut b);
 }
@@ -421,7 +544,11 @@ fn enqueue_into_read_only_buffer_is_dropped() {
     assert_eq!(r.enqueue(&f.mem, &mut f.cache, &mut b, &f.stats).0, 0);
     assert_eq!(f.stats.drops(DropReason::DescFlags), 1);
     assert!(b.is_empty());
-    assert_eq!(used_elem(&f, &q, 0), (0, 0), "the bad buffer is returned empty");
+    assert_eq!(
+        used_elem(&f, &q, 0),
+        (0, 0),
+        "the bad buffer is returned empty"
+    );
 }
 
 #[test]
@@ -429,7 +556,13 @@ fn without_mergeable_buffers_a_small_buffer_is_oversized() {
     let mut f = Fixture::new();
     let mem = f.mem.clone();
     let q = mock(&mem);
-    let mut r = f.ring(&q, RingFeatures { mrg_rxbuf: false, ..feats() });
+    let mut r = f.ring(
+        &q,
+        RingFeatures {
+            mrg_rxbuf: false,
+            ..feats()
+        },
+    );
     rx_buffers(&q, 4, 512, VRING_DESC_F_WRITE);
     let mut b = batch_of(&mut f, &[frame(1400, 1)]);
     assert_eq!(r.enqueue(&f.mem, &mut f.cache, &mut b, &f.stats).0, 0);
@@ -441,15 +574,32 @@ fn event_idx_signals_only_when_the_guest_asks() {
     let mut f = Fixture::new();
     let mem = f.mem.clone();
     let q = mock(&mem);
-    let mut r = f.ring(&q, RingFeatures { event_idx: true, ..feats() });
+    let mut r = f.ring(
+        &q,
+        RingFeatures {
+            event_idx: true,
+            ..feats()
+        },
+    );
     // used_event lives after avail.ring[QSIZE]
     let used_event = GuestAddress(q.avail_addr().0 + 4 + 2 * QSIZE as u64);
     f.gm().write_obj(5u16, used_event).unwrap();
     rx_buffers(&q, 8, 2048, VRING_DESC_F_WRITE);
     let mut b = batch_of(&mut f, &[frame(64, 1), frame(64, 2)]);
-    assert_eq!(r.enqueue(&f.mem, &mut f.cache, &mut b, &f.stats), (2, false), "used 0->2 does not pass 5");
-    let mut b = batch_of(&mut f, &[frame(64, 1), frame(64, 2), frame(64, 3), frame(64, 4)]);
-    assert_eq!(r.enqueue(&f.mem, &mut f.cache, &mut b, &f.stats), (4, true), "used 2->6 passes 5");
+    assert_eq!(
+        r.enqueue(&f.mem, &mut f.cache, &mut b, &f.stats),
+        (2, false),
+        "used 0->2 does not pass 5"
+    );
+    let mut b = batch_of(
+        &mut f,
+        &[frame(64, 1), frame(64, 2), frame(64, 3), frame(64, 4)],
+    );
+    assert_eq!(
+        r.enqueue(&f.mem, &mut f.cache, &mut b, &f.stats),
+        (4, true),
+        "used 2->6 passes 5"
+    );
 }
 
 #[test]
@@ -459,9 +609,14 @@ fn no_interrupt_flag_is_honoured() {
     let q = mock(&mem);
     let mut r = f.ring(&q, feats());
     rx_buffers(&q, 4, 2048, VRING_DESC_F_WRITE);
-    f.gm().write_obj(VRING_AVAIL_F_NO_INTERRUPT, q.avail_addr()).unwrap();
+    f.gm()
+        .write_obj(VRING_AVAIL_F_NO_INTERRUPT, q.avail_addr())
+        .unwrap();
     let mut b = batch_of(&mut f, &[frame(64, 1)]);
-    assert_eq!(r.enqueue(&f.mem, &mut f.cache, &mut b, &f.stats), (1, false));
+    assert_eq!(
+        r.enqueue(&f.mem, &mut f.cache, &mut b, &f.stats),
+        (1, false)
+    );
     f.gm().write_obj(0u16, q.avail_addr()).unwrap();
     let mut b = batch_of(&mut f, &[frame(64, 1)]);
     assert_eq!(r.enqueue(&f.mem, &mut f.cache, &mut b, &f.stats), (1, true));
