@@ -40,6 +40,7 @@ pub struct GuestConfig {
     pub socket: PathBuf,
     /// QEMU listens on the socket (ferrovsd port in client mode).
     pub qemu_server: bool,
+    /// Set on the device and, from the kernel command line, by the guest.
     pub mac: String,
     pub ip: String,
     pub mtu: Option<u32>,
@@ -79,7 +80,7 @@ impl Guest {
     pub fn start(cfg: GuestConfig) -> Guest {
         let (kernel, initrd) = assets();
         let kvm = use_kvm();
-        let mut append = format!("console=ttyS0 quiet panic=-1 fv.ip={}/24", cfg.ip);
+        let mut append = format!("console=ttyS0 quiet panic=-1 fv.ip={}/24 fv.mac={}", cfg.ip, cfg.mac);
         if let Some(m) = cfg.mtu {
             append.push_str(&format!(" fv.mtu={m}"));
         }

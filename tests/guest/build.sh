@@ -4,7 +4,7 @@
 # virtio-net modules. Re-running with a cache in place does nothing.
 #
 # The guest's /init (init.sh here) reads its settings from the kernel command
-# line: fv.ip=ADDR/LEN, fv.mtu=N, fv.cmd=COMMAND (spaces as %20), and then
+# line: fv.ip=ADDR/LEN, fv.mac=MAC, fv.mtu=N, fv.cmd=COMMAND (spaces as %20), and then
 # runs a shell on the serial console.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

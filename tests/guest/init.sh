@@ -8,17 +8,19 @@ mount -t devtmpfs dev /dev
 for m in virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio virtio_pci failover net_failover virtio_net; do
   [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null
 done
-ip=; mtu=; cmd=
+ip=; mtu=; mac=; cmd=
 for a in $(cat /proc/cmdline); do
   case $a in
     fv.ip=*) ip=${a#fv.ip=} ;;
     fv.mtu=*) mtu=${a#fv.mtu=} ;;
+    fv.mac=*) mac=${a#fv.mac=} ;;
     fv.cmd=*) cmd=$(echo "${a#fv.cmd=}" | sed 's/%20/ /g') ;;
   esac
 done
 i=0
 while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 ip link set lo up
+[ -n "$mac" ] && ip link set eth0 address "$mac"
 [ -n "$mtu" ] && ip link set eth0 mtu "$mtu"
 ip link set eth0 up
 [ -n "$ip" ] && ip addr add "$ip" dev eth0
