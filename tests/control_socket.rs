@@ -43,6 +43,8 @@ fn bad_requests_get_errors_and_forwarding_continues() {
         ("wrong type", b"{\"command\":\"del-port\",\"args\":{\"name\":7}}\n".to_vec(), false, "must be a string"),
         ("bad port type", b"{\"command\":\"add-port\",\"args\":{\"name\":\"x\",\"type\":\"tap\",\"path\":\"x\"}}\n".to_vec(), false, "unknown port type"),
         ("bad port name", b"{\"command\":\"add-port\",\"args\":{\"name\":\"../x\",\"type\":\"vhost-user\",\"path\":\"x\"}}\n".to_vec(), false, "not a port name"),
+        ("bad number", b"{\"command\":\"add-port\",\"args\":{\"name\":\"x\",\"type\":\"vhost-user\",\"path\":\"x\",\"n-rxq\":\"9\"}}\n".to_vec(), false, "n-rxq must be a number from 1 to 8"),
+        ("jumbo on a 2 KiB pool", b"{\"command\":\"add-port\",\"args\":{\"name\":\"x\",\"type\":\"vhost-user\",\"path\":\"x\",\"mtu-request\":\"9000\"}}\n".to_vec(), false, "mbuf-data-room"),
         ("truncated", b"{\"command\":\"sh".to_vec(), true, "truncated"),
         ("oversized", vec![b'x'; 200 * 1024], false, "longer than"),
     ];

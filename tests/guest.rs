@@ -2,7 +2,7 @@
 //! image comes from `tests/guest/build.sh` (Debian packages only), the guest
 //! is driven through its serial console.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -80,7 +80,10 @@ impl Guest {
     pub fn start(cfg: GuestConfig) -> Guest {
         let (kernel, initrd) = assets();
         let kvm = use_kvm();
-        let mut append = format!("console=ttyS0 quiet panic=-1 fv.ip={}/24 fv.mac={}", cfg.ip, cfg.mac);
+        let mut append = format!(
+            "console=ttyS0 quiet panic=-1 fv.ip={}/24 fv.mac={}",
+            cfg.ip, cfg.mac
+        );
         if let Some(m) = cfg.mtu {
             append.push_str(&format!(" fv.mtu={m}"));
         }
@@ -150,25 +153,7 @@ impl Guest {
         let mut child = cmd
             .spawn()
             .expect("qemu-system-x86_64 not found: apt-get install qemu-system-x86");
-        let out = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let o = out.clone();
-            std::thread::spawn(move || {
-                let mut r = stream;
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = r.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    o.lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            });
-        }
+        let out = crate::capture_output(&mut child);
         let stdin = child.stdin.take();
         Guest {
             cfg,

@@ -317,26 +317,7 @@ impl Testpmd {
                 .stderr(Stdio::piped())
                 .spawn()
                 .expect("cannot run stdbuf (coreutils)");
-            let out = Arc::new(Mutex::new(String::new()));
-            for stream in [
-                Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-                Box::new(child.stderr.take().unwrap()),
-            ] {
-                let o = out.clone();
-                // Raw chunks, not lines: the prompt has no newline.
-                std::thread::spawn(move || {
-                    let mut r = stream;
-                    let mut buf = [0u8; 4096];
-                    while let Ok(n) = r.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        o.lock()
-                            .unwrap()
-                            .push_str(&String::from_utf8_lossy(&buf[..n]));
-                    }
-                });
-            }
+            let out = capture_output(&mut child);
             assert!(
                 Path::new("/usr/bin/dpdk-testpmd").exists() || which("dpdk-testpmd"),
                 "dpdk-testpmd not found: apt-get install dpdk-dev (the README's test command installs it)"
@@ -457,6 +438,37 @@ pub fn config_with_ports(n: usize) -> String {
         ));
     }
     c
+}
+
+/// Collects a child's stdout and stderr into one string, in raw chunks (a
+/// prompt has no newline), from background threads.
+pub fn capture_output(child: &mut Child) -> Arc<Mutex<String>> {
+    let out = Arc::new(Mutex::new(String::new()));
+    let streams: [Option<Box<dyn Read + Send>>; 2] = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ];
+    for mut stream in streams.into_iter().flatten() {
+        let o = out.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                o.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+    }
+    out
 }
 
 fn which(cmd: &str) -> bool {

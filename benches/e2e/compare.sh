@@ -108,11 +108,17 @@ esac
 if [ "$HUGE" = on ]; then
   [ "${free_hp:-0}" -ge 160 ] || die "HUGE=on needs 160 free 2 MiB hugepages, $free_hp free"
   SW_EAL_MEM=(--in-memory -m 256)
-  OVS_EAL_MEM="--in-memory"; OVS_MEM_KV=(other_config:dpdk-socket-mem=256 other_config:dpdk-socket-limit=256)
 else
-  log "switch memory on normal pages (HUGE=off, or fewer than 160 free hugepages: $free_hp)"
+  log "ferrovsd and testpmd on normal pages (HUGE=off, or fewer than 160 free hugepages: $free_hp)"
   SW_EAL_MEM=(--no-huge -m 512)
-  OVS_EAL_MEM="--no-huge -m 1024"; OVS_MEM_KV=()
+fi
+# OVS 3.1 always adds --in-memory to its EAL arguments, which DPDK refuses with
+# --no-huge: OVS needs hugepages whatever HUGE says.
+OVS_EAL_MEM="--in-memory"; OVS_MEM_KV=(other_config:dpdk-socket-mem=256 other_config:dpdk-socket-limit=256)
+if [[ " $SWITCHES " == *" ovs "* ]] && { [ "$hp_kb" != 2048 ] || [ "${free_hp:-0}" -lt 160 ]; }; then
+  die "OVS-DPDK needs 160 free 2 MiB hugepages (it always runs DPDK --in-memory), $free_hp free: reserve some with
+  echo \$(( \$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages) + 160 )) > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+or leave OVS out: SWITCHES=\"ferrovsd testpmd\""
 fi
 
 # ferrovsd: explicit binaries, or build. Copies are run, so a concurrent
@@ -287,8 +293,13 @@ start_ovs() {
     --unixctl="$d/ovs-vswitchd.ctl" --log-file="$d/ovs-vswitchd.log" -vconsole:off > "$d/ovs-vswitchd.out" 2>&1 &
   SW_PID=$!; track "$SW_PID"
   SW_LOGS=("$d/ovs-vswitchd.log")
-  ovs_dpdk_ready() { [ "$(vsctl get Open_vSwitch . dpdk_initialized)" = true ]; }
-  wait_until 60 "OVS DPDK init" ovs_dpdk_ready || return 1
+  local i
+  for ((i = 0; ; i++)); do
+    [ "$(vsctl get Open_vSwitch . dpdk_initialized 2>/dev/null)" = true ] && break
+    alive "$SW_PID" || { log "ovs-vswitchd exited during DPDK init"; return 1; }
+    ((i < 300)) || { log "timed out after 60s waiting for OVS DPDK init"; return 1; }
+    sleep 0.2
+  done
   vsctl add-br br0 -- set bridge br0 datapath_type=netdev || return 1
   vsctl add-port br0 vhu0 -- set Interface vhu0 type=dpdkvhostuser || return 1
   vsctl add-port br0 vhu1 -- set Interface vhu1 type=dpdkvhostuser || return 1
@@ -499,7 +510,7 @@ PY
   fi
 }
 
-log "switches: $SWITCHES | sizes: $SIZES | $REPEATS x ${DURATION}s after ${WARMUP}s warm-up | TSC $MHZ MHz | switch memory: $HUGE hugepages | watchdog ${MAX_SECONDS}s"
+log "switches: $SWITCHES | sizes: $SIZES | $REPEATS x ${DURATION}s after ${WARMUP}s warm-up | TSC $MHZ MHz | hugepages for ferrovsd/testpmd: $HUGE, OVS: on | watchdog ${MAX_SECONDS}s"
 # Interleaved: every repeat visits every (size, switch) once, so slow drifts of
 # the machine hit all switches alike.
 for rep in $(seq "$REPEATS"); do

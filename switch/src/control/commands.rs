@@ -74,6 +74,19 @@ fn str_arg<'a>(args: &'a Map<String, Value>, key: &str) -> Result<&'a str, Strin
     }
 }
 
+/// An optional numeric argument (given as a string, like every ctl argument) within `lo..=hi`.
+fn num_arg(args: &Map<String, Value>, key: &str, lo: u32, hi: u32) -> Result<Option<u32>, String> {
+    if args.get(key).is_none() {
+        return Ok(None);
+    }
+    let n = str_arg(args, key)?
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (lo..=hi).contains(n));
+    n.map(Some)
+        .ok_or_else(|| format!("{key} must be a number from {lo} to {hi}"))
+}
+
 fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String> {
     for k in args.keys() {
         const KNOWN: &[&str] = &[
@@ -114,34 +127,10 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
         .map(|_| str_arg(args, "mac"))
         .transpose()?
         .map(String::from);
-    let tx_retries_max = match args.get("tx-retries-max") {
-        None => crate::config::DEFAULT_TX_RETRIES,
-        Some(_) => str_arg(args, "tx-retries-max")?
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n <= 32)
-            .ok_or("tx-retries-max must be a number from 0 to 32")?,
-    };
-    let mtu_request = match args.get("mtu-request") {
-        None => None,
-        Some(_) => Some(
-            str_arg(args, "mtu-request")?
-                .parse::<u32>()
-                .ok()
-                .filter(|m| (68..=crate::config::MAX_MTU).contains(m))
-                .ok_or("mtu-request must be a number from 68 to 9000")?,
-        ),
-    };
-    let n_rxq = match args.get("n-rxq") {
-        None => None,
-        Some(_) => Some(
-            str_arg(args, "n-rxq")?
-                .parse::<u16>()
-                .ok()
-                .filter(|n| (1..=crate::config::MAX_QUEUE_PAIRS).contains(n))
-                .ok_or("n-rxq must be a number from 1 to 8")?,
-        ),
-    };
+    let tx_retries_max =
+        num_arg(args, "tx-retries-max", 0, 32)?.unwrap_or(crate::config::DEFAULT_TX_RETRIES);
+    let mtu_request = num_arg(args, "mtu-request", 68, crate::config::MAX_MTU)?;
+    let n_rxq = num_arg(args, "n-rxq", 1, crate::config::MAX_QUEUE_PAIRS as u32)?.map(|n| n as u16);
     let pmd_rxq_affinity = args
         .get("pmd-rxq-affinity")
         .map(|_| str_arg(args, "pmd-rxq-affinity"))
