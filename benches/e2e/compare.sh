@@ -121,17 +121,6 @@ if [[ " $SWITCHES " == *" ovs "* ]] && { [ "$hp_kb" != 2048 ] || [ "${free_hp:-0
 or leave OVS out: SWITCHES=\"ferrovsd testpmd\""
 fi
 
-# ferrovsd: explicit binaries, or build. Copies are run, so a concurrent
-# `cargo build` cannot swap the binary under a measurement.
-if [ -z "${FERROVSD:-}" ] && [[ " $SWITCHES " == *" ferrovsd "* ]]; then
-  command -v cargo >/dev/null || die "cargo not found (install Rust), or set FERROVSD= and FERROVS_CTL="
-  log "building ferrovsd (cargo build --release)"
-  (cd "$root" && timeout 1800 cargo build --release --bin ferrovsd --bin ferrovs-ctl >&2) ||
-    die "cargo build --release failed; fix the build or set FERROVSD=/path/ferrovsd FERROVS_CTL=/path/ferrovs-ctl"
-  FERROVSD=$root/target/release/ferrovsd
-fi
-FERROVS_CTL=${FERROVS_CTL:-$(dirname "${FERROVSD:-$root/target/release/ferrovsd}")/ferrovs-ctl}
-
 # ---------------------------------------------------------------- state and cleanup
 W=$(mktemp -d /tmp/fvb.XXXXXX)           # short: vhost-user socket paths must fit 108 bytes
 PFX=fvb$$                                 # DPDK --file-prefix of everything we start
@@ -139,18 +128,30 @@ RUNS=$W/runs.jsonl; : > "$RUNS"
 declare -a PIDS=()                        # every process we started (some already gone)
 GEN_FD=; SWTP_FD=; GEN_PID=; SWTP_PID=; OVSDB_PID=; SW_PID=; WATCHDOG=; FV_CTL=(); MEASURE_ARGS=(); SW_LOGS=()
 
-track() { PIDS+=("$1"); }
+starttime() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
+track() { PIDS+=("$1:$(starttime "$1")"); }   # pid:start time, so a recycled pid is never signalled
+owned() { # PID: one we started and that still is that process
+  local e
+  for e in "${PIDS[@]}"; do [ "${e%%:*}" = "$1" ] && [ "${e#*:}" = "$(starttime "$1")" ] && return 0; done
+  return 1
+}
 alive() { # PID: running and not a zombie
   [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" != Z ]
 }
-stop_pid() { # PID [GRACE_S]: SIGTERM, then SIGKILL after GRACE_S
-  local pid=$1 grace=${2:-10} i
-  alive "$pid" || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < grace * 10; i++)); do alive "$pid" || break; sleep 0.1; done
-  if alive "$pid"; then log "pid $pid ($(cat /proc/"$pid"/comm 2>/dev/null)) ignored SIGTERM: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; fi
+stop_pid() { # PID [GRACE_S]: SIGTERM, then SIGKILL after GRACE_S; only processes we started
+  local pid=${1:-} grace=${2:-10} i
+  [ -n "$pid" ] && owned "$pid" || return 0
+  if alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < grace * 10; i++)); do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then log "pid $pid ($(cat /proc/"$pid"/comm 2>/dev/null)) ignored SIGTERM: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; fi
+  fi
   wait "$pid" 2>/dev/null || true
 }
+# Runs a command in the background and waits for it: bash runs the INT/TERM
+# traps at once while in `wait`, whereas a foreground child (e.g. under
+# `timeout`, which has its own process group) would delay or swallow Ctrl-C.
+bg_wait() { "$@" & local p=$!; track "$p"; wait "$p"; }
 dpdk_leftovers() { # removes what DPDK processes with our prefix may leave behind
   rm -rf /var/run/dpdk/"$PFX"-* 2>/dev/null || true
   local m
@@ -164,7 +165,7 @@ cleanup() {
   [ -n "$GEN_FD" ] && { echo quit >&"$GEN_FD"; exec {GEN_FD}>&-; } 2>/dev/null
   [ -n "$SWTP_FD" ] && { echo quit >&"$SWTP_FD"; exec {SWTP_FD}>&-; } 2>/dev/null
   local i
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}" 5; done
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]%%:*}" 5; done
   dpdk_leftovers
   if [ "$KEEP" = 1 ]; then log "work dir kept: $W"; else rm -rf "$W"; fi
   exit "$rc"
@@ -409,10 +410,11 @@ run_one() { # SWITCH SIZE REP ATTEMPT: appends one JSON line to $RUNS; 1 if the 
   fi
   if [ -z "$fail" ]; then
     nap "$WARMUP"
-    line=$(timeout $((DURATION + 60)) python3 "$here/measure.py" switch="$sw" size="$size" rep="$rep" \
+    bg_wait timeout $((DURATION + 60)) python3 "$here/measure.py" switch="$sw" size="$size" rep="$rep" \
       attempt="$attempt" duration="$DURATION" mhz="$MHZ" min_share="$MIN_SHARE" sw_cpu="$SW_CPU" \
       sw_pid="$SW_PID" sw_tid="$SW_TID" gen_pid="$GEN_PID" gen_tid="$GEN_TID" \
-      gen_fifo="$W/GEN.in" gen_log="$W/GEN.log" base_sw="$BASE_SW" base_gen="$BASE_GEN" "${MEASURE_ARGS[@]}") || line=
+      gen_fifo="$W/GEN.in" gen_log="$W/GEN.log" base_sw="$BASE_SW" base_gen="$BASE_GEN" "${MEASURE_ARGS[@]}" \
+      > "$W/measure.out" && line=$(cat "$W/measure.out") || line=
     [ -n "$line" ] || fail="measurement timed out"
     if [ -n "$line" ]; then
       local post; post=$("post_$sw" 2>/dev/null || echo '{}')
@@ -440,6 +442,17 @@ run_one() { # SWITCH SIZE REP ATTEMPT: appends one JSON line to $RUNS; 1 if the 
 }
 
 # ---------------------------------------------------------------- main
+# ferrovsd: explicit binaries, or build. Copies are run, so a concurrent
+# `cargo build` cannot swap the binary under a measurement.
+if [ -z "${FERROVSD:-}" ] && [[ " $SWITCHES " == *" ferrovsd "* ]]; then
+  command -v cargo >/dev/null || die "cargo not found (install Rust), or set FERROVSD= and FERROVS_CTL="
+  log "building ferrovsd (cargo build --release)"
+  bg_wait timeout 1800 cargo build --manifest-path "$root/Cargo.toml" --release --bin ferrovsd --bin ferrovs-ctl >&2 ||
+    die "cargo build --release failed; fix the build or set FERROVSD=/path/ferrovsd FERROVS_CTL=/path/ferrovs-ctl"
+  FERROVSD=$root/target/release/ferrovsd
+fi
+FERROVS_CTL=${FERROVS_CTL:-$(dirname "${FERROVSD:-$root/target/release/ferrovsd}")/ferrovs-ctl}
+
 if [[ " $SWITCHES " == *" ferrovsd "* ]]; then
   [ -x "$FERROVSD" ] || die "ferrovsd not found at $FERROVSD (cargo build --release, or set FERROVSD=)"
   [ -x "$FERROVS_CTL" ] || die "ferrovs-ctl not found at $FERROVS_CTL (set FERROVS_CTL=)"

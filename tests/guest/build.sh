@@ -15,9 +15,15 @@ stamp="$out/.built-$(sha1sum "$here/build.sh" "$here/init.sh" | sha1sum | cut -c
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"; cd "$work"
-kpkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-[ -n "$kpkg" ] || { echo "cannot resolve linux-image-cloud-amd64 (apt-get update?)" >&2; exit 1; }
-apt-get download "$kpkg" busybox-static >/dev/null
+resolve() { apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+kpkg=$(resolve)
+if [ -z "$kpkg" ]; then
+  # No package lists yet on a fresh machine.
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq; else sudo apt-get update -qq; fi
+  kpkg=$(resolve)
+fi
+[ -n "$kpkg" ] || { echo "cannot resolve linux-image-cloud-amd64 from Debian's package lists" >&2; exit 1; }
+apt-get download "$kpkg" busybox-static >/dev/null 2>&1 || apt-get download "$kpkg" busybox-static
 dpkg -x "$kpkg"_*.deb k
 dpkg -x busybox-static_*.deb b
 

@@ -191,6 +191,18 @@ impl SplitRing {
         self.used_idx = self.used_idx.wrapping_add(1);
     }
 
+    /// A dropped frame's buffers go back to the guest empty (len 0), never
+    /// with a truncated frame in them.
+    fn empty_used_since(&mut self, from: u16) {
+        let mut i = from;
+        while i != self.used_idx {
+            let slot = (i & (self.size - 1)) as usize;
+            // SAFETY: slot < size, inside the translated used area (see push_used).
+            unsafe { ptr::write_volatile(self.used.cast::<u8>().add(8 + 8 * slot).cast::<u32>(), 0) };
+            i = i.wrapping_add(1);
+        }
+    }
+
     /// Publishes the used entries of this burst and says whether the guest
     /// wants an interrupt for them.
     #[inline]
@@ -398,12 +410,13 @@ impl SplitRing {
         let mut num_buffers: u16 = 0;
         let mut hdr_ptr: *mut u8 = ptr::null_mut();
         let mut header = [0u8; 12];
+        let first_used = self.used_idx;
         while pos < total {
-            if *avail == 0 {
-                return Err(None);
-            }
             if num_buffers > 0 && !self.features.mrg_rxbuf {
                 break;
+            }
+            if *avail == 0 {
+                return Err(None);
             }
             *avail -= 1;
             let head = self.avail_entry(self.last_avail);
@@ -421,10 +434,14 @@ impl SplitRing {
             if head < self.size {
                 self.push_used(chunk.head, chunk.len);
             }
-            res.map_err(Some)?;
+            if let Err(reason) = res {
+                self.empty_used_since(first_used);
+                return Err(Some(reason));
+            }
             num_buffers += 1;
         }
         if pos < total {
+            self.empty_used_since(first_used);
             return Err(Some(DropReason::Oversized));
         }
         if self.features.mrg_rxbuf || hdr_len == 12 {
