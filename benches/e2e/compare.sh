@@ -474,7 +474,7 @@ json.dump({
     "repeats": $REPEATS, "duration_s": $DURATION, "warmup_s": $WARMUP, "sizes": "$SIZES".split(),
     "switches": "$SWITCHES".split(), "min_share": $MIN_SHARE, "retries": $RETRIES,
     "tsc_mhz": float("$MHZ"), "switch_cpu": $SW_CPU, "generator_cpu": $GEN_CPU,
-    "switch_memory": "hugepages-2048kB" if "$HUGE" == "on" else "normal pages",
+    "switch_memory": {"ferrovsd+testpmd": "hugepages-2048kB" if "$HUGE" == "on" else "normal pages", "ovs": "hugepages-2048kB (--in-memory)"},
     "generator_memory": "--no-huge -m 1024 (memfd, 4 KiB pages)",
     "cpu": sh("awk -F: '/model name/ {print \$2; exit}' /proc/cpuinfo"), "kernel": os.uname().release,
     "dpdk": sh("dpkg-query -W -f='\${Version}' dpdk-dev"),
