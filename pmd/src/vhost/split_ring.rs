@@ -198,7 +198,9 @@ impl SplitRing {
         while i != self.used_idx {
             let slot = (i & (self.size - 1)) as usize;
             // SAFETY: slot < size, inside the translated used area (see push_used).
-            unsafe { ptr::write_volatile(self.used.cast::<u8>().add(8 + 8 * slot).cast::<u32>(), 0) };
+            unsafe {
+                ptr::write_volatile(self.used.cast::<u8>().add(8 + 8 * slot).cast::<u32>(), 0)
+            };
             i = i.wrapping_add(1);
         }
     }

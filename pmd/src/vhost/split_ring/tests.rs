@@ -567,7 +567,11 @@ fn without_mergeable_buffers_a_small_buffer_is_oversized() {
     let mut b = batch_of(&mut f, &[frame(1400, 1)]);
     assert_eq!(r.enqueue(&f.mem, &mut f.cache, &mut b, &f.stats).0, 0);
     assert_eq!(f.stats.drops(DropReason::Oversized), 1);
-    assert_eq!(used_elem(&f, &q, 0), (0, 0), "the buffer goes back empty, not with a truncated frame");
+    assert_eq!(
+        used_elem(&f, &q, 0),
+        (0, 0),
+        "the buffer goes back empty, not with a truncated frame"
+    );
 }
 
 #[test]
