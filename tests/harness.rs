@@ -195,6 +195,17 @@ impl Ferrovsd {
         }
     }
 
+    /// Names of the bridge's ports, in port-number order (from `show`).
+    pub fn port_names(&self) -> Vec<String> {
+        let show = self.ok("show", json!({}));
+        show["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// Sum of the switch's own drops (runt, same_port, no_buffer) over PMDs.
     pub fn datapath_drops(&self) -> u64 {
         let r = self.ok("pmd-stats", json!({}));
@@ -258,6 +269,17 @@ pub struct PortCounters {
     pub tx_dropped: u64,
     pub rx_drops: Vec<(String, u64)>,
     pub tx_drops: Vec<(String, u64)>,
+}
+
+impl PortCounters {
+    /// Transmit drops counted with `reason` (0 when none).
+    pub fn tx_drop(&self, reason: &str) -> u64 {
+        self.tx_drops
+            .iter()
+            .filter(|d| d.0 == reason)
+            .map(|d| d.1)
+            .sum()
+    }
 }
 
 /// One dpdk-testpmd with one virtio-user port on a ferrovsd socket, driven

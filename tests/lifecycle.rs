@@ -46,13 +46,7 @@ fn ports_are_added_and_removed_while_traffic_flows() {
     sw.ok("del-port", json!({ "name": "extra" }));
     delivered_grows(&sw, "vhost1", 0.5);
 
-    let show = sw.ok("show", json!({}));
-    let names: Vec<_> = show["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap().to_string())
-        .collect();
+    let names = sw.port_names();
     assert_eq!(names, vec!["vhost0", "vhost1"]);
     assert!(sw.request("del-port", json!({ "name": "vhost2" }))["error"]
         .as_str()

@@ -174,19 +174,9 @@ fn a_guest_that_stops_reading_does_not_stall_the_others() {
     let before = rate(2.0);
     c.cmd("stop"); // C's driver no longer empties its receive ring
     std::thread::sleep(Duration::from_millis(300));
-    let c_full0 = sw
-        .port("vhost2")
-        .tx_drops
-        .iter()
-        .find(|d| d.0 == "ring_full")
-        .map_or(0, |d| d.1);
+    let c_full0 = sw.port("vhost2").tx_drop("ring_full");
     let after = rate(2.0);
-    let c_full1 = sw
-        .port("vhost2")
-        .tx_drops
-        .iter()
-        .find(|d| d.0 == "ring_full")
-        .map_or(0, |d| d.1);
+    let c_full1 = sw.port("vhost2").tx_drop("ring_full");
     a.cmd("stop");
     eprintln!("B received {before:.0} pps before C stopped reading, {after:.0} pps after");
     assert!(

@@ -182,13 +182,7 @@ fn client_mode_survives_a_switch_restart_without_guest_reboot() {
     );
     ping_clean(&b, "10.0.0.1", 3);
     // The runtime port came back from the state file.
-    let show = sw.ok("show", json!({}));
-    let names: Vec<_> = show["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap().to_string())
-        .collect();
+    let names = sw.port_names();
     assert!(names.contains(&"extra".to_string()), "{names:?}");
     assert!(sw.run_dir.join("extra.sock").exists());
 }
@@ -230,20 +224,10 @@ fn jumbo_frames_pass_and_oversized_frames_are_counted() {
     assert!(out.contains("5 packets received"), "{out}");
     // 10.0.0.3 sits behind a 1500-byte port: small pings pass, jumbo ones are dropped.
     ping_clean(&guests[0], "10.0.0.3", 2);
-    let before = sw
-        .port("vhost2")
-        .tx_drops
-        .iter()
-        .find(|d| d.0 == "mtu_exceeded")
-        .map_or(0, |d| d.1);
+    let before = sw.port("vhost2").tx_drop("mtu_exceeded");
     let (_, out) = guests[0].sh("ping -c 3 -i 0.3 -W 1 -s 8000 10.0.0.3", CMD);
     assert!(out.contains("0 packets received"), "{out}");
-    let after = sw
-        .port("vhost2")
-        .tx_drops
-        .iter()
-        .find(|d| d.0 == "mtu_exceeded")
-        .map_or(0, |d| d.1);
+    let after = sw.port("vhost2").tx_drop("mtu_exceeded");
     assert!(
         after >= before + 3,
         "mtu_exceeded drops on vhost2: {before} -> {after}"
@@ -252,22 +236,22 @@ fn jumbo_frames_pass_and_oversized_frames_are_counted() {
     assert_eq!(show["ports"][0]["mtu"], "9000");
 }
 
-/// Multiqueue: guests with 2 vCPUs and 2 queue pairs on ports with n-rxq = 2,
-/// two PMD cores; the queues spread over both cores and traffic flows.
-#[test]
-fn multiqueue_guests_spread_over_two_pmds() {
-    if std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        < 2
-    {
-        panic!("needs 2 CPUs");
-    }
-    let _g = serial();
-    let dir = TempDir::new("vmmq");
+/// Two guests on ports offering 2 queue pairs (`n-rxq = 2`), ferrovsd with
+/// PMDs on CPUs 0 and 1 (round-robin placement); `vcpus` 0 = one per queue pair.
+fn two_pmds_two_queue_pairs(tag: &str, vcpus: u16) -> (TempDir, Ferrovsd, Vec<Guest>) {
+    assert!(
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            >= 2,
+        "multiqueue tests need 2 CPUs"
+    );
+    let dir = TempDir::new(tag);
     let mut cfg = String::from("[pmd]\nsleep-max = 200\nrxq-assign = \"roundrobin\"\n");
     for i in 0..2 {
-        cfg.push_str(&format!("[[port]]\nname = \"vhost{i}\"\ntype = \"vhost-user\"\npath = \"vhost{i}.sock\"\nn-rxq = 2\n"));
+        cfg.push_str(&format!(
+            "[[port]]\nname = \"vhost{i}\"\ntype = \"vhost-user\"\npath = \"vhost{i}.sock\"\nn-rxq = 2\n"
+        ));
     }
     let sw = Ferrovsd::start_on(dir.path(), Some(&cfg), "0-1");
     let guests: Vec<Guest> = (0..2u8)
@@ -278,12 +262,22 @@ fn multiqueue_guests_spread_over_two_pmds() {
                 i + 1,
             );
             c.queues = 2;
+            c.vcpus = vcpus;
             Guest::start(c)
         })
         .collect();
     for g in &guests {
         g.wait_ready(1, BOOT);
     }
+    (dir, sw, guests)
+}
+
+/// Multiqueue: guests with 2 vCPUs and 2 queue pairs on ports with n-rxq = 2,
+/// two PMD cores; the queues spread over both cores and traffic flows.
+#[test]
+fn multiqueue_guests_spread_over_two_pmds() {
+    let _g = serial();
+    let (_dir, sw, guests) = two_pmds_two_queue_pairs("vmmq", 0);
     ping_clean(&guests[0], "10.0.0.2", 5);
     let (_, q) = guests[0].sh("ls /sys/class/net/eth0/queues/", CMD);
     assert!(
@@ -332,27 +326,7 @@ fn multiqueue_guests_spread_over_two_pmds() {
 #[test]
 fn queues_the_guest_never_enabled_strand_nothing() {
     let _g = serial();
-    let dir = TempDir::new("vmmq1");
-    let mut cfg = String::from("[pmd]\nsleep-max = 200\nrxq-assign = \"roundrobin\"\n");
-    for i in 0..2 {
-        cfg.push_str(&format!("[[port]]\nname = \"vhost{i}\"\ntype = \"vhost-user\"\npath = \"vhost{i}.sock\"\nn-rxq = 2\n"));
-    }
-    let sw = Ferrovsd::start_on(dir.path(), Some(&cfg), "0-1");
-    let guests: Vec<Guest> = (0..2u8)
-        .map(|i| {
-            let mut c = GuestConfig::new(
-                &format!("g{i}"),
-                &sw.port_socket(&format!("vhost{i}")),
-                i + 1,
-            );
-            c.queues = 2;
-            c.vcpus = 1;
-            Guest::start(c)
-        })
-        .collect();
-    for g in &guests {
-        g.wait_ready(1, BOOT);
-    }
+    let (_dir, sw, guests) = two_pmds_two_queue_pairs("vmmq1", 1);
     // Frames sent while a guest was still booting may be dropped as not_ready;
     // from here on, with both drivers up, nothing may be lost.
     ping_clean(&guests[0], "10.0.0.2", 2);
