@@ -22,7 +22,8 @@ struct Args {
     /// Print the daemon's reply as JSON (for scripts).
     #[arg(long)]
     json: bool,
-    /// show | add-port | del-port | fdb-show | fdb-flush | port-stats | pmd-stats | pmd-stats-clear
+    /// show | add-port | del-port | fdb-show | fdb-flush | port-stats | pmd-stats | pmd-stats-clear |
+    /// pmd-rxq-show | pmd-rxq-rebalance
     command: String,
     /// Positional NAME, then key=value pairs.
     args: Vec<String>,

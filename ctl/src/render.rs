@@ -6,6 +6,7 @@ use std::fmt::Write;
 pub const COMMANDS_HELP: &str = "Commands:
   show                                   bridge, ports, negotiated features, PMD cores and queues
   add-port NAME type=vhost-user path=SOCKET [mode=server|client] [mac=MAC]
+           [tx-retries-max=N] [mtu-request=N] [n-rxq=N] [pmd-rxq-affinity=Q:CORE,...]
   del-port NAME
   fdb-show | fdb-flush                   learned MAC table
   port-stats [NAME]                      rx/tx packets, bytes, drops by reason, per queue
