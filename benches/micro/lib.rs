@@ -14,9 +14,32 @@ pub const BUFS: u64 = 0x10_0000;
 pub struct FakeTxRing {
     pub mem: GuestMem,
     avail_idx: u16,
+    /// Descriptors per chain.
+    chain: u16,
 }
 
 impl FakeTxRing {
+    /// A guest receive ring: every descriptor one writable 2048-byte buffer.
+    pub fn new_rx() -> FakeTxRing {
+        let gm = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x100_0000)]).unwrap();
+        for i in 0..QSIZE {
+            let d = 16 * i as u64;
+            gm.write_obj(BUFS + 0x800 * i as u64, GuestAddress(d))
+                .unwrap();
+            gm.write_obj(2048u32, GuestAddress(d + 8)).unwrap();
+            gm.write_obj(
+                pmd::vhost::split_ring::VRING_DESC_F_WRITE,
+                GuestAddress(d + 12),
+            )
+            .unwrap();
+        }
+        FakeTxRing {
+            mem: GuestMem::from_mmap(gm),
+            avail_idx: 0,
+            chain: 1,
+        }
+    }
+
     /// Every descriptor pair (2i, 2i+1) is a 12-byte header + a `frame_len` frame.
     pub fn new(frame_len: u32) -> FakeTxRing {
         let gm = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x100_0000)]).unwrap();
@@ -36,6 +59,7 @@ impl FakeTxRing {
         FakeTxRing {
             mem: GuestMem::from_mmap(gm),
             avail_idx: 0,
+            chain: 2,
         }
     }
 
@@ -72,7 +96,7 @@ impl FakeTxRing {
             .cast::<u16>();
         for _ in 0..n {
             let slot = self.avail_idx % QSIZE;
-            let head = (self.avail_idx % (QSIZE / 2)) * 2;
+            let head = (self.avail_idx % (QSIZE / self.chain)) * self.chain;
             // SAFETY: slot < QSIZE, inside the avail ring translated above.
             unsafe { avail.add(2 + slot as usize).write_volatile(head) };
             self.avail_idx = self.avail_idx.wrapping_add(1);

@@ -1,5 +1,6 @@
-//! Guest TX ring walk, burst of 32 chains (header + 64 B frame): our burst
-//! walker against virtio-queue's reference accessors on the same memory.
+//! Ring walks, bursts of 32: guest TX (header + frame chains) with our burst
+//! walker against virtio-queue's reference accessors on the same memory, and
+//! guest RX (our enqueue into 2 KiB mergeable buffers).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ferrovs_benches::{FakeTxRing, AVAIL, DESC, QSIZE, USED};
@@ -51,6 +52,26 @@ fn bench(c: &mut Criterion) {
                     q.add_used(m, head, 0).unwrap();
                     n += 1;
                 }
+                assert_eq!(n, BURST);
+            })
+        });
+    }
+    for len in [64usize, 1514] {
+        let mut fake = FakeTxRing::new_rx();
+        let mut ring = fake.ring();
+        let mut cache = PoolCache::new(Pool::new(4096, true).unwrap());
+        let stats = QueueStats::default();
+        let frame = vec![0x5au8; len];
+        g.bench_function(format!("ferrovs_enqueue/{len}B"), |b| {
+            b.iter(|| {
+                fake.offer(BURST as u16);
+                let mut batch = Batch::new();
+                for _ in 0..BURST {
+                    let mut m = cache.alloc().unwrap();
+                    m.fill(&frame);
+                    let _ = batch.push(m);
+                }
+                let (n, _) = ring.enqueue(&fake.mem, &mut cache, &mut batch, &stats);
                 assert_eq!(n, BURST);
             })
         });
