@@ -187,10 +187,7 @@ fn show(bridge: &Bridge) -> Value {
         .enumerate()
         .map(|(i, p)| {
             let queues: Vec<Value> = snap
-                .poll
-                .get(i)
-                .map(|l| l.as_slice())
-                .unwrap_or(&[])
+                .poll_list(i)
                 .iter()
                 .map(|q| json!({ "port": snap.ports[q.slot as usize].name, "queue": q.qid }))
                 .collect();
@@ -288,7 +285,7 @@ fn pmd_rxq_show(bridge: &Bridge) -> Value {
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let list = snap.poll.get(i).map(|l| l.as_slice()).unwrap_or(&[]);
+            let list = snap.poll_list(i);
             let cycles: Vec<u64> = list
                 .iter()
                 .map(|q| {

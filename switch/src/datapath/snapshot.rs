@@ -149,6 +149,11 @@ impl Snapshot {
         }
     }
 
+    /// The rx queues PMD `pmd` polls (empty for an unknown PMD).
+    pub fn poll_list(&self, pmd: usize) -> &[RxqRef] {
+        self.poll.get(pmd).map(Vec::as_slice).unwrap_or(&[])
+    }
+
     #[inline]
     pub fn slot(&self, port_no: u16) -> Option<usize> {
         match self.slot_of.get(port_no as usize) {
