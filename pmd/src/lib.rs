@@ -8,6 +8,7 @@ pub mod port;
 pub mod ring;
 pub mod sync;
 pub mod vhost;
+pub mod virtio;
 
 pub use mbuf::{Batch, Mbuf, Pool, PoolCache, BURST};
 pub use port::{DropReason, Port, QueueStats};

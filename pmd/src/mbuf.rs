@@ -78,6 +78,16 @@ impl Mbuf {
         unsafe { self.0.as_ptr().cast::<u8>().add(off) }
     }
 
+    /// Address of the first byte of frame data; `headroom()` bytes before it
+    /// belong to this buffer too (drivers put device headers there).
+    pub fn data_addr(&self) -> usize {
+        self.0.as_ptr() as usize + HDR_SIZE + self.hdr().data_off as usize
+    }
+
+    pub fn headroom(&self) -> usize {
+        self.hdr().data_off as usize
+    }
+
     pub fn data(&self) -> &[u8] {
         let off = HDR_SIZE + self.hdr().data_off as usize;
         // SAFETY: len <= capacity, so the slice lies inside this buffer, which
@@ -194,7 +204,13 @@ impl Pool {
         Mbuf(NonNull::new(p.cast()).expect("region pointer is non-null"))
     }
 
-    fn owns(&self, m: &Mbuf) -> bool {
+    /// The memory every buffer of this pool lives in (shared with
+    /// vhost-user backends by the virtio-user driver).
+    pub fn region(&self) -> &Region {
+        &self.region
+    }
+
+    pub fn owns(&self, m: &Mbuf) -> bool {
         let base = self.region.as_ptr() as usize;
         let p = m.0.as_ptr() as usize;
         p >= base && p < base + self.count as usize * self.buf_size

@@ -1,6 +1,11 @@
-//! Packet memory regions: anonymous 2 MiB hugepages when the kernel has them
-//! reserved, normal pages otherwise (with one warning per process).
+//! Packet memory regions: 2 MiB hugepages when the kernel has them reserved,
+//! normal pages otherwise (with one warning per process).
+//!
+//! Every region is a shared mapping of its own memfd, so the virtio-user
+//! driver can hand it to a vhost-user backend (SET_MEM_TABLE) and the
+//! backend reads our packet buffers in place, as DPDK's memfd segments allow.
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::Once;
 
@@ -22,11 +27,12 @@ impl PageKind {
     }
 }
 
-/// An owned, zero-filled, private mapping. Unmapped on drop.
+/// An owned, zero-filled mapping of a memfd. Unmapped on drop.
 pub struct Region {
     ptr: NonNull<u8>,
     len: usize,
     kind: PageKind,
+    fd: OwnedFd,
 }
 
 // SAFETY: the region is plain memory owned by this value; users synchronise
@@ -49,11 +55,12 @@ impl Region {
     pub fn new(len: usize, allow_huge: bool) -> Result<Region, MemError> {
         let len = len.div_ceil(HUGEPAGE_SIZE) * HUGEPAGE_SIZE;
         if allow_huge {
-            if let Some(ptr) = map(len, libc::MAP_HUGETLB | (21 << libc::MAP_HUGE_SHIFT)) {
+            if let Some((ptr, fd)) = map(len, libc::MFD_HUGETLB | libc::MFD_HUGE_2MB) {
                 return Ok(Region {
                     ptr,
                     len,
                     kind: PageKind::Huge2M,
+                    fd,
                 });
             }
             FALLBACK_WARNING.call_once(|| {
@@ -65,10 +72,11 @@ impl Region {
             });
         }
         match map(len, 0) {
-            Some(ptr) => Ok(Region {
+            Some((ptr, fd)) => Ok(Region {
                 ptr,
                 len,
                 kind: PageKind::Normal,
+                fd,
             }),
             None => Err(MemError::Map {
                 len,
@@ -92,25 +100,48 @@ impl Region {
     pub fn kind(&self) -> PageKind {
         self.kind
     }
+
+    /// The memfd behind the mapping (offset 0 is `as_ptr()`).
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// True when `[addr, addr+len)` lies inside this region.
+    pub fn contains(&self, addr: usize, len: usize) -> bool {
+        let base = self.ptr.as_ptr() as usize;
+        addr >= base && len <= self.len && addr - base <= self.len - len
+    }
 }
 
-fn map(len: usize, extra_flags: i32) -> Option<NonNull<u8>> {
-    // SAFETY: an anonymous private mapping with no address hint has no
-    // preconditions; the result is checked against MAP_FAILED.
+fn map(len: usize, memfd_flags: libc::c_uint) -> Option<(NonNull<u8>, OwnedFd)> {
+    // SAFETY: the name is a NUL-terminated literal; the result is checked.
+    let raw = unsafe { libc::memfd_create(c"ferrovs-pkt".as_ptr(), libc::MFD_CLOEXEC | memfd_flags) };
+    if raw < 0 {
+        return None;
+    }
+    // SAFETY: memfd_create just returned this descriptor and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: plain syscall on a descriptor we own.
+    if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
+        return None;
+    }
+    // SAFETY: a shared mapping of our own memfd with no address hint; the
+    // result is checked against MAP_FAILED. Hugetlb mappings fail here (not
+    // later with SIGBUS) when the reserved pages do not cover `len`.
     let p = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE | extra_flags,
-            -1,
+            libc::MAP_SHARED | libc::MAP_POPULATE,
+            fd.as_raw_fd(),
             0,
         )
     };
     if p == libc::MAP_FAILED {
         return None;
     }
-    NonNull::new(p.cast())
+    NonNull::new(p.cast()).map(|p| (p, fd))
 }
 
 impl Drop for Region {
@@ -142,5 +173,23 @@ mod tests {
     fn huge_request_falls_back_or_succeeds() {
         let r = Region::new(HUGEPAGE_SIZE, true).unwrap();
         assert!(matches!(r.kind(), PageKind::Huge2M | PageKind::Normal));
+    }
+
+    #[test]
+    fn region_is_shareable_through_its_fd() {
+        let r = Region::new(4096, false).unwrap();
+        // SAFETY: within the mapping.
+        unsafe { *r.as_ptr().add(4000) = 42 };
+        // SAFETY: a second shared mapping of the same memfd, unmapped below.
+        let q = unsafe {
+            libc::mmap(std::ptr::null_mut(), r.len(), libc::PROT_READ, libc::MAP_SHARED, r.fd(), 0)
+        };
+        assert_ne!(q, libc::MAP_FAILED);
+        // SAFETY: q maps r.len() bytes.
+        assert_eq!(unsafe { *q.cast::<u8>().add(4000) }, 42);
+        // SAFETY: q came from mmap above.
+        unsafe { libc::munmap(q, r.len()) };
+        assert!(r.contains(r.as_ptr() as usize + 10, 100));
+        assert!(!r.contains(r.as_ptr() as usize + r.len() - 10, 100));
     }
 }
