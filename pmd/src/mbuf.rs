@@ -312,6 +312,8 @@ impl Drop for PoolCache {
 /// Up to [`BURST`] buffers, moved through the packet path without allocation.
 pub struct Batch {
     len: usize,
+    /// Most buffers the batch takes (BURST unless a smaller burst was asked for).
+    limit: usize,
     slots: [Option<Mbuf>; BURST],
 }
 
@@ -319,6 +321,7 @@ impl Default for Batch {
     fn default() -> Self {
         Batch {
             len: 0,
+            limit: BURST,
             slots: std::array::from_fn(|_| None),
         }
     }
@@ -328,6 +331,13 @@ impl Batch {
     pub fn new() -> Batch {
         Batch::default()
     }
+    /// A batch that holds at most `limit` (1..=BURST) buffers.
+    pub fn with_limit(limit: usize) -> Batch {
+        Batch {
+            limit: limit.clamp(1, BURST),
+            ..Batch::default()
+        }
+    }
     pub fn len(&self) -> usize {
         self.len
     }
@@ -335,14 +345,14 @@ impl Batch {
         self.len == 0
     }
     pub fn is_full(&self) -> bool {
-        self.len == BURST
+        self.len >= self.limit
     }
     pub fn room(&self) -> usize {
-        BURST - self.len
+        self.limit.saturating_sub(self.len)
     }
     /// Appends a buffer; gives it back if the batch is full.
     pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
-        if self.len == BURST {
+        if self.len >= self.limit {
             return Err(m);
         }
         self.slots[self.len] = Some(m);

@@ -153,4 +153,10 @@ pub trait Port: Send + Sync {
     fn info(&self) -> PortInfo;
     /// Called once when the port is removed from the switch.
     fn shutdown(&self) {}
+    /// Interrupt mode for idle receivers: sleeps until queue `qid` may have
+    /// packets or `timeout` passes. Drivers without a notification channel
+    /// return false at once and the caller keeps polling.
+    fn wait_rx(&self, _qid: usize, _timeout: std::time::Duration) -> bool {
+        false
+    }
 }

@@ -33,6 +33,17 @@ impl RingPort {
         (Arc::new(a), Arc::new(b))
     }
 
+    /// A port whose transmissions come back on its own receive queue.
+    pub fn loopback(depth: usize) -> Arc<RingPort> {
+        let q = Arc::new(ArrayQueue::new(depth));
+        Arc::new(RingPort {
+            rx: q.clone(),
+            tx: q,
+            rx_stats: QueueStats::default(),
+            tx_stats: QueueStats::default(),
+        })
+    }
+
     /// Frees whatever is still queued towards this port (test teardown).
     pub fn drain(&self, cache: &mut PoolCache) {
         while let Some(m) = self.rx.pop() {

@@ -1,0 +1,444 @@
+//! ferrovs-testpmd: DPDK testpmd's forwarding engines over ferrovs' own
+//! drivers, to measure a switch (ours or anyone's) from outside.
+//!
+//! Streams are built as testpmd builds them: each port's receive queue k is
+//! forwarded to its topology peer's transmit queue k; streams are spread
+//! over pinned forwarding cores (`--lcores`), and the main thread only
+//! samples counters.
+
+mod engine;
+mod frame;
+mod latency;
+mod ports;
+mod report;
+mod stream;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use engine::{EngineSpec, Mode};
+use frame::FrameSpec;
+use latency::Histogram;
+use ports::Ports;
+use report::{median, Checked, LatencyReport, Monitor, PortReport, PortSample, Summary};
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stream::{Pacer, Stream, StreamCounters};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Topology {
+    /// Ports 0<->1, 2<->3 ...; an odd last port forwards to itself.
+    Paired,
+    /// Port i forwards to port i+1, the last to the first.
+    Chained,
+    /// Every port forwards to itself.
+    Loop,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum RxMode {
+    /// Busy-poll receive queues.
+    Poll,
+    /// Sleep on the driver's call eventfd when idle (virtio-user ports).
+    Interrupt,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "ferrovs-testpmd", version, about = "testpmd-style generator, sink and forwarder over ferrovs' drivers")]
+struct Args {
+    /// A port: virtio-user:path=SOCK[,queues=N,...] | vhost:path=SOCK[,client] | ring (repeatable)
+    #[arg(long = "port", value_name = "SPEC", required = true)]
+    ports: Vec<String>,
+    #[arg(long = "forward-mode", value_enum, default_value = "io")]
+    forward_mode: Mode,
+    /// Frame size in bytes (without CRC), for generating modes.
+    #[arg(long, default_value_t = 64)]
+    txpkts: usize,
+    /// Packets per burst (1..=32).
+    #[arg(long, default_value_t = 32)]
+    burst: usize,
+    /// CPUs for forwarding threads, e.g. "1" or "0-1" (default: the last CPU).
+    #[arg(long)]
+    lcores: Option<String>,
+    /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Stop after generating (txonly/flowgen) or receiving (other modes) this many packets.
+    #[arg(long = "nb-pkts")]
+    nb_pkts: Option<u64>,
+    /// Print the summary as one JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Seconds between statistics samples.
+    #[arg(long = "stats-period", default_value_t = 1.0)]
+    stats_period: f64,
+    /// No per-period lines (the summary is still printed).
+    #[arg(long)]
+    quiet: bool,
+    #[arg(long = "port-topology", value_enum, default_value = "paired")]
+    topology: Topology,
+    /// Destination MAC for frames sent on port N: "N,XX:XX:XX:XX:XX:XX" (repeatable).
+    #[arg(long = "eth-peer")]
+    eth_peer: Vec<String>,
+    /// Source and destination IPv4 of generated frames: SRC,DST.
+    #[arg(long = "tx-ip", default_value = "198.18.0.1,198.18.0.2")]
+    tx_ip: String,
+    /// Source and destination UDP ports of generated frames: SRC[,DST].
+    #[arg(long = "tx-udp", default_value = "9,9")]
+    tx_udp: String,
+    /// Distinct flows (default 1 for txonly, 1024 for flowgen).
+    #[arg(long)]
+    flows: Option<u32>,
+    /// Total generated packets per second (default: as fast as possible).
+    #[arg(long = "tx-pps")]
+    tx_pps: Option<f64>,
+    /// Stamp generated frames and report p50/p99/p99.9 latency of received ones.
+    #[arg(long)]
+    latency: bool,
+    #[arg(long = "total-num-mbufs", default_value_t = 32768)]
+    total_num_mbufs: u32,
+    /// Frame bytes per buffer.
+    #[arg(long = "mbuf-size", default_value_t = pmd::mbuf::DATA_ROOM)]
+    mbuf_size: usize,
+    /// Use normal pages even when hugepages are reserved.
+    #[arg(long = "no-huge")]
+    no_huge: bool,
+    #[arg(long = "rx-mode", value_enum, default_value = "poll")]
+    rx_mode: RxMode,
+    /// Seconds to wait for every port's link before starting.
+    #[arg(long = "link-wait", default_value_t = 10.0)]
+    link_wait: f64,
+    /// After a packet budget is spent, keep receiving this long (ms).
+    #[arg(long = "drain-ms", default_value_t = 300)]
+    drain_ms: u64,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+fn parse_cpus(s: &str) -> Result<Vec<usize>> {
+    let mut v = Vec::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (a.parse()?, b.parse()?);
+                if b < a {
+                    bail!("bad CPU range {part}");
+                }
+                v.extend(a..=b);
+            }
+            None => v.push(part.parse()?),
+        }
+    }
+    if v.is_empty() {
+        bail!("--lcores is empty");
+    }
+    Ok(v)
+}
+
+fn parse_pair<T: std::str::FromStr>(s: &str, what: &str) -> Result<(T, Option<T>)> {
+    let mut it = s.split(',');
+    let a = it.next().unwrap_or("").parse().ok().with_context(|| format!("bad {what} {s:?}"))?;
+    let b = match it.next() {
+        Some(x) => Some(x.parse().ok().with_context(|| format!("bad {what} {s:?}"))?),
+        None => None,
+    };
+    Ok((a, b))
+}
+
+fn peer_of(t: Topology, i: usize, n: usize) -> usize {
+    match t {
+        Topology::Paired => {
+            let p = i ^ 1;
+            if p < n {
+                p
+            } else {
+                i
+            }
+        }
+        Topology::Chained => (i + 1) % n,
+        Topology::Loop => i,
+    }
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("ferrovs-testpmd: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn run(a: Args) -> Result<()> {
+    if !(1..=pmd::BURST).contains(&a.burst) {
+        bail!("--burst must be 1..={}", pmd::BURST);
+    }
+    if a.txpkts < frame::MIN_FRAME || a.txpkts > a.mbuf_size {
+        bail!("--txpkts must be {}..={} (the buffer size)", frame::MIN_FRAME, a.mbuf_size);
+    }
+    let cpus = match &a.lcores {
+        Some(s) => parse_cpus(s)?,
+        None => vec![std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) - 1],
+    };
+    let (src_ip, dst_ip) = parse_pair::<std::net::Ipv4Addr>(&a.tx_ip, "--tx-ip")?;
+    let dst_ip = dst_ip.context("--tx-ip needs SRC,DST")?;
+    let (sport, dport) = parse_pair::<u16>(&a.tx_udp, "--tx-udp")?;
+    // SAFETY: installs an async-signal-safe handler that only stores an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+
+    let pool = pmd::Pool::with_data_room(a.total_num_mbufs, a.mbuf_size, !a.no_huge)?;
+    let ports = Ports::open(&a.ports, &pool)?;
+    let n = ports.list.len();
+    let mut eth_peer: Vec<[u8; 6]> = (0..n).map(|i| ports.list[peer_of(a.topology, i, n)].mac).collect();
+    for e in &a.eth_peer {
+        let (p, mac) = e.split_once(',').context("--eth-peer wants N,MAC")?;
+        let p: usize = p.parse().context("--eth-peer port")?;
+        if p >= n {
+            bail!("--eth-peer: no port {p}");
+        }
+        eth_peer[p] = ports::parse_mac(mac)?;
+    }
+
+    // Wait for links (virtio-user dials, vhost waits for its peer).
+    let t0 = Instant::now();
+    while !ports.list.iter().all(|p| p.port.link_up()) && !STOP.load(Ordering::Relaxed) {
+        if t0.elapsed().as_secs_f64() > a.link_wait {
+            eprintln!("ferrovs-testpmd: warning: not every link is up after {} s; starting anyway", a.link_wait);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // Streams: rx (port i, queue q) -> tx (peer(i), q).
+    let mut streams = Vec::new();
+    for i in 0..n {
+        let p = peer_of(a.topology, i, n);
+        let (rx, tx) = (&ports.list[i], &ports.list[p]);
+        for q in 0..rx.port.n_rxq() {
+            streams.push((i, q, p, q % tx.port.n_txq()));
+        }
+    }
+    let gen_streams = if a.forward_mode.generates() { streams.len() } else { 0 };
+    let flows = a.flows.unwrap_or(if a.forward_mode == Mode::Flowgen { 1024 } else { 1 });
+    let counters: Vec<Arc<StreamCounters>> = streams.iter().map(|_| Arc::default()).collect();
+    let mut per_core: Vec<Vec<(Stream, Box<dyn engine::Engine>)>> = (0..cpus.len()).map(|_| Vec::new()).collect();
+    for (k, &(ri, rq, ti, tq)) in streams.iter().enumerate() {
+        let spec = EngineSpec {
+            mode: a.forward_mode,
+            frame: FrameSpec {
+                size: a.txpkts,
+                src_mac: ports.list[ti].mac,
+                dst_mac: eth_peer[ti],
+                src_ip: src_ip.octets(),
+                dst_ip: dst_ip.octets(),
+                src_port: sport,
+                dst_port: dport.unwrap_or(sport),
+                flows,
+            },
+            latency: a.latency,
+            seed: 0x5eed + k as u64,
+        };
+        let budget = match (a.nb_pkts, gen_streams) {
+            (Some(total), g) if g > 0 => Some(total / g as u64 + u64::from((k as u64) < total % g as u64)),
+            _ => None,
+        };
+        let s = Stream {
+            rx: Arc::clone(&ports.list[ri].port),
+            rxq: rq,
+            tx: Arc::clone(&ports.list[ti].port),
+            txq: tq,
+            tx_mac: ports.list[ti].mac,
+            peer_mac: eth_peer[ti],
+            batch: pmd::Batch::with_limit(a.burst),
+            burst: a.burst,
+            counters: Arc::clone(&counters[k]),
+            latency: Histogram::default(),
+            budget,
+            pacer: a.tx_pps.filter(|_| gen_streams > 0).map(|pps| Pacer::new(pps / gen_streams as f64, a.burst)),
+        };
+        per_core[k % cpus.len()].push((s, engine::make(&spec)));
+    }
+
+    let quit = Arc::new(AtomicBool::new(false));
+    let interrupt = a.rx_mode == RxMode::Interrupt;
+    let mut threads = Vec::new();
+    for (c, work) in per_core.into_iter().enumerate() {
+        if work.is_empty() {
+            continue;
+        }
+        let cpu = cpus[c];
+        let pool = Arc::clone(&pool);
+        let quit = Arc::clone(&quit);
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("lcore{cpu}"))
+                .spawn(move || lcore(cpu, work, pool, quit, interrupt))?,
+        );
+    }
+
+    let live = std::io::stderr().is_terminal() && !a.quiet;
+    let mut mon = Monitor::new(&ports.list, live, a.quiet);
+    let base: Vec<PortSample> = ports.list.iter().map(PortSample::take).collect();
+    let start = Instant::now();
+    let period = Duration::from_secs_f64(a.stats_period.max(0.05));
+    let mut next = start + period;
+    let mut drained_at: Option<Instant> = None;
+    loop {
+        std::thread::sleep(Duration::from_millis(5));
+        let now = Instant::now();
+        let el = now.duration_since(start);
+        if now >= next {
+            next += period;
+            let c = sum_checked(&counters);
+            let extra = if c.good + c.bad > 0 {
+                format!("payload checks: {} good, {} bad", c.good, c.bad)
+            } else {
+                String::new()
+            };
+            mon.sample(&ports.list, el.as_secs_f64(), &extra);
+        }
+        if STOP.load(Ordering::Relaxed) || a.duration.is_some_and(|d| el.as_secs_f64() >= d) {
+            break;
+        }
+        if let Some(total) = a.nb_pkts {
+            let finished = if gen_streams > 0 {
+                counters.iter().all(|c| c.done.load(Ordering::Relaxed))
+            } else {
+                let rx: u64 = ports.list.iter().map(|p| PortSample::take(p).rx_packets).sum::<u64>()
+                    - base.iter().map(|b| b.rx_packets).sum::<u64>();
+                rx >= total
+            };
+            if finished {
+                let t = *drained_at.get_or_insert(now);
+                if gen_streams == 0 || now.duration_since(t) >= Duration::from_millis(a.drain_ms) {
+                    break;
+                }
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    quit.store(true, Ordering::Relaxed);
+    let mut lat = Histogram::default();
+    for t in threads {
+        if let Ok(h) = t.join() {
+            lat.merge(&h);
+        }
+    }
+    let end: Vec<PortSample> = ports.list.iter().map(PortSample::take).collect();
+    let mut reps = Vec::new();
+    for (i, p) in ports.list.iter().enumerate() {
+        let (e, b) = (&end[i], &base[i]);
+        let mut drops = e.drops.clone();
+        for (r, v) in drops.iter_mut() {
+            *v -= b.drops.get(r).copied().unwrap_or(0);
+        }
+        drops.retain(|_, v| *v > 0);
+        reps.push(PortReport {
+            port: i,
+            spec: p.spec.clone(),
+            kind: p.port.kind(),
+            link_up: p.port.link_up(),
+            rx_packets: e.rx_packets - b.rx_packets,
+            rx_bytes: e.rx_bytes - b.rx_bytes,
+            tx_packets: e.tx_packets - b.tx_packets,
+            tx_bytes: e.tx_bytes - b.tx_bytes,
+            rx_pps: (e.rx_packets - b.rx_packets) as f64 / secs,
+            tx_pps: (e.tx_packets - b.tx_packets) as f64 / secs,
+            rx_pps_median: median(&mon.rx_pps[i]),
+            tx_pps_median: median(&mon.tx_pps[i]),
+            drops,
+        });
+    }
+    let total_by_period = |v: &[Vec<f64>]| {
+        let periods = v.iter().map(|x| x.len()).min().unwrap_or(0);
+        let sums: Vec<f64> = (0..periods).map(|k| v.iter().map(|x| x[k]).sum()).collect();
+        median(&sums)
+    };
+    let summary = Summary {
+        forward_mode: a.forward_mode,
+        duration_s: secs,
+        burst: a.burst,
+        frame_size: a.txpkts,
+        rx_pps: reps.iter().map(|r| r.rx_pps).sum(),
+        tx_pps: reps.iter().map(|r| r.tx_pps).sum(),
+        rx_pps_median: total_by_period(&mon.rx_pps),
+        tx_pps_median: total_by_period(&mon.tx_pps),
+        ports: reps,
+        generated: counters.iter().map(|c| c.generated.load(Ordering::Relaxed)).sum(),
+        checked: sum_checked(&counters),
+        latency: LatencyReport::from(&lat),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        summary.print_text();
+    }
+    ports.close(&pool);
+    Ok(())
+}
+
+fn sum_checked(c: &[Arc<StreamCounters>]) -> Checked {
+    let mut t = Checked::default();
+    for s in c {
+        t.good += s.checked_good.load(Ordering::Relaxed);
+        t.bad += s.checked_bad.load(Ordering::Relaxed);
+        t.foreign += s.foreign.load(Ordering::Relaxed);
+    }
+    t
+}
+
+/// One forwarding core: run every stream's engine in turn until told to quit.
+fn lcore(
+    cpu: usize,
+    mut work: Vec<(Stream, Box<dyn engine::Engine>)>,
+    pool: Arc<pmd::Pool>,
+    quit: Arc<AtomicBool>,
+    interrupt: bool,
+) -> Histogram {
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+        eprintln!("ferrovs-testpmd: warning: cannot pin to CPU {cpu}");
+    }
+    let mut cache = pmd::PoolCache::new(pool);
+    let mut idle = 0u32;
+    let mut it = 0u32;
+    loop {
+        let mut busy = 0;
+        for (s, e) in work.iter_mut() {
+            busy += e.burst(s, &mut cache);
+        }
+        it = it.wrapping_add(1);
+        if it % 1024 == 0 && quit.load(Ordering::Relaxed) {
+            break;
+        }
+        if busy == 0 {
+            idle += 1;
+            if interrupt && idle > 64 {
+                let (s, _) = &work[0];
+                s.rx.wait_rx(s.rxq, Duration::from_millis(10));
+                idle = 0;
+            }
+        } else {
+            idle = 0;
+        }
+    }
+    // Return what the streams still hold.
+    let mut lat = Histogram::default();
+    for (s, _) in work.iter_mut() {
+        cache.free_batch(&mut s.batch);
+        lat.merge(&s.latency);
+    }
+    lat
+}
