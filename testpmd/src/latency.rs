@@ -28,7 +28,8 @@ fn index(v: u64) -> usize {
     if bits <= SUB_BITS {
         return v as usize;
     }
-    let shift = bits - SUB_BITS;
+    // Keep SUB_BITS + 1 significant bits: v >> shift is in [SUB, 2 * SUB).
+    let shift = bits - SUB_BITS - 1;
     ((shift as usize + 1) << SUB_BITS) + ((v >> shift) as usize - SUB)
 }
 
@@ -39,7 +40,7 @@ fn upper(i: usize) -> u64 {
     }
     let shift = (i >> SUB_BITS) as u32 - 1;
     let mant = (i & (SUB - 1)) as u64 + SUB as u64;
-    ((mant + 1) << shift) - 1
+    (((mant as u128 + 1) << shift) - 1).min(u64::MAX as u128) as u64
 }
 
 impl Histogram {
