@@ -7,6 +7,7 @@
 //! busy-polling processes at once would only measure the scheduler.
 
 pub mod guest;
+pub mod ovs;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -504,4 +505,100 @@ fn which(cmd: &str) -> bool {
 
 pub fn mac(i: u8) -> String {
     format!("02:00:00:00:00:{i:02x}")
+}
+
+/// Runs ferrovs-testpmd to completion with `args` (plus `--json --quiet`)
+/// and returns its summary. Killed after `timeout`; panics with its stderr
+/// if it fails.
+pub fn ferrovs_testpmd(args: &[String], timeout: Duration) -> Value {
+    let mut child = Command::new(bin("ferrovs-testpmd"))
+        .args(args)
+        .args(["--json", "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ferrovs-testpmd");
+    let err = {
+        let mut e = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = e.read_to_string(&mut s);
+            s
+        })
+    };
+    let mut out = child.stdout.take().unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ferrovs-testpmd {args:?} ran over {timeout:?}: {}", err.join().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut s = String::new();
+    out.read_to_string(&mut s).unwrap();
+    let err = err.join().unwrap();
+    assert!(status.success(), "ferrovs-testpmd {args:?} failed ({status}): {err}");
+    serde_json::from_str(&s).unwrap_or_else(|e| panic!("bad JSON from ferrovs-testpmd ({e}): {s}\n{err}"))
+}
+
+/// Starts ferrovs-testpmd in the background (for runs a test steers while
+/// they go on); the child is killed on drop.
+pub struct FerrovsTestpmd {
+    pub child: Option<Child>,
+    out: Arc<Mutex<String>>,
+}
+
+impl FerrovsTestpmd {
+    pub fn spawn(args: &[String]) -> FerrovsTestpmd {
+        let mut child = Command::new(bin("ferrovs-testpmd"))
+            .args(args)
+            .args(["--json", "--quiet"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ferrovs-testpmd");
+        let out = capture_output(&mut child);
+        FerrovsTestpmd {
+            child: Some(child),
+            out,
+        }
+    }
+
+    /// Waits for it to finish and parses the summary (stdout and stderr are
+    /// captured together; the JSON document is the part from the first '{').
+    pub fn finish(mut self, timeout: Duration) -> Value {
+        let mut child = self.child.take().unwrap();
+        let t0 = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if t0.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("ferrovs-testpmd ran over {timeout:?}: {}", self.out.lock().unwrap());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let text = self.out.lock().unwrap().clone();
+        assert!(status.success(), "ferrovs-testpmd failed ({status}): {text}");
+        let start = text.find("{\n").unwrap_or_else(|| panic!("no JSON in: {text}"));
+        let end = text.rfind("\n}").map(|i| i + 2).unwrap_or(text.len());
+        serde_json::from_str(&text[start..end]).unwrap_or_else(|e| panic!("bad JSON ({e}): {text}"))
+    }
+}
+
+impl Drop for FerrovsTestpmd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

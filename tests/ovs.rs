@@ -1,0 +1,1 @@
+//! OVS-DPDK fixture (placeholder: being written).
