@@ -7,6 +7,7 @@ use crate::datapath::Datapath;
 use crate::fdb::Fdb;
 use crate::state::StateFile;
 use pmd::vhost::{SocketMode, VhostControl, VhostPort, VhostPortConfig};
+use pmd::virtio::{VirtioPort, VirtioUserConfig};
 use pmd::Pool;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -193,6 +194,21 @@ impl Bridge {
                     }
                 }
                 Arc::new(sp)
+            }
+            PortKind::VirtioUser => {
+                if cfg.mode == Mode::Client || cfg.pmd_rxq_affinity.is_some() {
+                    return Err(BridgeError::Invalid(
+                        "virtio-user ports always connect to their backend: no mode or pmd-rxq-affinity".into(),
+                    ));
+                }
+                let mut vc = VirtioUserConfig::new(path);
+                vc.mac = mac;
+                vc.queue_pairs = cfg.n_rxq.unwrap_or(1);
+                vc.tx_retries_max = cfg.tx_retries_max;
+                // Our buffers are the backend's view of memory: share the
+                // switch's one pool so frames cross without a copy.
+                let vp = VirtioPort::start(vc, Arc::clone(&self.pool)).map_err(BridgeError::Invalid)?;
+                Arc::new(SwitchPort::new(no, cfg.name.clone(), vp, None))
             }
         };
         st.next_no += 1;

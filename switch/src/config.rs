@@ -199,7 +199,11 @@ fn is_default_tx_retries(n: &u32) -> bool {
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum PortKind {
+    /// ferrovsd is the vhost-user backend: a VM or DPDK virtio-user attaches.
     VhostUser,
+    /// ferrovsd is the virtio-user frontend of another vhost-user backend
+    /// (another switch, an appliance); it always connects to `path`.
+    VirtioUser,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 /// The command names, for `help` and for error messages.
 pub const COMMANDS: &[(&str, &str)] = &[
     ("show", "bridge, ports (type, socket, mode, state, negotiated features), PMD cores and their queues"),
-    ("add-port", "{name, type: \"vhost-user\", path, mode?: server|client, mac?} add a port at runtime"),
+    ("add-port", "{name, type: \"vhost-user\"|\"virtio-user\", path, mode?: server|client, mac?} add a port at runtime"),
     ("del-port", "{name} remove a port"),
     ("fdb-show", "learned MAC addresses"),
     ("fdb-flush", "forget every learned MAC"),
@@ -110,7 +110,8 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
     let name = str_arg(args, "name")?.to_string();
     let kind = match str_arg(args, "type")? {
         "vhost-user" => PortKind::VhostUser,
-        t => return Err(format!("unknown port type {t:?} (known: vhost-user)")),
+        "virtio-user" => PortKind::VirtioUser,
+        t => return Err(format!("unknown port type {t:?} (known: vhost-user, virtio-user)")),
     };
     let path = str_arg(args, "path")?.into();
     let mode = match args
@@ -170,7 +171,12 @@ fn show(bridge: &Bridge) -> Value {
                 json!(if sp.port.link_up() { "up" } else { "down" }),
             );
             for (k, v) in sp.port.info() {
-                o.insert(k.into(), json!(v));
+                let v = if k == "features" {
+                    json!(v.split(',').collect::<Vec<_>>())
+                } else {
+                    json!(v)
+                };
+                o.insert(k.into(), v);
             }
             if let Some(vp) = &sp.vhost {
                 o.insert("mac".into(), json!(format_mac(&vp.config.mac)));
