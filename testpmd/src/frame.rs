@@ -91,7 +91,13 @@ impl Generator {
             ip[2..4].copy_from_slice(&((size - ETH_HDR) as u16).to_be_bytes());
             ip[8] = 64;
             ip[9] = 17;
+            ip[12..16].copy_from_slice(&spec.src_ip);
+            ip[16..20].copy_from_slice(&spec.dst_ip);
+            let c = !fold(sum16(ip));
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
             let udp = &mut f[ETH_HDR + 20..PAYLOAD_OFF];
+            udp[0..2].copy_from_slice(&spec.src_port.to_be_bytes());
+            udp[2..4].copy_from_slice(&spec.dst_port.to_be_bytes());
             udp[4..6].copy_from_slice(&((size - ETH_HDR - 20) as u16).to_be_bytes());
             f[PAYLOAD_OFF..PAYLOAD_OFF + 2].copy_from_slice(&MAGIC);
             for b in &mut f[RANDOM_OFF..] {
@@ -116,40 +122,46 @@ impl Generator {
 
     /// Writes one frame of flow `flow` into `m`. `vary_dst` selects which
     /// address the flow number changes (flowgen: destination IP).
+    /// Hot path: a template copy and a few stores; checksums are updated
+    /// incrementally (RFC 1624), never recomputed.
     #[inline]
     pub fn fill(&mut self, m: &mut Mbuf, flow: u32, vary_dst: bool, now: u64) {
         let t = self.next_tpl;
-        self.next_tpl = (t + 1) % TEMPLATES;
-        let tpl = &self.templates[t];
-        m.fill(tpl);
+        self.next_tpl = if t + 1 == TEMPLATES { 0 } else { t + 1 };
+        m.fill(&self.templates[t]);
         let f = m.data_mut();
-        let flow = if self.spec.flows > 1 { flow % self.spec.flows } else { 0 };
-        let mut src = u32::from_be_bytes(self.spec.src_ip);
-        let mut dst = u32::from_be_bytes(self.spec.dst_ip);
-        let mut sport = self.spec.src_port;
-        if vary_dst {
-            dst = dst.wrapping_add(flow);
-        } else {
-            src = src.wrapping_add(flow);
-            sport = sport.wrapping_add(flow as u16);
+        if self.spec.flows > 1 {
+            let flow = flow % self.spec.flows;
+            let ip_csum = u16::from_be_bytes([f[ETH_HDR + 10], f[ETH_HDR + 11]]);
+            let (off, base) = if vary_dst {
+                (16, u32::from_be_bytes(self.spec.dst_ip))
+            } else {
+                (12, u32::from_be_bytes(self.spec.src_ip))
+            };
+            let new = base.wrapping_add(flow);
+            f[ETH_HDR + off..ETH_HDR + off + 4].copy_from_slice(&new.to_be_bytes());
+            let c = csum_replace32(ip_csum, base, new);
+            f[ETH_HDR + 10..ETH_HDR + 12].copy_from_slice(&c.to_be_bytes());
+            if !vary_dst {
+                let sport = self.spec.src_port.wrapping_add(flow as u16);
+                f[ETH_HDR + 20..ETH_HDR + 22].copy_from_slice(&sport.to_be_bytes());
+            }
         }
-        let ip = &mut f[ETH_HDR..ETH_HDR + 20];
-        ip[12..16].copy_from_slice(&src.to_be_bytes());
-        ip[16..20].copy_from_slice(&dst.to_be_bytes());
-        ip[10..12].copy_from_slice(&[0, 0]);
-        let c = !fold(sum16(ip));
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        let udp = &mut f[ETH_HDR + 20..PAYLOAD_OFF];
-        udp[0..2].copy_from_slice(&sport.to_be_bytes());
-        udp[2..4].copy_from_slice(&self.spec.dst_port.to_be_bytes());
         let seq = self.seq;
         self.seq = seq.wrapping_add(1);
         f[SEQ_OFF..SEQ_OFF + 4].copy_from_slice(&seq.to_be_bytes());
-        let csum = !fold(self.random_sums[t] + sum16(&seq.to_be_bytes()));
+        let csum = !fold(self.random_sums[t] + (seq >> 16) + (seq & 0xffff));
         f[PAYLOAD_OFF + 2..PAYLOAD_OFF + 4].copy_from_slice(&csum.to_be_bytes());
-        let ts = if self.stamp { now } else { 0 };
-        f[TS_OFF..TS_OFF + 8].copy_from_slice(&ts.to_ne_bytes());
+        if self.stamp {
+            f[TS_OFF..TS_OFF + 8].copy_from_slice(&now.to_ne_bytes());
+        }
     }
+}
+
+/// Internet checksum `c` after a 32-bit field changes from `old` to `new`.
+fn csum_replace32(c: u16, old: u32, new: u32) -> u16 {
+    let sum = (!c) as u32 + (!(old >> 16) & 0xffff) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
+    !fold(sum)
 }
 
 /// What a receiver learns from one frame.

@@ -109,6 +109,15 @@ struct Args {
     /// Seconds to wait for every port's link before starting.
     #[arg(long = "link-wait", default_value_t = 10.0)]
     link_wait: f64,
+    /// Ports generating modes transmit on, e.g. "0" (default: all); streams
+    /// sending elsewhere only receive and check (with --port-topology=loop:
+    /// generate on port 0, sink on port 1).
+    #[arg(long = "tx-ports")]
+    tx_ports: Option<String>,
+    /// Before forwarding, every port sends one burst (testpmd's `start
+    /// tx_first`) so a learning switch knows every port's MAC.
+    #[arg(long = "tx-first")]
+    tx_first: bool,
     /// After a packet budget is spent, keep receiving this long (ms).
     #[arg(long = "drain-ms", default_value_t = 300)]
     drain_ms: u64,
@@ -231,13 +240,27 @@ fn run(a: Args) -> Result<()> {
             streams.push((i, q, p, q % tx.port.n_txq()));
         }
     }
-    let gen_streams = if a.forward_mode.generates() { streams.len() } else { 0 };
+    let tx_ports = match &a.tx_ports {
+        Some(l) => parse_cpus(l).context("--tx-ports")?,
+        None => (0..n).collect(),
+    };
+    // Which streams generate: those of a generating mode sending on a tx port.
+    let generating: Vec<bool> = streams
+        .iter()
+        .map(|&(_, _, ti, _)| a.forward_mode.generates() && tx_ports.contains(&ti))
+        .collect();
+    let gen_streams = generating.iter().filter(|g| **g).count();
+    let mut gen_rank = 0u64;
     let flows = a.flows.unwrap_or(if a.forward_mode == Mode::Flowgen { 1024 } else { 1 });
     let counters: Vec<Arc<StreamCounters>> = streams.iter().map(|_| Arc::default()).collect();
     let mut per_core: Vec<Vec<(Stream, Box<dyn engine::Engine>)>> = (0..cpus.len()).map(|_| Vec::new()).collect();
     for (k, &(ri, rq, ti, tq)) in streams.iter().enumerate() {
         let spec = EngineSpec {
-            mode: a.forward_mode,
+            mode: if a.forward_mode.generates() && !generating[k] {
+                Mode::Rxonly
+            } else {
+                a.forward_mode
+            },
             frame: FrameSpec {
                 size: a.txpkts,
                 src_mac: ports.list[ti].mac,
@@ -252,7 +275,11 @@ fn run(a: Args) -> Result<()> {
             seed: 0x5eed + k as u64,
         };
         let budget = match (a.nb_pkts, gen_streams) {
-            (Some(total), g) if g > 0 => Some(total / g as u64 + u64::from((k as u64) < total % g as u64)),
+            (Some(total), g) if g > 0 && generating[k] => {
+                let r = gen_rank;
+                gen_rank += 1;
+                Some(total / g as u64 + u64::from(r < total % g as u64))
+            }
             _ => None,
         };
         let s = Stream {
@@ -267,9 +294,13 @@ fn run(a: Args) -> Result<()> {
             counters: Arc::clone(&counters[k]),
             latency: Histogram::default(),
             budget,
-            pacer: a.tx_pps.filter(|_| gen_streams > 0).map(|pps| Pacer::new(pps / gen_streams as f64, a.burst)),
+            pacer: a.tx_pps.filter(|_| generating[k]).map(|pps| Pacer::new(pps / gen_streams as f64, a.burst)),
         };
         per_core[k % cpus.len()].push((s, engine::make(&spec)));
+    }
+
+    if a.tx_first {
+        tx_first(&ports, &eth_peer, a.burst, &pool);
     }
 
     let quit = Arc::new(AtomicBool::new(false));
@@ -315,7 +346,10 @@ fn run(a: Args) -> Result<()> {
         }
         if let Some(total) = a.nb_pkts {
             let finished = if gen_streams > 0 {
-                counters.iter().all(|c| c.done.load(Ordering::Relaxed))
+                counters
+                    .iter()
+                    .zip(&generating)
+                    .all(|(c, g)| !g || c.done.load(Ordering::Relaxed))
             } else {
                 let rx: u64 = ports.list.iter().map(|p| PortSample::take(p).rx_packets).sum::<u64>()
                     - base.iter().map(|b| b.rx_packets).sum::<u64>();
@@ -360,6 +394,7 @@ fn run(a: Args) -> Result<()> {
             rx_pps_median: median(&mon.rx_pps[i]),
             tx_pps_median: median(&mon.tx_pps[i]),
             drops,
+            rx_pps_series: mon.rx_pps[i].clone(),
         });
     }
     let total_by_period = |v: &[Vec<f64>]| {
@@ -388,6 +423,32 @@ fn run(a: Args) -> Result<()> {
     }
     ports.close(&pool);
     Ok(())
+}
+
+/// One burst of frames from every port (sent before forwarding starts).
+fn tx_first(ports: &Ports, eth_peer: &[[u8; 6]], burst: usize, pool: &Arc<pmd::Pool>) {
+    let mut cache = pmd::PoolCache::new(Arc::clone(pool));
+    for (i, p) in ports.list.iter().enumerate() {
+        let spec = FrameSpec {
+            size: frame::MIN_FRAME,
+            src_mac: p.mac,
+            dst_mac: eth_peer[i],
+            src_ip: [198, 18, 0, 1],
+            dst_ip: [198, 18, 0, 2],
+            src_port: 9,
+            dst_port: 9,
+            flows: 1,
+        };
+        let mut g = frame::Generator::new(spec, 1, false);
+        let mut b = pmd::Batch::with_limit(burst);
+        while let Some(mut m) = (!b.is_full()).then(|| cache.alloc()).flatten() {
+            g.fill(&mut m, 0, false, 0);
+            let _ = b.push(m);
+        }
+        p.port.tx_burst(0, &mut cache, &mut b);
+    }
+    // Let the frames cross before counters are taken as the baseline.
+    std::thread::sleep(Duration::from_millis(100));
 }
 
 fn sum_checked(c: &[Arc<StreamCounters>]) -> Checked {

@@ -1,7 +1,7 @@
 //! `--port SPEC`: which driver, and its options.
 //!
 //! - `virtio-user:path=SOCK[,queues=N][,queue-size=N][,mac=MAC][,tx-indirect=1]
-//!   [,mrg-rxbuf=0][,event-idx=0][,indirect-desc=0]` — our virtio driver,
+//!   [,mrg-rxbuf=0][,event-idx=0][,indirect-desc=0][,tx-retries=N]` — our virtio driver,
 //!   connecting to a vhost-user backend (a switch, DPDK's net_vhost ...)
 //! - `vhost:path=SOCK[,client][,queues=N][,mac=MAC]` — our vhost-user backend
 //!   (DPDK's virtio-user or a VM attaches)
@@ -102,6 +102,10 @@ impl Ports {
                     c.queue_pairs = take_num(&mut o, "queues")?.unwrap_or(1);
                     c.queue_size = take_num(&mut o, "queue-size")?.unwrap_or(1024);
                     c.tx_indirect = take_bool(&mut o, "tx-indirect", false)?;
+                    // A generator drops what the ring cannot take, as
+                    // testpmd does: retrying only hammers the used ring the
+                    // backend is writing.
+                    c.tx_retries_max = take_num(&mut o, "tx-retries")?.unwrap_or(0);
                     c.wish.mrg_rxbuf = take_bool(&mut o, "mrg-rxbuf", true)?;
                     c.wish.event_idx = take_bool(&mut o, "event-idx", true)?;
                     c.wish.indirect_desc = take_bool(&mut o, "indirect-desc", true)?;

@@ -152,6 +152,8 @@ pub struct PortReport {
     pub rx_pps_median: f64,
     pub tx_pps_median: f64,
     pub drops: BTreeMap<&'static str, u64>,
+    /// Receive rate of every stats period, in order (scripts drop warm-up).
+    pub rx_pps_series: Vec<f64>,
 }
 
 #[derive(Serialize, Default)]
@@ -215,10 +217,9 @@ impl Summary {
         }
         let _ = writeln!(
             out,
-            "total: rx {:.3} Mpps tx {:.3} Mpps (medians of {}-period samples)",
+            "total: rx {:.3} Mpps tx {:.3} Mpps (medians over stats periods)",
             self.rx_pps_median / 1e6,
             self.tx_pps_median / 1e6,
-            "per"
         );
         if self.generated > 0 || self.checked.good + self.checked.bad > 0 {
             let _ = writeln!(

@@ -103,6 +103,8 @@ pub struct SplitRing {
     event_idx: bool,
     mrg_rxbuf: bool,
     interrupts: bool,
+    /// last_used when used_event was last pushed ahead (see `suppress`).
+    suppressed_at: u16,
     kick_fd: RawFd,
 }
 
@@ -132,6 +134,7 @@ impl SplitRing {
             event_idx: false,
             mrg_rxbuf: false,
             interrupts: false,
+            suppressed_at: 0,
             kick_fd,
         }
     }
@@ -211,9 +214,16 @@ impl SplitRing {
     }
 
     /// Keeps interrupts suppressed while polling: with EVENT_IDX the device
-    /// only calls when used.idx crosses used_event, so keep it half a lap ahead.
+    /// only calls when used.idx crosses used_event, so keep it half a lap
+    /// ahead. Rewritten only every quarter lap: the device reads that line
+    /// after each of its bursts, and every store would pull it back to us.
     fn suppress(&mut self) {
-        if self.event_idx {
+        self.suppress_now(false);
+    }
+
+    fn suppress_now(&mut self, force: bool) {
+        if self.event_idx && (force || self.last_used.wrapping_sub(self.suppressed_at) >= 0x4000) {
+            self.suppressed_at = self.last_used;
             let far = self.last_used.wrapping_add(0x8000);
             self.set_used_event(far);
         }
@@ -236,7 +246,7 @@ impl DriverRing for SplitRing {
         self.free = (0..self.size).rev().collect();
         self.interrupts = false;
         self.set_avail_flags(AVAIL_F_NO_INTERRUPT);
-        self.suppress();
+        self.suppress_now(true);
     }
 
     fn room(&self) -> usize {
@@ -457,7 +467,7 @@ impl DriverRing for SplitRing {
             }
         } else {
             self.set_avail_flags(AVAIL_F_NO_INTERRUPT);
-            self.suppress();
+            self.suppress_now(true);
         }
         fence(Ordering::SeqCst);
         self.used_idx() != self.last_used
