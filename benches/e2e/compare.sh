@@ -6,10 +6,15 @@
 #
 # usage: benches/e2e/compare.sh [--quick]
 # env:   REPEATS=3 DURATION=10 WARMUP=3 SIZES="64 1518" SWITCHES="ferrovsd ovs testpmd"
-#        OUT=benches/e2e/results.json FERROVSD=... FERROVS_CTL=... (default: build release)
+#        GENS="dpdk ferrovs" LATENCY=1 (ferrovs generator: p50/p99 at 50% of max rate)
+#        OUT=benches/e2e/results.json FERROVSD=... FERROVS_CTL=... FERROVS_TESTPMD=...
+#        (default: build release)
 #
-# The generator is one testpmd with four ports in io forwarding on one lcore:
-#   net_pcap (one frame, replayed forever) -> virtio-user A ==switch==> virtio-user B -> net_null
+# Generators (GENS), each on one lcore on CPU 0:
+#   dpdk     one dpdk-testpmd with four ports in io forwarding:
+#            net_pcap (one frame, replayed forever) -> virtio-user A ==switch==> virtio-user B -> net_null
+#   ferrovs  one ferrovs-testpmd, our virtio-user driver: txonly on A, checking
+#            rxonly on B (--port-topology=loop --tx-ports=0)
 # Throughput is what B receives per second. Cycles per packet are the switch
 # thread's CPU time (schedstat) x TSC rate / packets. A run in which the
 # switch or the generator thread got less than 97% of its core is disturbed:
@@ -20,6 +25,7 @@ root=$(cd "$here/../.." && pwd)
 
 REPEATS=${REPEATS:-3}; DURATION=${DURATION:-10}; WARMUP=${WARMUP:-3}
 SIZES=${SIZES:-"64 1518"}; SWITCHES=${SWITCHES:-"ferrovsd ovs testpmd"}
+GENS=${GENS:-"dpdk"}; LATENCY=${LATENCY:-0}
 OUT=${OUT:-$here/results.json}
 if [ "${1:-}" = "--quick" ]; then REPEATS=1; DURATION=3; WARMUP=2; fi
 
@@ -38,9 +44,11 @@ if [[ " $SWITCHES " == *" ovs "* ]] && [ "$(awk '/HugePages_Free/ {print $2}' /p
 fi
 
 if [ -z "${FERROVSD:-}" ]; then
-  (cd "$root" && cargo build --release --locked --bin ferrovsd --bin ferrovs-ctl >&2)
+  (cd "$root" && cargo build --release --locked --bin ferrovsd --bin ferrovs-ctl --bin ferrovs-testpmd >&2)
   FERROVSD=$root/target/release/ferrovsd; FERROVS_CTL=$root/target/release/ferrovs-ctl
+  FERROVS_TESTPMD=${FERROVS_TESTPMD:-$root/target/release/ferrovs-testpmd}
 fi
+FERROVS_TESTPMD=${FERROVS_TESTPMD:-$root/target/release/ferrovs-testpmd}
 
 W=$(mktemp -d /tmp/fvbench.XXXX)
 RUNS=$W/runs.jsonl; : > "$RUNS"
@@ -190,46 +198,66 @@ kill_leftovers() { # after a failed try: nothing of it may survive into the next
   sleep 0.5
 }
 
-run_one() { # SWITCH SIZE -> appends one JSON line
-  local sw=$1 size=$2
-  case $sw in
-    ferrovsd) start_ferrovsd ;;
-    ovs) start_ovs ;;
-    testpmd) start_testpmd_switch ;;
-  esac
-  python3 "$here/frames.py" "$size" "$W/f$size.pcap"
-  start_testpmd GEN -l 0,1 --main-lcore 1 --no-pci --no-huge -m 1024 --file-prefix fvb-gen \
-    --vdev "net_pcap0,rx_pcap=$W/f$size.pcap,infinite_rx=1" \
-    --vdev "net_virtio_user0,path=$SOCK0,mac=02:00:00:00:00:01,queue_size=1024" \
-    --vdev "net_virtio_user1,path=$SOCK1,mac=02:00:00:00:00:02,queue_size=1024" \
-    --vdev "net_null0,no-rx=1" \
-    -- -i --forward-mode=io --port-topology=paired --nb-cores=1 --no-mlockall --total-num-mbufs=65536 \
-       --rxd=1024 --txd=1024
-  # tx_first: every port sends one burst first, so the switch learns B's MAC.
-  tp_cmd GEN "start tx_first" > /dev/null
+# ferrovs-testpmd as generator (A) and sink (B); its JSON summary goes to $W/fgen.json.
+start_ferrovs_gen() { # SIZE SECONDS [EXTRA ARGS...] ; sets GEN_PID
+  local size=$1 secs=$2; shift 2
+  "$FERROVS_TESTPMD" --port "virtio-user:path=$SOCK0,mac=02:00:00:00:00:01" \
+    --port "virtio-user:path=$SOCK1,mac=02:00:00:00:00:02" --port-topology=loop --tx-ports=0 \
+    --forward-mode=txonly --eth-peer=0,02:00:00:00:00:02 --txpkts="$size" --tx-first \
+    --lcores 0 --stats-period 1 --duration "$secs" --json --quiet "$@" > "$W/fgen.json" 2> "$W/fgen.err" &
+  GEN_PID=$!; PIDS+=("$GEN_PID")
+}
+fgen_mpps() { # mean receive rate of B over the measured periods
+  python3 -c "import json,sys; s=json.load(open(sys.argv[1]))['ports'][1]['rx_pps_series'][$WARMUP:$((WARMUP + DURATION))]; print(sum(s)/len(s)/1e6 if s else 0)" "$W/fgen.json"
+}
+
+start_switch() { case $1 in ferrovsd) start_ferrovsd ;; ovs) start_ovs ;; testpmd) start_testpmd_switch ;; esac; }
+stop_switch() { case $1 in ferrovsd) stop_ferrovsd ;; ovs) stop_ovs ;; testpmd) stop_testpmd_switch ;; esac; }
+
+run_one() { # SWITCH SIZE GEN -> appends one JSON line
+  local sw=$1 size=$2 gen=$3
+  start_switch "$sw"
+  if [ "$gen" = dpdk ]; then
+    python3 "$here/frames.py" "$size" "$W/f$size.pcap"
+    start_testpmd GEN -l 0,1 --main-lcore 1 --no-pci --no-huge -m 1024 --file-prefix fvb-gen \
+      --vdev "net_pcap0,rx_pcap=$W/f$size.pcap,infinite_rx=1" \
+      --vdev "net_virtio_user0,path=$SOCK0,mac=02:00:00:00:00:01,queue_size=1024" \
+      --vdev "net_virtio_user1,path=$SOCK1,mac=02:00:00:00:00:02,queue_size=1024" \
+      --vdev "net_null0,no-rx=1" \
+      -- -i --forward-mode=io --port-topology=paired --nb-cores=1 --no-mlockall --total-num-mbufs=65536 \
+         --rxd=1024 --txd=1024
+    # tx_first: every port sends one burst first, so the switch learns B's MAC.
+    tp_cmd GEN "start tx_first" > /dev/null
+  else
+    start_ferrovs_gen "$size" $((WARMUP + DURATION + 1))
+  fi
   sleep "$WARMUP"
   local sw_tid gen_tid
   sw_tid=$(tid_of "$SW_PID" "$SW_TID_RE") || { echo "no switch thread matching $SW_TID_RE" >&2; ls /proc/"$SW_PID"/task | head >&2; return 1; }
-  gen_tid=$(tid_of "$GEN_PID" 'worker-0|lcore-0') || { echo "no generator worker thread" >&2; return 1; }
+  gen_tid=$(tid_of "$GEN_PID" 'worker-0|lcore-0|^lcore0$') || { echo "no generator worker thread" >&2; return 1; }
   local b0 s0 g0 t0 b1 s1 g1 t1
   proc_begin "$sw"
-  b0=$(gen_rx_b); s0=$(cpu_ns "$SW_PID" "$sw_tid"); g0=$(cpu_ns "$GEN_PID" "$gen_tid"); t0=$(date +%s%N)
+  b0=0; [ "$gen" = dpdk ] && b0=$(gen_rx_b)
+  s0=$(cpu_ns "$SW_PID" "$sw_tid"); g0=$(cpu_ns "$GEN_PID" "$gen_tid"); t0=$(date +%s%N)
   sleep "$DURATION"
-  b1=$(gen_rx_b); s1=$(cpu_ns "$SW_PID" "$sw_tid"); g1=$(cpu_ns "$GEN_PID" "$gen_tid"); t1=$(date +%s%N)
+  s1=$(cpu_ns "$SW_PID" "$sw_tid"); g1=$(cpu_ns "$GEN_PID" "$gen_tid"); t1=$(date +%s%N)
   local proc; proc=$(proc_end "$sw")
-  stop_testpmd GEN
-  case $sw in
-    ferrovsd) stop_ferrovsd ;;
-    ovs) stop_ovs ;;
-    testpmd) stop_testpmd_switch ;;
-  esac
-  python3 - "$sw" "$size" "$b0" "$b1" "$s0" "$s1" "$g0" "$g1" "$t0" "$t1" "$MHZ" "$proc" >> "$RUNS" <<'PY'
+  if [ "$gen" = dpdk ]; then
+    b1=$(gen_rx_b)
+    stop_testpmd GEN
+  else
+    wait "$GEN_PID" || true
+    # Packets B received in the window, from the generator's own per-second rates.
+    b1=$(python3 -c "print(int($(fgen_mpps) * 1e6 * ($t1 - $t0) / 1e9))")
+  fi
+  stop_switch "$sw"
+  python3 - "$sw" "$size" "$b0" "$b1" "$s0" "$s1" "$g0" "$g1" "$t0" "$t1" "$MHZ" "$proc" "$gen" >> "$RUNS" <<'PY'
 import json, sys
 sw, size = sys.argv[1], int(sys.argv[2])
 b0, b1, s0, s1, g0, g1, t0, t1 = map(int, sys.argv[3:11]); mhz = float(sys.argv[11])
 proc = None if sys.argv[12] in ("null", "") else float(sys.argv[12])
 wall = t1 - t0; pkts = b1 - b0
-r = {"switch": sw, "size": size, "packets": pkts, "seconds": wall / 1e9,
+r = {"switch": sw, "size": size, "generator": sys.argv[13], "packets": pkts, "seconds": wall / 1e9,
      "mpps": pkts / wall * 1e3, "switch_cpu": (s1 - s0) / wall, "gen_cpu": (g1 - g0) / wall,
      "cycles_per_packet": (s1 - s0) * mhz / 1e3 / max(pkts, 1), "processing_cycles_per_packet": proc}
 r["disturbed"] = r["switch_cpu"] < 0.97 or r["gen_cpu"] < 0.97
@@ -238,20 +266,48 @@ PY
   tail -1 "$RUNS" >&2
 }
 
-echo "switches: $SWITCHES; sizes: $SIZES; $REPEATS x ${DURATION}s after ${WARMUP}s warm-up; TSC ${MHZ} MHz" >&2
+# Latency at half of the switch's maximum rate (ferrovs-testpmd stamps each
+# frame on A with the monotonic clock and B records the difference).
+latency_one() { # SWITCH SIZE
+  local sw=$1 size=$2 max
+  start_switch "$sw"
+  start_ferrovs_gen "$size" $((WARMUP + DURATION + 1)); wait "$GEN_PID" || true
+  max=$(fgen_mpps)
+  local rate; rate=$(python3 -c "print(int($max * 1e6 / 2))")
+  start_ferrovs_gen "$size" $((WARMUP + DURATION)) --latency --tx-pps "$rate"; wait "$GEN_PID" || true
+  stop_switch "$sw"
+  python3 - "$sw" "$size" "$max" "$rate" "$W/fgen.json" >> "$RUNS" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[5]))
+print(json.dumps({"kind": "latency", "switch": sys.argv[1], "size": int(sys.argv[2]), "max_mpps": float(sys.argv[3]),
+                  "rate_pps": int(sys.argv[4]), "rx_pps": s["ports"][1]["rx_pps"], "latency": s["latency"],
+                  "bad": s["checked"]["bad"]}))
+PY
+  tail -1 "$RUNS" >&2
+}
+
+echo "switches: $SWITCHES; generators: $GENS; sizes: $SIZES; $REPEATS x ${DURATION}s after ${WARMUP}s warm-up; TSC ${MHZ} MHz" >&2
 for size in $SIZES; do
   for rep in $(seq "$REPEATS"); do
     for sw in $SWITCHES; do
-      for try in 1 2 3 4; do
-        if run_one "$sw" "$size"; then
-          tail -1 "$RUNS" | grep -q '"disturbed": true' || break
-        else
-          kill_leftovers
-        fi
-        echo "($sw $size B: disturbed or failed run, retrying)" >&2
+      for gen in $GENS; do
+        for try in 1 2 3 4; do
+          if run_one "$sw" "$size" "$gen"; then
+            tail -1 "$RUNS" | grep -q '"disturbed": true' || break
+          else
+            kill_leftovers
+          fi
+          echo "($sw $size B $gen: disturbed or failed run, retrying)" >&2
+        done
       done
     done
   done
 done
+if [ "$LATENCY" = 1 ]; then
+  for sw in $SWITCHES; do
+    [ "$sw" = testpmd ] && continue
+    for rep in $(seq "$REPEATS"); do latency_one "$sw" 64 || kill_leftovers; done
+  done
+fi
 python3 "$here/report.py" "$RUNS" "$OUT"
 echo "results: $OUT" >&2

@@ -1,26 +1,30 @@
 #!/usr/bin/env python3
 """Summarises the JSON lines of compare.sh: median/min/max Mpps and cycles per
-packet per (switch, frame size), and the ferrovsd/OVS and ferrovsd/testpmd
-ratios of the medians. usage: report.py RUNS.jsonl OUT.json"""
+packet per (switch, frame size, generator), the ferrovsd/OVS and
+ferrovsd/testpmd ratios of the medians, the ferrovs/dpdk generator ratio
+through the same switch, and latency percentiles.
+usage: report.py RUNS.jsonl OUT.json"""
 import json
 import statistics
 import sys
 
 
 def main():
-    runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+    all_runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+    runs = [r for r in all_runs if r.get("kind") != "latency"]
+    lat_runs = [r for r in all_runs if r.get("kind") == "latency"]
     cases = {}
     for r in runs:
         if r.get("disturbed"):
             continue
-        cases.setdefault((r["switch"], r["size"]), []).append(r)
+        cases.setdefault((r["switch"], r["size"], r.get("generator", "dpdk")), []).append(r)
     rows = []
-    print(f"{'switch':<10} {'size':>5} {'runs':>4} {'Mpps median':>12} {'min':>7} {'max':>7} {'cycles/pkt':>11} {'busy cyc/pkt':>12} {'switch CPU':>10} {'gen CPU':>8}")
-    for (sw, size), rs in sorted(cases.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    print(f"{'switch':<10} {'size':>5} {'gen':>8} {'runs':>4} {'Mpps median':>12} {'min':>7} {'max':>7} {'cycles/pkt':>11} {'busy cyc/pkt':>12} {'switch CPU':>10} {'gen CPU':>8}")
+    for (sw, size, gen), rs in sorted(cases.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
         mpps = [r["mpps"] for r in rs]
         cyc = [r["cycles_per_packet"] for r in rs]
         row = {
-            "switch": sw, "size": size, "runs": len(rs),
+            "switch": sw, "size": size, "generator": gen, "runs": len(rs),
             "mpps_median": statistics.median(mpps), "mpps_min": min(mpps), "mpps_max": max(mpps),
             "cycles_per_packet_median": statistics.median(cyc),
             "processing_cycles_per_packet_median": (
@@ -32,22 +36,39 @@ def main():
         rows.append(row)
         p = row["processing_cycles_per_packet_median"]
         busy = "-" if p is None else f"{p:.0f}"
-        print(f"{sw:<10} {size:>5} {len(rs):>4} {row['mpps_median']:>12.2f} {row['mpps_min']:>7.2f} {row['mpps_max']:>7.2f} "
+        print(f"{sw:<10} {size:>5} {gen:>8} {len(rs):>4} {row['mpps_median']:>12.2f} {row['mpps_min']:>7.2f} {row['mpps_max']:>7.2f} "
               f"{row['cycles_per_packet_median']:>11.0f} {busy:>12} {100*row['switch_cpu_share_median']:>9.0f}% {100*row['generator_cpu_share_median']:>7.0f}%")
     ratios = {}
-    med = {(r["switch"], r["size"]): r["mpps_median"] for r in rows}
+    med = {(r["switch"], r["size"], r["generator"]): r["mpps_median"] for r in rows}
     for size in sorted({r["size"] for r in rows}):
-        f = med.get(("ferrovsd", size))
-        for peer in ("ovs", "testpmd"):
-            p = med.get((peer, size))
-            if f and p:
-                ratios[f"ferrovsd/{peer}@{size}B"] = f / p
+        for gen in sorted({r["generator"] for r in rows}):
+            f = med.get(("ferrovsd", size, gen))
+            for peer in ("ovs", "testpmd"):
+                p = med.get((peer, size, gen))
+                if f and p:
+                    ratios[f"ferrovsd/{peer}@{size}B,{gen}-gen"] = f / p
+        for sw in sorted({r["switch"] for r in rows}):
+            a, b = med.get((sw, size, "ferrovs")), med.get((sw, size, "dpdk"))
+            if a and b:
+                ratios[f"ferrovs-gen/dpdk-gen@{sw},{size}B"] = a / b
     for k, v in ratios.items():
         print(f"ratio {k}: {v:.2f}")
     disturbed = sum(1 for r in runs if r.get("disturbed"))
     if disturbed:
         print(f"({disturbed} disturbed run(s) left out: a thread got less than 97% of its core)")
-    json.dump({"cases": rows, "ratios": ratios, "runs": runs}, open(sys.argv[2], "w"), indent=1)
+    latency = []
+    for sw in sorted({r["switch"] for r in lat_runs}):
+        rs = [r for r in lat_runs if r["switch"] == sw and r.get("latency")]
+        if not rs:
+            continue
+        row = {"switch": sw, "size": rs[0]["size"], "runs": len(rs),
+               "rate_mpps_median": statistics.median(r["rate_pps"] for r in rs) / 1e6}
+        for q in ("p50_us", "p99_us", "p999_us"):
+            row[q + "_median"] = statistics.median(r["latency"][q] for r in rs)
+        latency.append(row)
+        print(f"latency {sw} {row['size']} B at {row['rate_mpps_median']:.2f} Mpps (50% of max): "
+              f"p50 {row['p50_us_median']:.1f} us, p99 {row['p99_us_median']:.1f} us, p99.9 {row['p999_us_median']:.1f} us ({len(rs)} runs)")
+    json.dump({"cases": rows, "ratios": ratios, "latency": latency, "runs": all_runs}, open(sys.argv[2], "w"), indent=1)
 
 
 if __name__ == "__main__":
