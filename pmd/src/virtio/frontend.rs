@@ -155,5 +155,9 @@ pub fn start_vrings(
                 .map_err(err("SET_VRING_ENABLE"))?;
         }
     }
+    // Without REPLY_ACK the messages above are only written to the socket.
+    // A request with a reply is a barrier: once it is answered, the backend
+    // has applied everything before it, so the rings may be used.
+    fe.get_features().map_err(err("GET_FEATURES (barrier)"))?;
     Ok(())
 }

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use vhost::vhost_user::Frontend;
+use vhost::VhostBackend;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 pub const MAX_QUEUE_PAIRS: u16 = 8;
@@ -288,6 +289,16 @@ impl VirtioPort {
             if r > 0 {
                 self.set_status("disconnected", Some("backend closed the connection".into()));
                 return Ok(());
+            }
+        }
+        // Stopping while the backend lives: GET_VRING_BASE stops each ring
+        // (the backend answers once it no longer touches it), so the buffers
+        // and ring memory can be taken back safely afterwards.
+        self.ready.store(false, Ordering::Release);
+        for i in 0..2 * pairs {
+            if let Err(e) = fe.get_vring_base(i) {
+                tracing::debug!("GET_VRING_BASE {i}: {e}");
+                break;
             }
         }
         drop(fe);
