@@ -432,6 +432,18 @@ mod tests {
     }
 
     #[test]
+    fn virtio_user_ports_parse() {
+        let c = Config::parse(
+            "[[port]]\nname = \"up\"\ntype = \"virtio-user\"\npath = \"/run/other/trunk.sock\"\nn-rxq = 2\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.ports[0].kind, PortKind::VirtioUser);
+        assert_eq!(c.ports[0].n_rxq, Some(2));
+        assert!(Config::parse("[[port]]\nname = \"x\"\ntype = \"virtio\"\npath = \"p\"\n", "t").is_err());
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let e = Config::parse("[bridge]\nname = \"b\"\nmac-agin-time = 5\n", "t")
             .unwrap_err()
