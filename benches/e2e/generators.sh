@@ -7,6 +7,8 @@
 #   dpdk     dpdk-testpmd net_virtio_user txonly
 #   ferrovs  ferrovs-testpmd virtio-user txonly (FERROVS_PORT_EXTRA is appended
 #            to its port spec, e.g. ",event-idx=0")
+#   ferrovs-b  only when FERROVS_TESTPMD_B names a second ferrovs-testpmd
+#            binary: A/B of two builds against the same sink in one run
 #
 # usage: benches/e2e/generators.sh [--quick]
 # env:   REPEATS=5 DURATION=8 WARMUP=2 SIZES="64" OUT=benches/e2e/generators.json
@@ -45,7 +47,9 @@ run_one() { # GEN SIZE -> one JSON line on stdout
             --vdev "net_virtio_user0,path=$W/s.sock,queue_size=1024" -- --forward-mode=txonly \
             --txpkts="$size" --nb-cores=1 --no-mlockall --stats-period 100 -a --total-num-mbufs=16384 \
             > "$W/gen.log" 2>&1 & ;;
-    ferrovs) "$FERROVS_TESTPMD" --port "virtio-user:path=$W/s.sock${FERROVS_PORT_EXTRA:-}" \
+    ferrovs|ferrovs-b)
+            bin=$FERROVS_TESTPMD; [ "$gen" = ferrovs-b ] && bin=$FERROVS_TESTPMD_B
+            "$bin" --port "virtio-user:path=$W/s.sock${FERROVS_PORT_EXTRA:-}" \
             --forward-mode=txonly --txpkts="$size" --lcores 0 --duration "$total" --quiet \
             > "$W/gen.log" 2>&1 & ;;
   esac
@@ -62,6 +66,7 @@ RUNS=$W/runs.jsonl; : > "$RUNS"
 for size in $SIZES; do
   for rep in $(seq "$REPEATS"); do
     order="dpdk ferrovs"; [ $((rep % 2)) -eq 0 ] && order="ferrovs dpdk"
+    [ -n "${FERROVS_TESTPMD_B:-}" ] && order="$order ferrovs-b"
     for gen in $order; do run_one "$gen" "$size" | tee -a "$RUNS" >&2; done
   done
 done
@@ -70,10 +75,14 @@ import json, sys, statistics as st
 runs = [json.loads(l) for l in open(sys.argv[1])]
 out = {"runs": runs, "summary": []}
 for size in sorted({r["size"] for r in runs}):
-    med = {g: st.median([r["mpps"] for r in runs if r["size"] == size and r["generator"] == g]) for g in ("dpdk", "ferrovs")}
+    gens = sorted({r["generator"] for r in runs})
+    med = {g: st.median([r["mpps"] for r in runs if r["size"] == size and r["generator"] == g]) for g in gens}
     row = {"size": size, "dpdk_mpps": med["dpdk"], "ferrovs_mpps": med["ferrovs"],
            "ferrovs_over_dpdk": med["ferrovs"] / med["dpdk"] if med["dpdk"] else None}
+    if "ferrovs-b" in med:
+        row["ferrovs_b_mpps"] = med["ferrovs-b"]
     out["summary"].append(row)
-    print(f"{size} B: dpdk-testpmd {med['dpdk']:.2f} Mpps, ferrovs-testpmd {med['ferrovs']:.2f} Mpps, ratio {row['ferrovs_over_dpdk']:.2f}")
+    print(f"{size} B: dpdk-testpmd {med['dpdk']:.2f} Mpps, ferrovs-testpmd {med['ferrovs']:.2f} Mpps, ratio {row['ferrovs_over_dpdk']:.2f}"
+          + (f"; ferrovs-b {med['ferrovs-b']:.2f} Mpps" if "ferrovs-b" in med else ""))
 json.dump(out, open(sys.argv[2], "w"), indent=1)
 PY

@@ -12,6 +12,7 @@
 
 use crate::mbuf::{Batch, Mbuf, PoolCache};
 use crate::port::{DropReason, QueueStats};
+use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::ptr;
 use std::sync::atomic::{fence, Ordering};
@@ -23,6 +24,8 @@ const DESC_F_WRITE: u16 = 2;
 const DESC_F_INDIRECT: u16 = 4;
 const AVAIL_F_NO_INTERRUPT: u16 = 1;
 const USED_F_NO_NOTIFY: u16 = 1;
+/// How far transmit reclaim stays behind the device's used index.
+const RECLAIM_LAG: u16 = 32;
 /// Per-descriptor scratch area for indirect TX: a 2-entry table + header.
 const INDIRECT_SLOT: usize = 64;
 
@@ -98,7 +101,9 @@ pub struct SplitRing {
     /// avail.idx the device last saw (for the EVENT_IDX kick test).
     published: u16,
     last_used: u16,
-    free: Vec<u16>,
+    /// Free descriptor ids, oldest first: handing them out in ring order keeps
+    /// the device's descriptor reads sequential.
+    free: VecDeque<u16>,
     slots: Vec<Option<Mbuf>>,
     event_idx: bool,
     mrg_rxbuf: bool,
@@ -129,7 +134,7 @@ impl SplitRing {
             avail_idx: 0,
             published: 0,
             last_used: 0,
-            free: (0..size).rev().collect(),
+            free: (0..size).collect(),
             slots: (0..size).map(|_| None).collect(),
             event_idx: false,
             mrg_rxbuf: false,
@@ -209,7 +214,7 @@ impl SplitRing {
             return None;
         }
         let m = self.slots[id as usize].take()?;
-        self.free.push(id as u16);
+        self.free.push_back(id as u16);
         Some(m)
     }
 
@@ -243,7 +248,7 @@ impl DriverRing for SplitRing {
         self.avail_idx = 0;
         self.published = 0;
         self.last_used = 0;
-        self.free = (0..self.size).rev().collect();
+        self.free = (0..self.size).collect();
         self.interrupts = false;
         self.set_avail_flags(AVAIL_F_NO_INTERRUPT);
         self.suppress_now(true);
@@ -257,7 +262,7 @@ impl DriverRing for SplitRing {
         if m.headroom() < NET_HDR_LEN {
             return Err(m);
         }
-        let Some(id) = self.free.pop() else {
+        let Some(id) = self.free.pop_front() else {
             return Err(m);
         };
         let len = m.len();
@@ -308,7 +313,7 @@ impl DriverRing for SplitRing {
         if m.headroom() < NET_HDR_LEN {
             return Err(m);
         }
-        let Some(id) = self.free.pop() else {
+        let Some(id) = self.free.pop_front() else {
             return Err(m);
         };
         let cap = m.capacity();
@@ -356,7 +361,17 @@ impl DriverRing for SplitRing {
     }
 
     fn reclaim_tx(&mut self, cache: &mut PoolCache, stats: &QueueStats) -> usize {
-        let used = self.used_idx();
+        let mut used = self.used_idx();
+        // Stay a burst behind the device while the ring has room: the used
+        // entries it wrote last share cache lines with the ones it writes
+        // next, and reading them now would pull those lines away from it.
+        let lag = RECLAIM_LAG.min(self.size / 4);
+        if self.free.len() > 2 * lag as usize {
+            if used.wrapping_sub(self.last_used) <= lag {
+                return 0;
+            }
+            used = used.wrapping_sub(lag);
+        }
         let mut n = 0;
         while self.last_used != used {
             let (id, _) = self.used_elem(self.last_used);
@@ -410,7 +425,7 @@ impl DriverRing for SplitRing {
             if n_bufs > waiting {
                 // The rest of this frame is not published yet: put it back.
                 self.slots[id as usize] = Some(m);
-                self.free.pop();
+                self.free.pop_back();
                 break;
             }
             self.last_used = self.last_used.wrapping_add(1);

@@ -49,7 +49,15 @@ pub(super) fn generate(
     }
     if n > 0 {
         s.spent(n);
-        s.send(cache);
+        let sent = s.send(cache);
+        if sent < n {
+            // The ring is full: the receiver is the bottleneck. Give it the
+            // core's shared resources for a moment instead of building
+            // frames that would only be dropped.
+            for _ in 0..256 {
+                std::hint::spin_loop();
+            }
+        }
     }
     n
 }
