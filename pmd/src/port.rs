@@ -153,6 +153,12 @@ pub trait Port: Send + Sync {
     fn info(&self) -> PortInfo;
     /// Called once when the port is removed from the switch.
     fn shutdown(&self) {}
+    /// Frames handed to the peer on queue `qid` that it has not consumed yet
+    /// (drivers that cannot tell say 0). Lets a generator wait until a
+    /// backend really polls before it starts.
+    fn tx_in_flight(&self, _qid: usize) -> usize {
+        0
+    }
     /// Interrupt mode for idle receivers: sleeps until queue `qid` may have
     /// packets or `timeout` passes. Drivers without a notification channel
     /// return false at once and the caller keeps polling.

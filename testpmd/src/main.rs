@@ -115,7 +115,8 @@ struct Args {
     #[arg(long = "tx-ports")]
     tx_ports: Option<String>,
     /// Before forwarding, every port sends one burst (testpmd's `start
-    /// tx_first`) so a learning switch knows every port's MAC.
+    /// tx_first`) so a learning switch knows every port's MAC; forwarding
+    /// starts once every backend has consumed it (it really polls).
     #[arg(long = "tx-first")]
     tx_first: bool,
     /// After a packet budget is spent, keep receiving this long (ms).
@@ -299,8 +300,11 @@ fn run(a: Args) -> Result<()> {
         per_core[k % cpus.len()].push((s, engine::make(&spec)));
     }
 
+    // Totals count from here: the tx_first burst is part of them (its frames
+    // carry no checked payload, so receivers count them as not ours).
+    let base: Vec<PortSample> = ports.list.iter().map(PortSample::take).collect();
     if a.tx_first {
-        tx_first(&ports, &eth_peer, a.burst, &pool);
+        tx_first(&ports, &eth_peer, a.burst, &pool, Duration::from_secs_f64(a.link_wait));
     }
 
     let quit = Arc::new(AtomicBool::new(false));
@@ -322,7 +326,6 @@ fn run(a: Args) -> Result<()> {
 
     let live = std::io::stderr().is_terminal() && !a.quiet;
     let mut mon = Monitor::new(&ports.list, live, a.quiet);
-    let base: Vec<PortSample> = ports.list.iter().map(PortSample::take).collect();
     let start = Instant::now();
     let period = Duration::from_secs_f64(a.stats_period.max(0.05));
     let mut next = start + period;
@@ -426,7 +429,7 @@ fn run(a: Args) -> Result<()> {
 }
 
 /// One burst of frames from every port (sent before forwarding starts).
-fn tx_first(ports: &Ports, eth_peer: &[[u8; 6]], burst: usize, pool: &Arc<pmd::Pool>) {
+fn tx_first(ports: &Ports, eth_peer: &[[u8; 6]], burst: usize, pool: &Arc<pmd::Pool>, wait: Duration) {
     let mut cache = pmd::PoolCache::new(Arc::clone(pool));
     for (i, p) in ports.list.iter().enumerate() {
         let spec = FrameSpec {
@@ -443,9 +446,18 @@ fn tx_first(ports: &Ports, eth_peer: &[[u8; 6]], burst: usize, pool: &Arc<pmd::P
         let mut b = pmd::Batch::with_limit(burst);
         while let Some(mut m) = (!b.is_full()).then(|| cache.alloc()).flatten() {
             g.fill(&mut m, 0, false, 0);
+            // No magic: not counted as a generated frame by receivers.
+            m.data_mut()[frame::PAYLOAD_OFF] = 0;
             let _ = b.push(m);
         }
         p.port.tx_burst(0, &mut cache, &mut b);
+    }
+    // A backend may start polling a while after the handshake (OVS: tens of
+    // ms): wait until each has taken its burst, so a generator starting now
+    // does not overrun a ring nobody reads yet.
+    let t0 = Instant::now();
+    while ports.list.iter().any(|p| p.port.tx_in_flight(0) > 0) && t0.elapsed() < wait {
+        std::thread::sleep(Duration::from_millis(1));
     }
     // Let the frames cross before counters are taken as the baseline.
     std::thread::sleep(Duration::from_millis(100));

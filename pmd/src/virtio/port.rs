@@ -475,6 +475,13 @@ impl Port for VirtioPort {
         q.ring.lock().set_interrupts(false) || r > 0
     }
 
+    fn tx_in_flight(&self, qid: usize) -> usize {
+        if !self.usable(qid) {
+            return 0;
+        }
+        self.queues[2 * qid + 1].ring.lock().in_flight()
+    }
+
     fn shutdown(&self) {
         self.stop.store(true, Ordering::Relaxed);
         let h = self.thread.lock().expect("poisoned").take();

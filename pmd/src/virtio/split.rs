@@ -84,6 +84,8 @@ pub trait DriverRing {
     fn reclaim_tx(&mut self, cache: &mut PoolCache, stats: &QueueStats) -> usize;
     /// Moves received frames into `out`; returns how many.
     fn collect_rx(&mut self, cache: &mut PoolCache, out: &mut Batch, stats: &QueueStats) -> usize;
+    /// Buffers published to the device that it has not returned yet.
+    fn in_flight(&self) -> usize;
     /// Asks the device for a call on the next used buffer (true) or for none.
     /// Returns true when used buffers are already waiting.
     fn set_interrupts(&mut self, on: bool) -> bool;
@@ -470,6 +472,10 @@ impl DriverRing for SplitRing {
             self.suppress();
         }
         n
+    }
+
+    fn in_flight(&self) -> usize {
+        self.published.wrapping_sub(self.used_idx()) as usize
     }
 
     fn set_interrupts(&mut self, on: bool) -> bool {
