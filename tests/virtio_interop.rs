@@ -356,3 +356,69 @@ fn full_speed_runs_stop_without_leaving_garbage_in_the_backend() {
         assert!(c.rx > 0 && c.rx_drops.is_empty(), "{name}: rx {} drops {:?}", c.rx, c.rx_drops);
     }
 }
+
+fn wait_for_socket(p: &Path) {
+    let t0 = std::time::Instant::now();
+    while !p.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "{} never appeared", p.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ferrovs_testpmd_vhost_port_serves_dpdk_virtio_user() {
+    let _g = serial();
+    let dir = TempDir::new("vi-vhost");
+    let sock = dir.path().join("be.sock");
+    // Our vhost-user backend as the sink, DPDK's virtio-user driver as the source.
+    let sink = FerrovsTestpmd::spawn(&[
+        format!("--port=vhost:path={},mac={}", sock.display(), mac(2)),
+        "--forward-mode=rxonly".into(),
+        "--lcores=1".into(),
+        "--duration=8".into(),
+    ]);
+    wait_for_socket(&sock);
+    let mut tp = Testpmd::start(&sock, &mac(1), "txonly", &mac(2));
+    tp.cmd("start");
+    std::thread::sleep(Duration::from_secs(2));
+    tp.cmd("stop");
+    let (_, sent) = tp.stats();
+    drop(tp);
+    let s = sink.finish(Duration::from_secs(20));
+    assert!(sent > 10_000, "testpmd sent only {sent}");
+    assert_eq!(port_field(&s, 0, "rx_packets"), sent, "{s:#}");
+    // DPDK's txonly frames are not ours: counted, not judged.
+    assert_eq!(s["checked"]["foreign"].as_u64().unwrap(), sent, "{s:#}");
+}
+
+#[test]
+fn ferrovs_testpmd_echo_backend_and_generator_talk_to_each_other() {
+    let _g = serial();
+    let dir = TempDir::new("vi-echo");
+    let sock = dir.path().join("echo.sock");
+    // One ferrovs-testpmd echoes (macswap) on a vhost port; another generates
+    // checked frames on a virtio-user port and checks what comes back.
+    let echo = FerrovsTestpmd::spawn(&[
+        format!("--port=vhost:path={}", sock.display()),
+        "--forward-mode=macswap".into(),
+        "--lcores=1".into(),
+        "--duration=8".into(),
+    ]);
+    wait_for_socket(&sock);
+    let s = ferrovs_testpmd(
+        &[
+            vu(&sock, ""),
+            "--forward-mode=txonly".into(),
+            "--latency".into(),
+            "--tx-pps=50000".into(),
+            "--nb-pkts=50000".into(),
+            "--lcores=0".into(),
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(s["checked"]["good"], 50_000, "{s:#}");
+    assert_eq!(s["checked"]["bad"], 0, "{s:#}");
+    assert!(s["latency"]["p50_us"].as_f64().unwrap() > 0.0, "{s:#}");
+    let e = echo.finish(Duration::from_secs(20));
+    assert_eq!(port_field(&e, 0, "rx_packets"), 50_000, "{e:#}");
+}
