@@ -6,7 +6,8 @@
 #
 # usage: benches/e2e/compare.sh [--quick]
 # env:   REPEATS=3 DURATION=10 WARMUP=3 SIZES="64 1518" SWITCHES="ferrovsd ovs testpmd"
-#        GENS="dpdk ferrovs" LATENCY=1 (ferrovs generator: p50/p99 at 50% of max rate)
+#        GENS="dpdk ferrovs" LATENCY=1 (ferrovs generator: p50/p99 at 50% of max rate;
+#        LAT_PPS=N: at N packets/s for every switch instead; SIZES="" skips throughput)
 #        OUT=benches/e2e/results.json FERROVSD=... FERROVS_CTL=... FERROVS_TESTPMD=...
 #        (default: build release)
 #
@@ -24,7 +25,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
 REPEATS=${REPEATS:-3}; DURATION=${DURATION:-10}; WARMUP=${WARMUP:-3}
-SIZES=${SIZES:-"64 1518"}; SWITCHES=${SWITCHES:-"ferrovsd ovs testpmd"}
+SIZES=${SIZES-"64 1518"}; SWITCHES=${SWITCHES:-"ferrovsd ovs testpmd"}
 GENS=${GENS:-"dpdk"}; LATENCY=${LATENCY:-0}
 OUT=${OUT:-$here/results.json}
 if [ "${1:-}" = "--quick" ]; then REPEATS=1; DURATION=3; WARMUP=2; fi
@@ -269,11 +270,15 @@ PY
 # Latency at half of the switch's maximum rate (ferrovs-testpmd stamps each
 # frame on A with the monotonic clock and B records the difference).
 latency_one() { # SWITCH SIZE
-  local sw=$1 size=$2 max
+  local sw=$1 size=$2 max=0 rate
   start_switch "$sw"
-  start_ferrovs_gen "$size" $((WARMUP + DURATION + 1)); wait "$GEN_PID" || true
-  max=$(fgen_mpps)
-  local rate; rate=$(python3 -c "print(int($max * 1e6 / 2))")
+  if [ -n "${LAT_PPS:-}" ]; then
+    rate=$LAT_PPS
+  else
+    start_ferrovs_gen "$size" $((WARMUP + DURATION + 1)); wait "$GEN_PID" || true
+    max=$(fgen_mpps)
+    rate=$(python3 -c "print(int($max * 1e6 / 2))")
+  fi
   start_ferrovs_gen "$size" $((WARMUP + DURATION)) --latency --tx-pps "$rate"; wait "$GEN_PID" || true
   stop_switch "$sw"
   python3 - "$sw" "$size" "$max" "$rate" "$W/fgen.json" >> "$RUNS" <<'PY'

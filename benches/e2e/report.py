@@ -66,7 +66,9 @@ def main():
         for q in ("p50_us", "p99_us", "p999_us"):
             row[q + "_median"] = statistics.median(r["latency"][q] for r in rs)
         latency.append(row)
-        print(f"latency {sw} {row['size']} B at {row['rate_mpps_median']:.2f} Mpps (50% of max): "
+        how = "50% of its max" if all(r["max_mpps"] for r in rs) else "fixed rate"
+        row["rate"] = how
+        print(f"latency {sw} {row['size']} B at {row['rate_mpps_median']:.2f} Mpps ({how}): "
               f"p50 {row['p50_us_median']:.1f} us, p99 {row['p99_us_median']:.1f} us, p99.9 {row['p999_us_median']:.1f} us ({len(rs)} runs)")
     json.dump({"cases": rows, "ratios": ratios, "latency": latency, "runs": all_runs}, open(sys.argv[2], "w"), indent=1)
 
