@@ -24,6 +24,8 @@ pub struct Bridge {
     /// Where runtime changes are persisted (None: not persisted).
     state_file: Option<StateFile>,
     pub rxq_assign: RxqAssign,
+    /// Where /metrics is served (for `show`), once the server runs.
+    metrics_addr: Mutex<Option<String>>,
 }
 
 struct State {
@@ -71,7 +73,16 @@ impl Bridge {
             }),
             state_file,
             rxq_assign,
+            metrics_addr: Mutex::new(None),
         })
+    }
+
+    pub fn set_metrics_addr(&self, a: String) {
+        *self.metrics_addr.lock().expect("poisoned") = Some(a);
+    }
+
+    pub fn metrics_addr(&self) -> Option<String> {
+        self.metrics_addr.lock().expect("poisoned").clone()
     }
 
     /// Recomputes the rx queue placement (OVS dpif-netdev/pmd-rxq-rebalance).

@@ -107,12 +107,17 @@ impl Default for MemoryConfig {
 pub struct ControlConfig {
     /// Octal permission bits of the management socket.
     pub socket_mode: String,
+    /// Where Prometheus scrapes `/metrics` (HOST:PORT), or "off".
+    pub metrics_addr: String,
 }
+
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9475";
 
 impl Default for ControlConfig {
     fn default() -> Self {
         ControlConfig {
             socket_mode: "0600".into(),
+            metrics_addr: DEFAULT_METRICS_ADDR.into(),
         }
     }
 }

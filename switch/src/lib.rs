@@ -1,10 +1,12 @@
 //! ferrovsd's parts: [`config`], the [`bridge`] (ports and their changes),
 //! the [`datapath`] (PMD threads; the packet path), the [`fdb`] (MAC
-//! learning) and the management socket ([`control`]).
+//! learning), the management socket ([`control`]) and Prometheus
+//! [`metrics`].
 
 pub mod bridge;
 pub mod config;
 pub mod control;
 pub mod datapath;
 pub mod fdb;
+pub mod metrics;
 pub mod state;

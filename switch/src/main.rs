@@ -36,6 +36,10 @@ struct Args {
     /// When it exists, its port list replaces the config file's.
     #[arg(long)]
     state_file: Option<PathBuf>,
+    /// Prometheus endpoint HOST:PORT (port 0: any free one) or "off";
+    /// overrides [control] metrics-addr.
+    #[arg(long)]
+    metrics_addr: Option<String>,
     /// Print the embedded default configuration and exit.
     #[arg(long)]
     print_default_config: bool,
@@ -159,6 +163,25 @@ fn main() -> Result<()> {
     let mut control = ControlServer::start(&run_dir.join("ferrovsd.sock"), mode, bridge.clone())
         .context("cannot open the management socket")?;
 
+    let metrics_addr = args.metrics_addr.clone().unwrap_or(cfg.control.metrics_addr.clone());
+    // Observability must not stop forwarding: a busy port is logged, not fatal.
+    let mut metrics = if metrics_addr == "off" {
+        None
+    } else {
+        let b = bridge.clone();
+        match switch::metrics::MetricsServer::start(&metrics_addr, move || switch::metrics::render(&b)) {
+            Ok(m) => {
+                tracing::info!("Prometheus metrics at http://{}/metrics", m.addr);
+                bridge.set_metrics_addr(m.addr.to_string());
+                Some(m)
+            }
+            Err(e) => {
+                tracing::error!("cannot serve metrics on {metrics_addr}: {e}; continuing without");
+                None
+            }
+        }
+    };
+
     let stop = Arc::new(AtomicBool::new(false));
     let housekeeping = {
         let (fdb, stop) = (fdb.clone(), stop.clone());
@@ -180,6 +203,10 @@ fn main() -> Result<()> {
     let sig = wait_for_signal(&sigs);
     tracing::info!("signal {sig}: shutting down");
     control.stop();
+    if let Some(m) = metrics.as_mut() {
+        m.stop();
+    }
+    drop(metrics);
     stop.store(true, Ordering::Relaxed);
     let _ = housekeeping.join();
     match Arc::try_unwrap(bridge) {

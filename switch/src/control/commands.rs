@@ -206,6 +206,7 @@ fn show(bridge: &Bridge) -> Value {
         "ports": ports,
         "pmds": pmds,
         "pmd_sleep_max_us": bridge.datapath.sleep_max(),
+        "metrics_addr": bridge.metrics_addr(),
         "mbuf_pool": {
             "pages": bridge.pool.page_kind().as_str(),
             "total": pool.total, "in_use": pool.in_use,
