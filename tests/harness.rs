@@ -101,10 +101,12 @@ impl Ferrovsd {
         let run_dir = dir.join("run");
         let log = dir.join("ferrovsd.log");
         let mut cmd = Command::new(bin("ferrovsd"));
+        // Port 0: every instance gets its own free port for /metrics.
         cmd.arg("--run-dir")
             .arg(&run_dir)
             .arg("--pmd-cores")
-            .arg(cores);
+            .arg(cores)
+            .args(["--metrics-addr", "127.0.0.1:0"]);
         if let Some(c) = config {
             let p = dir.join("ferrovsd.toml");
             std::fs::write(&p, c).unwrap();
@@ -136,6 +138,15 @@ impl Ferrovsd {
             "ferrovsd did not open its socket; log:\n{}",
             self.log_text()
         );
+    }
+
+    /// GET /metrics from this instance (address from `show`).
+    pub fn scrape(&self) -> String {
+        let addr = self.ok("show", json!({}))["metrics_addr"]
+            .as_str()
+            .expect("metrics served")
+            .to_string();
+        http_get(&addr, "/metrics").1
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -601,4 +612,23 @@ impl Drop for FerrovsTestpmd {
             let _ = c.wait();
         }
     }
+}
+
+/// A plain HTTP/1.0 GET: (status line, body).
+pub fn http_get(addr: &str, path: &str) -> (String, String) {
+    let mut c = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(c, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut s = String::new();
+    c.read_to_string(&mut s).unwrap();
+    let (head, body) = s.split_once("\r\n\r\n").unwrap_or((&s, ""));
+    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+}
+
+/// The value of one sample (`name{labels}`, labels in exposition order) in a scrape.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }

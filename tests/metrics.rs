@@ -1,0 +1,193 @@
+//! ferrovsd's Prometheus endpoint against the real tools: promtool checks a
+//! live scrape under traffic, a real Prometheus server scrapes it and its
+//! PromQL `rate()` must match a known packet stream, and hostile HTTP
+//! clients get errors without disturbing anything.
+
+use ferrovs_tests::*;
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn vu(sock: &std::path::Path) -> String {
+    format!("--port=virtio-user:path={}", sock.display())
+}
+
+fn promtool_check(text: &str) -> (bool, String) {
+    let mut c = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool not found: apt-get install prometheus (the README's test command does)");
+    c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let o = c.wait_with_output().unwrap();
+    (
+        o.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+    )
+}
+
+#[test]
+fn live_scrape_under_traffic_passes_promtool_and_matches_the_counters() {
+    let _g = serial();
+    let dir = TempDir::new("mx-live");
+    let sw = Ferrovsd::start(dir.path(), Some(&config_with_ports(2)));
+    let socks = [sw.port_socket("vhost0"), sw.port_socket("vhost1")];
+    let run = FerrovsTestpmd::spawn(&[
+        vu(&socks[0]),
+        vu(&socks[1]),
+        "--forward-mode=flowgen".into(),
+        "--tx-pps=100000".into(),
+        "--lcores=0".into(),
+        "--duration=4".into(),
+    ]);
+    std::thread::sleep(Duration::from_secs(2));
+    let text = sw.scrape();
+    let (ok, out) = promtool_check(&text);
+    assert!(ok, "promtool check metrics failed:\n{out}\n{text}");
+    assert!(text.contains("ferrovs_pmd_packets_total{core="), "{text}");
+    run.finish(Duration::from_secs(20));
+    sw.wait_quiet(&["vhost0", "vhost1"]);
+    let text = sw.scrape();
+    for name in ["vhost0", "vhost1"] {
+        let c = sw.port(name);
+        let q = format!("{{port=\"{name}\",queue=\"0\"}}");
+        assert_eq!(sample(&text, &format!("ferrovs_port_rx_packets_total{q}")), Some(c.rx as f64), "{name}");
+        assert_eq!(sample(&text, &format!("ferrovs_port_tx_packets_total{q}")), Some(c.tx as f64), "{name}");
+        assert_eq!(
+            sample(&text, &format!("ferrovs_port_link_up{{port=\"{name}\",type=\"vhost-user\"}}")),
+            Some(0.0),
+            "the peer has gone"
+        );
+    }
+    assert_eq!(sample(&text, "ferrovs_fdb_entries"), Some(2.0));
+    assert!(sample(&text, "ferrovs_fdb_learned_total").unwrap() >= 2.0);
+    assert!(sample(&text, "ferrovs_mbufs").unwrap() > 0.0);
+    let pmd_total: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("ferrovs_pmd_packets_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(pmd_total, (sw.port("vhost0").rx + sw.port("vhost1").rx) as f64);
+}
+
+#[test]
+fn hostile_http_clients_get_errors_and_change_nothing() {
+    let _g = serial();
+    let dir = TempDir::new("mx-hostile");
+    let sw = Ferrovsd::start(dir.path(), Some(&config_with_ports(2)));
+    let addr = sw.ok("show", serde_json::json!({}))["metrics_addr"].as_str().unwrap().to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "loopback only by default: {addr}");
+    assert!(http_get(&addr, "/nope").0.contains("404"));
+    // Garbage, a request that never ends, a huge header, a silent client.
+    for payload in [&b"\x00\xff garbage\r\n\r\n"[..], &b"GET /metrics HTTP/1.1\r\nX: "[..]] {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        let _ = c.write_all(payload);
+    }
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    let _ = c.write_all(&vec![b'a'; 20_000]);
+    let _silent = std::net::TcpStream::connect(&addr).unwrap();
+    let mut post = std::net::TcpStream::connect(&addr).unwrap();
+    write!(post, "POST /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut post, &mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 405"), "{reply}");
+    // Still serving and still switching.
+    let (status, body) = http_get(&addr, "/metrics");
+    assert!(status.contains("200"), "{status}");
+    assert!(body.contains("ferrovs_build_info"));
+    sw.ok("show", serde_json::json!({}));
+}
+
+/// A Prometheus server scraping ferrovsd every second, in its own dir.
+struct PromServer {
+    child: Option<Child>,
+    addr: String,
+}
+
+impl PromServer {
+    fn start(dir: &std::path::Path, target: &str) -> PromServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let cfg = dir.join("prometheus.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: ferrovsd\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus not found: apt-get install prometheus");
+        PromServer {
+            child: Some(child),
+            addr: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    fn query(&self, promql: &str) -> Option<Value> {
+        let q: String = promql
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let conn = std::net::TcpStream::connect(&self.addr).ok()?;
+        drop(conn);
+        let (status, body) = http_get(&self.addr, &format!("/api/v1/query?query={q}"));
+        status.contains("200").then(|| serde_json::from_str(&body).ok()).flatten()
+    }
+}
+
+impl Drop for PromServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn prometheus_rate_matches_a_known_packet_stream() {
+    let _g = serial();
+    let dir = TempDir::new("mx-prom");
+    let sw = Ferrovsd::start(dir.path(), Some(&config_with_ports(2)));
+    let target = sw.ok("show", serde_json::json!({}))["metrics_addr"].as_str().unwrap().to_string();
+    let prom = PromServer::start(dir.path(), &target);
+    let run = FerrovsTestpmd::spawn(&[
+        vu(&sw.port_socket("vhost0")),
+        "--forward-mode=txonly".into(),
+        "--tx-pps=50000".into(),
+        "--lcores=0".into(),
+        "--duration=16".into(),
+    ]);
+    // Let a few scrapes of steady traffic accumulate, then ask.
+    std::thread::sleep(Duration::from_secs(10));
+    let promql = "sum(rate(ferrovs_port_rx_packets_total{port=\"vhost0\"}[5s]))";
+    let t0 = Instant::now();
+    let rate = loop {
+        let v = prom.query(promql);
+        let r = v
+            .as_ref()
+            .and_then(|v| v["data"]["result"][0]["value"][1].as_str().map(String::from))
+            .and_then(|s| s.parse::<f64>().ok());
+        if let Some(r) = r {
+            break r;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "no answer from Prometheus: {v:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let s = run.finish(Duration::from_secs(30));
+    eprintln!("Prometheus rate(): {rate:.0} pkt/s for a 50000 pkt/s stream");
+    assert!((rate - 50_000.0).abs() / 50_000.0 < 0.10, "rate() {rate} vs 50000 pkt/s; {s:#}");
+}
