@@ -131,6 +131,7 @@ impl Work {
             }
             total += n;
             bump(&self.stats.batches, 1);
+            bump(&self.stats.batch_sizes.0[n.min(pmd::BURST)], 1);
             self.switch_batch(snap, rq.slot as usize, now, fdb);
             // What this queue costs its PMD (pmd-rxq-show, `cycles` assignment).
             bump(&sp.rxq_cycles[rq.qid as usize], tsc() - t0);

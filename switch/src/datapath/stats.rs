@@ -27,6 +27,15 @@ impl DpDrop {
     }
 }
 
+/// Receive bursts counted by size.
+pub struct BatchSizes(pub [AtomicU64; pmd::BURST + 1]);
+
+impl Default for BatchSizes {
+    fn default() -> Self {
+        BatchSizes(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
 #[derive(Default)]
 pub struct PmdStats {
     pub core: usize,
@@ -39,6 +48,8 @@ pub struct PmdStats {
     pub flooded: AtomicU64,
     pub sleep_ns: AtomicU64,
     pub drops: [AtomicU64; DpDrop::ALL.len()],
+    /// Receive bursts by size (index = packets in the burst, 1..=BURST).
+    pub batch_sizes: BatchSizes,
     /// Generation of the snapshot this PMD runs (for RCU waits).
     pub generation: AtomicU64,
     /// Set when the thread has left its loop.

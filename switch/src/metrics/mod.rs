@@ -11,7 +11,7 @@ pub mod http;
 
 use crate::bridge::Bridge;
 use pmd::port::DropReason;
-use prometheus::{CounterVec, Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{proto, CounterVec, Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use std::sync::atomic::Ordering::Relaxed;
 
 pub use http::MetricsServer;
@@ -20,6 +20,17 @@ pub use http::MetricsServer;
 pub enum Kind {
     Counter,
     Gauge,
+    Histogram,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
 }
 
 pub struct MetricDef {
@@ -34,6 +45,10 @@ const fn c(name: &'static str, labels: &'static [&'static str], help: &'static s
 }
 const fn g(name: &'static str, labels: &'static [&'static str], help: &'static str) -> MetricDef {
     MetricDef { name, kind: Kind::Gauge, labels, help }
+}
+
+const fn h(name: &'static str, labels: &'static [&'static str], help: &'static str) -> MetricDef {
+    MetricDef { name, kind: Kind::Histogram, labels, help }
 }
 
 const NO_LABELS: &[&str] = &[];
@@ -60,6 +75,7 @@ pub const CATALOG: &[MetricDef] = &[
     c("ferrovs_pmd_batches_total", &["core"], "Non-empty receive bursts (packets / batches = average batch)."),
     c("ferrovs_pmd_flooded_total", &["core"], "Packets flooded (unknown or broadcast destination)."),
     c("ferrovs_pmd_sleep_seconds_total", &["core"], "Time the PMD slept in idle back-off (pmd.sleep-max)."),
+    h("ferrovs_pmd_batch_size", &["core"], "Packets per non-empty receive burst."),
     c("ferrovs_pmd_dropped_total", &["core", "reason"], "Packets the switch dropped itself: runt, same_port, no_buffer."),
     g("ferrovs_fdb_entries", &[], "Learned MAC entries now."),
     g("ferrovs_fdb_max_entries", &[], "Most entries the table takes (mac-table-size)."),
@@ -221,11 +237,49 @@ pub fn render(bridge: &Bridge) -> String {
         .with_label_values(NO_LABELS)
         .set(gauge_i(pool.in_thread_caches as u64));
 
+    let mut families = s.reg.gather();
+    families.push(batch_histogram(bridge));
     let mut out = Vec::new();
     TextEncoder::new()
-        .encode(&s.reg.gather(), &mut out)
+        .encode(&families, &mut out)
         .expect("text encoding cannot fail");
     String::from_utf8(out).expect("text exposition is UTF-8")
+}
+
+/// Batch sizes as a Prometheus histogram (buckets 1, 2, 4 ... BURST), built
+/// from each PMD's per-size counters.
+fn batch_histogram(bridge: &Bridge) -> proto::MetricFamily {
+    let d = def("ferrovs_pmd_batch_size");
+    let mut metrics = Vec::new();
+    for p in &bridge.datapath.pmds {
+        let counts: Vec<u64> = p.batch_sizes.0.iter().map(|c| c.load(Relaxed)).collect();
+        let mut buckets = Vec::new();
+        let mut le = 1;
+        while le <= pmd::BURST {
+            let mut b = proto::Bucket::default();
+            b.set_upper_bound(le as f64);
+            b.set_cumulative_count(counts[..=le].iter().sum());
+            buckets.push(b);
+            le *= 2;
+        }
+        let mut hist = proto::Histogram::default();
+        hist.set_sample_count(counts.iter().sum());
+        hist.set_sample_sum(counts.iter().enumerate().map(|(n, c)| (n as u64 * c) as f64).sum());
+        hist.set_bucket(buckets);
+        let mut label = proto::LabelPair::default();
+        label.set_name("core".into());
+        label.set_value(p.core.to_string());
+        let mut m = proto::Metric::default();
+        m.set_label(vec![label]);
+        m.set_histogram(hist);
+        metrics.push(m);
+    }
+    let mut f = proto::MetricFamily::default();
+    f.set_name(d.name.into());
+    f.set_help(d.help.into());
+    f.set_field_type(proto::MetricType::HISTOGRAM);
+    f.set_metric(metrics);
+    f
 }
 
 #[cfg(test)]
@@ -258,8 +312,7 @@ mod tests {
                 .iter()
                 .find(|r| r[1] == d.name)
                 .unwrap_or_else(|| panic!("README metrics table lacks {}", d.name));
-            let kind = if d.kind == Kind::Counter { "counter" } else { "gauge" };
-            assert_eq!(row[2], kind, "{}", d.name);
+            assert_eq!(row[2], d.kind.name(), "{}", d.name);
             assert_eq!(row[3], d.labels.join(", "), "labels of {}", d.name);
         }
         for r in &rows {
