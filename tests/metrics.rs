@@ -191,3 +191,28 @@ fn prometheus_rate_matches_a_known_packet_stream() {
     eprintln!("Prometheus rate(): {rate:.0} pkt/s for a 50000 pkt/s stream");
     assert!((rate - 50_000.0).abs() / 50_000.0 < 0.10, "rate() {rate} vs 50000 pkt/s; {s:#}");
 }
+
+#[test]
+fn ctl_top_shows_ports_and_cores() {
+    let _g = serial();
+    let dir = TempDir::new("mx-top");
+    let sw = Ferrovsd::start(dir.path(), Some(&config_with_ports(2)));
+    let o = Command::new(bin("ferrovs-ctl"))
+        .arg("--socket")
+        .arg(sw.socket())
+        .args(["top", "interval=0.2", "count=2"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(text.matches("PMD CORE").count(), 2, "{text}");
+    assert!(text.contains("vhost0") && text.contains("vhost1"), "{text}");
+    // OVS's name for the PMD summary works too.
+    let o = Command::new(bin("ferrovs-ctl"))
+        .arg("--socket")
+        .arg(sw.socket())
+        .arg("pmd-stats-show")
+        .output()
+        .unwrap();
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("avg batch"));
+}

@@ -4,6 +4,7 @@
 //! `key=value` (`add-port NAME type=vhost-user path=SOCK [mode=server]`).
 
 mod render;
+mod top;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -22,8 +23,8 @@ struct Args {
     /// Print the daemon's reply as JSON (for scripts).
     #[arg(long)]
     json: bool,
-    /// show | add-port | del-port | fdb-show | fdb-flush | port-stats | pmd-stats | pmd-stats-clear |
-    /// pmd-rxq-show | pmd-rxq-rebalance
+    /// show | add-port | del-port | fdb-show | fdb-flush | port-stats | pmd-stats(-show) | pmd-stats-clear |
+    /// pmd-rxq-show | pmd-rxq-rebalance | top [interval=SECS] [count=N]
     command: String,
     /// Positional NAME, then key=value pairs.
     args: Vec<String>,
@@ -53,14 +54,30 @@ fn main() -> Result<()> {
         .or_else(|| std::env::var_os("FERROVS_SOCKET").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("/run/ferrovs/ferrovsd.sock"));
     let args = request_args(&a.command, &a.args)?;
-    let mut s = UnixStream::connect(&socket).with_context(|| {
+    if a.command == "top" {
+        let secs: f64 = args.get("interval").and_then(|v| v.as_str()?.parse().ok()).unwrap_or(1.0);
+        let count = args.get("count").and_then(|v| v.as_str()?.parse().ok());
+        let call = |c: &str, args: Value| call(&socket, c, args);
+        return top::run(&call, Duration::from_secs_f64(secs.max(0.1)), count);
+    }
+    match call(&socket, &a.command, Value::Object(args)) {
+        Ok(result) if a.json => println!("{}", serde_json::to_string_pretty(&result)?),
+        Ok(result) => print!("{}", render::text(&a.command, &result)),
+        Err(e) => bail!("{}: {e}", a.command),
+    }
+    Ok(())
+}
+
+/// One request over the management socket; the reply's result, or its error.
+fn call(socket: &std::path::Path, command: &str, args: Value) -> Result<Value> {
+    let mut s = UnixStream::connect(socket).with_context(|| {
         format!(
             "cannot connect to ferrovsd at {} (is it running? use --socket)",
             socket.display()
         )
     })?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut line = serde_json::to_vec(&json!({ "command": a.command, "args": args }))?;
+    let mut line = serde_json::to_vec(&json!({ "command": command, "args": args }))?;
     line.push(b'\n');
     s.write_all(&line)?;
     let mut reply = String::new();
@@ -70,17 +87,7 @@ fn main() -> Result<()> {
     let v: Value =
         serde_json::from_str(&reply).context("ferrovsd sent a reply that is not JSON")?;
     if v["ok"] != json!(true) {
-        let e = v["error"].as_str().unwrap_or("unknown error");
-        if a.json {
-            println!("{}", serde_json::to_string_pretty(&v)?);
-        }
-        bail!("{}: {e}", a.command);
+        bail!("{}", v["error"].as_str().unwrap_or("unknown error"));
     }
-    let result = &v["result"];
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(result)?);
-    } else {
-        print!("{}", render::text(&a.command, result));
-    }
-    Ok(())
+    Ok(v["result"].clone())
 }
