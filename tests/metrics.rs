@@ -187,9 +187,34 @@ fn prometheus_rate_matches_a_known_packet_stream() {
         assert!(t0.elapsed() < Duration::from_secs(20), "no answer from Prometheus: {v:?}");
         std::thread::sleep(Duration::from_millis(500));
     };
+    // Every query of the Grafana board is valid PromQL with data behind it.
+    let board: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/grafana-ferrovs.json")).unwrap(),
+    )
+    .unwrap();
+    for p in board["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            let e = t["expr"].as_str().unwrap().replace("$__rate_interval", "5s").replace("$instance", ".*");
+            let v = prom.query(&e).unwrap_or_else(|| panic!("Prometheus refused {e:?}"));
+            assert_eq!(v["status"], "success", "{e}: {v}");
+            // Drop series exist only once something was dropped for that reason.
+            if !e.contains("_dropped_total") {
+                assert!(!v["data"]["result"].as_array().unwrap().is_empty(), "no data for {e}");
+            }
+        }
+    }
     let s = run.finish(Duration::from_secs(30));
     eprintln!("Prometheus rate(): {rate:.0} pkt/s for a 50000 pkt/s stream");
     assert!((rate - 50_000.0).abs() / 50_000.0 < 0.10, "rate() {rate} vs 50000 pkt/s; {s:#}");
+}
+
+#[test]
+fn prometheus_config_example_is_valid() {
+    let o = Command::new("promtool")
+        .args(["check", "config", concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/prometheus.yml")])
+        .output()
+        .expect("promtool");
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
 }
 
 #[test]

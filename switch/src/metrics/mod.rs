@@ -320,3 +320,37 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod dashboard_tests {
+    use super::CATALOG;
+
+    /// Every metric a query of the Grafana board names is one ferrovsd exports.
+    #[test]
+    fn grafana_board_queries_only_exported_metrics() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/grafana-ferrovs.json")).unwrap();
+        let board: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        let mut exprs = Vec::new();
+        for p in board["panels"].as_array().expect("panels") {
+            for t in p["targets"].as_array().expect("targets") {
+                exprs.push(t["expr"].as_str().expect("expr").to_string());
+            }
+        }
+        assert!(exprs.len() >= 8);
+        let mut named = 0;
+        for e in &exprs {
+            for (i, _) in e.match_indices("ferrovs_") {
+                let name: String = e[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s).filter(|b| CATALOG.iter().any(|d| d.name == *b)))
+                    .unwrap_or(&name);
+                assert!(CATALOG.iter().any(|d| d.name == base), "{name} in {e:?} is not exported");
+                named += 1;
+            }
+        }
+        assert!(named >= exprs.len());
+        let prom = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/prometheus.yml")).unwrap();
+        assert!(prom.contains(crate::config::DEFAULT_METRICS_ADDR));
+    }
+}
