@@ -25,21 +25,21 @@ impl MetricsServer {
     ) -> std::io::Result<MetricsServer> {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
-        listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let thread = std::thread::Builder::new()
             .name("metrics".into())
             .spawn(move || {
+                // Blocking accept: `stop` wakes it with a connection of its own.
                 while !s.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((conn, _)) => {
+                            if s.load(Ordering::Relaxed) {
+                                break;
+                            }
                             if let Err(e) = serve(conn, &render) {
                                 tracing::debug!("metrics client: {e}");
                             }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            std::thread::sleep(Duration::from_millis(20));
                         }
                         Err(e) => {
                             tracing::warn!("metrics accept: {e}");
@@ -58,6 +58,7 @@ impl MetricsServer {
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
+            let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
             let _ = t.join();
         }
     }
