@@ -86,6 +86,8 @@ impl Drop for DpdkVhostSwitch {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // The runtime directory testpmd's EAL made for its file prefix.
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/fvi{}", std::process::id()));
     }
 }
 

@@ -5,6 +5,8 @@
 pub mod mbuf;
 pub mod mem;
 pub mod port;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod ring;
 pub mod sync;
 pub mod vhost;

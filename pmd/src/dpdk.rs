@@ -1,0 +1,388 @@
+//! NICs through DPDK's ethdev drivers (feature `dpdk`): the EAL, started
+//! once per process, and [`DpdkPort`], a [`Port`] over one ethdev port.
+//!
+//! Packets cross between our buffers and DPDK's mbufs by copy: our pool
+//! stays the one memory every other driver (vhost, virtio-user) shares, and
+//! DPDK keeps its own mempool per port. The copy is one memcpy per frame.
+//! Our PMD threads are not EAL lcores: each registers itself with
+//! `rte_thread_register` on first use so mempool caches work.
+
+use crate::mbuf::{Batch, PoolCache, BURST};
+use crate::port::{DropReason, Port, PortInfo, QueueStats};
+use crate::sync::SpinLock;
+use dpdk_sys as sys;
+use std::cell::Cell;
+use std::ffi::{CStr, CString};
+use std::sync::{Mutex, OnceLock};
+
+static EAL: OnceLock<Result<(), String>> = OnceLock::new();
+
+fn errno_str(rc: i32) -> String {
+    let e = if rc < 0 { -rc } else { rc };
+    // SAFETY: rte_strerror returns a static, NUL-terminated string.
+    unsafe { CStr::from_ptr(sys::rte_strerror(e)) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Starts DPDK's EAL with `args` (argv[0] included) the first time; later
+/// calls return the first result. The EAL cannot be restarted in a process.
+pub fn eal_init(args: &[String]) -> Result<(), String> {
+    EAL.get_or_init(|| {
+        let c: Vec<CString> = args
+            .iter()
+            .map(|a| CString::new(a.as_str()).map_err(|_| format!("EAL argument {a:?} has a NUL")))
+            .collect::<Result<_, _>>()?;
+        let mut argv: Vec<*mut libc::c_char> = c.iter().map(|a| a.as_ptr() as *mut _).collect();
+        // SAFETY: argv points at NUL-terminated strings that outlive the call
+        // (the EAL copies what it keeps).
+        let rc = unsafe { sys::rte_eal_init(argv.len() as i32, argv.as_mut_ptr()) };
+        if rc < 0 {
+            // SAFETY: reads this thread's rte_errno.
+            return Err(format!("DPDK EAL init failed: {}", errno_str(unsafe { sys::ferrovs_rte_errno() })));
+        }
+        Ok(())
+    })
+    .clone()
+}
+
+thread_local! {
+    static REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes the calling thread known to DPDK (mempool per-lcore caches).
+fn register_thread() {
+    REGISTERED.with(|r| {
+        if !r.get() {
+            // SAFETY: registers the calling thread; harmless if it fails
+            // (mempool ops then skip the per-lcore cache).
+            unsafe { sys::rte_thread_register() };
+            r.set(true);
+        }
+    });
+}
+
+#[derive(Clone, Debug)]
+pub struct DpdkPortConfig {
+    /// OVS's options:dpdk-devargs: a vdev (`net_af_packet0,iface=eth1`) or a PCI address.
+    pub devargs: String,
+    pub n_rxq: u16,
+    pub n_txq: u16,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+    pub mtu: u16,
+}
+
+impl DpdkPortConfig {
+    pub fn new(devargs: impl Into<String>) -> DpdkPortConfig {
+        DpdkPortConfig {
+            devargs: devargs.into(),
+            n_rxq: 1,
+            n_txq: 1,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            mtu: 1500,
+        }
+    }
+}
+
+/// One DPDK mbuf pointer array per queue, used under the queue's lock.
+struct QueueBufs([*mut sys::rte_mbuf; BURST]);
+// SAFETY: the pointers are DPDK mbufs owned by whoever holds the queue lock.
+unsafe impl Send for QueueBufs {}
+
+pub struct DpdkPort {
+    config: DpdkPortConfig,
+    port_id: u16,
+    driver: String,
+    pool: *mut sys::rte_mempool,
+    rxq: Vec<SpinLock<QueueBufs>>,
+    txq: Vec<SpinLock<QueueBufs>>,
+    rx_stats: Vec<QueueStats>,
+    tx_stats: Vec<QueueStats>,
+    stopped: Mutex<bool>,
+}
+
+// SAFETY: the mempool pointer is DPDK's thread-safe mempool; queues are
+// serialised by their locks.
+unsafe impl Send for DpdkPort {}
+// SAFETY: as above.
+unsafe impl Sync for DpdkPort {}
+
+fn check(rc: i32, what: &str) -> Result<(), String> {
+    if rc < 0 {
+        Err(format!("{what}: {}", errno_str(rc)))
+    } else {
+        Ok(())
+    }
+}
+
+impl DpdkPort {
+    /// Probes the device named by `devargs` and starts it. The EAL must be
+    /// up ([`eal_init`]). A bad devargs string is an error, never a crash.
+    pub fn open(config: DpdkPortConfig) -> Result<DpdkPort, String> {
+        match EAL.get() {
+            Some(Ok(())) => {}
+            _ => return Err("DPDK's EAL is not initialised".into()),
+        }
+        register_thread();
+        if config.n_rxq == 0 || config.n_txq == 0 || config.n_rxq > 8 || config.n_txq > 8 {
+            return Err("n_rxq and n_txq must be 1..=8".into());
+        }
+        let name = config.devargs.split(',').next().unwrap_or("").trim().to_string();
+        let c_devargs = CString::new(config.devargs.as_str()).map_err(|_| "devargs contains NUL")?;
+        let c_name = CString::new(name.as_str()).map_err(|_| "devargs contains NUL")?;
+        let mut port_id = 0u16;
+        // SAFETY: NUL-terminated strings; port_id is a valid out pointer.
+        let known = unsafe { sys::rte_eth_dev_get_port_by_name(c_name.as_ptr(), &mut port_id) } == 0;
+        if !known {
+            // SAFETY: as above.
+            let rc = unsafe { sys::rte_dev_probe(c_devargs.as_ptr()) };
+            check(rc, &format!("cannot probe {:?}", config.devargs))?;
+            // SAFETY: as above.
+            let rc = unsafe { sys::rte_eth_dev_get_port_by_name(c_name.as_ptr(), &mut port_id) };
+            check(rc, &format!("{name}: no ethdev port after probing"))?;
+        }
+        // SAFETY: port_id is a valid port (looked up above).
+        let socket = unsafe { sys::rte_eth_dev_socket_id(port_id) }.max(0);
+        let pool_name = CString::new(format!("fv_mp_{port_id}")).expect("no NUL");
+        let n_mbufs = ((config.rx_desc as u32 * config.n_rxq as u32 + config.tx_desc as u32 * config.n_txq as u32) * 2)
+            .max(4096);
+        // SAFETY: a named pool of default-size mbufs; checked for null.
+        let pool = unsafe {
+            sys::rte_pktmbuf_pool_create(
+                pool_name.as_ptr(),
+                n_mbufs,
+                256,
+                0,
+                (sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16).max(config.mtu + 18 + sys::RTE_PKTMBUF_HEADROOM as u16),
+                socket,
+            )
+        };
+        if pool.is_null() {
+            // SAFETY: reads this thread's rte_errno.
+            return Err(format!("cannot create mempool: {}", errno_str(unsafe { sys::ferrovs_rte_errno() })));
+        }
+        let conf = sys::rte_eth_conf::default();
+        // SAFETY: valid port, queue counts checked, conf lives for the call.
+        check(
+            unsafe { sys::rte_eth_dev_configure(port_id, config.n_rxq, config.n_txq, &conf) },
+            "rte_eth_dev_configure",
+        )?;
+        for q in 0..config.n_rxq {
+            // SAFETY: valid port/queue; default rx conf (null); our pool.
+            let rc = unsafe { sys::rte_eth_rx_queue_setup(port_id, q, config.rx_desc, socket as u32, std::ptr::null(), pool) };
+            check(rc, "rte_eth_rx_queue_setup")?;
+        }
+        for q in 0..config.n_txq {
+            // SAFETY: valid port/queue; default tx conf (null).
+            let rc = unsafe { sys::rte_eth_tx_queue_setup(port_id, q, config.tx_desc, socket as u32, std::ptr::null()) };
+            check(rc, "rte_eth_tx_queue_setup")?;
+        }
+        // SAFETY: valid port. Some vdevs cannot change MTU: not fatal.
+        let rc = unsafe { sys::rte_eth_dev_set_mtu(port_id, config.mtu) };
+        if rc < 0 {
+            tracing::warn!(devargs = %config.devargs, "cannot set MTU {}: {}", config.mtu, errno_str(rc));
+        }
+        // SAFETY: valid, configured port.
+        check(unsafe { sys::rte_eth_dev_start(port_id) }, "rte_eth_dev_start")?;
+        // SAFETY: valid port; a switch port sees every destination MAC.
+        unsafe { sys::rte_eth_promiscuous_enable(port_id) };
+        let mut info = sys::rte_eth_dev_info::default();
+        // SAFETY: valid port and out pointer.
+        unsafe { sys::rte_eth_dev_info_get(port_id, &mut info) };
+        let driver = if info.driver_name.is_null() {
+            "?".to_string()
+        } else {
+            // SAFETY: the driver name is a static C string.
+            unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned()
+        };
+        let bufs = || QueueBufs([std::ptr::null_mut(); BURST]);
+        Ok(DpdkPort {
+            rxq: (0..config.n_rxq).map(|_| SpinLock::new(bufs())).collect(),
+            txq: (0..config.n_txq).map(|_| SpinLock::new(bufs())).collect(),
+            rx_stats: (0..config.n_rxq).map(|_| QueueStats::default()).collect(),
+            tx_stats: (0..config.n_txq).map(|_| QueueStats::default()).collect(),
+            config,
+            port_id,
+            driver,
+            pool,
+            stopped: Mutex::new(false),
+        })
+    }
+
+    pub fn driver(&self) -> &str {
+        &self.driver
+    }
+}
+
+impl Port for DpdkPort {
+    fn kind(&self) -> &'static str {
+        "dpdk"
+    }
+    fn n_rxq(&self) -> usize {
+        self.rxq.len()
+    }
+    fn n_txq(&self) -> usize {
+        self.txq.len()
+    }
+
+    fn rx_burst(&self, qid: usize, cache: &mut PoolCache, out: &mut Batch) -> usize {
+        register_thread();
+        let Some(mut q) = self.rxq[qid].try_lock() else { return 0 };
+        let want = out.room().min(BURST) as u16;
+        // SAFETY: valid port and queue; the array holds BURST pointers.
+        let n = unsafe { sys::rte_eth_rx_burst(self.port_id, qid as u16, q.0.as_mut_ptr(), want) } as usize;
+        let stats = &self.rx_stats[qid];
+        let (mut got, mut bytes) = (0, 0);
+        for &m in &q.0[..n] {
+            // SAFETY: DPDK handed us m; data_len bytes at mtod are its frame.
+            let (data, len) = unsafe { (sys::ferrovs_pktmbuf_mtod(m) as *const u8, (*m).data_len as usize) };
+            match cache.alloc() {
+                Some(mut b) if len <= b.capacity() && (*unsafe { &*m }).nb_segs == 1 => {
+                    // SAFETY: `len` bytes at `data` are DPDK's; the slice is copied at once.
+                    b.fill(unsafe { std::slice::from_raw_parts(data, len) });
+                    bytes += len;
+                    got += 1;
+                    let _ = out.push(b);
+                }
+                Some(b) => {
+                    cache.free(b);
+                    stats.drop_n(DropReason::Oversized, 1);
+                }
+                None => stats.drop_n(DropReason::NoBuffer, 1),
+            }
+            // SAFETY: we own m and are done with it.
+            unsafe { sys::rte_pktmbuf_free(m) };
+        }
+        stats.count(got as u64, bytes as u64);
+        got
+    }
+
+    fn tx_burst(&self, qid: usize, cache: &mut PoolCache, pkts: &mut Batch) -> usize {
+        register_thread();
+        let qid = qid % self.txq.len();
+        let stats = &self.tx_stats[qid];
+        let mut q = self.txq[qid].lock();
+        let mut n = 0usize;
+        let mut bytes = 0usize;
+        for b in pkts.drain() {
+            // SAFETY: our mempool; checked for null.
+            let m = unsafe { sys::rte_pktmbuf_alloc(self.pool) };
+            let len = b.len();
+            if m.is_null() {
+                stats.drop_n(DropReason::NoBuffer, 1);
+            } else {
+                // SAFETY: append returns room for `len` bytes in m, or null.
+                let dst = unsafe { sys::rte_pktmbuf_append(m, len as u16) } as *mut u8;
+                if dst.is_null() {
+                    // SAFETY: m is ours.
+                    unsafe { sys::rte_pktmbuf_free(m) };
+                    stats.drop_n(DropReason::Oversized, 1);
+                } else {
+                    // SAFETY: dst has len bytes of room; b's data is len bytes.
+                    unsafe { std::ptr::copy_nonoverlapping(b.data().as_ptr(), dst, len) };
+                    q.0[n] = m;
+                    n += 1;
+                    bytes += len;
+                }
+            }
+            cache.free(b);
+        }
+        // SAFETY: valid port/queue; the first n pointers are our mbufs.
+        let sent = unsafe { sys::rte_eth_tx_burst(self.port_id, qid as u16, q.0.as_mut_ptr(), n as u16) } as usize;
+        for &m in &q.0[sent..n] {
+            // SAFETY: not taken by the driver: still ours.
+            unsafe { sys::rte_pktmbuf_free(m) };
+        }
+        stats.drop_n(DropReason::RingFull, (n - sent) as u64);
+        let sent_bytes = if n > 0 { bytes * sent / n } else { 0 };
+        stats.count(sent as u64, sent_bytes as u64);
+        sent
+    }
+
+    fn rxq_stats(&self, qid: usize) -> &QueueStats {
+        &self.rx_stats[qid]
+    }
+    fn txq_stats(&self, qid: usize) -> &QueueStats {
+        &self.tx_stats[qid]
+    }
+
+    fn link_up(&self) -> bool {
+        let mut l = sys::rte_eth_link::default();
+        // SAFETY: valid port and out pointer.
+        unsafe { sys::rte_eth_link_get_nowait(self.port_id, &mut l) };
+        l.link_status() != 0
+    }
+
+    fn info(&self) -> PortInfo {
+        let mut l = sys::rte_eth_link::default();
+        // SAFETY: valid port and out pointer.
+        unsafe { sys::rte_eth_link_get_nowait(self.port_id, &mut l) };
+        vec![
+            ("devargs", self.config.devargs.clone()),
+            ("driver", self.driver.clone()),
+            ("dpdk_port", self.port_id.to_string()),
+            ("link_speed_mbps", l.link_speed.to_string()),
+            ("queues", format!("{} rx, {} tx", self.rxq.len(), self.txq.len())),
+            ("mtu", self.config.mtu.to_string()),
+        ]
+    }
+
+    fn shutdown(&self) {
+        let mut s = self.stopped.lock().expect("poisoned");
+        if !*s {
+            // SAFETY: valid port; nobody polls it any more (removed from the datapath).
+            unsafe {
+                sys::rte_eth_dev_stop(self.port_id);
+                sys::rte_eth_dev_close(self.port_id);
+            }
+            *s = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mbuf::Pool;
+
+    fn eal() {
+        let args: Vec<String> = ["ferrovs-test", "-l", "0", "--no-pci", "--no-huge", "-m", "256", "--no-shconf"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["--file-prefix".to_string(), format!("fvu{}", std::process::id())])
+            .collect();
+        eal_init(&args).expect("EAL");
+    }
+
+    /// net_ring is a loopback: what we send comes back, copied both ways.
+    #[test]
+    fn frames_cross_a_dpdk_ring_port_and_come_back_intact() {
+        eal();
+        let port = DpdkPort::open(DpdkPortConfig::new("net_ring0")).expect("net_ring0");
+        assert_eq!(port.driver(), "net_ring");
+        assert!(port.link_up());
+        let mut cache = PoolCache::new(Pool::new(1024, false).unwrap());
+        let mut b = Batch::new();
+        for i in 0..8u8 {
+            let mut m = cache.alloc().unwrap();
+            m.fill(&[i; 100]);
+            b.push(m).unwrap();
+        }
+        assert_eq!(port.tx_burst(0, &mut cache, &mut b), 8);
+        let mut out = Batch::new();
+        assert_eq!(port.rx_burst(0, &mut cache, &mut out), 8);
+        for (i, m) in out.iter().enumerate() {
+            assert_eq!(m.data(), &[i as u8; 100]);
+        }
+        cache.free_batch(&mut out);
+        assert_eq!(port.rxq_stats(0).packets.load(std::sync::atomic::Ordering::Relaxed), 8);
+        // A bad devargs string is an error, not a crash.
+        let e = DpdkPort::open(DpdkPortConfig::new("net_nosuchdriver0,x=1")).err().unwrap();
+        assert!(e.contains("cannot probe"), "{e}");
+        port.shutdown();
+        assert_eq!(cache.pool().stats().in_use, 0);
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/fvu{}", std::process::id()));
+    }
+}
