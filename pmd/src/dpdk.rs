@@ -46,6 +46,18 @@ pub fn eal_init(args: &[String]) -> Result<(), String> {
     .clone()
 }
 
+/// Releases the EAL at process exit and removes its runtime directory
+/// (`/var/run/dpdk/<file_prefix>`), which DPDK leaves behind otherwise.
+pub fn eal_cleanup(file_prefix: &str) {
+    if matches!(EAL.get(), Some(Ok(()))) {
+        // SAFETY: called once at shutdown, after every DPDK port was closed.
+        unsafe { sys::rte_eal_cleanup() };
+        for base in ["/var/run/dpdk", "/run/dpdk"] {
+            let _ = std::fs::remove_dir_all(format!("{base}/{file_prefix}"));
+        }
+    }
+}
+
 thread_local! {
     static REGISTERED: Cell<bool> = const { Cell::new(false) };
 }

@@ -26,6 +26,8 @@ pub struct Bridge {
     pub rxq_assign: RxqAssign,
     /// Where /metrics is served (for `show`), once the server runs.
     metrics_addr: Mutex<Option<String>>,
+    /// DPDK EAL arguments, used when the first `dpdk` port is added.
+    dpdk_eal_args: Mutex<String>,
 }
 
 struct State {
@@ -74,7 +76,12 @@ impl Bridge {
             state_file,
             rxq_assign,
             metrics_addr: Mutex::new(None),
+            dpdk_eal_args: Mutex::new(String::new()),
         })
+    }
+
+    pub fn set_dpdk_eal_args(&self, a: String) {
+        *self.dpdk_eal_args.lock().expect("poisoned") = a;
     }
 
     pub fn set_metrics_addr(&self, a: String) {
@@ -132,6 +139,12 @@ impl Bridge {
         let mut st = self.state.lock().expect("bridge state poisoned");
         if st.ports.contains_key(&cfg.name) {
             return Err(BridgeError::Exists(cfg.name));
+        }
+        if cfg.kind == PortKind::Dpdk {
+            return self.add_dpdk_port(&mut st, cfg);
+        }
+        if cfg.path.as_os_str().is_empty() {
+            return Err(BridgeError::Invalid("a vhost-user or virtio-user port needs a path".into()));
         }
         let path = self.resolve(&cfg.path);
         if path.as_os_str().len() >= 108 {
@@ -221,12 +234,57 @@ impl Bridge {
                 let vp = VirtioPort::start(vc, Arc::clone(&self.pool)).map_err(BridgeError::Invalid)?;
                 Arc::new(SwitchPort::new(no, cfg.name.clone(), vp, None))
             }
+            PortKind::Dpdk => unreachable!("dpdk ports are added by add_dpdk_port"),
         };
         st.next_no += 1;
         tracing::info!(port = %cfg.name, no, "port added");
         st.ports.insert(cfg.name.clone(), (cfg, sp));
         self.republish(&mut st);
         Ok(no)
+    }
+
+    /// A NIC or vdev through DPDK; the EAL starts with the first one.
+    #[cfg(feature = "dpdk")]
+    fn add_dpdk_port(&self, st: &mut State, cfg: PortConfig) -> Result<u16, BridgeError> {
+        use pmd::dpdk::{eal_init, DpdkPort, DpdkPortConfig};
+        let devargs = cfg
+            .devargs
+            .clone()
+            .filter(|d| !d.trim().is_empty())
+            .ok_or_else(|| BridgeError::Invalid("a dpdk port needs devargs".into()))?;
+        if let Some((other, _)) = st.ports.iter().find(|(_, (c, _))| c.devargs.as_deref() == Some(devargs.as_str())) {
+            return Err(BridgeError::Invalid(format!("devargs {devargs:?} are already used by port {other:?}")));
+        }
+        let mut eal: Vec<String> = vec!["ferrovsd".into()];
+        eal.extend(self.dpdk_eal_args.lock().expect("poisoned").split_whitespace().map(String::from));
+        eal.extend(["--file-prefix".into(), dpdk_file_prefix(), "--no-shconf".into()]);
+        eal_init(&eal).map_err(BridgeError::Invalid)?;
+        let mut dc = DpdkPortConfig::new(devargs);
+        dc.n_rxq = cfg.n_rxq.unwrap_or(1);
+        dc.n_txq = self.datapath.cores().len().max(1) as u16;
+        dc.mtu = cfg.mtu() as u16;
+        if let Some(n) = cfg.n_rxq_desc {
+            dc.rx_desc = n;
+        }
+        if let Some(n) = cfg.n_txq_desc {
+            dc.tx_desc = n;
+        }
+        let port = DpdkPort::open(dc).map_err(BridgeError::Invalid)?;
+        let no = st.next_no;
+        let sp = Arc::new(SwitchPort::new(no, cfg.name.clone(), Arc::new(port), None));
+        st.next_no += 1;
+        tracing::info!(port = %cfg.name, no, "dpdk port added");
+        st.ports.insert(cfg.name.clone(), (cfg, sp));
+        self.republish(st);
+        Ok(no)
+    }
+
+    #[cfg(not(feature = "dpdk"))]
+    #[allow(clippy::unused_self)]
+    fn add_dpdk_port(&self, _st: &mut State, _cfg: PortConfig) -> Result<u16, BridgeError> {
+        Err(BridgeError::Invalid(
+            "this ferrovsd was built without DPDK support (cargo feature `dpdk`)".into(),
+        ))
     }
 
     pub fn del_port(&self, name: &str) -> Result<(), BridgeError> {
@@ -288,5 +346,13 @@ impl Bridge {
         }
         self.datapath.stop();
         self.vhost.stop();
+        #[cfg(feature = "dpdk")]
+        pmd::dpdk::eal_cleanup(&dpdk_file_prefix());
     }
+}
+
+/// The EAL's file prefix: one per daemon, so several can run side by side.
+#[cfg(feature = "dpdk")]
+fn dpdk_file_prefix() -> String {
+    format!("ferrovsd{}", std::process::id())
 }

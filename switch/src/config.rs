@@ -20,6 +20,8 @@ pub struct Config {
     pub memory: MemoryConfig,
     #[serde(default)]
     pub control: ControlConfig,
+    #[serde(default)]
+    pub dpdk: DpdkConfig,
     #[serde(default, rename = "port")]
     pub ports: Vec<PortConfig>,
 }
@@ -104,6 +106,23 @@ impl Default for MemoryConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct DpdkConfig {
+    /// DPDK EAL arguments, used when the first `dpdk` port is added (the
+    /// EAL starts once per daemon). Hugepage-free by default, which is
+    /// enough for vdevs; physical NICs want hugepages and no `--no-pci`.
+    pub eal_args: String,
+}
+
+impl Default for DpdkConfig {
+    fn default() -> Self {
+        DpdkConfig {
+            eal_args: "--no-huge -m 512 --no-pci".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct ControlConfig {
     /// Octal permission bits of the management socket.
     pub socket_mode: String,
@@ -129,8 +148,18 @@ pub struct PortConfig {
     #[serde(rename = "type")]
     pub kind: PortKind,
     /// Socket path; relative paths are in the run directory.
-    /// (OVS: vhost-server-path for client ports.)
+    /// (OVS: vhost-server-path for client ports.) Not used by `dpdk` ports.
+    #[serde(default, skip_serializing_if = "is_empty_path")]
     pub path: PathBuf,
+    /// `dpdk` ports: the device (OVS options:dpdk-devargs), a PCI address or
+    /// a vdev such as `net_af_packet0,iface=eth1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devargs: Option<String>,
+    /// `dpdk` ports: receive/transmit descriptors per queue (OVS n_rxq_desc/n_txq_desc).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_rxq_desc: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_txq_desc: Option<u16>,
     #[serde(default)]
     pub mode: Mode,
     /// MAC the guest sees in config space (random locally administered if unset).
@@ -209,6 +238,12 @@ pub enum PortKind {
     /// ferrovsd is the virtio-user frontend of another vhost-user backend
     /// (another switch, an appliance); it always connects to `path`.
     VirtioUser,
+    /// A NIC (or DPDK vdev) through DPDK's ethdev drivers: `devargs`.
+    Dpdk,
+}
+
+fn is_empty_path(p: &std::path::Path) -> bool {
+    p.as_os_str().is_empty()
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]

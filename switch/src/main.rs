@@ -153,6 +153,7 @@ fn main() -> Result<()> {
         Some(state),
         policy,
     )?;
+    bridge.set_dpdk_eal_args(cfg.dpdk.eal_args.clone());
     for p in &ports {
         bridge
             .add_port(p.clone())

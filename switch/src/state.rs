@@ -126,6 +126,9 @@ mod tests {
 
     fn port(n: &str) -> PortConfig {
         PortConfig {
+            devargs: None,
+            n_rxq_desc: None,
+            n_txq_desc: None,
             name: n.into(),
             kind: PortKind::VhostUser,
             path: format!("{n}.sock").into(),

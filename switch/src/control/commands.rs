@@ -99,6 +99,9 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
             "mtu-request",
             "n-rxq",
             "pmd-rxq-affinity",
+            "devargs",
+            "n-rxq-desc",
+            "n-txq-desc",
         ];
         if !KNOWN.contains(&k.as_str()) {
             return Err(format!(
@@ -111,9 +114,21 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
     let kind = match str_arg(args, "type")? {
         "vhost-user" => PortKind::VhostUser,
         "virtio-user" => PortKind::VirtioUser,
-        t => return Err(format!("unknown port type {t:?} (known: vhost-user, virtio-user)")),
+        "dpdk" => PortKind::Dpdk,
+        t => return Err(format!("unknown port type {t:?} (known: vhost-user, virtio-user, dpdk)")),
     };
-    let path = str_arg(args, "path")?.into();
+    let path = if kind == PortKind::Dpdk {
+        Default::default()
+    } else {
+        str_arg(args, "path")?.into()
+    };
+    let devargs = args
+        .get("devargs")
+        .map(|_| str_arg(args, "devargs"))
+        .transpose()?
+        .map(String::from);
+    let n_rxq_desc = num_arg(args, "n-rxq-desc", 64, 4096)?.map(|n| n as u16);
+    let n_txq_desc = num_arg(args, "n-txq-desc", 64, 4096)?.map(|n| n as u16);
     let mode = match args
         .get("mode")
         .map(|_| str_arg(args, "mode"))
@@ -141,6 +156,9 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
         crate::config::parse_affinity(a).map_err(|e| format!("pmd-rxq-affinity: {e}"))?;
     }
     let cfg = PortConfig {
+        devargs,
+        n_rxq_desc,
+        n_txq_desc,
         name: name.clone(),
         kind,
         path,
