@@ -35,6 +35,8 @@ fn main() {
         .allowlist_var("RTE_.*")
         .opaque_type("rte_gtp_psc_.*")
         .derive_default(true)
+        // DPDK's doc comments hold C examples that rustdoc would run as tests.
+        .generate_comments(false)
         .wrap_static_fns(true)
         .wrap_static_fns_path(&wrappers)
         .generate()
