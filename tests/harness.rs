@@ -519,42 +519,10 @@ pub fn mac(i: u8) -> String {
 }
 
 /// Runs ferrovs-testpmd to completion with `args` (plus `--json --quiet`)
-/// and returns its summary. Killed after `timeout`; panics with its stderr
+/// and returns its summary. Killed after `timeout`; panics with its output
 /// if it fails.
 pub fn ferrovs_testpmd(args: &[String], timeout: Duration) -> Value {
-    let mut child = Command::new(bin("ferrovs-testpmd"))
-        .args(args)
-        .args(["--json", "--quiet"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ferrovs-testpmd");
-    let err = {
-        let mut e = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = e.read_to_string(&mut s);
-            s
-        })
-    };
-    let mut out = child.stdout.take().unwrap();
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if t0.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("ferrovs-testpmd {args:?} ran over {timeout:?}: {}", err.join().unwrap());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut s = String::new();
-    out.read_to_string(&mut s).unwrap();
-    let err = err.join().unwrap();
-    assert!(status.success(), "ferrovs-testpmd {args:?} failed ({status}): {err}");
-    serde_json::from_str(&s).unwrap_or_else(|e| panic!("bad JSON from ferrovs-testpmd ({e}): {s}\n{err}"))
+    FerrovsTestpmd::spawn(args).finish(timeout)
 }
 
 /// Starts ferrovs-testpmd in the background (for runs a test steers while
