@@ -277,7 +277,8 @@ impl Port for DpdkPort {
         let stats = &self.tx_stats[qid];
         let mut q = self.txq[qid].lock();
         let mut n = 0usize;
-        let mut bytes = 0usize;
+        // Lengths kept aside: a sent mbuf belongs to the driver at once.
+        let mut lens = [0u16; BURST];
         for b in pkts.drain() {
             // SAFETY: our mempool; checked for null.
             let m = unsafe { sys::rte_pktmbuf_alloc(self.pool) };
@@ -295,8 +296,8 @@ impl Port for DpdkPort {
                     // SAFETY: dst has len bytes of room; b's data is len bytes.
                     unsafe { std::ptr::copy_nonoverlapping(b.data().as_ptr(), dst, len) };
                     q.0[n] = m;
+                    lens[n] = len as u16;
                     n += 1;
-                    bytes += len;
                 }
             }
             cache.free(b);
@@ -308,8 +309,8 @@ impl Port for DpdkPort {
             unsafe { sys::rte_pktmbuf_free(m) };
         }
         stats.drop_n(DropReason::RingFull, (n - sent) as u64);
-        let sent_bytes = if n > 0 { bytes * sent / n } else { 0 };
-        stats.count(sent as u64, sent_bytes as u64);
+        let sent_bytes: u64 = lens[..sent].iter().map(|&l| l as u64).sum();
+        stats.count(sent as u64, sent_bytes);
         sent
     }
 
