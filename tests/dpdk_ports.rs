@@ -1,56 +1,17 @@
 //! `dpdk` ports: a NIC through DPDK's ethdev drivers. Here the NIC is
 //! DPDK's `net_af_packet` on a veth whose other end sits in a network
-//! namespace this test makes; the namespace's own kernel stack pings a
-//! DPDK testpmd (virtio-user, icmpecho) behind a vhost-user port.
+//! namespace this test makes. Behind ferrovsd's vhost-user port: DPDK
+//! testpmd (virtio-user, icmpecho), ferrovs-testpmd, or a QEMU Linux guest.
 
+use ferrovs_tests::guest::{Guest, GuestConfig};
+use ferrovs_tests::netns::{sh, NetnsVeth};
 use ferrovs_tests::*;
 use serde_json::json;
-use std::process::Command;
+use std::io::{Read, Write};
 use std::time::Duration;
 
-fn sh(cmd: &str) -> (bool, String) {
-    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
-}
-
-/// A veth pair, one end in a fresh namespace; both removed on drop.
-struct NetnsVeth {
-    ns: String,
-    host_if: String,
-}
-
-impl NetnsVeth {
-    fn new(ip_cidr: &str) -> NetnsVeth {
-        let id = std::process::id() % 100_000;
-        let (ns, host_if, ns_if) = (format!("fvt{id}"), format!("fvh{id}"), format!("fvn{id}"));
-        let v = NetnsVeth { ns, host_if };
-        for c in [
-            format!("ip netns add {}", v.ns),
-            format!("ip link add {} type veth peer name {ns_if}", v.host_if),
-            format!("ip link set {ns_if} netns {}", v.ns),
-            format!("ip -n {} addr add {ip_cidr} dev {ns_if}", v.ns),
-            format!("ip -n {} link set {ns_if} up", v.ns),
-            format!("ip -n {} link set lo up", v.ns),
-            format!("ip link set {} up", v.host_if),
-        ] {
-            let (ok, out) = sh(&c);
-            assert!(ok, "{c}: {out}");
-        }
-        v
-    }
-}
-
-impl Drop for NetnsVeth {
-    fn drop(&mut self) {
-        let _ = sh(&format!("ip link del {} 2>/dev/null; ip netns del {}", self.host_if, self.ns));
-    }
-}
-
-#[test]
-fn netns_kernel_pings_a_vhost_peer_through_a_dpdk_af_packet_port() {
-    let _g = serial();
-    let dir = TempDir::new("dp-ping");
-    let net = NetnsVeth::new("10.99.0.1/24");
+/// ferrovsd with vhost0 and `phy0`, a dpdk af_packet port on the host end of `net`.
+fn switch_with_phy(dir: &TempDir, net: &NetnsVeth) -> Ferrovsd {
     let sw = Ferrovsd::start(dir.path(), Some(&config_with_ports(1)));
     let r = sw.request(
         "add-port",
@@ -60,21 +21,46 @@ fn netns_kernel_pings_a_vhost_peer_through_a_dpdk_af_packet_port() {
         r["ok"], true,
         "add-port type=dpdk failed (build ferrovsd with --features switch/dpdk, as scripts/test does): {r}"
     );
+    sw
+}
+
+#[test]
+fn netns_kernel_pings_a_vhost_peer_through_a_dpdk_af_packet_port() {
+    let _g = serial();
+    let dir = TempDir::new("dp-ping");
+    let net = NetnsVeth::new("10.99.0.1/24");
+    let sw = switch_with_phy(&dir, &net);
     // A bad devargs string is a clear error, and the daemon stays up.
-    let bad = sw.request("add-port", json!({"name": "bad0", "type": "dpdk", "devargs": "net_nosuch0,x=y"}));
+    let bad = sw.request(
+        "add-port",
+        json!({"name": "bad0", "type": "dpdk", "devargs": "net_nosuch0,x=y"}),
+    );
     assert_eq!(bad["ok"], false);
-    assert!(bad["error"].as_str().unwrap().contains("cannot probe"), "{bad}");
+    assert!(
+        bad["error"].as_str().unwrap().contains("cannot probe"),
+        "{bad}"
+    );
     let show = sw.ok("show", json!({}));
-    let phy = show["ports"].as_array().unwrap().iter().find(|p| p["name"] == "phy0").unwrap().clone();
+    let phy = show["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "phy0")
+        .unwrap()
+        .clone();
     assert_eq!(phy["type"], "dpdk");
     assert_eq!(phy["driver"], "net_af_packet", "{phy}");
     assert_eq!(phy["link"], "up", "{phy}");
 
     let mut tp = Testpmd::start(&sw.port_socket("vhost0"), &mac(2), "icmpecho", &mac(1));
     tp.cmd("start");
-    let (ok, out) = sh(&format!("ip netns exec {} ping -c 5 -i 0.2 -W 2 10.99.0.2", net.ns));
+    let (ok, out) = net.exec("ping -c 5 -i 0.2 -W 2 10.99.0.2");
     eprintln!("{out}");
-    assert!(ok && out.contains(" 0% packet loss"), "ping through ferrovsd failed:\n{out}\n{}", sw.log_text());
+    assert!(
+        ok && out.contains(" 0% packet loss"),
+        "ping through ferrovsd failed:\n{out}\n{}",
+        sw.log_text()
+    );
     let c = sw.port("phy0");
     assert!(c.rx >= 5 && c.tx >= 5, "phy0 rx {} tx {}", c.rx, c.tx);
     drop(tp);
@@ -82,5 +68,177 @@ fn netns_kernel_pings_a_vhost_peer_through_a_dpdk_af_packet_port() {
     let eal_dir = format!("/var/run/dpdk/ferrovsd{}", sw.pid());
     let mut sw = sw;
     assert_eq!(sw.terminate(Duration::from_secs(10)), Some(0));
-    assert!(!std::path::Path::new(&eal_dir).exists(), "{eal_dir} left behind");
+    assert!(
+        !std::path::Path::new(&eal_dir).exists(),
+        "{eal_dir} left behind"
+    );
+}
+
+/// ferrovs-testpmd's own `dpdk:` port (af_packet, inside the namespace)
+/// generates checked frames; they cross the veth, ferrovsd's dpdk port and
+/// its vhost-user port to the same ferrovs-testpmd's virtio-user sink.
+#[test]
+fn testpmd_dpdk_port_frames_cross_ferrovsd_dpdk_port_counted_and_intact() {
+    let _g = serial();
+    let dir = TempDir::new("dp-count");
+    let net = NetnsVeth::new("10.99.0.1/24");
+    let sw = switch_with_phy(&dir, &net);
+    const N: u64 = 20_000;
+    let args: Vec<String> = [
+        format!(
+            "--port=dpdk:mac={},devargs=net_af_packet0,iface={}",
+            mac(1),
+            net.ns_if
+        ),
+        format!(
+            "--port=virtio-user:path={},mac={},queue-size=4096",
+            sw.port_socket("vhost0").display(),
+            mac(2)
+        ),
+        "--port-topology=loop".into(),
+        "--tx-ports=0".into(),
+        "--forward-mode=txonly".into(),
+        format!("--eth-peer=0,{}", mac(2)),
+        "--tx-first".into(),
+        format!("--nb-pkts={N}"),
+        "--tx-pps=10000".into(),
+        "--lcores=0".into(),
+        "--no-huge".into(),
+    ]
+    .into();
+    let tp = FerrovsTestpmd::spawn_in_netns(&net.ns, &args);
+    let pid = tp.child.as_ref().unwrap().id();
+    let s = tp.finish(Duration::from_secs(60));
+    assert_eq!(s["generated"].as_u64().unwrap(), N, "{s:#}");
+    assert_eq!(s["checked"]["bad"], 0, "corrupted frames: {s:#}");
+    assert_eq!(
+        s["checked"]["good"].as_u64().unwrap(),
+        N,
+        "frames lost: {s:#}\n{}",
+        sw.log_text()
+    );
+    let phy = sw.port("phy0");
+    assert!(phy.rx >= N, "phy0 counted {} received", phy.rx);
+    assert!(
+        phy.rx_drops.iter().all(|(_, n)| *n == 0),
+        "{:?}",
+        phy.rx_drops
+    );
+    // The generator's EAL directory went with it.
+    assert!(!std::path::Path::new(&format!("/var/run/dpdk/fvtp{pid}")).exists());
+}
+
+fn md5(data: &[u8]) -> String {
+    let path = std::env::temp_dir().join(format!("fv-md5-{}", std::process::id()));
+    std::fs::write(&path, data).unwrap();
+    let (_, out) = sh(&format!("md5sum {}", path.display()));
+    let _ = std::fs::remove_file(&path);
+    out.split_whitespace().next().unwrap_or("").to_string()
+}
+
+fn guest_md5(out: &str) -> Option<String> {
+    out.split_whitespace()
+        .find(|w| w.len() == 32)
+        .map(String::from)
+}
+
+/// The namespace's kernel and a Linux guest (its own virtio-net driver on
+/// ferrovsd's vhost-user port) ping and move 4 MiB over TCP each way.
+#[test]
+fn netns_kernel_and_a_linux_guest_talk_tcp_through_a_dpdk_port() {
+    let _g = serial();
+    const BLOB: usize = 4 << 20;
+    const CMD: Duration = Duration::from_secs(120);
+    let dir = TempDir::new("dp-tcp");
+    let net = NetnsVeth::new("10.99.0.1/24");
+    let sw = switch_with_phy(&dir, &net);
+    let mut cfg = GuestConfig::new("g", &sw.port_socket("vhost0"), 2);
+    cfg.ip = "10.99.0.2".into();
+    let guest = Guest::start(cfg);
+    guest.wait_ready(1, Duration::from_secs(90));
+    let (code, out) = guest.sh(
+        "ping -c 20 -w 20 -W 1 10.99.0.1 | grep -q 'bytes from'; ping -c 5 -i 0.2 -W 2 10.99.0.1",
+        CMD,
+    );
+    assert_eq!(code, 0, "guest -> namespace ping:\n{out}");
+    let (ok, out) = net.exec("ping -c 5 -i 0.2 -W 2 10.99.0.2");
+    assert!(
+        ok && out.contains(" 0% packet loss"),
+        "namespace -> guest ping:\n{out}"
+    );
+
+    // Namespace -> guest: pseudo-random bytes, compared by checksum.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let blob: Vec<u8> = (0..BLOB)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let want = md5(&blob);
+    let (code, _) = guest.sh("(sleep 300 | nc -l -p 5001 > /tmp/got &) ; sleep 0.5", CMD);
+    assert_eq!(code, 0);
+    let sent = blob.clone();
+    net.run_inside(move || {
+        let mut c = std::net::TcpStream::connect_timeout(
+            &"10.99.0.2:5001".parse().unwrap(),
+            Duration::from_secs(10),
+        )
+        .expect("connect to the guest from the namespace");
+        c.write_all(&sent).expect("send 4 MiB to the guest");
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let (_, got) = guest.sh(
+        &format!("i=0; while [ $(wc -c < /tmp/got) -lt {BLOB} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; md5sum /tmp/got; wc -c < /tmp/got"),
+        CMD,
+    );
+    assert_eq!(
+        guest_md5(&got).as_deref(),
+        Some(want.as_str()),
+        "namespace -> guest transfer: {got}"
+    );
+
+    // Guest -> namespace.
+    let listener = net.run_inside(|| {
+        std::net::TcpListener::bind("10.99.0.1:5002").expect("listen in the namespace")
+    });
+    let (_, sum) = guest.sh(
+        "dd if=/dev/urandom of=/tmp/blob bs=1024 count=4096 2>/dev/null; md5sum /tmp/blob",
+        CMD,
+    );
+    let reader = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().expect("accept the guest");
+        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut got = Vec::with_capacity(BLOB);
+        let mut buf = [0u8; 65536];
+        while got.len() < BLOB {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        got
+    });
+    let (code, out) = guest.sh("nc -w 5 10.99.0.1 5002 < /tmp/blob", CMD);
+    assert_eq!(code, 0, "{out}");
+    let got = reader.join().unwrap();
+    assert_eq!(
+        got.len(),
+        BLOB,
+        "guest -> namespace: {} of {BLOB} bytes",
+        got.len()
+    );
+    assert_eq!(
+        guest_md5(&sum),
+        Some(md5(&got)),
+        "guest -> namespace transfer corrupted"
+    );
+
+    let phy = sw.port("phy0");
+    assert!(
+        phy.rx_drops.iter().all(|(_, n)| *n == 0) && phy.tx_drops.iter().all(|(_, n)| *n == 0),
+        "{phy:?}"
+    );
 }

@@ -7,6 +7,7 @@
 //! busy-polling processes at once would only measure the scheduler.
 
 pub mod guest;
+pub mod netns;
 pub mod ovs;
 
 use serde_json::{json, Value};
@@ -534,7 +535,19 @@ pub struct FerrovsTestpmd {
 
 impl FerrovsTestpmd {
     pub fn spawn(args: &[String]) -> FerrovsTestpmd {
-        let mut child = Command::new(bin("ferrovs-testpmd"))
+        Self::spawn_cmd(Command::new(bin("ferrovs-testpmd")), args)
+    }
+
+    /// As `spawn`, inside network namespace `ns` (for `dpdk:` ports on an
+    /// interface that lives there).
+    pub fn spawn_in_netns(ns: &str, args: &[String]) -> FerrovsTestpmd {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).arg(bin("ferrovs-testpmd"));
+        Self::spawn_cmd(c, args)
+    }
+
+    fn spawn_cmd(mut cmd: Command, args: &[String]) -> FerrovsTestpmd {
+        let mut child = cmd
             .args(args)
             .args(["--json", "--quiet"])
             .stdout(Stdio::piped())
@@ -560,14 +573,22 @@ impl FerrovsTestpmd {
             if t0.elapsed() > timeout {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("ferrovs-testpmd ran over {timeout:?}: {}", self.out.lock().unwrap());
+                panic!(
+                    "ferrovs-testpmd ran over {timeout:?}: {}",
+                    self.out.lock().unwrap()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         };
         std::thread::sleep(Duration::from_millis(100));
         let text = self.out.lock().unwrap().clone();
-        assert!(status.success(), "ferrovs-testpmd failed ({status}): {text}");
-        let start = text.find("{\n").unwrap_or_else(|| panic!("no JSON in: {text}"));
+        assert!(
+            status.success(),
+            "ferrovs-testpmd failed ({status}): {text}"
+        );
+        let start = text
+            .find("{\n")
+            .unwrap_or_else(|| panic!("no JSON in: {text}"));
         let end = text.rfind("\n}").map(|i| i + 2).unwrap_or(text.len());
         serde_json::from_str(&text[start..end]).unwrap_or_else(|e| panic!("bad JSON ({e}): {text}"))
     }
@@ -578,19 +599,25 @@ impl Drop for FerrovsTestpmd {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            // A killed run with dpdk: ports cannot remove its EAL directory.
+            let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/fvtp{}", c.id()));
         }
     }
 }
 
 /// A plain HTTP/1.0 GET: (status line, body).
 pub fn http_get(addr: &str, path: &str) -> (String, String) {
-    let mut c = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    let mut c =
+        std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(c, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut s = String::new();
     c.read_to_string(&mut s).unwrap();
     let (head, body) = s.split_once("\r\n\r\n").unwrap_or((&s, ""));
-    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
 }
 
 /// The value of one sample (`name{labels}`, labels in exposition order) in a scrape.

@@ -25,7 +25,11 @@ fn promtool_check(text: &str) -> (bool, String) {
     let o = c.wait_with_output().unwrap();
     (
         o.status.success(),
-        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
     )
 }
 
@@ -54,10 +58,21 @@ fn live_scrape_under_traffic_passes_promtool_and_matches_the_counters() {
     for name in ["vhost0", "vhost1"] {
         let c = sw.port(name);
         let q = format!("{{port=\"{name}\",queue=\"0\"}}");
-        assert_eq!(sample(&text, &format!("ferrovs_port_rx_packets_total{q}")), Some(c.rx as f64), "{name}");
-        assert_eq!(sample(&text, &format!("ferrovs_port_tx_packets_total{q}")), Some(c.tx as f64), "{name}");
         assert_eq!(
-            sample(&text, &format!("ferrovs_port_link_up{{port=\"{name}\",type=\"vhost-user\"}}")),
+            sample(&text, &format!("ferrovs_port_rx_packets_total{q}")),
+            Some(c.rx as f64),
+            "{name}"
+        );
+        assert_eq!(
+            sample(&text, &format!("ferrovs_port_tx_packets_total{q}")),
+            Some(c.tx as f64),
+            "{name}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                &format!("ferrovs_port_link_up{{port=\"{name}\",type=\"vhost-user\"}}")
+            ),
             Some(0.0),
             "the peer has gone"
         );
@@ -70,7 +85,10 @@ fn live_scrape_under_traffic_passes_promtool_and_matches_the_counters() {
         .filter(|l| l.starts_with("ferrovs_pmd_packets_total{"))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
         .sum();
-    assert_eq!(pmd_total, (sw.port("vhost0").rx + sw.port("vhost1").rx) as f64);
+    assert_eq!(
+        pmd_total,
+        (sw.port("vhost0").rx + sw.port("vhost1").rx) as f64
+    );
 }
 
 #[test]
@@ -78,11 +96,20 @@ fn hostile_http_clients_get_errors_and_change_nothing() {
     let _g = serial();
     let dir = TempDir::new("mx-hostile");
     let sw = Ferrovsd::start(dir.path(), Some(&config_with_ports(2)));
-    let addr = sw.ok("show", serde_json::json!({}))["metrics_addr"].as_str().unwrap().to_string();
-    assert!(addr.starts_with("127.0.0.1:"), "loopback only by default: {addr}");
+    let addr = sw.ok("show", serde_json::json!({}))["metrics_addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        addr.starts_with("127.0.0.1:"),
+        "loopback only by default: {addr}"
+    );
     assert!(http_get(&addr, "/nope").0.contains("404"));
     // Garbage, a request that never ends, a huge header, a silent client.
-    for payload in [&b"\x00\xff garbage\r\n\r\n"[..], &b"GET /metrics HTTP/1.1\r\nX: "[..]] {
+    for payload in [
+        &b"\x00\xff garbage\r\n\r\n"[..],
+        &b"GET /metrics HTTP/1.1\r\nX: "[..],
+    ] {
         let mut c = std::net::TcpStream::connect(&addr).unwrap();
         let _ = c.write_all(payload);
     }
@@ -109,7 +136,11 @@ struct PromServer {
 
 impl PromServer {
     fn start(dir: &std::path::Path, target: &str) -> PromServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let cfg = dir.join("prometheus.yml");
         std::fs::write(
             &cfg,
@@ -121,7 +152,10 @@ impl PromServer {
         let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -144,7 +178,10 @@ impl PromServer {
         let conn = std::net::TcpStream::connect(&self.addr).ok()?;
         drop(conn);
         let (status, body) = http_get(&self.addr, &format!("/api/v1/query?query={q}"));
-        status.contains("200").then(|| serde_json::from_str(&body).ok()).flatten()
+        status
+            .contains("200")
+            .then(|| serde_json::from_str(&body).ok())
+            .flatten()
     }
 }
 
@@ -162,7 +199,10 @@ fn prometheus_rate_matches_a_known_packet_stream() {
     let _g = serial();
     let dir = TempDir::new("mx-prom");
     let sw = Ferrovsd::start(dir.path(), Some(&config_with_ports(2)));
-    let target = sw.ok("show", serde_json::json!({}))["metrics_addr"].as_str().unwrap().to_string();
+    let target = sw.ok("show", serde_json::json!({}))["metrics_addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let prom = PromServer::start(dir.path(), &target);
     let run = FerrovsTestpmd::spawn(&[
         vu(&sw.port_socket("vhost0")),
@@ -179,42 +219,74 @@ fn prometheus_rate_matches_a_known_packet_stream() {
         let v = prom.query(promql);
         let r = v
             .as_ref()
-            .and_then(|v| v["data"]["result"][0]["value"][1].as_str().map(String::from))
+            .and_then(|v| {
+                v["data"]["result"][0]["value"][1]
+                    .as_str()
+                    .map(String::from)
+            })
             .and_then(|s| s.parse::<f64>().ok());
         if let Some(r) = r {
             break r;
         }
-        assert!(t0.elapsed() < Duration::from_secs(20), "no answer from Prometheus: {v:?}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no answer from Prometheus: {v:?}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     };
     // Every query of the Grafana board is valid PromQL with data behind it.
     let board: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/grafana-ferrovs.json")).unwrap(),
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../configs/grafana-ferrovs.json"
+        ))
+        .unwrap(),
     )
     .unwrap();
     for p in board["panels"].as_array().unwrap() {
         for t in p["targets"].as_array().unwrap() {
-            let e = t["expr"].as_str().unwrap().replace("$__rate_interval", "5s").replace("$instance", ".*");
-            let v = prom.query(&e).unwrap_or_else(|| panic!("Prometheus refused {e:?}"));
+            let e = t["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", "5s")
+                .replace("$instance", ".*");
+            let v = prom
+                .query(&e)
+                .unwrap_or_else(|| panic!("Prometheus refused {e:?}"));
             assert_eq!(v["status"], "success", "{e}: {v}");
             // Drop series exist only once something was dropped for that reason.
             if !e.contains("_dropped_total") {
-                assert!(!v["data"]["result"].as_array().unwrap().is_empty(), "no data for {e}");
+                assert!(
+                    !v["data"]["result"].as_array().unwrap().is_empty(),
+                    "no data for {e}"
+                );
             }
         }
     }
     let s = run.finish(Duration::from_secs(30));
     eprintln!("Prometheus rate(): {rate:.0} pkt/s for a 50000 pkt/s stream");
-    assert!((rate - 50_000.0).abs() / 50_000.0 < 0.10, "rate() {rate} vs 50000 pkt/s; {s:#}");
+    assert!(
+        (rate - 50_000.0).abs() / 50_000.0 < 0.10,
+        "rate() {rate} vs 50000 pkt/s; {s:#}"
+    );
 }
 
 #[test]
 fn prometheus_config_example_is_valid() {
     let o = Command::new("promtool")
-        .args(["check", "config", concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/prometheus.yml")])
+        .args([
+            "check",
+            "config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/prometheus.yml"),
+        ])
         .output()
         .expect("promtool");
-    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -229,7 +301,11 @@ fn ctl_top_shows_ports_and_cores() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(text.matches("PMD CORE").count(), 2, "{text}");
     assert!(text.contains("vhost0") && text.contains("vhost1"), "{text}");
     // OVS's name for the PMD summary works too.

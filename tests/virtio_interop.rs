@@ -24,14 +24,35 @@ impl DpdkVhostSwitch {
     fn start(dir: &Path, queues: usize) -> DpdkVhostSwitch {
         let socks = [dir.join("vh0.sock"), dir.join("vh1.sock")];
         let mut child = Command::new("stdbuf")
-            .args(["-o0", "-e0", "dpdk-testpmd", "-l", "0,1", "--main-lcore", "0", "--no-pci"])
+            .args([
+                "-o0",
+                "-e0",
+                "dpdk-testpmd",
+                "-l",
+                "0,1",
+                "--main-lcore",
+                "0",
+                "--no-pci",
+            ])
             .args(["--no-huge", "-m", "1024", "--file-prefix"])
             .arg(format!("fvi{}", std::process::id()))
             .arg("--vdev")
-            .arg(format!("net_vhost0,iface={},queues={queues}", socks[0].display()))
+            .arg(format!(
+                "net_vhost0,iface={},queues={queues}",
+                socks[0].display()
+            ))
             .arg("--vdev")
-            .arg(format!("net_vhost1,iface={},queues={queues}", socks[1].display()))
-            .args(["--", "-a", "--forward-mode=io", "--nb-cores=1", "--no-mlockall"])
+            .arg(format!(
+                "net_vhost1,iface={},queues={queues}",
+                socks[1].display()
+            ))
+            .args([
+                "--",
+                "-a",
+                "--forward-mode=io",
+                "--nb-cores=1",
+                "--no-mlockall",
+            ])
             // A stats period keeps non-interactive testpmd running without stdin.
             .args(["--total-num-mbufs=32768", "--stats-period=1"])
             .arg(format!("--rxq={queues}"))
@@ -49,7 +70,11 @@ impl DpdkVhostSwitch {
         };
         let t0 = std::time::Instant::now();
         while !sw.socks.iter().all(|s| s.exists()) {
-            assert!(t0.elapsed() < Duration::from_secs(30), "net_vhost sockets missing: {}", sw.out.lock().unwrap());
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "net_vhost sockets missing: {}",
+                sw.out.lock().unwrap()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         sw
@@ -66,7 +91,11 @@ impl DpdkVhostSwitch {
         let text = self.out.lock().unwrap().clone();
         let mut ports = Vec::new();
         let num = |s: &str, key: &str| -> u64 {
-            s.split(key).nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap()
+            s.split(key)
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap()
         };
         // Final per-port blocks: "---- Forward statistics for port N ----"
         for block in text.split("Forward statistics for port").skip(1) {
@@ -75,7 +104,11 @@ impl DpdkVhostSwitch {
             }
             ports.push((num(block, "RX-packets:"), num(block, "TX-packets:")));
         }
-        assert_eq!(ports.len(), 2, "no final statistics in testpmd output:\n{text}");
+        assert_eq!(
+            ports.len(),
+            2,
+            "no final statistics in testpmd output:\n{text}"
+        );
         ports
     }
 }
@@ -124,7 +157,11 @@ fn flowgen_through(socks: &[PathBuf; 2], extra: &str, size: usize, pkts: u64, pp
     let generated = s["generated"].as_u64().unwrap();
     assert_eq!(generated, pkts, "{s:#}");
     assert_eq!(s["checked"]["bad"], 0, "corrupted frames: {s:#}");
-    assert_eq!(s["checked"]["good"].as_u64().unwrap(), generated, "frames lost: {s:#}");
+    assert_eq!(
+        s["checked"]["good"].as_u64().unwrap(),
+        generated,
+        "frames lost: {s:#}"
+    );
     for p in s["ports"].as_array().unwrap() {
         assert!(p["drops"].as_object().unwrap().is_empty(), "drops: {s:#}");
         assert_eq!(p["link_up"], true);
@@ -145,8 +182,16 @@ fn virtio_user_through_dpdk_net_vhost() {
     let dpdk = sw.stop();
     // What we sent on port i, net_vhost i received; what it sent, we received.
     for i in 0..2 {
-        assert_eq!(dpdk[i].0, port_field(&s, i, "tx_packets"), "port {i}: {dpdk:?} {s:#}");
-        assert_eq!(dpdk[i].1, port_field(&s, i, "rx_packets"), "port {i}: {dpdk:?} {s:#}");
+        assert_eq!(
+            dpdk[i].0,
+            port_field(&s, i, "tx_packets"),
+            "port {i}: {dpdk:?} {s:#}"
+        );
+        assert_eq!(
+            dpdk[i].1,
+            port_field(&s, i, "rx_packets"),
+            "port {i}: {dpdk:?} {s:#}"
+        );
     }
 }
 
@@ -231,16 +276,27 @@ fn virtio_user_reconnects_when_the_backend_restarts() {
     let sw = two_port_ferrovsd(dir.path());
     std::thread::sleep(Duration::from_secs(3));
     let after = sw.port("vhost0").rx;
-    assert!(after > 10_000, "traffic did not resume after the backend restarted: {after}");
+    assert!(
+        after > 10_000,
+        "traffic did not resume after the backend restarted: {after}"
+    );
     let s = run.finish(Duration::from_secs(30));
     assert_eq!(s["checked"]["bad"], 0, "{s:#}");
-    assert!(s["ports"][0]["link_up"] == true && s["ports"][1]["link_up"] == true, "{s:#}");
+    assert!(
+        s["ports"][0]["link_up"] == true && s["ports"][1]["link_up"] == true,
+        "{s:#}"
+    );
 }
 
 /// CPU time (user + system, in seconds) a process has used.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let f: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
     // Fields 14 and 15 (utime, stime) are at 11 and 12 after the comm field.
     let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
     // SAFETY: sysconf has no preconditions.
@@ -308,15 +364,31 @@ fn two_ferrovsd_chained_through_a_virtio_user_port() {
     let t0 = std::time::Instant::now();
     let uplink = loop {
         let show = a.ok("show", json!({}));
-        let p = show["ports"].as_array().unwrap().iter().find(|p| p["name"] == "uplink").unwrap().clone();
+        let p = show["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "uplink")
+            .unwrap()
+            .clone();
         if p["link"] == "up" {
             break p;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "uplink never came up: {p:#}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "uplink never came up: {p:#}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(uplink["type"], "virtio-user");
-    assert!(uplink["features"].as_array().unwrap().iter().any(|f| f == "MRG_RXBUF"), "{uplink:#}");
+    assert!(
+        uplink["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "MRG_RXBUF"),
+        "{uplink:#}"
+    );
     // Guests on A and B reach each other through both switches, intact.
     // Paced low: both daemons' PMDs share one CPU here and take turns in
     // scheduler slices of several ms, which a faster stream would overrun
@@ -363,14 +435,23 @@ fn full_speed_runs_stop_without_leaving_garbage_in_the_backend() {
     sw.wait_quiet(&["vhost0", "vhost1"]);
     for name in ["vhost0", "vhost1"] {
         let c = sw.port(name);
-        assert!(c.rx > 0 && c.rx_drops.is_empty(), "{name}: rx {} drops {:?}", c.rx, c.rx_drops);
+        assert!(
+            c.rx > 0 && c.rx_drops.is_empty(),
+            "{name}: rx {} drops {:?}",
+            c.rx,
+            c.rx_drops
+        );
     }
 }
 
 fn wait_for_socket(p: &Path) {
     let t0 = std::time::Instant::now();
     while !p.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "{} never appeared", p.display());
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{} never appeared",
+            p.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -55,7 +55,10 @@ fn main() -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("/run/ferrovs/ferrovsd.sock"));
     let args = request_args(&a.command, &a.args)?;
     if a.command == "top" {
-        let secs: f64 = args.get("interval").and_then(|v| v.as_str()?.parse().ok()).unwrap_or(1.0);
+        let secs: f64 = args
+            .get("interval")
+            .and_then(|v| v.as_str()?.parse().ok())
+            .unwrap_or(1.0);
         let count = args.get("count").and_then(|v| v.as_str()?.parse().ok());
         let call = |c: &str, args: Value| call(&socket, c, args);
         return top::run(&call, Duration::from_secs_f64(secs.max(0.1)), count);

@@ -34,12 +34,27 @@ pub fn eal_init(args: &[String]) -> Result<(), String> {
             .map(|a| CString::new(a.as_str()).map_err(|_| format!("EAL argument {a:?} has a NUL")))
             .collect::<Result<_, _>>()?;
         let mut argv: Vec<*mut libc::c_char> = c.iter().map(|a| a.as_ptr() as *mut _).collect();
+        // The EAL pins its caller to the main lcore's CPU; the caller is our
+        // control thread, whose later threads must not all inherit one CPU.
+        // SAFETY: cpu_set_t is plain data; 0 = the calling thread.
+        let mut cpus: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: valid out pointer of the right size.
+        let saved = unsafe {
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut cpus)
+        } == 0;
         // SAFETY: argv points at NUL-terminated strings that outlive the call
         // (the EAL copies what it keeps).
         let rc = unsafe { sys::rte_eal_init(argv.len() as i32, argv.as_mut_ptr()) };
+        if saved {
+            // SAFETY: restores the set read above.
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &cpus) };
+        }
         if rc < 0 {
             // SAFETY: reads this thread's rte_errno.
-            return Err(format!("DPDK EAL init failed: {}", errno_str(unsafe { sys::ferrovs_rte_errno() })));
+            return Err(format!(
+                "DPDK EAL init failed: {}",
+                errno_str(unsafe { sys::ferrovs_rte_errno() })
+            ));
         }
         Ok(())
     })
@@ -141,12 +156,20 @@ impl DpdkPort {
         if config.n_rxq == 0 || config.n_txq == 0 || config.n_rxq > 8 || config.n_txq > 8 {
             return Err("n_rxq and n_txq must be 1..=8".into());
         }
-        let name = config.devargs.split(',').next().unwrap_or("").trim().to_string();
-        let c_devargs = CString::new(config.devargs.as_str()).map_err(|_| "devargs contains NUL")?;
+        let name = config
+            .devargs
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let c_devargs =
+            CString::new(config.devargs.as_str()).map_err(|_| "devargs contains NUL")?;
         let c_name = CString::new(name.as_str()).map_err(|_| "devargs contains NUL")?;
         let mut port_id = 0u16;
         // SAFETY: NUL-terminated strings; port_id is a valid out pointer.
-        let known = unsafe { sys::rte_eth_dev_get_port_by_name(c_name.as_ptr(), &mut port_id) } == 0;
+        let known =
+            unsafe { sys::rte_eth_dev_get_port_by_name(c_name.as_ptr(), &mut port_id) } == 0;
         if !known {
             // SAFETY: as above.
             let rc = unsafe { sys::rte_dev_probe(c_devargs.as_ptr()) };
@@ -158,8 +181,10 @@ impl DpdkPort {
         // SAFETY: port_id is a valid port (looked up above).
         let socket = unsafe { sys::rte_eth_dev_socket_id(port_id) }.max(0);
         let pool_name = CString::new(format!("fv_mp_{port_id}")).expect("no NUL");
-        let n_mbufs = ((config.rx_desc as u32 * config.n_rxq as u32 + config.tx_desc as u32 * config.n_txq as u32) * 2)
-            .max(4096);
+        let n_mbufs = ((config.rx_desc as u32 * config.n_rxq as u32
+            + config.tx_desc as u32 * config.n_txq as u32)
+            * 2)
+        .max(4096);
         // SAFETY: a named pool of default-size mbufs; checked for null.
         let pool = unsafe {
             sys::rte_pktmbuf_pool_create(
@@ -167,13 +192,17 @@ impl DpdkPort {
                 n_mbufs,
                 256,
                 0,
-                (sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16).max(config.mtu + 18 + sys::RTE_PKTMBUF_HEADROOM as u16),
+                (sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16)
+                    .max(config.mtu + 18 + sys::RTE_PKTMBUF_HEADROOM as u16),
                 socket,
             )
         };
         if pool.is_null() {
             // SAFETY: reads this thread's rte_errno.
-            return Err(format!("cannot create mempool: {}", errno_str(unsafe { sys::ferrovs_rte_errno() })));
+            return Err(format!(
+                "cannot create mempool: {}",
+                errno_str(unsafe { sys::ferrovs_rte_errno() })
+            ));
         }
         let conf = sys::rte_eth_conf::default();
         // SAFETY: valid port, queue counts checked, conf lives for the call.
@@ -183,12 +212,29 @@ impl DpdkPort {
         )?;
         for q in 0..config.n_rxq {
             // SAFETY: valid port/queue; default rx conf (null); our pool.
-            let rc = unsafe { sys::rte_eth_rx_queue_setup(port_id, q, config.rx_desc, socket as u32, std::ptr::null(), pool) };
+            let rc = unsafe {
+                sys::rte_eth_rx_queue_setup(
+                    port_id,
+                    q,
+                    config.rx_desc,
+                    socket as u32,
+                    std::ptr::null(),
+                    pool,
+                )
+            };
             check(rc, "rte_eth_rx_queue_setup")?;
         }
         for q in 0..config.n_txq {
             // SAFETY: valid port/queue; default tx conf (null).
-            let rc = unsafe { sys::rte_eth_tx_queue_setup(port_id, q, config.tx_desc, socket as u32, std::ptr::null()) };
+            let rc = unsafe {
+                sys::rte_eth_tx_queue_setup(
+                    port_id,
+                    q,
+                    config.tx_desc,
+                    socket as u32,
+                    std::ptr::null(),
+                )
+            };
             check(rc, "rte_eth_tx_queue_setup")?;
         }
         // SAFETY: valid port. Some vdevs cannot change MTU: not fatal.
@@ -197,7 +243,10 @@ impl DpdkPort {
             tracing::warn!(devargs = %config.devargs, "cannot set MTU {}: {}", config.mtu, errno_str(rc));
         }
         // SAFETY: valid, configured port.
-        check(unsafe { sys::rte_eth_dev_start(port_id) }, "rte_eth_dev_start")?;
+        check(
+            unsafe { sys::rte_eth_dev_start(port_id) },
+            "rte_eth_dev_start",
+        )?;
         // SAFETY: valid port; a switch port sees every destination MAC.
         unsafe { sys::rte_eth_promiscuous_enable(port_id) };
         let mut info = sys::rte_eth_dev_info::default();
@@ -207,7 +256,9 @@ impl DpdkPort {
             "?".to_string()
         } else {
             // SAFETY: the driver name is a static C string.
-            unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(info.driver_name) }
+                .to_string_lossy()
+                .into_owned()
         };
         let bufs = || QueueBufs([std::ptr::null_mut(); BURST]);
         Ok(DpdkPort {
@@ -241,15 +292,23 @@ impl Port for DpdkPort {
 
     fn rx_burst(&self, qid: usize, cache: &mut PoolCache, out: &mut Batch) -> usize {
         register_thread();
-        let Some(mut q) = self.rxq[qid].try_lock() else { return 0 };
+        let Some(mut q) = self.rxq[qid].try_lock() else {
+            return 0;
+        };
         let want = out.room().min(BURST) as u16;
         // SAFETY: valid port and queue; the array holds BURST pointers.
-        let n = unsafe { sys::rte_eth_rx_burst(self.port_id, qid as u16, q.0.as_mut_ptr(), want) } as usize;
+        let n = unsafe { sys::rte_eth_rx_burst(self.port_id, qid as u16, q.0.as_mut_ptr(), want) }
+            as usize;
         let stats = &self.rx_stats[qid];
         let (mut got, mut bytes) = (0, 0);
         for &m in &q.0[..n] {
             // SAFETY: DPDK handed us m; data_len bytes at mtod are its frame.
-            let (data, len) = unsafe { (sys::ferrovs_pktmbuf_mtod(m) as *const u8, (*m).data_len as usize) };
+            let (data, len) = unsafe {
+                (
+                    sys::ferrovs_pktmbuf_mtod(m) as *const u8,
+                    (*m).data_len as usize,
+                )
+            };
             match cache.alloc() {
                 Some(mut b) if len <= b.capacity() && (*unsafe { &*m }).nb_segs == 1 => {
                     // SAFETY: `len` bytes at `data` are DPDK's; the slice is copied at once.
@@ -303,7 +362,9 @@ impl Port for DpdkPort {
             cache.free(b);
         }
         // SAFETY: valid port/queue; the first n pointers are our mbufs.
-        let sent = unsafe { sys::rte_eth_tx_burst(self.port_id, qid as u16, q.0.as_mut_ptr(), n as u16) } as usize;
+        let sent =
+            unsafe { sys::rte_eth_tx_burst(self.port_id, qid as u16, q.0.as_mut_ptr(), n as u16) }
+                as usize;
         for &m in &q.0[sent..n] {
             // SAFETY: not taken by the driver: still ours.
             unsafe { sys::rte_pktmbuf_free(m) };
@@ -337,7 +398,10 @@ impl Port for DpdkPort {
             ("driver", self.driver.clone()),
             ("dpdk_port", self.port_id.to_string()),
             ("link_speed_mbps", l.link_speed.to_string()),
-            ("queues", format!("{} rx, {} tx", self.rxq.len(), self.txq.len())),
+            (
+                "queues",
+                format!("{} rx, {} tx", self.rxq.len(), self.txq.len()),
+            ),
             ("mtu", self.config.mtu.to_string()),
         ]
     }
@@ -361,11 +425,23 @@ mod tests {
     use crate::mbuf::Pool;
 
     fn eal() {
-        let args: Vec<String> = ["ferrovs-test", "-l", "0", "--no-pci", "--no-huge", "-m", "256", "--no-shconf"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain(["--file-prefix".to_string(), format!("fvu{}", std::process::id())])
-            .collect();
+        let args: Vec<String> = [
+            "ferrovs-test",
+            "-l",
+            "0",
+            "--no-pci",
+            "--no-huge",
+            "-m",
+            "256",
+            "--no-shconf",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            "--file-prefix".to_string(),
+            format!("fvu{}", std::process::id()),
+        ])
+        .collect();
         eal_init(&args).expect("EAL");
     }
 
@@ -390,9 +466,16 @@ mod tests {
             assert_eq!(m.data(), &[i as u8; 100]);
         }
         cache.free_batch(&mut out);
-        assert_eq!(port.rxq_stats(0).packets.load(std::sync::atomic::Ordering::Relaxed), 8);
+        assert_eq!(
+            port.rxq_stats(0)
+                .packets
+                .load(std::sync::atomic::Ordering::Relaxed),
+            8
+        );
         // A bad devargs string is an error, not a crash.
-        let e = DpdkPort::open(DpdkPortConfig::new("net_nosuchdriver0,x=1")).err().unwrap();
+        let e = DpdkPort::open(DpdkPortConfig::new("net_nosuchdriver0,x=1"))
+            .err()
+            .unwrap();
         assert!(e.contains("cannot probe"), "{e}");
         port.shutdown();
         assert_eq!(cache.pool().stats().in_use, 0);

@@ -2,11 +2,11 @@
 //! buffers ([`mbuf`]), the [`port::Port`] interface every driver implements,
 //! and the drivers themselves ([`ring`], [`vhost`]).
 
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod mbuf;
 pub mod mem;
 pub mod port;
-#[cfg(feature = "dpdk")]
-pub mod dpdk;
 pub mod ring;
 pub mod sync;
 pub mod vhost;

@@ -115,7 +115,8 @@ impl Region {
 
 fn map(len: usize, memfd_flags: libc::c_uint) -> Option<(NonNull<u8>, OwnedFd)> {
     // SAFETY: the name is a NUL-terminated literal; the result is checked.
-    let raw = unsafe { libc::memfd_create(c"ferrovs-pkt".as_ptr(), libc::MFD_CLOEXEC | memfd_flags) };
+    let raw =
+        unsafe { libc::memfd_create(c"ferrovs-pkt".as_ptr(), libc::MFD_CLOEXEC | memfd_flags) };
     if raw < 0 {
         return None;
     }
@@ -182,7 +183,14 @@ mod tests {
         unsafe { *r.as_ptr().add(4000) = 42 };
         // SAFETY: a second shared mapping of the same memfd, unmapped below.
         let q = unsafe {
-            libc::mmap(std::ptr::null_mut(), r.len(), libc::PROT_READ, libc::MAP_SHARED, r.fd(), 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                r.len(),
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                r.fd(),
+                0,
+            )
         };
         assert_ne!(q, libc::MAP_FAILED);
         // SAFETY: q maps r.len() bytes.

@@ -144,7 +144,9 @@ impl Bridge {
             return self.add_dpdk_port(&mut st, cfg);
         }
         if cfg.path.as_os_str().is_empty() {
-            return Err(BridgeError::Invalid("a vhost-user or virtio-user port needs a path".into()));
+            return Err(BridgeError::Invalid(
+                "a vhost-user or virtio-user port needs a path".into(),
+            ));
         }
         let path = self.resolve(&cfg.path);
         if path.as_os_str().len() >= 108 {
@@ -231,7 +233,8 @@ impl Bridge {
                 vc.tx_retries_max = cfg.tx_retries_max;
                 // Our buffers are the backend's view of memory: share the
                 // switch's one pool so frames cross without a copy.
-                let vp = VirtioPort::start(vc, Arc::clone(&self.pool)).map_err(BridgeError::Invalid)?;
+                let vp =
+                    VirtioPort::start(vc, Arc::clone(&self.pool)).map_err(BridgeError::Invalid)?;
                 Arc::new(SwitchPort::new(no, cfg.name.clone(), vp, None))
             }
             PortKind::Dpdk => unreachable!("dpdk ports are added by add_dpdk_port"),
@@ -252,12 +255,28 @@ impl Bridge {
             .clone()
             .filter(|d| !d.trim().is_empty())
             .ok_or_else(|| BridgeError::Invalid("a dpdk port needs devargs".into()))?;
-        if let Some((other, _)) = st.ports.iter().find(|(_, (c, _))| c.devargs.as_deref() == Some(devargs.as_str())) {
-            return Err(BridgeError::Invalid(format!("devargs {devargs:?} are already used by port {other:?}")));
+        if let Some((other, _)) = st
+            .ports
+            .iter()
+            .find(|(_, (c, _))| c.devargs.as_deref() == Some(devargs.as_str()))
+        {
+            return Err(BridgeError::Invalid(format!(
+                "devargs {devargs:?} are already used by port {other:?}"
+            )));
         }
         let mut eal: Vec<String> = vec!["ferrovsd".into()];
-        eal.extend(self.dpdk_eal_args.lock().expect("poisoned").split_whitespace().map(String::from));
-        eal.extend(["--file-prefix".into(), dpdk_file_prefix(), "--no-shconf".into()]);
+        eal.extend(
+            self.dpdk_eal_args
+                .lock()
+                .expect("poisoned")
+                .split_whitespace()
+                .map(String::from),
+        );
+        eal.extend([
+            "--file-prefix".into(),
+            dpdk_file_prefix(),
+            "--no-shconf".into(),
+        ]);
         eal_init(&eal).map_err(BridgeError::Invalid)?;
         let mut dc = DpdkPortConfig::new(devargs);
         dc.n_rxq = cfg.n_rxq.unwrap_or(1);

@@ -480,7 +480,11 @@ mod tests {
         .unwrap();
         assert_eq!(c.ports[0].kind, PortKind::VirtioUser);
         assert_eq!(c.ports[0].n_rxq, Some(2));
-        assert!(Config::parse("[[port]]\nname = \"x\"\ntype = \"virtio\"\npath = \"p\"\n", "t").is_err());
+        assert!(Config::parse(
+            "[[port]]\nname = \"x\"\ntype = \"virtio\"\npath = \"p\"\n",
+            "t"
+        )
+        .is_err());
     }
 
     #[test]

@@ -164,13 +164,18 @@ fn main() -> Result<()> {
     let mut control = ControlServer::start(&run_dir.join("ferrovsd.sock"), mode, bridge.clone())
         .context("cannot open the management socket")?;
 
-    let metrics_addr = args.metrics_addr.clone().unwrap_or(cfg.control.metrics_addr.clone());
+    let metrics_addr = args
+        .metrics_addr
+        .clone()
+        .unwrap_or(cfg.control.metrics_addr.clone());
     // Observability must not stop forwarding: a busy port is logged, not fatal.
     let mut metrics = if metrics_addr == "off" {
         None
     } else {
         let b = bridge.clone();
-        match switch::metrics::MetricsServer::start(&metrics_addr, move || switch::metrics::render(&b)) {
+        match switch::metrics::MetricsServer::start(&metrics_addr, move || {
+            switch::metrics::render(&b)
+        }) {
             Ok(m) => {
                 tracing::info!("Prometheus metrics at http://{}/metrics", m.addr);
                 bridge.set_metrics_addr(m.addr.to_string());

@@ -160,7 +160,8 @@ impl Generator {
 
 /// Internet checksum `c` after a 32-bit field changes from `old` to `new`.
 fn csum_replace32(c: u16, old: u32, new: u32) -> u16 {
-    let sum = (!c) as u32 + (!(old >> 16) & 0xffff) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
+    let sum =
+        (!c) as u32 + (!(old >> 16) & 0xffff) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
     !fold(sum)
 }
 
@@ -169,7 +170,9 @@ fn csum_replace32(c: u16, old: u32, new: u32) -> u16 {
 pub enum Check {
     /// Not one of our frames (no magic): counted, not judged.
     Foreign,
-    Good { sent_ns: u64 },
+    Good {
+        sent_ns: u64,
+    },
     Bad,
 }
 

@@ -45,9 +45,14 @@ enum RxMode {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "ferrovs-testpmd", version, about = "testpmd-style generator, sink and forwarder over ferrovs' drivers")]
+#[command(
+    name = "ferrovs-testpmd",
+    version,
+    about = "testpmd-style generator, sink and forwarder over ferrovs' drivers"
+)]
 struct Args {
-    /// A port: virtio-user:path=SOCK[,queues=N,...] | vhost:path=SOCK[,client] | ring (repeatable)
+    /// A port: virtio-user:path=SOCK[,queues=N,...] | vhost:path=SOCK[,client] | ring |
+    /// dpdk:[queues=N,]devargs=DEVARGS (repeatable)
     #[arg(long = "port", value_name = "SPEC", required = true)]
     ports: Vec<String>,
     #[arg(long = "forward-mode", value_enum, default_value = "io")]
@@ -119,6 +124,10 @@ struct Args {
     /// starts once every backend has consumed it (it really polls).
     #[arg(long = "tx-first")]
     tx_first: bool,
+    /// DPDK EAL arguments, used when a `dpdk:` port is opened (a file prefix
+    /// of our own is added).
+    #[arg(long = "eal-args", default_value = "--no-huge -m 512 --no-pci")]
+    eal_args: String,
     /// After a packet budget is spent, keep receiving this long (ms).
     #[arg(long = "drain-ms", default_value_t = 300)]
     drain_ms: u64,
@@ -152,9 +161,18 @@ fn parse_cpus(s: &str) -> Result<Vec<usize>> {
 
 fn parse_pair<T: std::str::FromStr>(s: &str, what: &str) -> Result<(T, Option<T>)> {
     let mut it = s.split(',');
-    let a = it.next().unwrap_or("").parse().ok().with_context(|| format!("bad {what} {s:?}"))?;
+    let a = it
+        .next()
+        .unwrap_or("")
+        .parse()
+        .ok()
+        .with_context(|| format!("bad {what} {s:?}"))?;
     let b = match it.next() {
-        Some(x) => Some(x.parse().ok().with_context(|| format!("bad {what} {s:?}"))?),
+        Some(x) => Some(
+            x.parse()
+                .ok()
+                .with_context(|| format!("bad {what} {s:?}"))?,
+        ),
         None => None,
     };
     Ok((a, b))
@@ -194,11 +212,20 @@ fn run(a: Args) -> Result<()> {
         bail!("--burst must be 1..={}", pmd::BURST);
     }
     if a.txpkts < frame::MIN_FRAME || a.txpkts > a.mbuf_size {
-        bail!("--txpkts must be {}..={} (the buffer size)", frame::MIN_FRAME, a.mbuf_size);
+        bail!(
+            "--txpkts must be {}..={} (the buffer size)",
+            frame::MIN_FRAME,
+            a.mbuf_size
+        );
     }
     let cpus = match &a.lcores {
         Some(s) => parse_cpus(s)?,
-        None => vec![std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) - 1],
+        None => vec![
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                - 1,
+        ],
     };
     let (src_ip, dst_ip) = parse_pair::<std::net::Ipv4Addr>(&a.tx_ip, "--tx-ip")?;
     let dst_ip = dst_ip.context("--tx-ip needs SRC,DST")?;
@@ -210,9 +237,11 @@ fn run(a: Args) -> Result<()> {
     }
 
     let pool = pmd::Pool::with_data_room(a.total_num_mbufs, a.mbuf_size, !a.no_huge)?;
-    let ports = Ports::open(&a.ports, &pool)?;
+    let ports = Ports::open(&a.ports, &pool, &a.eal_args)?;
     let n = ports.list.len();
-    let mut eth_peer: Vec<[u8; 6]> = (0..n).map(|i| ports.list[peer_of(a.topology, i, n)].mac).collect();
+    let mut eth_peer: Vec<[u8; 6]> = (0..n)
+        .map(|i| ports.list[peer_of(a.topology, i, n)].mac)
+        .collect();
     for e in &a.eth_peer {
         let (p, mac) = e.split_once(',').context("--eth-peer wants N,MAC")?;
         let p: usize = p.parse().context("--eth-peer port")?;
@@ -226,7 +255,10 @@ fn run(a: Args) -> Result<()> {
     let t0 = Instant::now();
     while !ports.list.iter().all(|p| p.port.link_up()) && !STOP.load(Ordering::Relaxed) {
         if t0.elapsed().as_secs_f64() > a.link_wait {
-            eprintln!("ferrovs-testpmd: warning: not every link is up after {} s; starting anyway", a.link_wait);
+            eprintln!(
+                "ferrovs-testpmd: warning: not every link is up after {} s; starting anyway",
+                a.link_wait
+            );
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -252,9 +284,14 @@ fn run(a: Args) -> Result<()> {
         .collect();
     let gen_streams = generating.iter().filter(|g| **g).count();
     let mut gen_rank = 0u64;
-    let flows = a.flows.unwrap_or(if a.forward_mode == Mode::Flowgen { 1024 } else { 1 });
+    let flows = a.flows.unwrap_or(if a.forward_mode == Mode::Flowgen {
+        1024
+    } else {
+        1
+    });
     let counters: Vec<Arc<StreamCounters>> = streams.iter().map(|_| Arc::default()).collect();
-    let mut per_core: Vec<Vec<(Stream, Box<dyn engine::Engine>)>> = (0..cpus.len()).map(|_| Vec::new()).collect();
+    let mut per_core: Vec<Vec<(Stream, Box<dyn engine::Engine>)>> =
+        (0..cpus.len()).map(|_| Vec::new()).collect();
     for (k, &(ri, rq, ti, tq)) in streams.iter().enumerate() {
         let spec = EngineSpec {
             mode: if a.forward_mode.generates() && !generating[k] {
@@ -295,7 +332,10 @@ fn run(a: Args) -> Result<()> {
             counters: Arc::clone(&counters[k]),
             latency: Histogram::default(),
             budget,
-            pacer: a.tx_pps.filter(|_| generating[k]).map(|pps| Pacer::new(pps / gen_streams as f64, a.burst)),
+            pacer: a
+                .tx_pps
+                .filter(|_| generating[k])
+                .map(|pps| Pacer::new(pps / gen_streams as f64, a.burst)),
         };
         per_core[k % cpus.len()].push((s, engine::make(&spec)));
     }
@@ -304,7 +344,13 @@ fn run(a: Args) -> Result<()> {
     // carry no checked payload, so receivers count them as not ours).
     let base: Vec<PortSample> = ports.list.iter().map(PortSample::take).collect();
     if a.tx_first {
-        tx_first(&ports, &eth_peer, a.burst, &pool, Duration::from_secs_f64(a.link_wait));
+        tx_first(
+            &ports,
+            &eth_peer,
+            a.burst,
+            &pool,
+            Duration::from_secs_f64(a.link_wait),
+        );
     }
 
     let quit = Arc::new(AtomicBool::new(false));
@@ -354,7 +400,11 @@ fn run(a: Args) -> Result<()> {
                     .zip(&generating)
                     .all(|(c, g)| !g || c.done.load(Ordering::Relaxed))
             } else {
-                let rx: u64 = ports.list.iter().map(|p| PortSample::take(p).rx_packets).sum::<u64>()
+                let rx: u64 = ports
+                    .list
+                    .iter()
+                    .map(|p| PortSample::take(p).rx_packets)
+                    .sum::<u64>()
                     - base.iter().map(|b| b.rx_packets).sum::<u64>();
                 rx >= total
             };
@@ -415,7 +465,10 @@ fn run(a: Args) -> Result<()> {
         rx_pps_median: total_by_period(&mon.rx_pps),
         tx_pps_median: total_by_period(&mon.tx_pps),
         ports: reps,
-        generated: counters.iter().map(|c| c.generated.load(Ordering::Relaxed)).sum(),
+        generated: counters
+            .iter()
+            .map(|c| c.generated.load(Ordering::Relaxed))
+            .sum(),
         checked: sum_checked(&counters),
         latency: LatencyReport::from(&lat),
     };
@@ -429,7 +482,13 @@ fn run(a: Args) -> Result<()> {
 }
 
 /// One burst of frames from every port (sent before forwarding starts).
-fn tx_first(ports: &Ports, eth_peer: &[[u8; 6]], burst: usize, pool: &Arc<pmd::Pool>, wait: Duration) {
+fn tx_first(
+    ports: &Ports,
+    eth_peer: &[[u8; 6]],
+    burst: usize,
+    pool: &Arc<pmd::Pool>,
+    wait: Duration,
+) {
     let mut cache = pmd::PoolCache::new(Arc::clone(pool));
     for (i, p) in ports.list.iter().enumerate() {
         let spec = FrameSpec {

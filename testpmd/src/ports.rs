@@ -7,6 +7,11 @@
 //!   (DPDK's virtio-user or a VM attaches)
 //! - `ring` — an in-process ring; consecutive ring ports are joined back to
 //!   back, an odd one out loops to itself
+//! - `dpdk:[queues=N,][rxd=N,][txd=N,][mtu=N,][mac=MAC,]devargs=DEVARGS` — a NIC
+//!   or vdev through DPDK's ethdev drivers (built with feature `dpdk`);
+//!   `devargs` comes last and takes the rest of the spec, commas included
+//!   (`dpdk:devargs=net_af_packet0,iface=eth1`). The EAL starts at the first
+//!   such port with `--eal-args`.
 
 use anyhow::{anyhow, bail, Context, Result};
 use pmd::ring::RingPort;
@@ -28,6 +33,8 @@ pub struct Ports {
     pub list: Vec<OpenPort>,
     vhost_ctl: Option<VhostControl>,
     rings: Vec<Arc<RingPort>>,
+    /// The EAL's file prefix, once started (cleaned up at close).
+    eal_prefix: Option<String>,
 }
 
 pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
@@ -46,10 +53,23 @@ fn default_mac(idx: usize) -> [u8; 6] {
     [0x02, 0xfe, 0x7e, 0x57, 0x00, idx as u8 + 1]
 }
 
-/// `kind:k=v,flag,...` → (kind, options).
+/// `kind:k=v,flag,...` → (kind, options). A `devargs=` option takes the
+/// rest of the spec: DPDK devargs have commas of their own.
 fn split_spec(spec: &str) -> Result<(&str, BTreeMap<String, String>)> {
-    let (kind, rest) = spec.split_once(':').unwrap_or((spec, ""));
+    let (kind, mut rest) = spec.split_once(':').unwrap_or((spec, ""));
     let mut opts = BTreeMap::new();
+    let devargs_at = if rest.starts_with("devargs=") {
+        Some(0)
+    } else {
+        rest.find(",devargs=").map(|i| i + 1)
+    };
+    if let Some(i) = devargs_at {
+        opts.insert(
+            "devargs".to_string(),
+            rest[i + "devargs=".len()..].to_string(),
+        );
+        rest = rest[..i].trim_end_matches(',');
+    }
     for kv in rest.split(',').filter(|s| !s.is_empty()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         if opts.insert(k.to_string(), v.to_string()).is_some() {
@@ -78,12 +98,50 @@ fn take_bool(o: &mut BTreeMap<String, String>, k: &str, default: bool) -> Result
     }
 }
 
+#[cfg(feature = "dpdk")]
+fn open_dpdk(
+    o: &mut BTreeMap<String, String>,
+    eal_args: &str,
+    eal_prefix: &mut Option<String>,
+) -> Result<Arc<dyn Port>> {
+    use pmd::dpdk::{eal_init, DpdkPort, DpdkPortConfig};
+    let devargs = o
+        .remove("devargs")
+        .context("dpdk needs devargs=DEVARGS (last)")?;
+    let mut c = DpdkPortConfig::new(devargs);
+    let q = take_num(o, "queues")?.unwrap_or(1);
+    (c.n_rxq, c.n_txq) = (q, q);
+    c.rx_desc = take_num(o, "rxd")?.unwrap_or(c.rx_desc);
+    c.tx_desc = take_num(o, "txd")?.unwrap_or(c.tx_desc);
+    c.mtu = take_num(o, "mtu")?.unwrap_or(c.mtu);
+    if eal_prefix.is_none() {
+        let prefix = format!("fvtp{}", std::process::id());
+        let mut args = vec!["ferrovs-testpmd".to_string()];
+        args.extend(eal_args.split_whitespace().map(String::from));
+        args.extend(["--file-prefix".into(), prefix.clone(), "--no-shconf".into()]);
+        eal_init(&args).map_err(|e| anyhow!(e))?;
+        *eal_prefix = Some(prefix);
+    }
+    Ok(Arc::new(DpdkPort::open(c).map_err(|e| anyhow!(e))?))
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn open_dpdk(
+    _: &mut BTreeMap<String, String>,
+    _: &str,
+    _: &mut Option<String>,
+) -> Result<Arc<dyn Port>> {
+    bail!("this ferrovs-testpmd was built without DPDK support (cargo build --features ferrovs-testpmd/dpdk)")
+}
+
 impl Ports {
-    pub fn open(specs: &[String], pool: &Arc<Pool>) -> Result<Ports> {
+    /// Opens every port; `eal_args` start DPDK's EAL if a `dpdk:` port is among them.
+    pub fn open(specs: &[String], pool: &Arc<Pool>, eal_args: &str) -> Result<Ports> {
         let mut ports = Ports {
             list: Vec::new(),
             vhost_ctl: None,
             rings: Vec::new(),
+            eal_prefix: None,
         };
         let mut pending_ring: Option<Arc<RingPort>> = None;
         let n_rings = specs.iter().filter(|s| s.as_str() == "ring").count();
@@ -140,7 +198,9 @@ impl Ports {
                     rings_seen += 1;
                     let p = match pending_ring.take() {
                         Some(p) => p,
-                        None if rings_seen == n_rings && n_rings % 2 == 1 => RingPort::loopback(1024),
+                        None if rings_seen == n_rings && n_rings % 2 == 1 => {
+                            RingPort::loopback(1024)
+                        }
                         None => {
                             let (a, b) = RingPort::pair(1024);
                             pending_ring = Some(b);
@@ -150,8 +210,14 @@ impl Ports {
                     ports.rings.push(Arc::clone(&p));
                     (p as Arc<dyn Port>, None)
                 }
-                "dpdk" => bail!("port {idx}: the dpdk driver is not built yet"),
-                other => bail!("port {idx}: unknown port type {other:?} (virtio-user, vhost, ring)"),
+                "dpdk" => (
+                    open_dpdk(&mut o, eal_args, &mut ports.eal_prefix)
+                        .with_context(|| format!("port {idx} ({spec})"))?,
+                    None,
+                ),
+                other => bail!(
+                    "port {idx}: unknown port type {other:?} (virtio-user, vhost, ring, dpdk)"
+                ),
             };
             if let Some(k) = o.keys().next() {
                 bail!("port {idx} ({spec}): unknown option {k:?}");
@@ -181,6 +247,10 @@ impl Ports {
         for r in &self.rings {
             r.drain(&mut cache);
         }
+        #[cfg(feature = "dpdk")]
+        if let Some(prefix) = &self.eal_prefix {
+            pmd::dpdk::eal_cleanup(prefix);
+        }
     }
 }
 
@@ -194,6 +264,15 @@ mod tests {
         assert_eq!(k, "virtio-user");
         assert_eq!(o["path"], "/x");
         assert_eq!(o["client"], "");
+        let (k, o) =
+            split_spec("dpdk:queues=2,devargs=net_af_packet0,iface=veth0,qpairs=2").unwrap();
+        assert_eq!(k, "dpdk");
+        assert_eq!(o["devargs"], "net_af_packet0,iface=veth0,qpairs=2");
+        assert_eq!(o["queues"], "2");
+        assert_eq!(
+            split_spec("dpdk:devargs=net_ring0").unwrap().1["devargs"],
+            "net_ring0"
+        );
         assert!(split_spec("vhost:path=a,path=b").is_err());
         let pool = Pool::new(256, false).unwrap();
         for bad in [
@@ -204,7 +283,7 @@ mod tests {
             "tap:iface=x",
             "vhost:client",
         ] {
-            assert!(Ports::open(&[bad.to_string()], &pool).is_err(), "{bad}");
+            assert!(Ports::open(&[bad.to_string()], &pool, "").is_err(), "{bad}");
         }
         assert_eq!(parse_mac("02:00:00:00:00:0a").unwrap()[5], 10);
         assert!(parse_mac("02:00").is_err());
@@ -213,8 +292,11 @@ mod tests {
     #[test]
     fn ring_ports_pair_up_and_an_odd_one_loops() {
         let pool = Pool::new(256, false).unwrap();
-        let specs: Vec<String> = ["ring", "ring", "ring"].iter().map(|s| s.to_string()).collect();
-        let ports = Ports::open(&specs, &pool).unwrap();
+        let specs: Vec<String> = ["ring", "ring", "ring"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let ports = Ports::open(&specs, &pool, "").unwrap();
         let mut cache = pmd::PoolCache::new(Arc::clone(&pool));
         let send = |p: &Arc<dyn Port>, cache: &mut pmd::PoolCache| {
             let mut b = pmd::Batch::new();

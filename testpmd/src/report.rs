@@ -203,7 +203,11 @@ pub struct Summary {
 impl Summary {
     pub fn print_text(&self) {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "---------------------- summary ({:.1} s, {:?}) ----------------------", self.duration_s, self.forward_mode);
+        let _ = writeln!(
+            out,
+            "---------------------- summary ({:.1} s, {:?}) ----------------------",
+            self.duration_s, self.forward_mode
+        );
         for p in &self.ports {
             let _ = writeln!(
                 out,

@@ -4,7 +4,7 @@
 use crate::frame::{self, Check};
 use crate::latency::Histogram;
 use pmd::port::bump;
-use pmd::{Batch, Port, PoolCache};
+use pmd::{Batch, PoolCache, Port};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 

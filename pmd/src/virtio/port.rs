@@ -112,7 +112,11 @@ impl VirtioPort {
             // SAFETY: queue i owns bytes [i*layout.bytes, (i+1)*layout.bytes)
             // of `rings`, which lives as long as the port (and so the ring).
             let ring = unsafe {
-                SplitRing::new(rings.as_ptr().add(i * layout.bytes), config.queue_size, kick.as_raw_fd())
+                SplitRing::new(
+                    rings.as_ptr().add(i * layout.bytes),
+                    config.queue_size,
+                    kick.as_raw_fd(),
+                )
             };
             queues.push(Queue {
                 ring: SpinLock::new(ring),
@@ -121,8 +125,12 @@ impl VirtioPort {
             });
         }
         let port = Arc::new(VirtioPort {
-            rx_stats: (0..config.queue_pairs).map(|_| QueueStats::default()).collect(),
-            tx_stats: (0..config.queue_pairs).map(|_| QueueStats::default()).collect(),
+            rx_stats: (0..config.queue_pairs)
+                .map(|_| QueueStats::default())
+                .collect(),
+            tx_stats: (0..config.queue_pairs)
+                .map(|_| QueueStats::default())
+                .collect(),
             tx_indirect: AtomicBool::new(false),
             config,
             pool,
@@ -139,7 +147,14 @@ impl VirtioPort {
             thread: Mutex::new(None),
         });
         let p = Arc::clone(&port);
-        let name = format!("vu-{}", port.config.path.file_name().map(|s| s.to_string_lossy()).unwrap_or_default());
+        let name = format!(
+            "vu-{}",
+            port.config
+                .path
+                .file_name()
+                .map(|s| s.to_string_lossy())
+                .unwrap_or_default()
+        );
         let h = std::thread::Builder::new()
             .name(name.chars().take(15).collect())
             .spawn(move || p.control_loop())
@@ -437,9 +452,19 @@ impl Port for VirtioPort {
             ("state", s.state.into()),
             (
                 "mac",
-                format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]),
+                format!(
+                    "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                    m[0], m[1], m[2], m[3], m[4], m[5]
+                ),
             ),
-            ("queue_pairs", format!("{}/{}", self.active_pairs.load(Ordering::Relaxed), self.config.queue_pairs)),
+            (
+                "queue_pairs",
+                format!(
+                    "{}/{}",
+                    self.active_pairs.load(Ordering::Relaxed),
+                    self.config.queue_pairs
+                ),
+            ),
             ("queue_size", self.config.queue_size.to_string()),
             ("connections", self.connections().to_string()),
         ];
@@ -470,7 +495,13 @@ impl Port for VirtioPort {
             revents: 0,
         };
         // SAFETY: one pollfd on our own eventfd.
-        let r = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis().min(i32::MAX as u128) as i32) };
+        let r = unsafe {
+            libc::poll(
+                &mut pfd,
+                1,
+                timeout.as_millis().min(i32::MAX as u128) as i32,
+            )
+        };
         let _ = q.call.read();
         q.ring.lock().set_interrupts(false) || r > 0
     }

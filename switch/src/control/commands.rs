@@ -115,7 +115,11 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
         "vhost-user" => PortKind::VhostUser,
         "virtio-user" => PortKind::VirtioUser,
         "dpdk" => PortKind::Dpdk,
-        t => return Err(format!("unknown port type {t:?} (known: vhost-user, virtio-user, dpdk)")),
+        t => {
+            return Err(format!(
+                "unknown port type {t:?} (known: vhost-user, virtio-user, dpdk)"
+            ))
+        }
     };
     let path = if kind == PortKind::Dpdk {
         Default::default()

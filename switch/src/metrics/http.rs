@@ -83,7 +83,12 @@ fn serve(mut conn: TcpStream, render: &impl Fn() -> String) -> std::io::Result<(
         }
         buf.extend_from_slice(&chunk[..n]);
         if buf.len() > MAX_REQUEST {
-            return respond(&mut conn, "431 Request Header Fields Too Large", "text/plain", "request too large\n");
+            return respond(
+                &mut conn,
+                "431 Request Header Fields Too Large",
+                "text/plain",
+                "request too large\n",
+            );
         }
     }
     let line = buf.split(|b| *b == b'\n').next().unwrap_or_default();
@@ -97,9 +102,19 @@ fn serve(mut conn: TcpStream, render: &impl Fn() -> String) -> std::io::Result<(
             "text/plain; version=0.0.4; charset=utf-8",
             &render(),
         ),
-        ("GET", "/") => respond(&mut conn, "200 OK", "text/plain", "ferrovsd: metrics at /metrics\n"),
+        ("GET", "/") => respond(
+            &mut conn,
+            "200 OK",
+            "text/plain",
+            "ferrovsd: metrics at /metrics\n",
+        ),
         ("GET", _) => respond(&mut conn, "404 Not Found", "text/plain", "not found\n"),
-        _ => respond(&mut conn, "405 Method Not Allowed", "text/plain", "only GET\n"),
+        _ => respond(
+            &mut conn,
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET\n",
+        ),
     }
 }
 

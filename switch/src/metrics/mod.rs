@@ -11,7 +11,9 @@ pub mod http;
 
 use crate::bridge::Bridge;
 use pmd::port::DropReason;
-use prometheus::{proto, CounterVec, Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    proto, CounterVec, Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use std::sync::atomic::Ordering::Relaxed;
 
 pub use http::MetricsServer;
@@ -41,14 +43,29 @@ pub struct MetricDef {
 }
 
 const fn c(name: &'static str, labels: &'static [&'static str], help: &'static str) -> MetricDef {
-    MetricDef { name, kind: Kind::Counter, labels, help }
+    MetricDef {
+        name,
+        kind: Kind::Counter,
+        labels,
+        help,
+    }
 }
 const fn g(name: &'static str, labels: &'static [&'static str], help: &'static str) -> MetricDef {
-    MetricDef { name, kind: Kind::Gauge, labels, help }
+    MetricDef {
+        name,
+        kind: Kind::Gauge,
+        labels,
+        help,
+    }
 }
 
 const fn h(name: &'static str, labels: &'static [&'static str], help: &'static str) -> MetricDef {
-    MetricDef { name, kind: Kind::Histogram, labels, help }
+    MetricDef {
+        name,
+        kind: Kind::Histogram,
+        labels,
+        help,
+    }
 }
 
 const NO_LABELS: &[&str] = &[];
@@ -106,7 +123,9 @@ impl Scrape {
         let d = def(name);
         assert!(d.kind == Kind::Counter);
         let v = IntCounterVec::new(Opts::new(d.name, d.help), d.labels).expect("valid metric");
-        self.reg.register(Box::new(v.clone())).expect("unique metric");
+        self.reg
+            .register(Box::new(v.clone()))
+            .expect("unique metric");
         v
     }
 
@@ -115,7 +134,9 @@ impl Scrape {
         let d = def(name);
         assert!(d.kind == Kind::Counter && d.name.ends_with("_seconds_total"));
         let v = CounterVec::new(Opts::new(d.name, d.help), d.labels).expect("valid metric");
-        self.reg.register(Box::new(v.clone())).expect("unique metric");
+        self.reg
+            .register(Box::new(v.clone()))
+            .expect("unique metric");
         v
     }
 
@@ -123,7 +144,9 @@ impl Scrape {
         let d = def(name);
         assert!(d.kind == Kind::Gauge);
         let v = IntGaugeVec::new(Opts::new(d.name, d.help), d.labels).expect("valid metric");
-        self.reg.register(Box::new(v.clone())).expect("unique metric");
+        self.reg
+            .register(Box::new(v.clone()))
+            .expect("unique metric");
         v
     }
 }
@@ -154,12 +177,21 @@ pub fn render(bridge: &Bridge) -> String {
     for (_, sp) in bridge.ports() {
         let p = &sp.port;
         let name = sp.name.as_str();
-        for (q, rx) in (0..p.n_rxq()).map(|q| (q, true)).chain((0..p.n_txq()).map(|q| (q, false))) {
+        for (q, rx) in (0..p.n_rxq())
+            .map(|q| (q, true))
+            .chain((0..p.n_txq()).map(|q| (q, false)))
+        {
             let qs = q.to_string();
             let st = if rx { p.rxq_stats(q) } else { p.txq_stats(q) };
-            let (pk, by, dr) = if rx { (&rx_p, &rx_b, &rx_d) } else { (&tx_p, &tx_b, &tx_d) };
-            pk.with_label_values(&[name, &qs]).inc_by(st.packets.load(Relaxed));
-            by.with_label_values(&[name, &qs]).inc_by(st.bytes.load(Relaxed));
+            let (pk, by, dr) = if rx {
+                (&rx_p, &rx_b, &rx_d)
+            } else {
+                (&tx_p, &tx_b, &tx_d)
+            };
+            pk.with_label_values(&[name, &qs])
+                .inc_by(st.packets.load(Relaxed));
+            by.with_label_values(&[name, &qs])
+                .inc_by(st.bytes.load(Relaxed));
             for r in DropReason::ALL {
                 let n = st.drops(r);
                 if n > 0 {
@@ -178,19 +210,33 @@ pub fn render(bridge: &Bridge) -> String {
             (None, None) => String::new(),
         };
         if let Some(vp) = &sp.vhost {
-            let sum = |f: fn(&pmd::vhost::queue::VirtQueue) -> u64| vp.queues.iter().map(f).sum::<u64>();
-            retries.with_label_values(&[name]).inc_by(sum(|q| q.retries.load(Relaxed)));
-            notif.with_label_values(&[name]).inc_by(sum(|q| q.notifications.load(Relaxed)));
+            let sum =
+                |f: fn(&pmd::vhost::queue::VirtQueue) -> u64| vp.queues.iter().map(f).sum::<u64>();
+            retries
+                .with_label_values(&[name])
+                .inc_by(sum(|q| q.retries.load(Relaxed)));
+            notif
+                .with_label_values(&[name])
+                .inc_by(sum(|q| q.notifications.load(Relaxed)));
         }
-        link.with_label_values(&[name, p.kind()]).set(p.link_up() as i64);
+        link.with_label_values(&[name, p.kind()])
+            .set(p.link_up() as i64);
         info.with_label_values(&[name, p.kind(), &features]).set(1);
     }
 
     let pmd_counters: [(&str, fn(&crate::datapath::stats::PmdStats) -> u64); 7] = [
-        ("ferrovs_pmd_busy_cycles_total", |p| p.busy_cycles.load(Relaxed)),
-        ("ferrovs_pmd_idle_cycles_total", |p| p.idle_cycles.load(Relaxed)),
-        ("ferrovs_pmd_busy_iterations_total", |p| p.busy_iterations.load(Relaxed)),
-        ("ferrovs_pmd_idle_iterations_total", |p| p.idle_iterations.load(Relaxed)),
+        ("ferrovs_pmd_busy_cycles_total", |p| {
+            p.busy_cycles.load(Relaxed)
+        }),
+        ("ferrovs_pmd_idle_cycles_total", |p| {
+            p.idle_cycles.load(Relaxed)
+        }),
+        ("ferrovs_pmd_busy_iterations_total", |p| {
+            p.busy_iterations.load(Relaxed)
+        }),
+        ("ferrovs_pmd_idle_iterations_total", |p| {
+            p.idle_iterations.load(Relaxed)
+        }),
         ("ferrovs_pmd_packets_total", |p| p.packets.load(Relaxed)),
         ("ferrovs_pmd_batches_total", |p| p.batches.load(Relaxed)),
         ("ferrovs_pmd_flooded_total", |p| p.flooded.load(Relaxed)),
@@ -217,8 +263,12 @@ pub fn render(bridge: &Bridge) -> String {
     }
 
     let fdb = &bridge.fdb;
-    s.gauge("ferrovs_fdb_entries").with_label_values(NO_LABELS).set(gauge_i(fdb.len() as u64));
-    s.gauge("ferrovs_fdb_max_entries").with_label_values(NO_LABELS).set(gauge_i(fdb.max() as u64));
+    s.gauge("ferrovs_fdb_entries")
+        .with_label_values(NO_LABELS)
+        .set(gauge_i(fdb.len() as u64));
+    s.gauge("ferrovs_fdb_max_entries")
+        .with_label_values(NO_LABELS)
+        .set(gauge_i(fdb.max() as u64));
     let fc = &fdb.counters;
     for (metric, v) in [
         ("ferrovs_fdb_learned_total", &fc.learned),
@@ -227,12 +277,18 @@ pub fn render(bridge: &Bridge) -> String {
         ("ferrovs_fdb_refused_total", &fc.refused),
         ("ferrovs_fdb_flushed_total", &fc.flushed),
     ] {
-        s.counter(metric).with_label_values(NO_LABELS).inc_by(v.load(Relaxed));
+        s.counter(metric)
+            .with_label_values(NO_LABELS)
+            .inc_by(v.load(Relaxed));
     }
 
     let pool = bridge.pool.stats();
-    s.gauge("ferrovs_mbufs").with_label_values(NO_LABELS).set(gauge_i(pool.total as u64));
-    s.gauge("ferrovs_mbufs_in_use").with_label_values(NO_LABELS).set(gauge_i(pool.in_use as u64));
+    s.gauge("ferrovs_mbufs")
+        .with_label_values(NO_LABELS)
+        .set(gauge_i(pool.total as u64));
+    s.gauge("ferrovs_mbufs_in_use")
+        .with_label_values(NO_LABELS)
+        .set(gauge_i(pool.in_use as u64));
     s.gauge("ferrovs_mbufs_in_thread_caches")
         .with_label_values(NO_LABELS)
         .set(gauge_i(pool.in_thread_caches as u64));
@@ -264,7 +320,13 @@ fn batch_histogram(bridge: &Bridge) -> proto::MetricFamily {
         }
         let mut hist = proto::Histogram::default();
         hist.set_sample_count(counts.iter().sum());
-        hist.set_sample_sum(counts.iter().enumerate().map(|(n, c)| (n as u64 * c) as f64).sum());
+        hist.set_sample_sum(
+            counts
+                .iter()
+                .enumerate()
+                .map(|(n, c)| (n as u64 * c) as f64)
+                .sum(),
+        );
         hist.set_bucket(buckets);
         let mut label = proto::LabelPair::default();
         label.set_name("core".into());
@@ -292,7 +354,12 @@ mod tests {
         for d in CATALOG {
             assert!(seen.insert(d.name), "{} twice", d.name);
             assert!(d.name.starts_with("ferrovs_"));
-            assert_eq!(d.kind == Kind::Counter, d.name.ends_with("_total"), "{}", d.name);
+            assert_eq!(
+                d.kind == Kind::Counter,
+                d.name.ends_with("_total"),
+                "{}",
+                d.name
+            );
             assert!(!d.help.is_empty());
         }
     }
@@ -301,11 +368,16 @@ mod tests {
     /// types and labels (it cannot drift from the code).
     #[test]
     fn readme_table_matches_the_catalog() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
         let rows: Vec<Vec<String>> = readme
             .lines()
             .filter(|l| l.starts_with("| `ferrovs_"))
-            .map(|l| l.split('|').map(|c| c.trim().trim_matches('`').to_string()).collect())
+            .map(|l| {
+                l.split('|')
+                    .map(|c| c.trim().trim_matches('`').to_string())
+                    .collect()
+            })
             .collect();
         for d in CATALOG {
             let row = rows
@@ -316,7 +388,11 @@ mod tests {
             assert_eq!(row[3], d.labels.join(", "), "labels of {}", d.name);
         }
         for r in &rows {
-            assert!(CATALOG.iter().any(|d| d.name == r[1]), "README lists {} which is not exported", r[1]);
+            assert!(
+                CATALOG.iter().any(|d| d.name == r[1]),
+                "README lists {} which is not exported",
+                r[1]
+            );
         }
     }
 }
@@ -328,7 +404,11 @@ mod dashboard_tests {
     /// Every metric a query of the Grafana board names is one ferrovsd exports.
     #[test]
     fn grafana_board_queries_only_exported_metrics() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/grafana-ferrovs.json")).unwrap();
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../configs/grafana-ferrovs.json"
+        ))
+        .unwrap();
         let board: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
         let mut exprs = Vec::new();
         for p in board["panels"].as_array().expect("panels") {
@@ -340,17 +420,30 @@ mod dashboard_tests {
         let mut named = 0;
         for e in &exprs {
             for (i, _) in e.match_indices("ferrovs_") {
-                let name: String = e[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                let name: String = e[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
                 let base = ["_bucket", "_sum", "_count"]
                     .iter()
-                    .find_map(|s| name.strip_suffix(s).filter(|b| CATALOG.iter().any(|d| d.name == *b)))
+                    .find_map(|s| {
+                        name.strip_suffix(s)
+                            .filter(|b| CATALOG.iter().any(|d| d.name == *b))
+                    })
                     .unwrap_or(&name);
-                assert!(CATALOG.iter().any(|d| d.name == base), "{name} in {e:?} is not exported");
+                assert!(
+                    CATALOG.iter().any(|d| d.name == base),
+                    "{name} in {e:?} is not exported"
+                );
                 named += 1;
             }
         }
         assert!(named >= exprs.len());
-        let prom = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/prometheus.yml")).unwrap();
+        let prom = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../configs/prometheus.yml"
+        ))
+        .unwrap();
         assert!(prom.contains(crate::config::DEFAULT_METRICS_ADDR));
     }
 }

@@ -27,9 +27,16 @@ impl Engine for FlowGen {
         s.inspect_and_free(cache);
         let now = now_ns();
         let flow = &mut self.flow;
-        got + generate(&mut self.gen, s, cache, now, || {
-            *flow = flow.wrapping_add(1);
-            *flow
-        }, true)
+        got + generate(
+            &mut self.gen,
+            s,
+            cache,
+            now,
+            || {
+                *flow = flow.wrapping_add(1);
+                *flow
+            },
+            true,
+        )
     }
 }

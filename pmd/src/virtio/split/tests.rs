@@ -139,8 +139,16 @@ fn tx_indirect_uses_a_two_entry_table() {
     assert_eq!(d.len, 32);
     let t = bytes_at(d.addr, 32);
     // SAFETY: t holds two descriptors.
-    let (h, p) = unsafe { (ptr::read_unaligned(t.as_ptr().cast::<Desc>()), ptr::read_unaligned(t.as_ptr().add(16).cast::<Desc>())) };
-    assert_eq!((h.len as usize, h.flags, h.next), (NET_HDR_LEN, DESC_F_NEXT, 1));
+    let (h, p) = unsafe {
+        (
+            ptr::read_unaligned(t.as_ptr().cast::<Desc>()),
+            ptr::read_unaligned(t.as_ptr().add(16).cast::<Desc>()),
+        )
+    };
+    assert_eq!(
+        (h.len as usize, h.flags, h.next),
+        (NET_HDR_LEN, DESC_F_NEXT, 1)
+    );
     assert_eq!((p.len, p.flags), (100, 0));
     assert_eq!(bytes_at(p.addr, 100), vec![7; 100]);
 }
@@ -178,7 +186,13 @@ fn device_write(d: &Desc, num_buffers: u16, payload: &[u8], with_hdr: bool) -> u
     }
     assert!(off + payload.len() <= d.len as usize);
     // SAFETY: within the posted buffer (asserted).
-    unsafe { ptr::copy_nonoverlapping(payload.as_ptr(), (d.addr as *mut u8).add(off), payload.len()) };
+    unsafe {
+        ptr::copy_nonoverlapping(
+            payload.as_ptr(),
+            (d.addr as *mut u8).add(off),
+            payload.len(),
+        )
+    };
     (off + payload.len()) as u32
 }
 
