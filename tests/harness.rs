@@ -270,6 +270,8 @@ impl Drop for Ferrovsd {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            // A killed ferrovsd with dpdk ports cannot remove its EAL directory.
+            let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/ferrovsd{}", c.id()));
         }
     }
 }

@@ -34,7 +34,7 @@ cleanup() {
   for fd in ${GEN_FD:-} ${SWTP_FD:-}; do { exec {fd}>&-; } 2>/dev/null; done
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   sleep 0.5
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; rm -rf "/var/run/dpdk/ferrovsd$p" "/var/run/dpdk/fvtp$p"; done
   if [ -f "$W/ovs/ovs-vswitchd.pid" ]; then kill -9 "$(cat "$W/ovs/ovs-vswitchd.pid")" 2>/dev/null; fi
   if [ -f "$W/ovs/ovsdb-server.pid" ]; then kill -9 "$(cat "$W/ovs/ovsdb-server.pid")" 2>/dev/null; fi
   if declare -F extra_cleanup > /dev/null; then extra_cleanup; fi
@@ -137,7 +137,7 @@ proc_end() { # -> cycles per packet, or null
 
 kill_leftovers() { # after a failed try: nothing of it may survive into the next
   local p
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; rm -rf "/var/run/dpdk/ferrovsd$p" "/var/run/dpdk/fvtp$p"; done
   PIDS=()
   if [ -d "$W/ovs" ]; then
     for p in "$W"/ovs/*.pid; do [ -f "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null; done
@@ -152,7 +152,7 @@ kill_leftovers() { # after a failed try: nothing of it may survive into the next
 # (sink packets, switch and generator thread CPU ns, wall ns before/after).
 record_run() {
   local sw=$1 size=$2 b0=$3 b1=$4 s0=$5 s1=$6 g0=$7 g1=$8 t0=$9 t1=${10} mhz=${11} proc=${12} gen=${13}
-  python3 - "$sw" "$size" "$b0" "$b1" "$s0" "$s1" "$g0" "$g1" "$t0" "$t1" "$mhz" "$proc" "$gen" >> "$RUNS" <<'PY'
+  python3 - "$sw" "$size" "$b0" "$b1" "$s0" "$s1" "$g0" "$g1" "$t0" "$t1" "$mhz" "$proc" "$gen" "${GEN_CPU_MIN:-0.97}" >> "$RUNS" <<'PY'
 import json, sys
 sw, size = sys.argv[1], int(sys.argv[2])
 b0, b1, s0, s1, g0, g1, t0, t1 = map(int, sys.argv[3:11]); mhz = float(sys.argv[11])
@@ -161,7 +161,7 @@ wall = t1 - t0; pkts = b1 - b0
 r = {"switch": sw, "size": size, "generator": sys.argv[13], "packets": pkts, "seconds": wall / 1e9,
      "mpps": pkts / wall * 1e3, "switch_cpu": (s1 - s0) / wall, "gen_cpu": (g1 - g0) / wall,
      "cycles_per_packet": (s1 - s0) * mhz / 1e3 / max(pkts, 1), "processing_cycles_per_packet": proc}
-r["disturbed"] = r["switch_cpu"] < 0.97 or r["gen_cpu"] < 0.97
+r["disturbed"] = r["switch_cpu"] < 0.97 or r["gen_cpu"] < float(sys.argv[14])
 print(json.dumps(r))
 PY
   tail -1 "$RUNS" >&2

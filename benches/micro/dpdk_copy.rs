@@ -5,7 +5,7 @@
 //! the two copies and DPDK's mbuf alloc/free. Needs `--features dpdk`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pmd::dpdk::{eal_init, eal_cleanup, DpdkPort, DpdkPortConfig};
+use pmd::dpdk::{eal_cleanup, eal_init, DpdkPort, DpdkPortConfig};
 use pmd::ring::RingPort;
 use pmd::{Batch, Pool, PoolCache, Port, BURST};
 
@@ -27,10 +27,21 @@ fn round_trip(port: &dyn Port, cache: &mut PoolCache, size: usize) {
 
 fn bench(c: &mut Criterion) {
     let prefix = format!("fvbench{}", std::process::id());
-    let args: Vec<String> = ["ferrovs-bench", "-l", "0", "--no-pci", "--no-huge", "-m", "256", "--no-shconf", "--file-prefix", &prefix]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let args: Vec<String> = [
+        "ferrovs-bench",
+        "-l",
+        "0",
+        "--no-pci",
+        "--no-huge",
+        "-m",
+        "256",
+        "--no-shconf",
+        "--file-prefix",
+        &prefix,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     eal_init(&args).expect("DPDK EAL");
     let dpdk = DpdkPort::open(DpdkPortConfig::new("net_ring0")).expect("net_ring0");
     let ring = RingPort::loopback(1024);
@@ -38,12 +49,16 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("dpdk_copy");
     g.throughput(Throughput::Elements(BURST as u64));
     for size in [64usize, 1518] {
-        g.bench_with_input(BenchmarkId::new("ring_port_round_trip", size), &size, |b, &s| {
-            b.iter(|| round_trip(ring.as_ref(), &mut cache, s))
-        });
-        g.bench_with_input(BenchmarkId::new("dpdk_net_ring_round_trip", size), &size, |b, &s| {
-            b.iter(|| round_trip(&dpdk, &mut cache, s))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("ring_port_round_trip", size),
+            &size,
+            |b, &s| b.iter(|| round_trip(ring.as_ref(), &mut cache, s)),
+        );
+        g.bench_with_input(
+            BenchmarkId::new("dpdk_net_ring_round_trip", size),
+            &size,
+            |b, &s| b.iter(|| round_trip(&dpdk, &mut cache, s)),
+        );
     }
     g.finish();
     dpdk.shutdown();

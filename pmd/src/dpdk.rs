@@ -122,6 +122,8 @@ pub struct DpdkPort {
     config: DpdkPortConfig,
     port_id: u16,
     driver: String,
+    /// The probed device, unplugged at shutdown so the same devargs can be added again.
+    device: *mut sys::rte_device,
     pool: *mut sys::rte_mempool,
     rxq: Vec<SpinLock<QueueBufs>>,
     txq: Vec<SpinLock<QueueBufs>>,
@@ -180,7 +182,10 @@ impl DpdkPort {
         }
         // SAFETY: port_id is a valid port (looked up above).
         let socket = unsafe { sys::rte_eth_dev_socket_id(port_id) }.max(0);
-        let pool_name = CString::new(format!("fv_mp_{port_id}")).expect("no NUL");
+        // Unique per open: a name DPDK still holds would make the create fail.
+        static POOLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = POOLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pool_name = CString::new(format!("fv_mp_{port_id}_{n}")).expect("no NUL");
         let n_mbufs = ((config.rx_desc as u32 * config.n_rxq as u32
             + config.tx_desc as u32 * config.n_txq as u32)
             * 2)
@@ -204,6 +209,56 @@ impl DpdkPort {
                 errno_str(unsafe { sys::ferrovs_rte_errno() })
             ));
         }
+        if let Err(e) = Self::configure_and_start(port_id, socket, pool, &config) {
+            // SAFETY: the port never started; its queues and our pool are released
+            // and the device unplugged so a corrected devargs can be added.
+            unsafe {
+                sys::rte_eth_dev_close(port_id);
+                let mut info = sys::rte_eth_dev_info::default();
+                if !known
+                    && sys::rte_eth_dev_info_get(port_id, &mut info) == 0
+                    && !info.device.is_null()
+                {
+                    sys::rte_dev_remove(info.device);
+                }
+                sys::rte_mempool_free(pool);
+            }
+            return Err(e);
+        }
+        // SAFETY: valid port; a switch port sees every destination MAC.
+        unsafe { sys::rte_eth_promiscuous_enable(port_id) };
+        let mut info = sys::rte_eth_dev_info::default();
+        // SAFETY: valid port and out pointer.
+        unsafe { sys::rte_eth_dev_info_get(port_id, &mut info) };
+        let driver = if info.driver_name.is_null() {
+            "?".to_string()
+        } else {
+            // SAFETY: the driver name is a static C string.
+            unsafe { CStr::from_ptr(info.driver_name) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        let bufs = || QueueBufs([std::ptr::null_mut(); BURST]);
+        Ok(DpdkPort {
+            rxq: (0..config.n_rxq).map(|_| SpinLock::new(bufs())).collect(),
+            txq: (0..config.n_txq).map(|_| SpinLock::new(bufs())).collect(),
+            rx_stats: (0..config.n_rxq).map(|_| QueueStats::default()).collect(),
+            tx_stats: (0..config.n_txq).map(|_| QueueStats::default()).collect(),
+            config,
+            port_id,
+            driver,
+            device: info.device,
+            pool,
+            stopped: Mutex::new(false),
+        })
+    }
+
+    fn configure_and_start(
+        port_id: u16,
+        socket: i32,
+        pool: *mut sys::rte_mempool,
+        config: &DpdkPortConfig,
+    ) -> Result<(), String> {
         let conf = sys::rte_eth_conf::default();
         // SAFETY: valid port, queue counts checked, conf lives for the call.
         check(
@@ -247,31 +302,7 @@ impl DpdkPort {
             unsafe { sys::rte_eth_dev_start(port_id) },
             "rte_eth_dev_start",
         )?;
-        // SAFETY: valid port; a switch port sees every destination MAC.
-        unsafe { sys::rte_eth_promiscuous_enable(port_id) };
-        let mut info = sys::rte_eth_dev_info::default();
-        // SAFETY: valid port and out pointer.
-        unsafe { sys::rte_eth_dev_info_get(port_id, &mut info) };
-        let driver = if info.driver_name.is_null() {
-            "?".to_string()
-        } else {
-            // SAFETY: the driver name is a static C string.
-            unsafe { CStr::from_ptr(info.driver_name) }
-                .to_string_lossy()
-                .into_owned()
-        };
-        let bufs = || QueueBufs([std::ptr::null_mut(); BURST]);
-        Ok(DpdkPort {
-            rxq: (0..config.n_rxq).map(|_| SpinLock::new(bufs())).collect(),
-            txq: (0..config.n_txq).map(|_| SpinLock::new(bufs())).collect(),
-            rx_stats: (0..config.n_rxq).map(|_| QueueStats::default()).collect(),
-            tx_stats: (0..config.n_txq).map(|_| QueueStats::default()).collect(),
-            config,
-            port_id,
-            driver,
-            pool,
-            stopped: Mutex::new(false),
-        })
+        Ok(())
     }
 
     pub fn driver(&self) -> &str {
@@ -382,6 +413,16 @@ impl Port for DpdkPort {
         &self.tx_stats[qid]
     }
 
+    fn refresh_stats(&self) {
+        let mut st = sys::rte_eth_stats::default();
+        // SAFETY: valid port and out pointer; ethdev stats reads are safe
+        // beside the polling thread.
+        if unsafe { sys::rte_eth_stats_get(self.port_id, &mut st) } == 0 {
+            // Per port only: attributed to queue 0.
+            self.rx_stats[0].set_drops(DropReason::Missed, st.imissed);
+        }
+    }
+
     fn link_up(&self) -> bool {
         let mut l = sys::rte_eth_link::default();
         // SAFETY: valid port and out pointer.
@@ -414,6 +455,15 @@ impl Port for DpdkPort {
                 sys::rte_eth_dev_stop(self.port_id);
                 sys::rte_eth_dev_close(self.port_id);
             }
+            if !self.device.is_null() {
+                // SAFETY: the device this port was probed on; its only port is closed.
+                let rc = unsafe { sys::rte_dev_remove(self.device) };
+                if rc < 0 {
+                    tracing::warn!(devargs = %self.config.devargs, "cannot unplug the device: {}", errno_str(rc));
+                }
+            }
+            // SAFETY: every mbuf of the pool is back (queues released at close).
+            unsafe { sys::rte_mempool_free(self.pool) };
             *s = true;
         }
     }
@@ -478,6 +528,10 @@ mod tests {
             .unwrap();
         assert!(e.contains("cannot probe"), "{e}");
         port.shutdown();
+        // Removed means removed: the same devargs can be added again.
+        let again = DpdkPort::open(DpdkPortConfig::new("net_ring0")).expect("net_ring0 again");
+        assert!(again.link_up());
+        again.shutdown();
         assert_eq!(cache.pool().stats().in_use, 0);
         let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/fvu{}", std::process::id()));
     }

@@ -30,10 +30,14 @@ pub enum DropReason {
     DescFlags,
     /// A malformed indirect table.
     DescIndirect,
+    /// Dropped by the NIC or its kernel side before we polled: no free receive
+    /// descriptor (DPDK's `imissed`, OVS's `rx_missed_errors`). Device-held,
+    /// read by [`Port::refresh_stats`].
+    Missed,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::NoBuffer,
         DropReason::RingFull,
         DropReason::NotReady,
@@ -45,6 +49,7 @@ impl DropReason {
         DropReason::DescLen,
         DropReason::DescFlags,
         DropReason::DescIndirect,
+        DropReason::Missed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +65,7 @@ impl DropReason {
             DropReason::DescLen => "invalid_desc_len",
             DropReason::DescFlags => "invalid_desc_flags",
             DropReason::DescIndirect => "invalid_desc_indirect",
+            DropReason::Missed => "rx_missed",
         }
     }
 }
@@ -112,6 +118,11 @@ impl QueueStats {
         }
     }
 
+    /// Sets a drop counter to a total kept elsewhere (a device's own counter).
+    pub fn set_drops(&self, reason: DropReason, total: u64) {
+        self.drops[reason as usize].store(total, Ordering::Relaxed);
+    }
+
     pub fn drops(&self, reason: DropReason) -> u64 {
         self.drops[reason as usize].load(Ordering::Relaxed)
     }
@@ -153,6 +164,9 @@ pub trait Port: Send + Sync {
     fn info(&self) -> PortInfo;
     /// Called once when the port is removed from the switch.
     fn shutdown(&self) {}
+    /// Copies counters the device keeps itself (e.g. DPDK's `imissed`) into
+    /// the queue stats. Control path only: it may make a syscall.
+    fn refresh_stats(&self) {}
     /// Frames handed to the peer on queue `qid` that it has not consumed yet
     /// (drivers that cannot tell say 0). Lets a generator wait until a
     /// backend really polls before it starts.

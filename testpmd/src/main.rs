@@ -126,7 +126,11 @@ struct Args {
     tx_first: bool,
     /// DPDK EAL arguments, used when a `dpdk:` port is opened (a file prefix
     /// of our own is added).
-    #[arg(long = "eal-args", default_value = "--no-huge -m 512 --no-pci", allow_hyphen_values = true)]
+    #[arg(
+        long = "eal-args",
+        default_value = "--no-huge -m 512 --no-pci",
+        allow_hyphen_values = true
+    )]
     eal_args: String,
     /// After a packet budget is spent, keep receiving this long (ms).
     #[arg(long = "drain-ms", default_value_t = 300)]

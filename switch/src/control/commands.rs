@@ -288,6 +288,7 @@ fn port_stats(bridge: &Bridge, only: Option<&str>) -> Result<Value, String> {
         .filter(|(_, sp)| only.is_none_or(|n| n == sp.name))
         .map(|(_, sp)| {
             let p = &sp.port;
+            p.refresh_stats();
             let rx: Vec<Value> = (0..p.n_rxq()).map(|q| queue_json(q, p.rxq_stats(q).snapshot())).collect();
             let tx: Vec<Value> = (0..p.n_txq()).map(|q| queue_json(q, p.txq_stats(q).snapshot())).collect();
             let sum = |v: &[Value], k: &str| v.iter().map(|q| q[k].as_u64().unwrap_or(0)).sum::<u64>();

@@ -177,6 +177,7 @@ pub fn render(bridge: &Bridge) -> String {
     for (_, sp) in bridge.ports() {
         let p = &sp.port;
         let name = sp.name.as_str();
+        p.refresh_stats();
         for (q, rx) in (0..p.n_rxq())
             .map(|q| (q, true))
             .chain((0..p.n_txq()).map(|q| (q, false)))
