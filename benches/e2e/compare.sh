@@ -4,7 +4,7 @@
 #   forwarding (no switching: the floor of two vhost rings),
 # each switch pinned to CPU 1, the generator's forwarding lcore on CPU 0.
 #
-# usage: benches/e2e/compare.sh [--quick]
+# usage: benches/e2e/compare.sh [--quick]   (SIZES: frame sizes with the 4-byte FCS, as RFC 2544)
 # env:   REPEATS=3 DURATION=10 WARMUP=3 SIZES="64 1518" SWITCHES="ferrovsd ovs testpmd"
 #        GENS="dpdk ferrovs" LATENCY=1 (ferrovs generator: p50/p99 at 50% of max rate;
 #        LAT_PPS=N: at N packets/s for every switch instead; SIZES="" skips throughput)
@@ -71,7 +71,7 @@ start_ferrovs_gen() { # SIZE SECONDS [EXTRA ARGS...] ; sets GEN_PID
   local size=$1 secs=$2; shift 2
   "$FERROVS_TESTPMD" --port "virtio-user:path=$SOCK0,mac=02:00:00:00:00:01" \
     --port "virtio-user:path=$SOCK1,mac=02:00:00:00:00:02" --port-topology=loop --tx-ports=0 \
-    --forward-mode=txonly --eth-peer=0,02:00:00:00:00:02 --txpkts="$size" --tx-first \
+    --forward-mode=txonly --eth-peer=0,02:00:00:00:00:02 --txpkts=$((size - 4)) --tx-first \
     --lcores 0 --stats-period 1 --duration "$secs" --json --quiet "$@" > "$W/fgen.json" 2> "$W/fgen.err" &
   GEN_PID=$!; PIDS+=("$GEN_PID")
 }

@@ -10,7 +10,7 @@
 # namespace, where the kernel's veth work also lands (it runs in the
 # sender's context).
 #
-# usage: benches/e2e/netns.sh [--quick]
+# usage: benches/e2e/netns.sh [--quick]   (SIZES: frame sizes with the 4-byte FCS, as RFC 2544)
 # env:   REPEATS=3 DURATION=10 WARMUP=3 SIZES="64 1518" SWITCHES="ferrovsd ovs testpmd"
 #        GENS="dpdk ferrovs" GEN_CPU_MIN=0.85 AF_PACKET_ARGS="" (extra net_af_packet devargs for
 #        every side, e.g. ",framecnt=2048") OUT=benches/e2e/results-netns.json
@@ -116,7 +116,7 @@ run_one() { # SWITCH SIZE GEN -> appends one JSON line
     ip netns exec "$NS" "$FERROVS_TESTPMD" --eal-args "--no-huge -m 512 --no-pci -l 0" \
       --port "dpdk:mac=02:00:00:00:00:01,devargs=net_af_packet1,iface=$NS_IF$AF_PACKET_ARGS" \
       --port "virtio-user:path=$SOCK1,mac=02:00:00:00:00:02" --port-topology=loop --tx-ports=0 \
-      --forward-mode=txonly --eth-peer=0,02:00:00:00:00:02 --txpkts="$size" --tx-first \
+      --forward-mode=txonly --eth-peer=0,02:00:00:00:00:02 --txpkts=$((size - 4)) --tx-first \
       --lcores 0 --stats-period 1 --duration $((WARMUP + DURATION + 1)) --json --quiet \
       > "$W/fgen.json" 2> "$W/fgen.err" &
     GEN_PID=$!; PIDS+=("$GEN_PID")
