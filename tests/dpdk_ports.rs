@@ -19,10 +19,15 @@ fn phy_devargs(net: &NetnsVeth) -> String {
 
 /// ferrovsd with vhost0 and `phy0`, a dpdk af_packet port on the host end of `net`.
 fn switch_with_phy(dir: &TempDir, net: &NetnsVeth) -> Ferrovsd {
+    switch_with_dpdk_port(dir, &phy_devargs(net))
+}
+
+/// ferrovsd with vhost0 and `phy0`, a dpdk port on `devargs`.
+fn switch_with_dpdk_port(dir: &TempDir, devargs: &str) -> Ferrovsd {
     let sw = Ferrovsd::start(dir.path(), Some(&config_with_ports(1)));
     let r = sw.request(
         "add-port",
-        json!({"name": "phy0", "type": "dpdk", "devargs": phy_devargs(net)}),
+        json!({"name": "phy0", "type": "dpdk", "devargs": devargs}),
     );
     assert_eq!(
         r["ok"], true,
@@ -72,12 +77,31 @@ fn netns_kernel_pings_a_vhost_peer_through_a_dpdk_af_packet_port() {
     assert!(c.rx >= 5 && c.tx >= 5, "phy0 rx {} tx {}", c.rx, c.tx);
     drop(tp);
     sw.ok("del-port", json!({"name": "phy0"}));
-    // Removing unplugs the device: the same devargs can be added again.
+    // More rx queues than the device has is a clear error (af_packet has
+    // qpairs=1 unless told otherwise) ...
     let r = sw.request(
         "add-port",
-        json!({"name": "phy0", "type": "dpdk", "devargs": phy_devargs(&net)}),
+        json!({"name": "phy0", "type": "dpdk", "devargs": phy_devargs(&net), "n-rxq": "2"}),
     );
-    assert_eq!(r["ok"], true, "re-adding phy0: {r}");
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(r["error"].as_str().unwrap().contains("qpairs"), "{r}");
+    // ... and neither it nor del-port leave the device plugged: the same
+    // name comes back, now with two queue pairs.
+    let two = format!("{},qpairs=2", phy_devargs(&net));
+    let r = sw.request(
+        "add-port",
+        json!({"name": "phy0", "type": "dpdk", "devargs": two, "n-rxq": "2"}),
+    );
+    assert_eq!(r["ok"], true, "re-adding phy0 with 2 queues: {r}");
+    let show = sw.ok("show", json!({}));
+    let phy = show["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "phy0")
+        .unwrap()
+        .clone();
+    assert!(phy["queues"].as_str().unwrap().starts_with("2 rx"), "{phy}");
     sw.ok("del-port", json!({"name": "phy0"}));
     let eal_dir = format!("/var/run/dpdk/ferrovsd{}", sw.pid());
     let mut sw = sw;
@@ -89,15 +113,10 @@ fn netns_kernel_pings_a_vhost_peer_through_a_dpdk_af_packet_port() {
 }
 
 /// ferrovs-testpmd's own `dpdk:` port (af_packet, inside the namespace)
-/// generates checked frames; they cross the veth, ferrovsd's dpdk port and
-/// its vhost-user port to the same ferrovs-testpmd's virtio-user sink.
-#[test]
-fn testpmd_dpdk_port_frames_cross_ferrovsd_dpdk_port_counted_and_intact() {
-    let _g = serial();
-    let dir = TempDir::new("dp-count");
-    let net = NetnsVeth::new("10.99.0.1/24");
-    let sw = switch_with_phy(&dir, &net);
-    const N: u64 = 20_000;
+/// sends `n` checked frames at `pps`; they cross the veth, ferrovsd's dpdk
+/// port and its vhost-user port to the same ferrovs-testpmd's virtio-user
+/// sink, which must get every one intact.
+fn send_counted(sw: &Ferrovsd, net: &NetnsVeth, n: u64, pps: u64) {
     let args: Vec<String> = [
         format!(
             "--port=dpdk:mac={},devargs=net_af_packet0,iface={}",
@@ -114,8 +133,8 @@ fn testpmd_dpdk_port_frames_cross_ferrovsd_dpdk_port_counted_and_intact() {
         "--forward-mode=txonly".into(),
         format!("--eth-peer=0,{}", mac(2)),
         "--tx-first".into(),
-        format!("--nb-pkts={N}"),
-        "--tx-pps=10000".into(),
+        format!("--nb-pkts={n}"),
+        format!("--tx-pps={pps}"),
         "--lcores=0".into(),
         "--no-huge".into(),
     ]
@@ -123,16 +142,28 @@ fn testpmd_dpdk_port_frames_cross_ferrovsd_dpdk_port_counted_and_intact() {
     let tp = FerrovsTestpmd::spawn_in_netns(&net.ns, &args);
     let pid = tp.child.as_ref().unwrap().id();
     let s = tp.finish(Duration::from_secs(60));
-    assert_eq!(s["generated"].as_u64().unwrap(), N, "{s:#}");
+    assert_eq!(s["generated"].as_u64().unwrap(), n, "{s:#}");
     assert_eq!(s["checked"]["bad"], 0, "corrupted frames: {s:#}");
     assert_eq!(
         s["checked"]["good"].as_u64().unwrap(),
-        N,
+        n,
         "frames lost: {s:#}\nphy0: {:?}\nvhost0: {:?}\n{}",
         sw.port("phy0"),
         sw.port("vhost0"),
         sw.log_text()
     );
+    // The generator's EAL directory went with it.
+    assert!(!std::path::Path::new(&format!("/var/run/dpdk/fvtp{pid}")).exists());
+}
+
+#[test]
+fn testpmd_dpdk_port_frames_cross_ferrovsd_dpdk_port_counted_and_intact() {
+    let _g = serial();
+    let dir = TempDir::new("dp-count");
+    let net = NetnsVeth::new("10.99.0.1/24");
+    let sw = switch_with_phy(&dir, &net);
+    const N: u64 = 20_000;
+    send_counted(&sw, &net, N, 10_000);
     let phy = sw.port("phy0");
     assert!(phy.rx >= N, "phy0 counted {} received", phy.rx);
     assert!(
@@ -140,8 +171,25 @@ fn testpmd_dpdk_port_frames_cross_ferrovsd_dpdk_port_counted_and_intact() {
         "{:?}",
         phy.rx_drops
     );
-    // The generator's EAL directory went with it.
-    assert!(!std::path::Path::new(&format!("/var/run/dpdk/fvtp{pid}")).exists());
+}
+
+/// The same through DPDK's `net_af_xdp` (an AF_XDP socket on the veth).
+#[test]
+fn af_xdp_port_forwards_counted_frames() {
+    let _g = serial();
+    let dir = TempDir::new("dp-xdp");
+    let net = NetnsVeth::new("10.99.0.1/24");
+    let sw = switch_with_dpdk_port(&dir, &format!("net_af_xdp0,iface={}", net.host_if));
+    let show = sw.ok("show", json!({}));
+    let phy = show["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "phy0")
+        .unwrap()
+        .clone();
+    assert_eq!(phy["driver"], "net_af_xdp", "{phy}");
+    send_counted(&sw, &net, 5_000, 10_000);
 }
 
 fn md5(data: &[u8]) -> String {

@@ -138,6 +138,22 @@ unsafe impl Send for DpdkPort {}
 // SAFETY: as above.
 unsafe impl Sync for DpdkPort {}
 
+/// RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP (function-like macros
+/// in rte_ethdev.h, which bindgen cannot expand): bits 2-5, 7-11, 13, 15-17.
+const RSS_IP_TCP_UDP: u64 = (1 << 2)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 7)
+    | (1 << 8)
+    | (1 << 9)
+    | (1 << 10)
+    | (1 << 11)
+    | (1 << 13)
+    | (1 << 15)
+    | (1 << 16)
+    | (1 << 17);
+
 fn check(rc: i32, what: &str) -> Result<(), String> {
     if rc < 0 {
         Err(format!("{what}: {}", errno_str(rc)))
@@ -149,7 +165,7 @@ fn check(rc: i32, what: &str) -> Result<(), String> {
 impl DpdkPort {
     /// Probes the device named by `devargs` and starts it. The EAL must be
     /// up ([`eal_init`]). A bad devargs string is an error, never a crash.
-    pub fn open(config: DpdkPortConfig) -> Result<DpdkPort, String> {
+    pub fn open(mut config: DpdkPortConfig) -> Result<DpdkPort, String> {
         match EAL.get() {
             Some(Ok(())) => {}
             _ => return Err("DPDK's EAL is not initialised".into()),
@@ -180,6 +196,29 @@ impl DpdkPort {
             let rc = unsafe { sys::rte_eth_dev_get_port_by_name(c_name.as_ptr(), &mut port_id) };
             check(rc, &format!("{name}: no ethdev port after probing"))?;
         }
+        let mut info = sys::rte_eth_dev_info::default();
+        // SAFETY: valid port and out pointer.
+        check(
+            unsafe { sys::rte_eth_dev_info_get(port_id, &mut info) },
+            "rte_eth_dev_info_get",
+        )?;
+        let device = info.device;
+        // Unplugs what this call probed, so corrected devargs can be added.
+        let abandon = |e: String| {
+            if !known && !device.is_null() {
+                // SAFETY: the device probed above; its port is closed or never configured.
+                unsafe { sys::rte_dev_remove(device) };
+            }
+            Err(e)
+        };
+        if config.n_rxq > info.max_rx_queues {
+            return abandon(format!(
+                "n_rxq {} is more than {} can do ({}; net_af_packet: add qpairs=N to devargs)",
+                config.n_rxq, name, info.max_rx_queues
+            ));
+        }
+        // More polling threads than tx queues share them (each tx queue has a lock).
+        config.n_txq = config.n_txq.min(info.max_tx_queues.max(1));
         // SAFETY: port_id is a valid port (looked up above).
         let socket = unsafe { sys::rte_eth_dev_socket_id(port_id) }.max(0);
         // Unique per open: a name DPDK still holds would make the create fail.
@@ -204,32 +243,19 @@ impl DpdkPort {
         };
         if pool.is_null() {
             // SAFETY: reads this thread's rte_errno.
-            return Err(format!(
-                "cannot create mempool: {}",
-                errno_str(unsafe { sys::ferrovs_rte_errno() })
-            ));
+            let e = errno_str(unsafe { sys::ferrovs_rte_errno() });
+            return abandon(format!("cannot create mempool: {e}"));
         }
-        if let Err(e) = Self::configure_and_start(port_id, socket, pool, &config) {
-            // SAFETY: the port never started; its queues and our pool are released
-            // and the device unplugged so a corrected devargs can be added.
+        if let Err(e) = Self::configure_and_start(port_id, socket, pool, &config, &info) {
+            // SAFETY: the port never started: release its queues, then our pool.
             unsafe {
                 sys::rte_eth_dev_close(port_id);
-                let mut info = sys::rte_eth_dev_info::default();
-                if !known
-                    && sys::rte_eth_dev_info_get(port_id, &mut info) == 0
-                    && !info.device.is_null()
-                {
-                    sys::rte_dev_remove(info.device);
-                }
                 sys::rte_mempool_free(pool);
             }
-            return Err(e);
+            return abandon(e);
         }
         // SAFETY: valid port; a switch port sees every destination MAC.
         unsafe { sys::rte_eth_promiscuous_enable(port_id) };
-        let mut info = sys::rte_eth_dev_info::default();
-        // SAFETY: valid port and out pointer.
-        unsafe { sys::rte_eth_dev_info_get(port_id, &mut info) };
         let driver = if info.driver_name.is_null() {
             "?".to_string()
         } else {
@@ -247,7 +273,7 @@ impl DpdkPort {
             config,
             port_id,
             driver,
-            device: info.device,
+            device,
             pool,
             stopped: Mutex::new(false),
         })
@@ -258,8 +284,17 @@ impl DpdkPort {
         socket: i32,
         pool: *mut sys::rte_mempool,
         config: &DpdkPortConfig,
+        info: &sys::rte_eth_dev_info,
     ) -> Result<(), String> {
-        let conf = sys::rte_eth_conf::default();
+        let mut conf = sys::rte_eth_conf::default();
+        // Several rx queues: spread flows by RSS over what the NIC can hash
+        // (OVS's choice: IP, TCP and UDP); devices without RSS (af_packet
+        // fans out in the kernel) get none.
+        let rss_hf = RSS_IP_TCP_UDP & info.flow_type_rss_offloads;
+        if config.n_rxq > 1 && rss_hf != 0 {
+            conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+        }
         // SAFETY: valid port, queue counts checked, conf lives for the call.
         check(
             unsafe { sys::rte_eth_dev_configure(port_id, config.n_rxq, config.n_txq, &conf) },
@@ -528,9 +563,20 @@ mod tests {
             .unwrap();
         assert!(e.contains("cannot probe"), "{e}");
         port.shutdown();
-        // Removed means removed: the same devargs can be added again.
-        let again = DpdkPort::open(DpdkPortConfig::new("net_ring0")).expect("net_ring0 again");
+        // Removed means removed: the same devargs can be added again, here
+        // with two queue pairs (net_ring loops tx queue i to rx queue i).
+        let mut c = DpdkPortConfig::new("net_ring0");
+        (c.n_rxq, c.n_txq) = (2, 2);
+        let again = DpdkPort::open(c).expect("net_ring0 again");
         assert!(again.link_up());
+        let mut b = Batch::new();
+        let mut m = cache.alloc().unwrap();
+        m.fill(&[7; 64]);
+        b.push(m).unwrap();
+        assert_eq!(again.tx_burst(1, &mut cache, &mut b), 1);
+        assert_eq!(again.rx_burst(0, &mut cache, &mut out), 0);
+        assert_eq!(again.rx_burst(1, &mut cache, &mut out), 1);
+        cache.free_batch(&mut out);
         again.shutdown();
         assert_eq!(cache.pool().stats().in_use, 0);
         let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/fvu{}", std::process::id()));

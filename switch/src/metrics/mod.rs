@@ -78,7 +78,7 @@ pub const CATALOG: &[MetricDef] = &[
     c("ferrovs_port_rx_bytes_total", PQ, "Bytes received from the port's peer, per queue."),
     c("ferrovs_port_tx_packets_total", PQ, "Packets sent to the port's peer, per queue."),
     c("ferrovs_port_tx_bytes_total", PQ, "Bytes sent to the port's peer, per queue."),
-    c("ferrovs_port_rx_dropped_total", PQR, "Packets dropped on receive, by reason (invalid_desc_*, no_buffer, oversized ...)."),
+    c("ferrovs_port_rx_dropped_total", PQR, "Packets dropped on receive, by reason (invalid_desc_*, no_buffer, oversized, rx_missed ...)."),
     c("ferrovs_port_tx_dropped_total", PQR, "Packets dropped on transmit, by reason (ring_full after retries, mtu_exceeded, not_ready ...)."),
     c("ferrovs_port_tx_retries_total", &["port"], "Extra attempts into a full guest receive ring (tx-retries-max)."),
     c("ferrovs_port_guest_notifications_total", &["port"], "Interrupts (call eventfd writes) sent to the guest."),
