@@ -52,6 +52,19 @@ fn netns_kernel_pings_a_vhost_peer_through_a_dpdk_af_packet_port() {
         bad["error"].as_str().unwrap().contains("cannot probe"),
         "{bad}"
     );
+    // What an operator reads: `ferrovs-ctl show` names driver and link.
+    let o = std::process::Command::new(bin("ferrovs-ctl"))
+        .arg("--socket")
+        .arg(sw.socket())
+        .arg("show")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("port phy0 (") && text.contains(": dpdk link up"),
+        "{text}"
+    );
+    assert!(text.contains("driver net_af_packet speed"), "{text}");
     let show = sw.ok("show", json!({}));
     let phy = show["ports"]
         .as_array()

@@ -96,6 +96,17 @@ pub fn text(command: &str, r: &Value) -> String {
                         let _ = writeln!(o, "    last error: {}", s(e));
                     }
                 }
+                if port.get("driver").is_some() {
+                    let _ = writeln!(
+                        o,
+                        "    devargs {} driver {} speed {} Mbit/s queues {} mtu {}",
+                        s(&port["devargs"]),
+                        s(&port["driver"]),
+                        s(&port["link_speed_mbps"]),
+                        s(&port["queues"]),
+                        s(&port["mtu"])
+                    );
+                }
             }
             let _ = writeln!(o, "  pmd sleep max {} us", s(&r["pmd_sleep_max_us"]));
             for pmd in r["pmds"].as_array().into_iter().flatten() {
