@@ -17,6 +17,10 @@ use std::sync::{Mutex, OnceLock};
 
 static EAL: OnceLock<Result<(), String>> = OnceLock::new();
 
+/// ethdev ports an open [`DpdkPort`] drives: a second open of the same
+/// device (other devargs, same name) must not reconfigure or close it.
+static IN_USE: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+
 fn errno_str(rc: i32) -> String {
     let e = if rc < 0 { -rc } else { rc };
     // SAFETY: rte_strerror returns a static, NUL-terminated string.
@@ -196,6 +200,9 @@ impl DpdkPort {
             let rc = unsafe { sys::rte_eth_dev_get_port_by_name(c_name.as_ptr(), &mut port_id) };
             check(rc, &format!("{name}: no ethdev port after probing"))?;
         }
+        if IN_USE.lock().expect("poisoned").contains(&port_id) {
+            return Err(format!("device {name} is already used by another port"));
+        }
         let mut info = sys::rte_eth_dev_info::default();
         // SAFETY: valid port and out pointer.
         check(
@@ -264,6 +271,7 @@ impl DpdkPort {
                 .to_string_lossy()
                 .into_owned()
         };
+        IN_USE.lock().expect("poisoned").push(port_id);
         let bufs = || QueueBufs([std::ptr::null_mut(); BURST]);
         Ok(DpdkPort {
             rxq: (0..config.n_rxq).map(|_| SpinLock::new(bufs())).collect(),
@@ -490,6 +498,10 @@ impl Port for DpdkPort {
                 sys::rte_eth_dev_stop(self.port_id);
                 sys::rte_eth_dev_close(self.port_id);
             }
+            IN_USE
+                .lock()
+                .expect("poisoned")
+                .retain(|&p| p != self.port_id);
             if !self.device.is_null() {
                 // SAFETY: the device this port was probed on; its only port is closed.
                 let rc = unsafe { sys::rte_dev_remove(self.device) };
@@ -544,6 +556,11 @@ mod tests {
             m.fill(&[i; 100]);
             b.push(m).unwrap();
         }
+        // The same device under other devargs is refused, not reconfigured.
+        let e = DpdkPort::open(DpdkPortConfig::new("net_ring0,nodeaction=x"))
+            .err()
+            .unwrap();
+        assert!(e.contains("already used"), "{e}");
         assert_eq!(port.tx_burst(0, &mut cache, &mut b), 8);
         let mut out = Batch::new();
         assert_eq!(port.rx_burst(0, &mut cache, &mut out), 8);
