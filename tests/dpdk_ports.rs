@@ -65,14 +65,7 @@ fn netns_kernel_pings_a_vhost_peer_through_a_dpdk_af_packet_port() {
         "{text}"
     );
     assert!(text.contains("driver net_af_packet speed"), "{text}");
-    let show = sw.ok("show", json!({}));
-    let phy = show["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "phy0")
-        .unwrap()
-        .clone();
+    let phy = show_port(&sw, "phy0");
     assert_eq!(phy["type"], "dpdk");
     assert_eq!(phy["driver"], "net_af_packet", "{phy}");
     assert_eq!(phy["link"], "up", "{phy}");
@@ -106,14 +99,7 @@ fn netns_kernel_pings_a_vhost_peer_through_a_dpdk_af_packet_port() {
         json!({"name": "phy0", "type": "dpdk", "devargs": two, "n-rxq": "2"}),
     );
     assert_eq!(r["ok"], true, "re-adding phy0 with 2 queues: {r}");
-    let show = sw.ok("show", json!({}));
-    let phy = show["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "phy0")
-        .unwrap()
-        .clone();
+    let phy = show_port(&sw, "phy0");
     assert!(phy["queues"].as_str().unwrap().starts_with("2 rx"), "{phy}");
     sw.ok("del-port", json!({"name": "phy0"}));
     let eal_dir = format!("/var/run/dpdk/ferrovsd{}", sw.pid());
@@ -193,16 +179,21 @@ fn af_xdp_port_forwards_counted_frames() {
     let dir = TempDir::new("dp-xdp");
     let net = NetnsVeth::new("10.99.0.1/24");
     let sw = switch_with_dpdk_port(&dir, &format!("net_af_xdp0,iface={}", net.host_if));
+    let phy = show_port(&sw, "phy0");
+    assert_eq!(phy["driver"], "net_af_xdp", "{phy}");
+    send_counted(&sw, &net, 5_000, 10_000);
+}
+
+/// One port's entry in `show`.
+fn show_port(sw: &Ferrovsd, name: &str) -> serde_json::Value {
     let show = sw.ok("show", json!({}));
-    let phy = show["ports"]
+    let port = show["ports"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["name"] == "phy0")
-        .unwrap()
-        .clone();
-    assert_eq!(phy["driver"], "net_af_xdp", "{phy}");
-    send_counted(&sw, &net, 5_000, 10_000);
+        .find(|p| p["name"] == name);
+    port.unwrap_or_else(|| panic!("no port {name} in {show}"))
+        .clone()
 }
 
 fn md5(data: &[u8]) -> String {

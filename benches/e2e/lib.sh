@@ -203,3 +203,25 @@ measure_and_record() { # SWITCH SIZE GEN
   stop_switch "$sw"
   record_run "$sw" "$size" "$b0" "$b1" "$s0" "$s1" "$g0" "$g1" "$t0" "$t1" "$MHZ" "$proc" "$gen"
 }
+
+# Every (size, repeat, switch, generator) through the calling script's
+# run_one; a disturbed or failed run is retried up to 3 times.
+run_all_cases() {
+  local size rep sw gen try
+  for size in $SIZES; do
+    for rep in $(seq "$REPEATS"); do
+      for sw in $SWITCHES; do
+        for gen in $GENS; do
+          for try in 1 2 3 4; do
+            if run_one "$sw" "$size" "$gen"; then
+              tail -1 "$RUNS" | grep -q '"disturbed": true' || break
+            else
+              kill_leftovers
+            fi
+            echo "($sw $size B $gen: disturbed or failed run, retrying)" >&2
+          done
+        done
+      done
+    done
+  done
+}

@@ -125,21 +125,6 @@ run_one() { # SWITCH SIZE GEN -> appends one JSON line
 }
 
 echo "netns -> switch -> vhost-user; switches: $SWITCHES; generators: $GENS; sizes: $SIZES; $REPEATS x ${DURATION}s after ${WARMUP}s warm-up; devargs $PHY_DEVARGS" >&2
-for size in $SIZES; do
-  for rep in $(seq "$REPEATS"); do
-    for sw in $SWITCHES; do
-      for gen in $GENS; do
-        for try in 1 2 3 4; do
-          if run_one "$sw" "$size" "$gen"; then
-            tail -1 "$RUNS" | grep -q '"disturbed": true' || break
-          else
-            kill_leftovers
-          fi
-          echo "($sw $size B $gen: disturbed or failed run, retrying)" >&2
-        done
-      done
-    done
-  done
-done
+run_all_cases
 python3 "$here/report.py" "$RUNS" "$OUT"
 echo "results: $OUT" >&2
