@@ -101,6 +101,30 @@ impl Mbuf {
         unsafe { std::slice::from_raw_parts_mut(self.data_ptr(), len) }
     }
 
+    /// Grows the frame by `n` bytes at its front (taken from the headroom),
+    /// e.g. to push an 802.1Q tag; false when the headroom is too small.
+    pub fn prepend(&mut self, n: usize) -> bool {
+        let h = self.hdr_mut();
+        if (h.data_off as usize) < n {
+            return false;
+        }
+        h.data_off -= n as u16;
+        h.len += n as u16;
+        true
+    }
+
+    /// Drops `n` bytes from the frame's front (they return to the headroom),
+    /// e.g. to pop an 802.1Q tag; false when the frame is shorter than `n`.
+    pub fn adj(&mut self, n: usize) -> bool {
+        let h = self.hdr_mut();
+        if (h.len as usize) < n {
+            return false;
+        }
+        h.data_off += n as u16;
+        h.len -= n as u16;
+        true
+    }
+
     /// Replaces the frame with `bytes` (truncated to capacity).
     pub fn fill(&mut self, bytes: &[u8]) {
         let n = bytes.len().min(self.capacity());
@@ -419,6 +443,22 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prepend_and_adj_move_the_front_within_the_buffer() {
+        let mut c = PoolCache::new(Pool::new(1024, false).unwrap());
+        let mut m = c.alloc().unwrap();
+        m.fill(&[1, 2, 3, 4]);
+        assert!(m.prepend(2));
+        assert_eq!(m.len(), 6);
+        m.data_mut()[..2].copy_from_slice(&[9, 9]);
+        assert_eq!(m.data(), &[9, 9, 1, 2, 3, 4]);
+        assert!(m.adj(4));
+        assert_eq!(m.data(), &[3, 4]);
+        assert!(!m.adj(3), "cannot drop more than the frame");
+        assert!(!m.prepend(HEADROOM + 3), "cannot grow past the headroom");
+        c.free(m);
+    }
 
     #[test]
     fn alloc_free_roundtrip_and_stats() {

@@ -8,5 +8,6 @@ pub mod config;
 pub mod control;
 pub mod datapath;
 pub mod fdb;
+pub mod flow;
 pub mod metrics;
 pub mod state;

@@ -19,12 +19,12 @@ use engine::{EngineSpec, Mode};
 use frame::FrameSpec;
 use latency::Histogram;
 use ports::Ports;
-use report::{median, Checked, LatencyReport, Monitor, PortReport, PortSample, Summary};
+use report::{median, Checked, LatencyReport, Monitor, PortReport, PortSample, Summary, VlanMap};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stream::{Pacer, Stream, StreamCounters};
+use stream::{Pacer, Stream, StreamCounters, VlanCounts};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Topology {
@@ -95,6 +95,27 @@ struct Args {
     /// Distinct flows (default 1 for txonly, 1024 for flowgen).
     #[arg(long)]
     flows: Option<u32>,
+    /// 802.1Q tags of generated frames: VID[,VID...], each 0..=4095 or
+    /// `untagged`; flow k uses entry k % count (so give --flows at least as
+    /// many). A tag keeps the --txpkts frame size (the payload is 4 bytes
+    /// shorter; at least 64 bytes then). --tx-first sends in every listed
+    /// VLAN and untagged.
+    #[arg(long = "tx-vlan", value_name = "VIDS")]
+    tx_vlan: Option<String>,
+    /// Priority code point (0..=7) of tagged generated frames.
+    #[arg(long = "tx-vlan-pcp", value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u8).range(0..=7))]
+    tx_vlan_pcp: u8,
+    /// Distinct source MACs: flow k's is the port's MAC with its last two
+    /// bytes plus k % N.
+    #[arg(long = "tx-macs", value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    tx_macs: u32,
+    /// Distinct UDP destination ports: flow k's is the --tx-udp destination
+    /// plus k % N.
+    #[arg(long = "tx-dst-ports", value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    tx_dst_ports: u32,
     /// Total generated packets per second (default: as fast as possible).
     #[arg(long = "tx-pps")]
     tx_pps: Option<f64>,
@@ -120,8 +141,9 @@ struct Args {
     #[arg(long = "tx-ports")]
     tx_ports: Option<String>,
     /// Before forwarding, every port sends one burst (testpmd's `start
-    /// tx_first`) so a learning switch knows every port's MAC; forwarding
-    /// starts once every backend has consumed it (it really polls).
+    /// tx_first`; untagged and in each --tx-vlan VLAN) so a learning switch
+    /// knows every port's MAC; forwarding starts once every backend has
+    /// consumed it (it really polls).
     #[arg(long = "tx-first")]
     tx_first: bool,
     /// DPDK EAL arguments, used when a `dpdk:` port is opened (a file prefix
@@ -182,6 +204,31 @@ fn parse_pair<T: std::str::FromStr>(s: &str, what: &str) -> Result<(T, Option<T>
     Ok((a, b))
 }
 
+/// `--tx-vlan`: VIDs or `untagged` (None), in flow order.
+fn parse_vlans(s: &str) -> Result<Vec<Option<u16>>> {
+    s.split(',')
+        .map(|v| match v.trim() {
+            "untagged" => Ok(None),
+            vid => match vid.parse::<u16>() {
+                Ok(n) if n <= 4095 => Ok(Some(n)),
+                _ => bail!("--tx-vlan: {vid:?} is neither a VID (0..=4095) nor `untagged`"),
+            },
+        })
+        .collect()
+}
+
+/// Values a per-flow list can never reach with `flows` flows are worth a
+/// word: the run would not send what was asked for.
+fn warn_unused(what: &str, n: usize, flows: u32) {
+    if n > flows.max(1) as usize {
+        eprintln!(
+            "ferrovs-testpmd: warning: {what}: {n} values but {} flow(s), so only {} are sent (raise --flows)",
+            flows.max(1),
+            flows.max(1)
+        );
+    }
+}
+
 fn peer_of(t: Topology, i: usize, n: usize) -> usize {
     match t {
         Topology::Paired => {
@@ -234,6 +281,16 @@ fn run(a: Args) -> Result<()> {
     let (src_ip, dst_ip) = parse_pair::<std::net::Ipv4Addr>(&a.tx_ip, "--tx-ip")?;
     let dst_ip = dst_ip.context("--tx-ip needs SRC,DST")?;
     let (sport, dport) = parse_pair::<u16>(&a.tx_udp, "--tx-udp")?;
+    let vlans = match &a.tx_vlan {
+        Some(s) => parse_vlans(s)?,
+        None => Vec::new(),
+    };
+    if vlans.iter().any(Option::is_some) && a.txpkts < frame::MIN_TAGGED_FRAME {
+        bail!(
+            "--txpkts must be at least {} with --tx-vlan tags",
+            frame::MIN_TAGGED_FRAME
+        );
+    }
     // SAFETY: installs an async-signal-safe handler that only stores an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
@@ -293,6 +350,11 @@ fn run(a: Args) -> Result<()> {
     } else {
         1
     });
+    if gen_streams > 0 {
+        warn_unused("--tx-vlan", vlans.len(), flows);
+        warn_unused("--tx-macs", a.tx_macs as usize, flows);
+        warn_unused("--tx-dst-ports", a.tx_dst_ports as usize, flows);
+    }
     let counters: Vec<Arc<StreamCounters>> = streams.iter().map(|_| Arc::default()).collect();
     let mut per_core: Vec<Vec<(Stream, Box<dyn engine::Engine>)>> =
         (0..cpus.len()).map(|_| Vec::new()).collect();
@@ -312,6 +374,10 @@ fn run(a: Args) -> Result<()> {
                 src_port: sport,
                 dst_port: dport.unwrap_or(sport),
                 flows,
+                vlans: vlans.clone(),
+                pcp: a.tx_vlan_pcp,
+                macs: a.tx_macs,
+                dst_ports: a.tx_dst_ports,
             },
             latency: a.latency,
             seed: 0x5eed + k as u64,
@@ -325,6 +391,7 @@ fn run(a: Args) -> Result<()> {
             _ => None,
         };
         let s = Stream {
+            rx_port: ri,
             rx: Arc::clone(&ports.list[ri].port),
             rxq: rq,
             tx: Arc::clone(&ports.list[ti].port),
@@ -340,6 +407,7 @@ fn run(a: Args) -> Result<()> {
                 .tx_pps
                 .filter(|_| generating[k])
                 .map(|pps| Pacer::new(pps / gen_streams as f64, a.burst)),
+            vlans: VlanCounts::default(),
         };
         per_core[k % cpus.len()].push((s, engine::make(&spec)));
     }
@@ -351,6 +419,7 @@ fn run(a: Args) -> Result<()> {
         tx_first(
             &ports,
             &eth_peer,
+            &vlans,
             a.burst,
             &pool,
             Duration::from_secs_f64(a.link_wait),
@@ -386,7 +455,7 @@ fn run(a: Args) -> Result<()> {
         let el = now.duration_since(start);
         if now >= next {
             next += period;
-            let c = sum_checked(&counters);
+            let c = sum_checked(counters.iter());
             let extra = if c.good + c.bad > 0 {
                 format!("payload checks: {} good, {} bad", c.good, c.bad)
             } else {
@@ -423,10 +492,18 @@ fn run(a: Args) -> Result<()> {
     let secs = start.elapsed().as_secs_f64();
     quit.store(true, Ordering::Relaxed);
     let mut lat = Histogram::default();
+    let mut port_vlans: Vec<VlanCounts> = (0..n).map(|_| VlanCounts::default()).collect();
     for t in threads {
-        if let Ok(h) = t.join() {
-            lat.merge(&h);
+        if let Ok(tally) = t.join() {
+            lat.merge(&tally.latency);
+            for (p, v) in &tally.rx_vlans {
+                port_vlans[*p].add(v);
+            }
         }
+    }
+    let mut all_vlans = VlanCounts::default();
+    for v in &port_vlans {
+        all_vlans.add(v);
     }
     let end: Vec<PortSample> = ports.list.iter().map(PortSample::take).collect();
     let mut reps = Vec::new();
@@ -452,6 +529,14 @@ fn run(a: Args) -> Result<()> {
             tx_pps_median: median(&mon.tx_pps[i]),
             drops,
             rx_pps_series: mon.rx_pps[i].clone(),
+            checked: sum_checked(
+                streams
+                    .iter()
+                    .zip(&counters)
+                    .filter(|((ri, ..), _)| *ri == i)
+                    .map(|(_, c)| c),
+            ),
+            rx_vlans: VlanMap::from(&port_vlans[i]),
         });
     }
     let total_by_period = |v: &[Vec<f64>]| {
@@ -473,7 +558,8 @@ fn run(a: Args) -> Result<()> {
             .iter()
             .map(|c| c.generated.load(Ordering::Relaxed))
             .sum(),
-        checked: sum_checked(&counters),
+        checked: sum_checked(counters.iter()),
+        rx_vlans: VlanMap::from(&all_vlans),
         latency: LatencyReport::from(&lat),
     };
     if a.json {
@@ -485,35 +571,50 @@ fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-/// One burst of frames from every port (sent before forwarding starts).
+/// One burst of frames from every port (sent before forwarding starts), so
+/// a learning switch knows every port's MAC: untagged, and in each VLAN of
+/// `--tx-vlan` (a VLAN-aware switch learns per VLAN; an access port takes
+/// the untagged frames), cycling, with more bursts if one cannot hold them.
 fn tx_first(
     ports: &Ports,
     eth_peer: &[[u8; 6]],
+    vlans: &[Option<u16>],
     burst: usize,
     pool: &Arc<pmd::Pool>,
     wait: Duration,
 ) {
+    let mut tags = vec![None];
+    for v in vlans {
+        if !tags.contains(v) {
+            tags.push(*v);
+        }
+    }
+    let frames = burst.max(tags.len());
     let mut cache = pmd::PoolCache::new(Arc::clone(pool));
     for (i, p) in ports.list.iter().enumerate() {
-        let spec = FrameSpec {
-            size: frame::MIN_FRAME,
-            src_mac: p.mac,
-            dst_mac: eth_peer[i],
-            src_ip: [198, 18, 0, 1],
-            dst_ip: [198, 18, 0, 2],
-            src_port: 9,
-            dst_port: 9,
-            flows: 1,
-        };
-        let mut g = frame::Generator::new(spec, 1, false);
-        let mut b = pmd::Batch::with_limit(burst);
-        while let Some(mut m) = (!b.is_full()).then(|| cache.alloc()).flatten() {
-            g.fill(&mut m, 0, false, 0);
-            // No magic: not counted as a generated frame by receivers.
-            m.data_mut()[frame::PAYLOAD_OFF] = 0;
-            let _ = b.push(m);
+        let mut spec = FrameSpec::plain(frame::MIN_FRAME, p.mac, eth_peer[i]);
+        spec.flows = tags.len() as u32;
+        spec.vlans = tags.clone();
+        if spec.tagged() {
+            spec.size = frame::MIN_TAGGED_FRAME;
         }
-        p.port.tx_burst(0, &mut cache, &mut b);
+        let mut g = frame::Generator::new(spec, 1, false);
+        let mut sent = 0;
+        while sent < frames {
+            let mut b = pmd::Batch::with_limit(burst);
+            while sent < frames && !b.is_full() {
+                let Some(mut m) = cache.alloc() else { break };
+                g.fill(&mut m, sent as u32, false, 0);
+                // No magic: not counted as a generated frame by receivers.
+                frame::unmark(m.data_mut());
+                let _ = b.push(m);
+                sent += 1;
+            }
+            if b.is_empty() {
+                break;
+            }
+            p.port.tx_burst(0, &mut cache, &mut b);
+        }
     }
     // A backend may start polling a while after the handshake (OVS: tens of
     // ms): wait until each has taken its burst, so a generator starting now
@@ -526,7 +627,7 @@ fn tx_first(
     std::thread::sleep(Duration::from_millis(100));
 }
 
-fn sum_checked(c: &[Arc<StreamCounters>]) -> Checked {
+fn sum_checked<'a>(c: impl Iterator<Item = &'a Arc<StreamCounters>>) -> Checked {
     let mut t = Checked::default();
     for s in c {
         t.good += s.checked_good.load(Ordering::Relaxed);
@@ -536,6 +637,13 @@ fn sum_checked(c: &[Arc<StreamCounters>]) -> Checked {
     t
 }
 
+/// What a forwarding core hands back when it stops.
+struct CoreTally {
+    latency: Histogram,
+    /// (receiving port, its frames by VLAN) of every stream of the core.
+    rx_vlans: Vec<(usize, VlanCounts)>,
+}
+
 /// One forwarding core: run every stream's engine in turn until told to quit.
 fn lcore(
     cpu: usize,
@@ -543,7 +651,7 @@ fn lcore(
     pool: Arc<pmd::Pool>,
     quit: Arc<AtomicBool>,
     interrupt: bool,
-) -> Histogram {
+) -> CoreTally {
     if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
         eprintln!("ferrovs-testpmd: warning: cannot pin to CPU {cpu}");
     }
@@ -571,10 +679,55 @@ fn lcore(
         }
     }
     // Return what the streams still hold.
-    let mut lat = Histogram::default();
-    for (s, _) in work.iter_mut() {
+    let mut tally = CoreTally {
+        latency: Histogram::default(),
+        rx_vlans: Vec::with_capacity(work.len()),
+    };
+    for (mut s, _) in work {
         cache.free_batch(&mut s.batch);
-        lat.merge(&s.latency);
+        tally.latency.merge(&s.latency);
+        tally.rx_vlans.push((s.rx_port, s.vlans));
     }
-    lat
+    tally
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vlan_lists_parse_and_bad_ones_are_refused() {
+        assert_eq!(
+            parse_vlans("10,untagged,0,4095").unwrap(),
+            [Some(10), None, Some(0), Some(4095)]
+        );
+        assert_eq!(parse_vlans("untagged").unwrap(), [None]);
+        for bad in ["4096", "-1", "", "10,", "ten", "10;20"] {
+            assert!(parse_vlans(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn variation_flags_parse_with_their_ranges() {
+        let a = Args::try_parse_from([
+            "t",
+            "--port",
+            "ring",
+            "--tx-vlan=10,untagged",
+            "--tx-vlan-pcp=7",
+            "--tx-macs=4",
+            "--tx-dst-ports=65536",
+        ])
+        .unwrap();
+        assert_eq!(a.tx_vlan.as_deref(), Some("10,untagged"));
+        assert_eq!((a.tx_vlan_pcp, a.tx_macs, a.tx_dst_ports), (7, 4, 65536));
+        let d = Args::try_parse_from(["t", "--port", "ring"]).unwrap();
+        assert_eq!((d.tx_vlan_pcp, d.tx_macs, d.tx_dst_ports), (0, 1, 1));
+        for bad in ["--tx-vlan-pcp=8", "--tx-macs=0", "--tx-dst-ports=65537"] {
+            assert!(
+                Args::try_parse_from(["t", "--port", "ring", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
 }

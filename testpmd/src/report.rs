@@ -3,8 +3,10 @@
 
 use crate::latency::Histogram;
 use crate::ports::OpenPort;
+use crate::stream::VlanCounts;
 use pmd::port::QueueCounters;
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -154,9 +156,51 @@ pub struct PortReport {
     pub drops: BTreeMap<&'static str, u64>,
     /// Receive rate of every stats period, in order (scripts drop warm-up).
     pub rx_pps_series: Vec<f64>,
+    /// Payload checks of the frames this port received.
+    pub checked: Checked,
+    /// Frames this port's streams received, by VLAN.
+    pub rx_vlans: VlanMap,
 }
 
-#[derive(Serialize, Default)]
+/// Received frames by VLAN, for the summary: `{"untagged": n, "10": n}`,
+/// untagged first, then VIDs in order; VLANs never seen are left out.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct VlanMap(pub Vec<(Option<u16>, u64)>);
+
+fn vlan_name(v: Option<u16>) -> String {
+    v.map_or_else(|| "untagged".to_string(), |vid| vid.to_string())
+}
+
+impl From<&VlanCounts> for VlanMap {
+    fn from(c: &VlanCounts) -> VlanMap {
+        VlanMap(c.seen().collect())
+    }
+}
+
+impl Serialize for VlanMap {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (v, n) in &self.0 {
+            m.serialize_entry(&vlan_name(*v), n)?;
+        }
+        m.end()
+    }
+}
+
+impl std::fmt::Display for VlanMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        for (i, (v, n)) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            match v {
+                Some(vid) => write!(f, "{sep}vlan {vid} {n}")?,
+                None => write!(f, "{sep}untagged {n}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize, Default, Debug, PartialEq, Eq)]
 pub struct Checked {
     pub good: u64,
     pub bad: u64,
@@ -197,6 +241,8 @@ pub struct Summary {
     pub tx_pps_median: f64,
     pub generated: u64,
     pub checked: Checked,
+    /// Frames received on all ports, by VLAN.
+    pub rx_vlans: VlanMap,
     pub latency: Option<LatencyReport>,
 }
 
@@ -218,6 +264,17 @@ impl Summary {
             for (r, n) in &p.drops {
                 let _ = writeln!(out, "    drops {r}: {n}");
             }
+            let c = &p.checked;
+            if c.good + c.bad + c.foreign > 0 {
+                let _ = writeln!(
+                    out,
+                    "    payload checks: {} good, {} bad, {} not ours",
+                    c.good, c.bad, c.foreign
+                );
+            }
+            if !p.rx_vlans.0.is_empty() {
+                let _ = writeln!(out, "    rx by vlan: {}", p.rx_vlans);
+            }
         }
         let _ = writeln!(
             out,
@@ -232,6 +289,9 @@ impl Summary {
                 self.generated, self.checked.good, self.checked.bad, self.checked.foreign
             );
         }
+        if !self.rx_vlans.0.is_empty() {
+            let _ = writeln!(out, "rx by vlan: {}", self.rx_vlans);
+        }
         if let Some(l) = &self.latency {
             let _ = writeln!(
                 out,
@@ -239,5 +299,21 @@ impl Summary {
                 l.samples, l.p50_us, l.p99_us, l.p999_us, l.max_us
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vlan_map_is_untagged_first_then_vids_in_order() {
+        let m = VlanMap(vec![(None, 120), (Some(10), 64), (Some(200), 64)]);
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"untagged":120,"10":64,"200":64}"#
+        );
+        assert_eq!(m.to_string(), "untagged 120, vlan 10 64, vlan 200 64");
+        assert_eq!(serde_json::to_string(&VlanMap::default()).unwrap(), "{}");
     }
 }

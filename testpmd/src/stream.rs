@@ -19,6 +19,39 @@ pub struct StreamCounters {
     pub done: AtomicBool,
 }
 
+/// Received frames per VLAN (index: VID, or `frame::UNTAGGED`). A plain
+/// array owned by the stream's core, so counting is one add per frame; it
+/// is read once the core has stopped.
+pub struct VlanCounts(Box<[u64; frame::VLAN_SLOTS]>);
+
+impl Default for VlanCounts {
+    fn default() -> Self {
+        VlanCounts(Box::new([0; frame::VLAN_SLOTS]))
+    }
+}
+
+impl VlanCounts {
+    #[inline]
+    pub fn count(&mut self, frame: &[u8]) {
+        self.0[frame::vlan_slot(frame)] += 1;
+    }
+
+    pub fn add(&mut self, other: &VlanCounts) {
+        for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
+            *a += b;
+        }
+    }
+
+    /// (VID or None for untagged, frames) of every VLAN seen: untagged
+    /// first, then VIDs in order.
+    pub fn seen(&self) -> impl Iterator<Item = (Option<u16>, u64)> + '_ {
+        std::iter::once(frame::UNTAGGED)
+            .chain(0..frame::UNTAGGED)
+            .filter(|&i| self.0[i] > 0)
+            .map(|i| ((i != frame::UNTAGGED).then_some(i as u16), self.0[i]))
+    }
+}
+
 /// Paces a generator at `pps`, in bursts (a token bucket on the clock).
 pub struct Pacer {
     per_ns: f64,
@@ -48,6 +81,8 @@ impl Pacer {
 }
 
 pub struct Stream {
+    /// Index of the receiving port (per-port results are summed by it).
+    pub rx_port: usize,
     pub rx: Arc<dyn Port>,
     pub rxq: usize,
     pub tx: Arc<dyn Port>,
@@ -62,13 +97,20 @@ pub struct Stream {
     /// Generators: packets still to send (None: unlimited).
     pub budget: Option<u64>,
     pub pacer: Option<Pacer>,
+    /// Every received frame, by VLAN (whatever the engine does with it).
+    pub vlans: VlanCounts,
 }
 
 impl Stream {
-    /// Receives a burst into `self.batch`.
+    /// Receives a burst into `self.batch`, counting it by VLAN.
     #[inline]
     pub fn receive(&mut self, cache: &mut PoolCache) -> usize {
-        self.rx.rx_burst(self.rxq, cache, &mut self.batch)
+        let before = self.batch.len();
+        let n = self.rx.rx_burst(self.rxq, cache, &mut self.batch);
+        for m in self.batch.iter().skip(before) {
+            self.vlans.count(m.data());
+        }
+        n
     }
 
     /// Transmits `self.batch` (the port frees what it cannot send).
@@ -127,5 +169,78 @@ impl Stream {
             *b -= n as u64;
         }
         bump(&self.counters.generated, n as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{FrameSpec, Generator, UNTAGGED};
+    use crate::ports::Ports;
+
+    #[test]
+    fn vlan_counts_add_up_untagged_first() {
+        let mut a = VlanCounts::default();
+        let tagged = |vid: u16| {
+            let mut f = vec![0u8; 64];
+            f[12..16].copy_from_slice(&[0x81, 0x00, 0xa0 | (vid >> 8) as u8, vid as u8]);
+            f
+        };
+        a.count(&tagged(4095));
+        a.count(&tagged(20));
+        a.count(&[0u8; 60]);
+        let mut b = VlanCounts::default();
+        b.count(&tagged(20));
+        b.count(&tagged(0));
+        b.add(&a);
+        let seen: Vec<_> = b.seen().collect();
+        assert_eq!(
+            seen,
+            [(None, 1), (Some(0), 1), (Some(20), 2), (Some(4095), 1)]
+        );
+        assert_eq!(a.0[UNTAGGED], 1);
+    }
+
+    #[test]
+    fn every_received_frame_is_counted_by_vlan() {
+        let pool = pmd::Pool::new(256, false).unwrap();
+        let specs = ["ring".to_string(), "ring".to_string()];
+        let ports = Ports::open(&specs, &pool, "").unwrap();
+        let mut cache = PoolCache::new(Arc::clone(&pool));
+        let mut spec = FrameSpec::plain(64, [2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        spec.flows = 3;
+        spec.vlans = vec![Some(10), None, Some(20)];
+        let mut g = Generator::new(spec, 1, false);
+        let mut b = Batch::new();
+        for flow in 0..7 {
+            let mut m = cache.alloc().unwrap();
+            g.fill(&mut m, flow, false, 0);
+            b.push(m).unwrap();
+        }
+        ports.list[0].port.tx_burst(0, &mut cache, &mut b);
+        let mut s = Stream {
+            rx_port: 1,
+            rx: Arc::clone(&ports.list[1].port),
+            rxq: 0,
+            tx: Arc::clone(&ports.list[1].port),
+            txq: 0,
+            tx_mac: [0; 6],
+            peer_mac: [0; 6],
+            batch: Batch::new(),
+            burst: 32,
+            counters: Arc::default(),
+            latency: Histogram::default(),
+            budget: None,
+            pacer: None,
+            vlans: VlanCounts::default(),
+        };
+        assert_eq!(s.receive(&mut cache), 7);
+        s.inspect_and_free(&mut cache);
+        let seen: Vec<_> = s.vlans.seen().collect();
+        assert_eq!(seen, [(None, 2), (Some(10), 3), (Some(20), 2)]);
+        assert_eq!(s.counters.checked_good.load(Ordering::Relaxed), 7);
+        drop(s);
+        drop(cache);
+        ports.close(&pool);
     }
 }

@@ -1,13 +1,17 @@
 //! The packet path. Read top to bottom: [`pmd`] is the loop each PMD thread
-//! runs, [`classify`] reads a frame's L2 key, [`snapshot`] is the immutable
-//! picture of ports a PMD works from, [`stats`] its counters.
+//! runs (receive), [`pipeline`] the stages of a burst (flow key, cache,
+//! classifier, actions), [`normal`] the learning switch action, [`tx`] the
+//! output batches; [`snapshot`] is the immutable picture of ports and rules
+//! a PMD works from, [`stats`] its counters.
 //!
 //! This module owns the PMD threads and publishes snapshots to them.
 
-pub mod classify;
+pub mod normal;
+pub mod pipeline;
 pub mod pmd;
 pub mod snapshot;
 pub mod stats;
+pub mod tx;
 
 use crate::fdb::Fdb;
 use ::pmd::Pool;

@@ -1,19 +1,18 @@
-//! One PMD thread: poll the rx queues of its list, switch each batch through
-//! the FDB, buffer per output port, flush, count, and back off when idle.
-//! No syscall, allocation, lock or log line per packet.
+//! One PMD thread: poll the rx queues of its list, switch each batch
+//! ([`super::pipeline`]), buffer per output port and flush ([`super::tx`]),
+//! count, and back off when idle. No syscall, allocation, lock or log line
+//! per packet.
 
-use super::classify::L2Key;
 use super::snapshot::Snapshot;
 use super::stats::{DpDrop, PmdStats};
 use super::Shared;
 use crate::fdb::Fdb;
+use crate::flow::cache::ExactCache;
 use pmd::port::bump;
 use pmd::{Batch, PoolCache};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Arc;
 use std::time::Duration;
-
-type VlanMac = (u16, [u8; 6]);
 
 /// Consecutive empty iterations before the thread starts to sleep.
 const IDLE_SPINS_BEFORE_SLEEP: u32 = 256;
@@ -34,15 +33,41 @@ pub(super) struct Pmd {
 }
 
 /// Everything a PMD mutates while it reads the snapshot.
-struct Work {
-    index: usize,
-    stats: Arc<PmdStats>,
-    cache: PoolCache,
+pub(super) struct Work {
+    pub(super) index: usize,
+    pub(super) stats: Arc<PmdStats>,
+    pub(super) cache: PoolCache,
     /// One pending-output batch per port slot of the snapshot.
-    tx: Vec<Batch>,
-    rx: Batch,
+    pub(super) tx: Vec<Batch>,
+    pub(super) rx: Batch,
     /// Slots with something in `tx`, to flush without scanning every port.
-    dirty: Vec<u16>,
+    pub(super) dirty: Vec<u16>,
+    /// Exact-match cache in front of the classifier; valid for one snapshot.
+    pub(super) emc: ExactCache,
+    /// State of the burst being switched (one input port).
+    pub(super) burst: Burst,
+}
+
+/// Per-burst state: drops to add to the input port at the end, and
+/// one-entry caches of `normal` (as VPP's l2-fwd keeps: a burst is usually
+/// one or a few flows).
+#[derive(Default)]
+pub(super) struct Burst {
+    pub(super) in_slot: usize,
+    pub(super) in_no: u16,
+    pub(super) now: u32,
+    pub(super) drops: [u32; DpDrop::ALL.len()],
+    pub(super) learned: Option<(u16, [u8; 6])>,
+    pub(super) looked_up: Option<((u16, [u8; 6]), Option<usize>)>,
+}
+
+impl Work {
+    #[inline]
+    pub(super) fn drop_pkt(&mut self, m: pmd::Mbuf, why: DpDrop) {
+        self.stats.count_drop(why, 1);
+        self.burst.drops[why as usize] += 1;
+        self.cache.free(m);
+    }
 }
 
 impl Pmd {
@@ -56,6 +81,8 @@ impl Pmd {
             tx: Vec::new(),
             rx: Batch::new(),
             dirty: Vec::new(),
+            emc: ExactCache::default(),
+            burst: Burst::default(),
         };
         let mut p = Pmd { shared, snap, work };
         p.adopt_snapshot();
@@ -67,6 +94,8 @@ impl Pmd {
         w.tx.clear();
         w.tx.resize_with(self.snap.ports.len(), Batch::new);
         w.dirty = Vec::with_capacity(self.snap.ports.len());
+        // Rules, ports or VLANs changed: nothing cached may answer any more.
+        w.emc.clear();
         w.stats.generation.store(self.snap.generation, Release);
     }
 
@@ -117,7 +146,7 @@ impl Pmd {
 }
 
 impl Work {
-    /// One pass over the poll list. Returns packets received.
+    /// One pass over the poll list: receive, switch, flush. Returns packets received.
     fn iterate(&mut self, snap: &Snapshot, now: u32, fdb: &Fdb) -> usize {
         let mut total = 0;
         for rq in &snap.poll[self.index] {
@@ -139,96 +168,5 @@ impl Work {
         bump(&self.stats.packets, total as u64);
         self.flush_all(snap);
         total
-    }
-
-    /// Learns, looks up and queues every packet of `self.rx`.
-    fn switch_batch(&mut self, snap: &Snapshot, in_slot: usize, now: u32, fdb: &Fdb) {
-        let in_no = snap.ports[in_slot].no;
-        // One-entry caches, as VPP's l2-fwd keeps: a burst is usually one or
-        // a few flows, so most packets skip the table entirely.
-        let mut learned: Option<VlanMac> = None;
-        let mut looked_up: Option<(VlanMac, Option<usize>)> = None;
-        let mut rx = std::mem::take(&mut self.rx);
-        for m in rx.drain() {
-            let Some(k) = L2Key::parse(m.data()) else {
-                self.stats.count_drop(DpDrop::Runt, 1);
-                self.cache.free(m);
-                continue;
-            };
-            if !k.src_is_group() && learned != Some((k.vlan, k.src)) {
-                fdb.learn(k.vlan, &k.src, in_no, now);
-                learned = Some((k.vlan, k.src));
-            }
-            let out = if k.dst_is_group() {
-                None
-            } else {
-                match looked_up {
-                    Some((key, out)) if key == (k.vlan, k.dst) => out,
-                    _ => {
-                        let out = fdb.lookup(k.vlan, &k.dst).and_then(|no| snap.slot(no));
-                        looked_up = Some(((k.vlan, k.dst), out));
-                        out
-                    }
-                }
-            };
-            match out {
-                Some(s) if s == in_slot => {
-                    self.stats.count_drop(DpDrop::SamePort, 1);
-                    self.cache.free(m);
-                }
-                Some(s) => self.enqueue(snap, s, m),
-                None => self.flood(snap, in_slot, m),
-            }
-        }
-        self.rx = rx;
-    }
-
-    fn flood(&mut self, snap: &Snapshot, in_slot: usize, m: pmd::Mbuf) {
-        bump(&self.stats.flooded, 1);
-        let last = (0..snap.ports.len()).rev().find(|&s| s != in_slot);
-        let Some(last) = last else {
-            self.cache.free(m);
-            return;
-        };
-        for s in 0..last {
-            if s == in_slot {
-                continue;
-            }
-            match self.cache.alloc() {
-                Some(mut c) => {
-                    c.fill(m.data());
-                    self.enqueue(snap, s, c);
-                }
-                None => self.stats.count_drop(DpDrop::NoBuffer, 1),
-            }
-        }
-        self.enqueue(snap, last, m);
-    }
-
-    #[inline]
-    fn enqueue(&mut self, snap: &Snapshot, slot: usize, m: pmd::Mbuf) {
-        let b = &mut self.tx[slot];
-        if b.is_empty() {
-            self.dirty.push(slot as u16);
-        }
-        if let Err(m) = b.push(m) {
-            // A full batch goes out now; the packet starts the next one.
-            snap.ports[slot]
-                .port
-                .tx_burst(self.index, &mut self.cache, b);
-            let _ = b.push(m);
-        }
-    }
-
-    fn flush_all(&mut self, snap: &Snapshot) {
-        for &slot in &self.dirty {
-            let b = &mut self.tx[slot as usize];
-            if !b.is_empty() {
-                snap.ports[slot as usize]
-                    .port
-                    .tx_burst(self.index, &mut self.cache, b);
-            }
-        }
-        self.dirty.clear();
     }
 }

@@ -3,9 +3,13 @@
 //! every change; a PMD swaps to it between iterations, and an old port lives
 //! until the last PMD drops the snapshot that held it (RCU by `Arc`).
 
+use super::stats::SwitchDrops;
+use crate::flow::classifier::Classifier;
+use crate::flow::vlan::PortVlan;
 use pmd::vhost::VhostPort;
 use pmd::Port;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 /// A port as the switch knows it.
 pub struct SwitchPort {
@@ -21,6 +25,8 @@ pub struct SwitchPort {
     pub rxq_cycles: Vec<std::sync::atomic::AtomicU64>,
     /// Per rx queue: a PMD core it is pinned to (OVS pmd-rxq-affinity).
     pub rxq_affinity: Vec<Option<usize>>,
+    /// Frames received on this port that the switch dropped, by reason.
+    pub drops: SwitchDrops,
 }
 
 impl SwitchPort {
@@ -38,6 +44,7 @@ impl SwitchPort {
             vhost,
             rxq_cycles: (0..n).map(|_| Default::default()).collect(),
             rxq_affinity: vec![None; n],
+            drops: SwitchDrops::default(),
         }
     }
 }
@@ -65,6 +72,18 @@ pub struct Snapshot {
     slot_of: Vec<u16>,
     /// Per PMD (same order as the configured cores): rx queues to poll.
     pub poll: Vec<Vec<RxqRef>>,
+    /// Per slot: the port's VLAN options (the `normal` action applies them).
+    pub vlans: Vec<PortVlan>,
+    /// The rules, compiled.
+    pub flows: Arc<Classifier>,
+}
+
+/// What a fresh bridge runs: `table=0,priority=0,actions=normal`.
+pub fn default_flows() -> Arc<Classifier> {
+    static DEFAULT: OnceLock<Arc<Classifier>> = OnceLock::new();
+    DEFAULT
+        .get_or_init(|| Arc::new(crate::flow::table::FlowTable::new(1).compile()))
+        .clone()
 }
 
 impl Snapshot {
@@ -74,7 +93,25 @@ impl Snapshot {
             ports: Vec::new(),
             slot_of: Vec::new(),
             poll: vec![Vec::new(); n_pmds],
+            vlans: Vec::new(),
+            flows: default_flows(),
         }
+    }
+
+    /// Sets the rules.
+    pub fn with_flows(mut self, flows: Arc<Classifier>) -> Snapshot {
+        self.flows = flows;
+        self
+    }
+
+    /// Sets VLAN options by port number (ports not named keep the default trunk).
+    pub fn with_vlans(mut self, by_no: &HashMap<u16, PortVlan>) -> Snapshot {
+        for (slot, p) in self.ports.iter().enumerate() {
+            if let Some(v) = by_no.get(&p.no) {
+                self.vlans[slot] = v.clone();
+            }
+        }
+        self
     }
 
     /// Builds a snapshot for PMDs on `cores` (in PMD order): rx queues with
@@ -143,9 +180,11 @@ impl Snapshot {
         }
         Snapshot {
             generation,
+            vlans: vec![PortVlan::default(); ports.len()],
             ports,
             slot_of,
             poll,
+            flows: default_flows(),
         }
     }
 

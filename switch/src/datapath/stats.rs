@@ -4,26 +4,79 @@
 use pmd::port::bump;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Drops decided by the switch itself (drivers count their own).
-#[derive(Clone, Copy, Debug)]
+/// Drops decided by the switch itself (drivers count their own). The
+/// names are the `reason` label; keep them stable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
 pub enum DpDrop {
     /// Shorter than an Ethernet header.
     Runt,
     /// Unicast to the port it came from (already delivered on that segment).
     SamePort,
-    /// No buffer for a flooded copy.
+    /// No buffer for a flooded or copied packet, or no headroom for a tag.
     NoBuffer,
+    /// `normal`: the input port does not admit the frame's VLAN.
+    Vlan,
+    /// No rule of a table matched (OpenFlow 1.3's table-miss drop).
+    NoMatch,
+    /// A rule whose actions drop (no output).
+    Acl,
+    /// More than [`MAX_RESUBMITS`](crate::datapath::pipeline::MAX_RESUBMITS) nested resubmits.
+    ResubmitDepth,
+    /// `output:PORT` to a port the bridge does not have.
+    NoPort,
 }
 
 impl DpDrop {
-    pub const ALL: [DpDrop; 3] = [DpDrop::Runt, DpDrop::SamePort, DpDrop::NoBuffer];
+    pub const ALL: [DpDrop; 8] = [
+        DpDrop::Runt,
+        DpDrop::SamePort,
+        DpDrop::NoBuffer,
+        DpDrop::Vlan,
+        DpDrop::NoMatch,
+        DpDrop::Acl,
+        DpDrop::ResubmitDepth,
+        DpDrop::NoPort,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             DpDrop::Runt => "runt",
             DpDrop::SamePort => "same_port",
             DpDrop::NoBuffer => "no_buffer",
+            DpDrop::Vlan => "vlan",
+            DpDrop::NoMatch => "no_match",
+            DpDrop::Acl => "acl",
+            DpDrop::ResubmitDepth => "resubmit_depth",
+            DpDrop::NoPort => "no_port",
         }
+    }
+}
+
+/// Per input port: what the switch dropped of the frames it received there.
+/// PMDs add a burst's drops at once (several PMDs may poll one port's queues).
+#[derive(Default)]
+pub struct SwitchDrops([AtomicU64; DpDrop::ALL.len()]);
+
+impl SwitchDrops {
+    pub fn add(&self, counts: &[u32; DpDrop::ALL.len()]) {
+        for (c, n) in self.0.iter().zip(counts) {
+            if *n != 0 {
+                c.fetch_add(*n as u64, Relaxed);
+            }
+        }
+    }
+
+    pub fn get(&self, d: DpDrop) -> u64 {
+        self.0[d as usize].load(Relaxed)
+    }
+
+    /// Nonzero reasons.
+    pub fn read(&self) -> Vec<(&'static str, u64)> {
+        DpDrop::ALL
+            .iter()
+            .map(|d| (d.name(), self.get(*d)))
+            .filter(|(_, n)| *n != 0)
+            .collect()
     }
 }
 
@@ -47,6 +100,10 @@ pub struct PmdStats {
     pub batches: AtomicU64,
     pub flooded: AtomicU64,
     pub sleep_ns: AtomicU64,
+    /// Exact-match cache hits and misses, and classifier searches.
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    pub classifier_lookups: AtomicU64,
     pub drops: [AtomicU64; DpDrop::ALL.len()],
     /// Receive bursts by size (index = packets in the burst, 1..=BURST).
     pub batch_sizes: BatchSizes,
@@ -69,6 +126,9 @@ pub struct PmdCounters {
     pub batches: u64,
     pub flooded: u64,
     pub sleep_ns: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub classifier_lookups: u64,
     pub drops: Vec<(&'static str, u64)>,
 }
 
@@ -88,6 +148,9 @@ impl PmdStats {
             batches: self.batches.load(Relaxed),
             flooded: self.flooded.load(Relaxed),
             sleep_ns: self.sleep_ns.load(Relaxed),
+            cache_hits: self.cache_hits.load(Relaxed),
+            cache_misses: self.cache_misses.load(Relaxed),
+            classifier_lookups: self.classifier_lookups.load(Relaxed),
             drops: DpDrop::ALL
                 .iter()
                 .map(|d| (d.name(), self.drops[*d as usize].load(Relaxed)))
@@ -102,6 +165,9 @@ impl PmdStats {
             c.batches -= base.batches.min(c.batches);
             c.flooded -= base.flooded.min(c.flooded);
             c.sleep_ns -= base.sleep_ns.min(c.sleep_ns);
+            c.cache_hits -= base.cache_hits.min(c.cache_hits);
+            c.cache_misses -= base.cache_misses.min(c.cache_misses);
+            c.classifier_lookups -= base.classifier_lookups.min(c.classifier_lookups);
             for (d, b) in c.drops.iter_mut().zip(&base.drops) {
                 d.1 -= b.1.min(d.1);
             }

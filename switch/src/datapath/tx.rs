@@ -1,0 +1,89 @@
+//! Output: per-port transmit batches, filled by the actions and flushed
+//! with one `tx_burst` per port at the end of an iteration (or when full).
+
+use super::pmd::Work;
+use super::snapshot::Snapshot;
+use super::stats::DpDrop;
+use crate::flow::edit;
+use pmd::Mbuf;
+
+impl Work {
+    #[inline]
+    pub(super) fn enqueue(&mut self, snap: &Snapshot, slot: usize, m: Mbuf) {
+        let b = &mut self.tx[slot];
+        if b.is_empty() {
+            self.dirty.push(slot as u16);
+        }
+        if let Err(m) = b.push(m) {
+            // A full batch goes out now; the packet starts the next one.
+            snap.ports[slot]
+                .port
+                .tx_burst(self.index, &mut self.cache, b);
+            let _ = b.push(m);
+        }
+    }
+
+    pub(super) fn flush_all(&mut self, snap: &Snapshot) {
+        for &slot in &self.dirty {
+            let b = &mut self.tx[slot as usize];
+            if !b.is_empty() {
+                snap.ports[slot as usize]
+                    .port
+                    .tx_burst(self.index, &mut self.cache, b);
+            }
+        }
+        self.dirty.clear();
+    }
+
+    /// A copy of `m` for one more output; None (counted) when the pool is dry.
+    #[inline]
+    pub(super) fn copy_of(&mut self, m: &Mbuf) -> Option<Mbuf> {
+        match self.cache.alloc() {
+            Some(mut c) => {
+                c.fill(m.data());
+                Some(c)
+            }
+            None => {
+                self.stats.count_drop(DpDrop::NoBuffer, 1);
+                self.burst.drops[DpDrop::NoBuffer as usize] += 1;
+                None
+            }
+        }
+    }
+
+    /// `output:PORT`: to an existing port other than the input one (OVS
+    /// drops output to the input port unless the action says `in_port`).
+    #[inline]
+    pub(super) fn output(&mut self, snap: &Snapshot, port_no: u16, m: Mbuf) {
+        match snap.slot(port_no) {
+            Some(s) if s != self.burst.in_slot => self.enqueue(snap, s, m),
+            Some(_) => self.drop_pkt(m, DpDrop::SamePort),
+            None => self.drop_pkt(m, DpDrop::NoPort),
+        }
+    }
+
+    /// Out of `slot` with VID `vid` (0: untagged), PCP kept.
+    #[inline]
+    pub(super) fn output_tagged(&mut self, snap: &Snapshot, slot: usize, mut m: Mbuf, vid: u16) {
+        if edit::retag(&mut m, vid) {
+            self.enqueue(snap, slot, m);
+        } else {
+            self.drop_pkt(m, DpDrop::NoBuffer);
+        }
+    }
+
+    /// `flood` and `all`: every port but the input one, as the packet is.
+    pub(super) fn output_all(&mut self, snap: &Snapshot, m: Mbuf) {
+        let in_slot = self.burst.in_slot;
+        let Some(last) = (0..snap.ports.len()).rev().find(|&s| s != in_slot) else {
+            self.cache.free(m);
+            return;
+        };
+        for s in (0..last).filter(|&s| s != in_slot) {
+            if let Some(c) = self.copy_of(&m) {
+                self.enqueue(snap, s, c);
+            }
+        }
+        self.enqueue(snap, last, m);
+    }
+}
