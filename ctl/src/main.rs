@@ -23,12 +23,48 @@ struct Args {
     /// Print the daemon's reply as JSON (for scripts).
     #[arg(long)]
     json: bool,
-    /// show | add-port | del-port | fdb-show | fdb-flush | port-stats | pmd-stats(-show) | pmd-stats-clear |
+    /// mod-flows/del-flows: the same match and priority, not every rule it covers.
+    #[arg(long)]
+    strict: bool,
+    /// show | add-port | del-port | set-port | add-flow | add-flows | mod-flows | del-flows | dump-flows |
+    /// fdb-show | fdb-flush | port-stats | pmd-stats(-show) | pmd-stats-clear |
     /// pmd-rxq-show | pmd-rxq-rebalance | top [interval=SECS] [count=N]
     command: String,
     /// Positional NAME, then key=value pairs.
     args: Vec<String>,
 }
+
+/// The flow commands take one flow in ovs-ofctl syntax (words joined:
+/// `priority=1 actions=drop` and `priority=1,actions=drop` are the same).
+fn flow_args(command: &str, words: &[String], strict: bool) -> Result<Map<String, Value>> {
+    let mut args = Map::new();
+    if command == "add-flows" {
+        let [file] = words else {
+            bail!("add-flows takes one FILE (one flow a line, # comments; - for stdin)");
+        };
+        let text = if file == "-" {
+            std::io::read_to_string(std::io::stdin())?
+        } else {
+            std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?
+        };
+        let flows: Vec<Value> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.split('#').next().unwrap_or("").trim()))
+            .filter(|(_, l)| !l.is_empty())
+            .map(|(n, l)| json!({ "line": n, "flow": l }))
+            .collect();
+        args.insert("flows".into(), json!(flows));
+        return Ok(args);
+    }
+    args.insert("flow".into(), json!(words.join(" ")));
+    if strict {
+        args.insert("strict".into(), json!(true));
+    }
+    Ok(args)
+}
+
+const FLOW_COMMANDS: &[&str] = &["add-flow", "add-flows", "mod-flows", "del-flows", "dump-flows"];
 
 /// Turns `NAME k=v ...` into the request's args object.
 fn request_args(command: &str, words: &[String]) -> Result<Map<String, Value>> {
@@ -53,7 +89,11 @@ fn main() -> Result<()> {
         .socket
         .or_else(|| std::env::var_os("FERROVS_SOCKET").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("/run/ferrovs/ferrovsd.sock"));
-    let args = request_args(&a.command, &a.args)?;
+    let args = if FLOW_COMMANDS.contains(&a.command.as_str()) {
+        flow_args(&a.command, &a.args, a.strict)?
+    } else {
+        request_args(&a.command, &a.args)?
+    };
     if a.command == "top" {
         let secs: f64 = args
             .get("interval")

@@ -8,6 +8,12 @@ pub const COMMANDS_HELP: &str = "Commands:
   add-port NAME type=vhost-user path=SOCKET [mode=server|client] [mac=MAC]
            [tx-retries-max=N] [mtu-request=N] [n-rxq=N] [pmd-rxq-affinity=Q:CORE,...]
   del-port NAME
+  set-port NAME [tag=VID] [trunks=LIST] [vlan-mode=access|trunk|native-tagged|native-untagged]
+                                         change VLAN options at runtime (value \"\" or none unsets)
+  add-flow FLOW | add-flows FILE         add rules (ovs-ofctl flow syntax; FILE: one a line, # comments)
+  mod-flows [--strict] FLOW              new actions for the rules FLOW selects
+  del-flows [--strict] [FLOW]            remove the rules FLOW selects (all without FLOW)
+  dump-flows [FLOW]                      rules with counters, as ovs-ofctl prints them
   fdb-show | fdb-flush                   learned MAC table
   port-stats [NAME]                      rx/tx packets, bytes, drops by reason, per queue
   pmd-stats | pmd-stats-clear            per PMD core: packets, batches, busy/idle iterations and cycles
@@ -30,6 +36,34 @@ fn drops(v: &Value) -> String {
             .join(" "),
         _ => "none".into(),
     }
+}
+
+/// One rule as `ovs-ofctl dump-flows` prints it.
+fn flow_line(f: &Value) -> String {
+    let mut l = format!(
+        " cookie={:#x}, duration={:.3}s, table={}, n_packets={}, n_bytes={},",
+        f["cookie"].as_u64().unwrap_or(0),
+        f["duration_secs"].as_f64().unwrap_or(0.0),
+        s(&f["table"]),
+        s(&f["n_packets"]),
+        s(&f["n_bytes"])
+    );
+    for k in ["idle_timeout", "hard_timeout"] {
+        if f[k].as_u64().unwrap_or(0) != 0 {
+            l.push_str(&format!(" {k}={},", s(&f[k])));
+        }
+    }
+    if f["idle_timeout"].as_u64().unwrap_or(0) != 0 {
+        l.push_str(&format!(" idle_age={},", s(&f["idle_age_secs"])));
+    }
+    let m = f["match"].as_str().unwrap_or("");
+    l.push_str(&format!(" priority={}", s(&f["priority"])));
+    if !m.is_empty() {
+        l.push(',');
+        l.push_str(m);
+    }
+    l.push_str(&format!(" actions={}", s(&f["actions"])));
+    l
 }
 
 pub fn text(command: &str, r: &Value) -> String {
@@ -61,11 +95,14 @@ pub fn text(command: &str, r: &Value) -> String {
             for port in r["ports"].as_array().into_iter().flatten() {
                 let _ = writeln!(
                     o,
-                    "  port {} ({}): {} link {}",
+                    "  port {} ({}): {} link {} vlan {}{}{}",
                     s(&port["name"]),
                     s(&port["port_no"]),
                     s(&port["type"]),
-                    s(&port["link"])
+                    s(&port["link"]),
+                    s(&port["vlan_mode"]),
+                    port["tag"].as_u64().map(|t| format!(" tag {t}")).unwrap_or_default(),
+                    port["trunks"].as_str().map(|t| format!(" trunks {t}")).unwrap_or_default()
                 );
                 if port.get("path").is_some() {
                     let _ = writeln!(
@@ -108,6 +145,7 @@ pub fn text(command: &str, r: &Value) -> String {
                     );
                 }
             }
+            let _ = writeln!(o, "  flows: {} rule(s) (dump-flows)", s(&r["flows"]));
             let _ = writeln!(o, "  pmd sleep max {} us", s(&r["pmd_sleep_max_us"]));
             for pmd in r["pmds"].as_array().into_iter().flatten() {
                 let qs: Vec<String> = pmd["queues"]
@@ -144,6 +182,7 @@ pub fn text(command: &str, r: &Value) -> String {
                         );
                     }
                 }
+                let _ = writeln!(o, "  switch drops ({})", drops(&p["switch_drops"]));
                 let _ = writeln!(o, "  guest notifications {}", s(&p["guest_notifications"]));
             }
         }
@@ -170,6 +209,13 @@ pub fn text(command: &str, r: &Value) -> String {
                     s(&p["busy_cycles"]),
                     s(&p["idle_cycles"]),
                     p["cycles_per_packet"].as_f64().unwrap_or(0.0)
+                );
+                let _ = writeln!(
+                    o,
+                    "  cache hits {}  misses {}  classifier lookups {}",
+                    s(&p["cache_hits"]),
+                    s(&p["cache_misses"]),
+                    s(&p["classifier_lookups"])
                 );
                 let _ = writeln!(
                     o,
@@ -201,6 +247,13 @@ pub fn text(command: &str, r: &Value) -> String {
                 }
             }
         }
+        "dump-flows" => {
+            for f in r.as_array().into_iter().flatten() {
+                o.push_str(&flow_line(f));
+                o.push('\n');
+            }
+        }
+        "add-flow" | "add-flows" | "mod-flows" | "del-flows" => {}
         "fdb-show" => {
             let _ = writeln!(
                 o,

@@ -5,7 +5,11 @@ use crate::config::{parse_mac, validate_port_name, Mode, PortConfig, PortKind};
 use crate::datapath::snapshot::{RxqAssign, Snapshot, SwitchPort};
 use crate::datapath::Datapath;
 use crate::fdb::Fdb;
-use crate::state::StateFile;
+use crate::flow::classifier::Classifier;
+use crate::flow::rule::Rule;
+use crate::flow::syntax::{self, PortNames};
+use crate::flow::table::FlowTable;
+use crate::state::{Desired, StateFile};
 use pmd::vhost::{SocketMode, VhostControl, VhostPort, VhostPortConfig};
 use pmd::virtio::{VirtioPort, VirtioUserConfig};
 use pmd::Pool;
@@ -34,6 +38,41 @@ struct State {
     ports: BTreeMap<String, (PortConfig, Arc<SwitchPort>)>,
     next_no: u16,
     generation: u64,
+    flows: FlowTable,
+    /// `flows` compiled (recompiled on every rule change, not per port change).
+    compiled: Arc<Classifier>,
+    /// Someone changed the rules: persist them (else the default stays implicit).
+    flows_changed: bool,
+}
+
+impl PortNames for State {
+    fn number(&self, name: &str) -> Option<u16> {
+        self.ports.get(name).map(|(_, sp)| sp.no)
+    }
+    fn name(&self, no: u16) -> Option<String> {
+        self.ports
+            .values()
+            .find(|(_, sp)| sp.no == no)
+            .map(|(_, sp)| sp.name.clone())
+    }
+}
+
+/// One rule as `dump-flows` shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct FlowView {
+    pub table: u8,
+    pub priority: u16,
+    pub cookie: u64,
+    pub duration_secs: f64,
+    pub idle_timeout: u16,
+    pub hard_timeout: u16,
+    pub idle_age_secs: u64,
+    pub n_packets: u64,
+    pub n_bytes: u64,
+    /// The match in ovs-ofctl syntax ("" matches everything).
+    #[serde(rename = "match")]
+    pub matches: String,
+    pub actions: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +100,7 @@ impl Bridge {
         state_file: Option<StateFile>,
         rxq_assign: RxqAssign,
     ) -> std::io::Result<Bridge> {
+        let n_pmds = datapath.n_pmds();
         Ok(Bridge {
             name,
             run_dir,
@@ -68,10 +108,16 @@ impl Bridge {
             pool,
             datapath,
             vhost: VhostControl::start()?,
-            state: Mutex::new(State {
-                ports: BTreeMap::new(),
-                next_no: 1,
-                generation: 0,
+            state: Mutex::new({
+                let flows = FlowTable::new(n_pmds);
+                State {
+                    ports: BTreeMap::new(),
+                    next_no: 1,
+                    generation: 0,
+                    compiled: Arc::new(flows.compile()),
+                    flows,
+                    flows_changed: false,
+                }
             }),
             state_file,
             rxq_assign,
@@ -98,13 +144,18 @@ impl Bridge {
         self.republish(&mut st);
     }
 
-    /// Records the current port list as the desired state (after a runtime change).
+    /// Records the current ports and rules as the desired state (after a runtime change).
     fn persist(&self, st: &State) {
         let Some(f) = &self.state_file else { return };
         let mut ports: Vec<_> = st.ports.values().collect();
         ports.sort_by_key(|(_, sp)| sp.no);
-        let configs: Vec<PortConfig> = ports.into_iter().map(|(c, _)| c.clone()).collect();
-        if let Err(e) = f.save(&configs) {
+        let desired = Desired {
+            ports: ports.into_iter().map(|(c, _)| c.clone()).collect(),
+            flows: st
+                .flows_changed
+                .then(|| st.flows.rules().map(|r| syntax::format_rule(r, st)).collect()),
+        };
+        if let Err(e) = f.save(&desired) {
             tracing::error!(
                 "cannot write state file {}: {e}; runtime port changes will not survive a restart",
                 f.path().display()
@@ -136,6 +187,7 @@ impl Bridge {
 
     pub fn add_port(&self, cfg: PortConfig) -> Result<u16, BridgeError> {
         validate_port_name(&cfg.name).map_err(BridgeError::Invalid)?;
+        cfg.vlan().map_err(BridgeError::Invalid)?;
         let mut st = self.state.lock().expect("bridge state poisoned");
         if st.ports.contains_key(&cfg.name) {
             return Err(BridgeError::Exists(cfg.name));
@@ -326,13 +378,162 @@ impl Bridge {
     fn republish(&self, st: &mut State) {
         st.generation += 1;
         let ports = st.ports.values().map(|(_, sp)| sp.clone()).collect();
+        // Every stored config passed `vlan()` when it was stored.
+        let vlans = st
+            .ports
+            .values()
+            .filter_map(|(c, sp)| Some((sp.no, c.vlan().ok()?)))
+            .collect();
         let cores = self.datapath.cores();
-        self.datapath.publish(Snapshot::build(
-            st.generation,
-            ports,
-            &cores,
-            self.rxq_assign,
-        ));
+        self.datapath.publish(
+            Snapshot::build(st.generation, ports, &cores, self.rxq_assign)
+                .with_flows(st.compiled.clone())
+                .with_vlans(&vlans),
+        );
+    }
+
+    /// Changes a port's options at runtime (`set-port`); only options that
+    /// need no reopening of the port (its VLAN options). Persisted.
+    pub fn set_port(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut PortConfig) -> Result<(), String>,
+    ) -> Result<PortConfig, BridgeError> {
+        let mut st = self.state.lock().expect("bridge state poisoned");
+        let (cfg, sp) = st
+            .ports
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BridgeError::NoSuchPort(name.into()))?;
+        let mut new = cfg.clone();
+        change(&mut new).map_err(BridgeError::Invalid)?;
+        new.vlan().map_err(BridgeError::Invalid)?;
+        let no = sp.no;
+        st.ports.insert(name.into(), (new.clone(), sp));
+        self.republish(&mut st);
+        // What was learned under the old VLAN options must not steer frames (OVS flushes too).
+        self.fdb.flush_port(no);
+        self.persist(&st);
+        Ok(new)
+    }
+
+    /// Applies a rule change and publishes the recompiled table.
+    fn change_flows<T>(
+        &self,
+        f: impl FnOnce(&mut State) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let mut st = self.state.lock().expect("bridge state poisoned");
+        let out = f(&mut st)?;
+        st.compiled = Arc::new(st.flows.compile());
+        st.flows_changed = true;
+        self.republish(&mut st);
+        self.persist(&st);
+        Ok(out)
+    }
+
+    /// `add-flow`/`add-flows`: every line is parsed before any is added, so a
+    /// file with one bad line changes nothing. `(line number, text)`; an error
+    /// names the line when its number is not 0.
+    pub fn add_flows(&self, lines: &[(usize, String)]) -> Result<usize, String> {
+        self.change_flows(|st| {
+            let mut rules = Vec::with_capacity(lines.len());
+            for (n, l) in lines {
+                let r = syntax::parse_rule(l, &*st).map_err(|e| match n {
+                    0 => e,
+                    n => format!("line {n}: {e}"),
+                })?;
+                rules.push(r);
+            }
+            let n = rules.len();
+            st.flows.add_all(rules)?;
+            Ok(n)
+        })
+    }
+
+    /// `mod-flows`: new actions for the rules the line selects.
+    pub fn mod_flows(&self, line: &str, strict: bool) -> Result<usize, String> {
+        self.change_flows(|st| {
+            let (filter, actions) = syntax::parse_filter(line, &*st)?;
+            let actions = actions.ok_or("actions: mod-flows needs the new actions=...")?;
+            Ok(st.flows.modify(&filter, &actions, strict))
+        })
+    }
+
+    /// `del-flows`: removes what the line selects (everything for "").
+    pub fn del_flows(&self, line: &str, strict: bool) -> Result<usize, String> {
+        self.change_flows(|st| {
+            let (filter, actions) = syntax::parse_filter(line, &*st)?;
+            if actions.is_some() {
+                return Err("actions: not allowed in del-flows".into());
+            }
+            Ok(st.flows.delete(&filter, strict).len())
+        })
+    }
+
+    /// Replaces every rule (state restore at start).
+    pub fn restore_flows(&self, lines: &[String]) -> Result<usize, String> {
+        let numbered: Vec<(usize, String)> =
+            lines.iter().enumerate().map(|(i, l)| (i + 1, l.clone())).collect();
+        self.change_flows(|st| {
+            let rules: Vec<Rule> = numbered
+                .iter()
+                .map(|(n, l)| syntax::parse_rule(l, &*st).map_err(|e| format!("flow {n}: {e}")))
+                .collect::<Result<_, _>>()?;
+            st.flows = FlowTable::empty(self.datapath.n_pmds());
+            st.flows.add_all(rules)?;
+            Ok(st.flows.len())
+        })
+    }
+
+    /// `dump-flows`: the rules the line selects, in table and priority order.
+    pub fn dump_flows(&self, line: &str) -> Result<Vec<FlowView>, String> {
+        let st = self.state.lock().expect("bridge state poisoned");
+        let (filter, actions) = syntax::parse_filter(line, &*st)?;
+        if actions.is_some() {
+            return Err("actions: not allowed in dump-flows".into());
+        }
+        let now = std::time::Instant::now();
+        let mut v: Vec<FlowView> = st
+            .flows
+            .select(&filter)
+            .map(|e| {
+                let (n_packets, n_bytes) = e.stats.total();
+                FlowView {
+                    table: e.rule.table,
+                    priority: e.rule.priority,
+                    cookie: e.rule.cookie,
+                    duration_secs: now.saturating_duration_since(e.created).as_secs_f64(),
+                    idle_timeout: e.rule.idle_timeout,
+                    hard_timeout: e.rule.hard_timeout,
+                    idle_age_secs: e.idle_secs(now),
+                    n_packets,
+                    n_bytes,
+                    matches: syntax::format_match(&e.rule.m, &*st),
+                    actions: syntax::format_actions(&e.rule.actions, &*st),
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| a.table.cmp(&b.table).then(b.priority.cmp(&a.priority)));
+        Ok(v)
+    }
+
+    /// Rules in the bridge now.
+    pub fn n_flows(&self) -> usize {
+        self.state.lock().expect("bridge state poisoned").flows.len()
+    }
+
+    /// Removes rules past their timeouts (housekeeping, once a second).
+    pub fn expire_flows(&self) {
+        let mut st = self.state.lock().expect("bridge state poisoned");
+        let gone = st.flows.expire(std::time::Instant::now());
+        if gone.is_empty() {
+            return;
+        }
+        tracing::debug!("{} rule(s) timed out", gone.len());
+        st.compiled = Arc::new(st.flows.compile());
+        st.flows_changed = true;
+        self.republish(&mut st);
+        self.persist(&st);
     }
 
     pub fn ports(&self) -> Vec<(PortConfig, Arc<SwitchPort>)> {

@@ -3,6 +3,7 @@
 //! `mac-aging-time`, `mac-table-size`, `vhost-server-path`). Unknown keys and
 //! bad values are errors that name the key.
 
+use crate::flow::vlan::{PortVlan, VlanMode};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -180,6 +181,16 @@ pub struct PortConfig {
     /// Rx queue to PMD core pins, "QUEUE:CORE,..." (OVS pmd-rxq-affinity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pmd_rxq_affinity: Option<String>,
+    /// Access VLAN, or the native VLAN of a native-* port (OVS Port:tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<u16>,
+    /// VLANs a trunk carries, "10,20-30" (OVS Port:trunks); unset: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trunks: Option<String>,
+    /// access | trunk | native-tagged | native-untagged (OVS Port:vlan_mode);
+    /// unset: access when `tag` is set, else trunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan_mode: Option<VlanMode>,
 }
 
 pub const MAX_QUEUE_PAIRS: u16 = 8;
@@ -212,6 +223,33 @@ pub const MAX_MTU: u32 = 9000;
 impl PortConfig {
     pub fn mtu(&self) -> u32 {
         self.mtu_request.unwrap_or(DEFAULT_MTU)
+    }
+
+    /// The port's VLAN behaviour; the one check of tag/trunks/vlan-mode
+    /// (config file, add-port and set-port all come here).
+    pub fn vlan(&self) -> Result<PortVlan, String> {
+        PortVlan::new(self.tag, self.trunks.as_deref(), self.vlan_mode)
+    }
+
+    /// A port of `kind` named `name` with every option at its default.
+    pub fn new(name: &str, kind: PortKind) -> PortConfig {
+        PortConfig {
+            name: name.into(),
+            kind,
+            path: PathBuf::new(),
+            devargs: None,
+            n_rxq_desc: None,
+            n_txq_desc: None,
+            mode: Mode::Server,
+            mac: None,
+            tx_retries_max: DEFAULT_TX_RETRIES,
+            mtu_request: None,
+            n_rxq: None,
+            pmd_rxq_affinity: None,
+            tag: None,
+            trunks: None,
+            vlan_mode: None,
+        }
     }
 }
 
@@ -374,6 +412,10 @@ impl Config {
                     ));
                 }
             }
+            p.vlan().map_err(|e| {
+                let (key, msg) = e.split_once(": ").unwrap_or(("vlan", &e));
+                bad(&format!("port[{i}].{key}"), msg.to_string())
+            })?;
             if p.tx_retries_max > 32 {
                 return Err(bad(
                     &format!("port[{i}].tx-retries-max"),
@@ -519,6 +561,31 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("tap"), "{e}");
+    }
+
+    #[test]
+    fn vlan_options_parse_and_bad_ones_are_named() {
+        let c = Config::parse(
+            "[[port]]\nname = \"a\"\ntype = \"vhost-user\"\npath = \"a\"\ntag = 10\n[[port]]\nname = \"b\"\ntype = \"vhost-user\"\npath = \"b\"\ntrunks = \"10,20-30\"\nvlan-mode = \"trunk\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.ports[0].vlan().unwrap().tag, 10);
+        assert!(c.ports[1].vlan().unwrap().includes(25));
+        let e = Config::parse(
+            "[[port]]\nname = \"a\"\ntype = \"vhost-user\"\npath = \"a\"\ntrunks = \"10-5\"\n",
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("port[0].trunks"), "{e}");
+        let e = Config::parse(
+            "[[port]]\nname = \"a\"\ntype = \"vhost-user\"\npath = \"a\"\nvlan-mode = \"native-tagged\"\n",
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("port[0].vlan-mode"), "{e}");
     }
 
     #[test]

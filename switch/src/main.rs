@@ -109,16 +109,17 @@ fn main() -> Result<()> {
             .clone()
             .unwrap_or_else(|| run_dir.join("ferrovsd.state.json")),
     );
-    let ports = match state.load() {
-        Loaded::Ports(p) => {
+    let (ports, flows) = match state.load() {
+        Loaded::State(d) => {
             tracing::info!(
-                "restoring {} port(s) from {}",
-                p.len(),
+                "restoring {} port(s) and {} from {}",
+                d.ports.len(),
+                d.flows.as_ref().map_or("the default rule".to_string(), |f| format!("{} rule(s)", f.len())),
                 state.path().display()
             );
-            p
+            (d.ports, d.flows)
         }
-        Loaded::Nothing => cfg.ports.clone(),
+        Loaded::Nothing => (cfg.ports.clone(), None),
     };
     let data_room = match cfg.memory.mbuf_data_room {
         0 => ports
@@ -159,6 +160,11 @@ fn main() -> Result<()> {
             .add_port(p.clone())
             .with_context(|| format!("port {:?}", p.name))?;
     }
+    if let Some(f) = &flows {
+        bridge
+            .restore_flows(f)
+            .map_err(|e| anyhow::anyhow!("rules in the state file: {e}"))?;
+    }
     let mode = parse_mode(&cfg.control.socket_mode).map_err(anyhow::Error::msg)?;
     let bridge = Arc::new(bridge);
     let mut control = ControlServer::start(&run_dir.join("ferrovsd.sock"), mode, bridge.clone())
@@ -190,13 +196,18 @@ fn main() -> Result<()> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let housekeeping = {
-        let (fdb, stop) = (fdb.clone(), stop.clone());
+        let (bridge, stop) = (bridge.clone(), stop.clone());
         std::thread::Builder::new()
             .name("housekeeping".into())
             .spawn(move || {
+                let mut ticks = 0u32;
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(200));
-                    fdb.age(fdb.now());
+                    bridge.fdb.age(bridge.fdb.now());
+                    ticks += 1;
+                    if ticks % 5 == 0 {
+                        bridge.expire_flows();
+                    }
                 }
             })?
     };

@@ -1,5 +1,7 @@
 //! The desired state that outlives a restart: the bridge's port list after
-//! every runtime change (`add-port`, `del-port`), in `<run-dir>/ferrovsd.state.json`.
+//! every runtime change (`add-port`, `del-port`, `set-port`) and its rules
+//! once anyone changed them (`add-flow`...; in ovs-ofctl syntax, ports by
+//! name), in `<run-dir>/ferrovsd.state.json`.
 //!
 //! Written atomically (temporary file, fsync, rename), the previous good copy
 //! kept as `.prev`. A file that does not parse is reported, moved aside as
@@ -16,6 +18,16 @@ use std::path::{Path, PathBuf};
 struct StateDoc {
     version: u32,
     ports: Vec<PortConfig>,
+    /// None: the bridge's default rule (nobody changed the rules yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    flows: Option<Vec<String>>,
+}
+
+/// What a state file holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Desired {
+    pub ports: Vec<PortConfig>,
+    pub flows: Option<Vec<String>>,
 }
 
 pub struct StateFile {
@@ -27,7 +39,7 @@ pub struct StateFile {
 pub enum Loaded {
     /// No state yet: start from the config file.
     Nothing,
-    Ports(Vec<PortConfig>),
+    State(Desired),
 }
 
 impl StateFile {
@@ -45,7 +57,7 @@ impl StateFile {
         p.into()
     }
 
-    fn parse(path: &Path) -> Result<Option<Vec<PortConfig>>, String> {
+    fn parse(path: &Path) -> Result<Option<Desired>, String> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -55,13 +67,16 @@ impl StateFile {
         if doc.version != 1 {
             return Err(format!("unknown state version {}", doc.version));
         }
-        Ok(Some(doc.ports))
+        Ok(Some(Desired {
+            ports: doc.ports,
+            flows: doc.flows,
+        }))
     }
 
     /// Loads the last good state, recovering from a damaged file.
     pub fn load(&self) -> Loaded {
         match Self::parse(&self.path) {
-            Ok(Some(p)) => return Loaded::Ports(p),
+            Ok(Some(p)) => return Loaded::State(p),
             Ok(None) => {}
             Err(e) => {
                 let aside = self.with_suffix(".corrupt");
@@ -77,7 +92,7 @@ impl StateFile {
             Ok(Some(p)) => {
                 // Make the recovered copy current again.
                 let _ = self.save(&p);
-                Loaded::Ports(p)
+                Loaded::State(p)
             }
             Ok(None) => Loaded::Nothing,
             Err(e) => {
@@ -89,10 +104,11 @@ impl StateFile {
         }
     }
 
-    pub fn save(&self, ports: &[PortConfig]) -> std::io::Result<()> {
+    pub fn save(&self, d: &Desired) -> std::io::Result<()> {
         let doc = StateDoc {
             version: 1,
-            ports: ports.to_vec(),
+            ports: d.ports.clone(),
+            flows: d.flows.clone(),
         };
         let tmp = self.with_suffix(".tmp");
         let mut f = std::fs::File::create(&tmp)?;
@@ -125,19 +141,16 @@ mod tests {
     use crate::config::{Mode, PortKind};
 
     fn port(n: &str) -> PortConfig {
-        PortConfig {
-            devargs: None,
-            n_rxq_desc: None,
-            n_txq_desc: None,
-            name: n.into(),
-            kind: PortKind::VhostUser,
-            path: format!("{n}.sock").into(),
-            mode: Mode::Client,
-            mac: None,
-            tx_retries_max: 8,
-            mtu_request: None,
-            n_rxq: None,
-            pmd_rxq_affinity: None,
+        let mut p = PortConfig::new(n, PortKind::VhostUser);
+        p.path = format!("{n}.sock").into();
+        p.mode = Mode::Client;
+        p
+    }
+
+    fn ports(names: &[&str]) -> Desired {
+        Desired {
+            ports: names.iter().map(|n| port(n)).collect(),
+            flows: None,
         }
     }
 
@@ -153,10 +166,13 @@ mod tests {
         let d = dir("ok");
         let s = StateFile::new(d.join("st.json"));
         assert!(matches!(s.load(), Loaded::Nothing));
-        s.save(&[port("a")]).unwrap();
-        s.save(&[port("a"), port("b")]).unwrap();
+        s.save(&ports(&["a"])).unwrap();
+        let mut two = ports(&["a", "b"]);
+        two.ports[1].tag = Some(10);
+        two.flows = Some(vec!["table=0,priority=5,actions=drop".into()]);
+        s.save(&two).unwrap();
         match s.load() {
-            Loaded::Ports(p) => assert_eq!(p, vec![port("a"), port("b")]),
+            Loaded::State(p) => assert_eq!(p, two),
             other => panic!("{other:?}"),
         }
         std::fs::remove_dir_all(d).unwrap();
@@ -166,11 +182,11 @@ mod tests {
     fn damaged_file_falls_back_to_the_previous_good_state() {
         let d = dir("bad");
         let s = StateFile::new(d.join("st.json"));
-        s.save(&[port("a")]).unwrap();
-        s.save(&[port("a"), port("b")]).unwrap();
+        s.save(&ports(&["a"])).unwrap();
+        s.save(&ports(&["a", "b"])).unwrap();
         std::fs::write(d.join("st.json"), "{\"version\": 1, \"ports\": [ {\"na").unwrap(); // half written
         match s.load() {
-            Loaded::Ports(p) => assert_eq!(p, vec![port("a")], "the previous good copy"),
+            Loaded::State(p) => assert_eq!(p, ports(&["a"]), "the previous good copy"),
             other => panic!("{other:?}"),
         }
         assert!(
@@ -178,7 +194,7 @@ mod tests {
             "the damaged file is kept for inspection"
         );
         match s.load() {
-            Loaded::Ports(p) => assert_eq!(p, vec![port("a")]),
+            Loaded::State(p) => assert_eq!(p, ports(&["a"])),
             other => panic!("{other:?}"),
         }
         std::fs::remove_dir_all(d).unwrap();

@@ -13,6 +13,12 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("show", "bridge, ports (type, socket, mode, state, negotiated features), PMD cores and their queues"),
     ("add-port", "{name, type: \"vhost-user\"|\"virtio-user\", path, mode?: server|client, mac?} add a port at runtime"),
     ("del-port", "{name} remove a port"),
+    ("set-port", "{name, tag?, trunks?, vlan-mode?} change a port's VLAN options (\"\" or none unsets)"),
+    ("add-flow", "{flow} add a rule (ovs-ofctl flow syntax)"),
+    ("add-flows", "{flows: [{line, flow}]} add rules, all or none"),
+    ("mod-flows", "{flow, strict?} new actions for the rules the flow selects"),
+    ("del-flows", "{flow?, strict?} remove the rules the flow selects (all without one)"),
+    ("dump-flows", "{flow?} rules with their counters"),
     ("fdb-show", "learned MAC addresses"),
     ("fdb-flush", "forget every learned MAC"),
     ("port-stats", "{name?} rx/tx packets, bytes and drops by reason, per queue"),
@@ -37,6 +43,10 @@ pub fn dispatch(
                 .del_port_persistent(name)
                 .map_err(|e| e.to_string())?;
             Ok(json!({ "removed": name }))
+        }
+        "set-port" => set_port(bridge, args),
+        "add-flow" | "add-flows" | "mod-flows" | "del-flows" | "dump-flows" => {
+            flows(bridge, command, args)
         }
         "fdb-show" => Ok(fdb_show(bridge)),
         "fdb-flush" => Ok(json!({ "flushed": bridge.fdb.flush() })),
@@ -102,6 +112,9 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
             "devargs",
             "n-rxq-desc",
             "n-txq-desc",
+            "tag",
+            "trunks",
+            "vlan-mode",
         ];
         if !KNOWN.contains(&k.as_str()) {
             return Err(format!(
@@ -159,7 +172,10 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
     if let Some(a) = &pmd_rxq_affinity {
         crate::config::parse_affinity(a).map_err(|e| format!("pmd-rxq-affinity: {e}"))?;
     }
-    let cfg = PortConfig {
+    let mut cfg = PortConfig {
+        tag: None,
+        trunks: None,
+        vlan_mode: None,
         devargs,
         n_rxq_desc,
         n_txq_desc,
@@ -173,8 +189,116 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
         n_rxq,
         pmd_rxq_affinity,
     };
+    for k in VLAN_KEYS {
+        if args.contains_key(*k) {
+            set_vlan_option(&mut cfg, k, str_arg(args, k)?)?;
+        }
+    }
     let no = bridge.add_port_persistent(cfg).map_err(|e| e.to_string())?;
     Ok(json!({ "added": name, "port_no": no }))
+}
+
+/// The port options `set-port` may change at runtime (OVS Port columns).
+const VLAN_KEYS: &[&str] = &["tag", "trunks", "vlan-mode"];
+
+/// One VLAN option from its text; "" or "none" unsets it. Checked as a
+/// whole by `PortConfig::vlan` when the port is stored.
+fn set_vlan_option(cfg: &mut PortConfig, key: &str, v: &str) -> Result<(), String> {
+    let unset = v.is_empty() || v == "none" || v == "[]";
+    match key {
+        "tag" => {
+            cfg.tag = if unset {
+                None
+            } else {
+                Some(
+                    v.parse::<u16>()
+                        .ok()
+                        .filter(|t| *t <= 4095)
+                        .ok_or_else(|| format!("tag: {v:?} is not a VLAN ID (0..4095)"))?,
+                )
+            }
+        }
+        "trunks" => cfg.trunks = (!unset).then(|| v.to_string()),
+        "vlan-mode" | "vlan_mode" => {
+            cfg.vlan_mode = if unset {
+                None
+            } else {
+                Some(crate::flow::vlan::VlanMode::parse(v)?)
+            }
+        }
+        _ => unreachable!("only VLAN_KEYS"),
+    }
+    Ok(())
+}
+
+fn set_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String> {
+    let name = str_arg(args, "name")?.to_string();
+    let mut changes = Vec::new();
+    for k in args.keys().filter(|k| *k != "name") {
+        let key = if k == "vlan_mode" { "vlan-mode" } else { k.as_str() };
+        if !VLAN_KEYS.contains(&key) {
+            return Err(format!(
+                "set-port cannot change {k:?} at runtime (it can: {}); del-port and add-port to change the rest",
+                VLAN_KEYS.join(", ")
+            ));
+        }
+        changes.push((key, str_arg(args, k)?.to_string()));
+    }
+    if changes.is_empty() {
+        return Err(format!("set-port {name}: nothing to change (give key=value: {})", VLAN_KEYS.join(", ")));
+    }
+    let cfg = bridge
+        .set_port(&name, |c| {
+            for (k, v) in &changes {
+                set_vlan_option(c, k, v)?;
+            }
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+    let vlan = cfg.vlan()?;
+    Ok(json!({ "port": name, "vlan_mode": vlan.mode.name(), "tag": cfg.tag, "trunks": cfg.trunks }))
+}
+
+/// Arguments of the flow commands, typed.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowArgs {
+    #[serde(default)]
+    flow: String,
+    #[serde(default)]
+    strict: bool,
+    #[serde(default)]
+    flows: Vec<NumberedFlow>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NumberedFlow {
+    line: usize,
+    flow: String,
+}
+
+fn flows(bridge: &Bridge, command: &str, args: &Map<String, Value>) -> Result<Value, String> {
+    let a: FlowArgs = serde_json::from_value(Value::Object(args.clone()))
+        .map_err(|e| format!("{command}: bad arguments: {e}"))?;
+    match command {
+        "add-flow" => {
+            if a.flow.trim().is_empty() {
+                return Err("add-flow needs a flow, e.g. \"priority=10,ip,actions=drop\"".into());
+            }
+            let n = bridge.add_flows(&[(0, a.flow)])?;
+            Ok(json!({ "added": n }))
+        }
+        "add-flows" => {
+            let lines: Vec<(usize, String)> = a.flows.into_iter().map(|f| (f.line, f.flow)).collect();
+            let n = bridge.add_flows(&lines)?;
+            Ok(json!({ "added": n }))
+        }
+        "mod-flows" => Ok(json!({ "modified": bridge.mod_flows(&a.flow, a.strict)? })),
+        "del-flows" => Ok(json!({ "deleted": bridge.del_flows(&a.flow, a.strict)? })),
+        "dump-flows" => Ok(json!(bridge.dump_flows(&a.flow)?)),
+        _ => unreachable!("dispatched flow commands only"),
+    }
 }
 
 fn show(bridge: &Bridge) -> Value {
@@ -183,9 +307,14 @@ fn show(bridge: &Bridge) -> Value {
     let ports: Vec<Value> = bridge
         .ports()
         .iter()
-        .map(|(_, sp)| {
+        .map(|(cfg, sp)| {
             let mut o = Map::new();
             o.insert("name".into(), json!(sp.name));
+            if let Ok(v) = cfg.vlan() {
+                o.insert("vlan_mode".into(), json!(v.mode.name()));
+                o.insert("tag".into(), json!(cfg.tag));
+                o.insert("trunks".into(), json!(cfg.trunks));
+            }
             o.insert("port_no".into(), json!(sp.no));
             o.insert("type".into(), json!(sp.port.kind()));
             o.insert(
@@ -235,6 +364,7 @@ fn show(bridge: &Bridge) -> Value {
             "free_shared": pool.free_shared, "in_thread_caches": pool.in_thread_caches,
         },
         "fdb": { "entries": bridge.fdb.len(), "max": bridge.fdb.max(), "aging_secs": bridge.fdb.aging_secs() },
+        "flows": bridge.n_flows(),
     })
 }
 
@@ -300,6 +430,7 @@ fn port_stats(bridge: &Bridge, only: Option<&str>) -> Result<Value, String> {
                 "rx_packets": sum(&rx, "packets"), "rx_bytes": sum(&rx, "bytes"), "rx_dropped": sum(&rx, "dropped"),
                 "tx_packets": sum(&tx, "packets"), "tx_bytes": sum(&tx, "bytes"), "tx_dropped": sum(&tx, "dropped"),
                 "guest_notifications": notif,
+                "switch_drops": sp.drops.read().into_iter().map(|(r, n)| (r.to_string(), json!(n))).collect::<Map<String, Value>>(),
                 "rx": rx, "tx": tx,
             })
         })
@@ -370,6 +501,9 @@ fn pmd_stats(bridge: &Bridge) -> Value {
                 "busy_pct": if cycles + sleep_cycles > 0 { 100.0 * c.busy_cycles as f64 / (cycles + sleep_cycles) as f64 } else { 0.0 },
                 "cycles_per_packet": if c.packets > 0 { c.busy_cycles as f64 / c.packets as f64 } else { 0.0 },
                 "flooded": c.flooded,
+                "cache_hits": c.cache_hits,
+                "cache_misses": c.cache_misses,
+                "classifier_lookups": c.classifier_lookups,
                 "sleep_ms": c.sleep_ns / 1_000_000,
                 "drops": drops,
             })
