@@ -131,7 +131,7 @@ impl PortVlan {
                 return Err("tag: a trunk port has no tag; use vlan-mode=native-tagged or native-untagged for a native VLAN".into())
             }
             VlanMode::NativeTagged | VlanMode::NativeUntagged if tag.is_none() => {
-                return Err(format!("vlan-mode={} needs tag (the native VLAN)", mode.name()))
+                return Err(format!("vlan-mode: {} needs tag (the native VLAN)", mode.name()))
             }
             _ => {}
         }
