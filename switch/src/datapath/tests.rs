@@ -2,8 +2,13 @@
 //! same-port drops and snapshot swaps, on a real PMD thread.
 
 use super::snapshot::{RxqAssign, Snapshot, SwitchPort};
+use super::stats::DpDrop;
 use super::Datapath;
 use crate::fdb::Fdb;
+use crate::flow::syntax::{parse_rule, PortNames};
+use crate::flow::table::FlowTable;
+use crate::flow::vlan::{PortVlan, VlanMode};
+use std::collections::HashMap;
 use pmd::ring::RingPort;
 use pmd::{Batch, Pool, PoolCache, Port};
 use std::sync::Arc;
@@ -16,6 +21,19 @@ struct Rig {
     /// Our ends of each switch port: (switch side, test side).
     ends: Vec<(Arc<RingPort>, Arc<RingPort>)>,
     generation: u64,
+    /// Rules of the last `publish_with` (their counters live here).
+    table: FlowTable,
+    snap: Option<Arc<Snapshot>>,
+}
+
+struct RigNames;
+impl PortNames for RigNames {
+    fn number(&self, n: &str) -> Option<u16> {
+        n.strip_prefix('r')?.parse::<u16>().ok().map(|i| i + 1)
+    }
+    fn name(&self, no: u16) -> Option<String> {
+        Some(format!("r{}", no - 1))
+    }
 }
 
 fn mac(n: u8) -> [u8; 6] {
@@ -43,9 +61,42 @@ impl Rig {
             cache: PoolCache::new(pool),
             ends,
             generation: 0,
+            table: FlowTable::new(1),
+            snap: None,
         };
         r.publish(&(0..n_ports).collect::<Vec<_>>());
         r
+    }
+
+    /// As `publish`, with VLAN options (by index) and rules (ports named
+    /// `r<index>` in the flow syntax).
+    fn publish_with(&mut self, which: &[usize], vlans: &[(usize, PortVlan)], flows: &[&str]) {
+        self.generation += 1;
+        let ports = which
+            .iter()
+            .map(|&i| {
+                let p: Arc<dyn Port> = self.ends[i].0.clone();
+                Arc::new(SwitchPort::new(i as u16 + 1, format!("r{i}"), p, None))
+            })
+            .collect();
+        let mut table = FlowTable::empty(1);
+        for f in flows {
+            table.add(parse_rule(f, &RigNames).unwrap()).unwrap();
+        }
+        self.table = table;
+        let by_no: HashMap<u16, PortVlan> = vlans.iter().map(|(i, v)| (*i as u16 + 1, v.clone())).collect();
+        let cores = self.dp.cores();
+        let snap = Snapshot::build(self.generation, ports, &cores, RxqAssign::RoundRobin)
+            .with_flows(Arc::new(self.table.compile()))
+            .with_vlans(&by_no);
+        self.snap = Some(self.dp.publish(snap));
+    }
+
+    /// Switch drops counted on the port at `index` for `reason`.
+    fn port_drops(&self, index: usize, reason: DpDrop) -> u64 {
+        let snap = self.snap.as_ref().expect("published with publish_with");
+        let sp = snap.ports.iter().find(|p| p.no == index as u16 + 1).unwrap();
+        sp.drops.get(reason)
     }
 
     /// Makes the listed ports (by index) the switch's ports; port number = index + 1.
@@ -213,4 +264,140 @@ fn a_burst_keeps_its_order() {
         got.iter().map(|f| f[20]).collect::<Vec<_>>(),
         (0..30).collect::<Vec<u8>>()
     );
+}
+
+fn tagged(dst: [u8; 6], src: [u8; 6], tci: u16) -> Vec<u8> {
+    let mut f = dst.to_vec();
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x81, 0x00]);
+    f.extend_from_slice(&tci.to_be_bytes());
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.resize(68, 0xaa);
+    f
+}
+
+fn tci_of(f: &[u8]) -> Option<u16> {
+    (f[12..14] == [0x81, 0x00]).then(|| u16::from_be_bytes([f[14], f[15]]))
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn access(tag: u16) -> PortVlan {
+    PortVlan::new(Some(tag), None, None).unwrap()
+}
+
+#[test]
+fn vlans_isolate_tag_and_untag() {
+    let mut r = Rig::new(4);
+    let trunk = PortVlan::new(None, Some("10,20"), Some(VlanMode::Trunk)).unwrap();
+    r.publish_with(
+        &[0, 1, 2, 3],
+        &[(0, access(10)), (1, access(10)), (2, access(20)), (3, trunk)],
+        &["priority=0,actions=normal"],
+    );
+    // Untagged broadcast on access 10: the other VLAN-10 access port untagged,
+    // the trunk tagged 10, never VLAN 20.
+    r.send(0, &[frame([0xff; 6], mac(1))]);
+    let a = r.recv(1, 1);
+    assert_eq!(a.len(), 1);
+    assert_eq!(tci_of(&a[0]), None);
+    let t = r.recv(3, 1);
+    assert_eq!(t.len(), 1);
+    assert_eq!(tci_of(&t[0]), Some(10));
+    assert_eq!(r.recv(2, 0).len(), 0, "VLAN 20 sees nothing of VLAN 10");
+    // The VLAN-20 access port sends frames tagged 10: dropped and counted.
+    r.send(2, &vec![tagged([0xff; 6], mac(3), 10); 3]);
+    wait_for("vlan drops", || r.port_drops(2, DpDrop::Vlan) == 3);
+    assert_eq!(r.recv(0, 0).len() + r.recv(1, 0).len() + r.recv(3, 0).len(), 0);
+    // Trunk frames of VLAN 20 (PCP 5) reach the access-20 port untagged.
+    r.send(3, &[tagged([0xff; 6], mac(4), 0xa000 | 20)]);
+    let u = r.recv(2, 1);
+    assert_eq!(u.len(), 1);
+    assert_eq!(tci_of(&u[0]), None);
+    assert_eq!(r.recv(0, 0).len() + r.recv(1, 0).len(), 0);
+    // Learned in VLAN 20 only: unicast back from the access port to mac(4)
+    // leaves the trunk tagged 20.
+    r.send(2, &[frame(mac(4), mac(3))]);
+    let b = r.recv(3, 1);
+    assert_eq!(b.len(), 1);
+    assert_eq!(tci_of(&b[0]), Some(20));
+    assert_eq!(r.fdb.lookup(20, &mac(4)), Some(4));
+    assert_eq!(r.fdb.lookup(10, &mac(4)), None);
+    // VLAN 30 is not trunked: dropped.
+    r.send(3, &[tagged([0xff; 6], mac(4), 30)]);
+    wait_for("vlan drop on the trunk", || r.port_drops(3, DpDrop::Vlan) == 1);
+}
+
+#[test]
+fn rules_steer_drop_rewrite_and_chain_tables() {
+    let mut r = Rig::new(3);
+    r.publish_with(
+        &[0, 1, 2],
+        &[],
+        &[
+            "priority=0,actions=normal",
+            "priority=100,in_port=r0,dl_dst=02:00:00:00:00:09,actions=drop",
+            "priority=90,in_port=r0,dl_dst=02:00:00:00:00:08,actions=mod_vlan_vid:7,output:r2",
+            "priority=90,in_port=r0,dl_dst=02:00:00:00:00:07,actions=goto_table:1",
+            "table=1,priority=5,actions=mod_dl_src:02:00:00:00:00:55,output:r1,strip_vlan,output:r2",
+            "priority=90,in_port=r0,dl_dst=02:00:00:00:00:06,actions=resubmit(,3),output:r2",
+        ],
+    );
+    // ACL drop, counted on the input port and on the rule.
+    r.send(0, &vec![frame(mac(9), mac(1)); 4]);
+    wait_for("acl drops", || r.port_drops(0, DpDrop::Acl) == 4);
+    assert_eq!(r.recv(1, 0).len() + r.recv(2, 0).len(), 0);
+    // Steering with a pushed tag.
+    r.send(0, &[frame(mac(8), mac(1))]);
+    let s = r.recv(2, 1);
+    assert_eq!(s.len(), 1);
+    assert_eq!(tci_of(&s[0]), Some(7));
+    assert_eq!(r.recv(1, 0).len(), 0);
+    // goto_table: a copy to r1 with the new source, then untagged to r2.
+    r.send(0, &[tagged(mac(7), mac(1), 3)]);
+    let c1 = r.recv(1, 1);
+    let c2 = r.recv(2, 1);
+    assert_eq!((c1.len(), c2.len()), (1, 1));
+    assert_eq!(&c1[0][6..12], &[2, 0, 0, 0, 0, 0x55]);
+    assert_eq!(tci_of(&c1[0]), Some(3));
+    assert_eq!(tci_of(&c2[0]), None);
+    // resubmit into an empty table: that branch drops (no_match), the rest goes on.
+    r.send(0, &[frame(mac(6), mac(1))]);
+    assert_eq!(r.recv(2, 1).len(), 1);
+    wait_for("no_match", || r.port_drops(0, DpDrop::NoMatch) == 1);
+    let counts: Vec<u64> = r.table.entries().iter().map(|e| e.stats.total().0).collect();
+    assert_eq!(counts, vec![0, 4, 1, 1, 1, 1]);
+}
+
+#[test]
+fn a_rule_change_takes_effect_from_the_next_burst() {
+    let mut r = Rig::new(2);
+    let base = ["priority=0,actions=normal", "priority=10,udp,actions=output:r1"];
+    r.publish_with(&[0, 1], &[], &base);
+    let mut udp = frame(mac(2), mac(1));
+    udp[14] = 0x45;
+    udp[23] = 17;
+    r.send(0, &vec![udp.clone(); 8]);
+    assert_eq!(r.recv(1, 8).len(), 8);
+    let hits = r.dp.pmds[0].cache_hits.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(hits >= 7, "a burst of one flow hits the cache after its first packet ({hits})");
+    // Same flow, now dropped: the cached answer must not survive the change.
+    r.publish_with(&[0, 1], &[], &["priority=0,actions=normal", "priority=20,udp,actions=drop"]);
+    r.send(0, &vec![udp.clone(); 8]);
+    wait_for("acl drops after the change", || r.port_drops(0, DpDrop::Acl) == 8);
+    assert_eq!(r.recv(1, 0).len(), 0);
+    // And back.
+    r.publish_with(&[0, 1], &[], &base);
+    r.send(0, &[udp]);
+    assert_eq!(r.recv(1, 1).len(), 1);
+    // A table with no rules drops every packet as no_match.
+    r.publish_with(&[0, 1], &[], &[]);
+    r.send(0, &[frame(mac(2), mac(1))]);
+    wait_for("no_match", || r.port_drops(0, DpDrop::NoMatch) == 1);
 }

@@ -93,7 +93,12 @@ pub const CATALOG: &[MetricDef] = &[
     c("ferrovs_pmd_flooded_total", &["core"], "Packets flooded (unknown or broadcast destination)."),
     c("ferrovs_pmd_sleep_seconds_total", &["core"], "Time the PMD slept in idle back-off (pmd.sleep-max)."),
     h("ferrovs_pmd_batch_size", &["core"], "Packets per non-empty receive burst."),
-    c("ferrovs_pmd_dropped_total", &["core", "reason"], "Packets the switch dropped itself: runt, same_port, no_buffer."),
+    c("ferrovs_pmd_dropped_total", &["core", "reason"], "Packets the switch dropped itself: runt, same_port, no_buffer, vlan, no_match, acl, resubmit_depth, no_port."),
+    c("ferrovs_port_switch_dropped_total", &["port", "reason"], "Frames received on the port that the switch dropped, by reason (vlan, no_match, acl ...)."),
+    c("ferrovs_pmd_cache_hits_total", &["core"], "Flow lookups answered by the PMD's exact-match cache."),
+    c("ferrovs_pmd_cache_misses_total", &["core"], "Flow lookups the exact-match cache could not answer."),
+    c("ferrovs_pmd_classifier_lookups_total", &["core"], "Searches of the rule classifier (cache misses)."),
+    g("ferrovs_flows", &[], "Rules in the bridge's flow table."),
     g("ferrovs_fdb_entries", &[], "Learned MAC entries now."),
     g("ferrovs_fdb_max_entries", &[], "Most entries the table takes (mac-table-size)."),
     c("ferrovs_fdb_learned_total", &[], "MACs learned."),
@@ -225,7 +230,17 @@ pub fn render(bridge: &Bridge) -> String {
         info.with_label_values(&[name, p.kind(), &features]).set(1);
     }
 
-    let pmd_counters: [(&str, fn(&crate::datapath::stats::PmdStats) -> u64); 7] = [
+    let sw_drops = s.counter("ferrovs_port_switch_dropped_total");
+    for (_, sp) in bridge.ports() {
+        for (reason, n) in sp.drops.read() {
+            sw_drops.with_label_values(&[&sp.name, reason]).inc_by(n);
+        }
+    }
+    s.gauge("ferrovs_flows")
+        .with_label_values(NO_LABELS)
+        .set(gauge_i(bridge.n_flows() as u64));
+
+    let pmd_counters: [(&str, fn(&crate::datapath::stats::PmdStats) -> u64); 10] = [
         ("ferrovs_pmd_busy_cycles_total", |p| {
             p.busy_cycles.load(Relaxed)
         }),
@@ -241,6 +256,11 @@ pub fn render(bridge: &Bridge) -> String {
         ("ferrovs_pmd_packets_total", |p| p.packets.load(Relaxed)),
         ("ferrovs_pmd_batches_total", |p| p.batches.load(Relaxed)),
         ("ferrovs_pmd_flooded_total", |p| p.flooded.load(Relaxed)),
+        ("ferrovs_pmd_cache_hits_total", |p| p.cache_hits.load(Relaxed)),
+        ("ferrovs_pmd_cache_misses_total", |p| p.cache_misses.load(Relaxed)),
+        ("ferrovs_pmd_classifier_lookups_total", |p| {
+            p.classifier_lookups.load(Relaxed)
+        }),
     ];
     for (metric, read) in pmd_counters {
         let v = s.counter(metric);
