@@ -10,6 +10,11 @@
 #        LAT_PPS=N: at N packets/s for every switch instead; SIZES="" skips throughput)
 #        OUT=benches/e2e/results.json FERROVSD=... FERROVS_CTL=... FERROVS_TESTPMD=...
 #        (default: build release)
+#        RULES=FILE: a flow file (ovs-ofctl syntax; ports written @A@ and @B@) that replaces
+#        each switch's rules before traffic (`e2e/acl.py 1000 > acl.txt`: a 1000-rule ACL);
+#        FLOWS=N: distinct flows from the ferrovs generator (source IP and UDP port vary);
+#        FERROVSD_BASE=path: switch `ferrovsd-base` is that ferrovsd binary (an earlier build,
+#        for before/after ratios in one run)
 #
 # Generators (GENS), each on one lcore on CPU 0:
 #   dpdk     one dpdk-testpmd with four ports in io forwarding:
@@ -26,7 +31,7 @@ root=$(cd "$here/../.." && pwd)
 
 REPEATS=${REPEATS:-3}; DURATION=${DURATION:-10}; WARMUP=${WARMUP:-3}
 SIZES=${SIZES-"64 1518"}; SWITCHES=${SWITCHES:-"ferrovsd ovs testpmd"}
-GENS=${GENS:-"dpdk"}; LATENCY=${LATENCY:-0}
+GENS=${GENS:-"dpdk"}; LATENCY=${LATENCY:-0}; RULES=${RULES:-}; FLOWS=${FLOWS:-1}
 OUT=${OUT:-$here/results.json}
 if [ "${1:-}" = "--quick" ]; then REPEATS=1; DURATION=3; WARMUP=2; fi
 SCRIPT=compare.sh
@@ -34,10 +39,11 @@ SCRIPT=compare.sh
 . "$here/lib.sh"
 
 # --- the three switches: start_<switch> sets SOCK0, SOCK1, SW_PID, SW_TID_RE
-start_ferrovsd() {
+start_ferrovsd() { # [BINARY]
+  local bin=${1:-$FERROVSD}
   mkdir -p "$W/fv"
   printf '[pmd]\nsleep-max = 0\n[[port]]\nname = "vhost0"\ntype = "vhost-user"\npath = "vhost0.sock"\n[[port]]\nname = "vhost1"\ntype = "vhost-user"\npath = "vhost1.sock"\n' > "$W/fv/bench.toml"
-  "$FERROVSD" --config "$W/fv/bench.toml" --run-dir "$W/fv/run" --pmd-cores 1 > "$W/fv/log" 2>&1 &
+  "$bin" --config "$W/fv/bench.toml" --run-dir "$W/fv/run" --pmd-cores 1 > "$W/fv/log" 2>&1 &
   SW_PID=$!; PIDS+=("$SW_PID")
   SOCK0=$W/fv/run/vhost0.sock; SOCK1=$W/fv/run/vhost1.sock; SW_TID_RE='^pmd1$'
   local i; for i in $(seq 100); do [ -S "$SOCK1" ] && return 0; sleep 0.1; done
@@ -72,12 +78,36 @@ start_ferrovs_gen() { # SIZE SECONDS [EXTRA ARGS...] ; sets GEN_PID
   "$FERROVS_TESTPMD" --port "virtio-user:path=$SOCK0,mac=02:00:00:00:00:01" \
     --port "virtio-user:path=$SOCK1,mac=02:00:00:00:00:02" --port-topology=loop --tx-ports=0 \
     --forward-mode=txonly --eth-peer=0,02:00:00:00:00:02 --txpkts=$((size - 4)) --tx-first \
-    --lcores 0 --stats-period 1 --duration "$secs" --json --quiet "$@" > "$W/fgen.json" 2> "$W/fgen.err" &
+    --lcores 0 --stats-period 1 --duration "$secs" --flows "$FLOWS" --json --quiet "$@" > "$W/fgen.json" 2> "$W/fgen.err" &
   GEN_PID=$!; PIDS+=("$GEN_PID")
 }
 
-start_switch() { case $1 in ferrovsd) start_ferrovsd ;; ovs) start_ovs ;; testpmd) start_testpmd_switch ;; esac; }
-stop_switch() { case $1 in ferrovsd) stop_ferrovsd ;; ovs) stop_ovs ;; testpmd) stop_testpmd_switch ;; esac; }
+# RULES with the switch's port names, in place of its default rule.
+load_rules() { # SWITCH
+  [ -n "$RULES" ] || return 0
+  case $1 in
+    ferrovsd*)
+      sed 's/@A@/vhost0/g; s/@B@/vhost1/g' "$RULES" > "$W/rules.txt"
+      "$FERROVS_CTL" --socket "$W/fv/run/ferrovsd.sock" del-flows
+      "$FERROVS_CTL" --socket "$W/fv/run/ferrovsd.sock" add-flows "$W/rules.txt" ;;
+    ovs)
+      sed 's/@A@/vhu0/g; s/@B@/vhu1/g' "$RULES" > "$W/rules.txt"
+      ovs-ofctl -O OpenFlow13 del-flows br0
+      ovs-ofctl -O OpenFlow13 add-flows br0 "$W/rules.txt" ;;
+    *) die "RULES: switch $1 has no flow table" ;;
+  esac
+}
+
+start_switch() {
+  case $1 in
+    ferrovsd) start_ferrovsd ;;
+    ferrovsd-base) start_ferrovsd "${FERROVSD_BASE:?set FERROVSD_BASE to an earlier ferrovsd build}" ;;
+    ovs) start_ovs ;;
+    testpmd) start_testpmd_switch ;;
+  esac
+  load_rules "$1"
+}
+stop_switch() { case $1 in ferrovsd|ferrovsd-base) stop_ferrovsd ;; ovs) stop_ovs ;; testpmd) stop_testpmd_switch ;; esac; }
 
 run_one() { # SWITCH SIZE GEN -> appends one JSON line
   local sw=$1 size=$2 gen=$3

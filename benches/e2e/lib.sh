@@ -120,13 +120,13 @@ stop_ovs() {
 # accounting (ferrovsd pmd-stats, OVS pmd-stats-show); testpmd has none.
 proc_begin() {
   case $1 in
-    ferrovsd) "$FERROVS_CTL" --socket "$W/fv/run/ferrovsd.sock" --json pmd-stats > "$W/proc0.json" ;;
+    ferrovsd|ferrovsd-base) "$FERROVS_CTL" --socket "$W/fv/run/ferrovsd.sock" --json pmd-stats > "$W/proc0.json" ;;
     ovs) ovs-appctl -t "$(ls "$W"/ovs/ovs-vswitchd*.ctl)" dpif-netdev/pmd-stats-clear > /dev/null ;;
   esac
 }
 proc_end() { # -> cycles per packet, or null
   case $1 in
-    ferrovsd)
+    ferrovsd|ferrovsd-base)
       "$FERROVS_CTL" --socket "$W/fv/run/ferrovsd.sock" --json pmd-stats > "$W/proc1.json"
       python3 -c "import json,sys; a=json.load(open(sys.argv[1]))[0]; b=json.load(open(sys.argv[2]))[0]; p=b['packets']-a['packets']; print((b['busy_cycles']-a['busy_cycles'])/p if p else 'null')" "$W/proc0.json" "$W/proc1.json" ;;
     ovs)

@@ -43,7 +43,7 @@ def main():
     for size in sorted({r["size"] for r in rows}):
         for gen in sorted({r["generator"] for r in rows}):
             f = med.get(("ferrovsd", size, gen))
-            for peer in ("ovs", "testpmd"):
+            for peer in ("ovs", "testpmd", "ferrovsd-base"):
                 p = med.get((peer, size, gen))
                 if f and p:
                     ratios[f"ferrovsd/{peer}@{size}B,{gen}-gen"] = f / p

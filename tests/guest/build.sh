@@ -5,7 +5,8 @@
 #
 # The guest's /init (init.sh here) reads its settings from the kernel command
 # line: fv.ip=ADDR/LEN, fv.mac=MAC, fv.mtu=N, fv.cmd=COMMAND (spaces as %20), and then
-# runs a shell on the serial console.
+# runs a shell on the serial console. The 802.1Q modules (llc stp garp mrp 8021q,
+# in that order) are in /lib/modules but not loaded: VLAN tests insmod them.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-/var/tmp/ferrovs-guest}
@@ -34,7 +35,8 @@ cp b/bin/busybox $root/bin/busybox
 cp "$here/init.sh" $root/init
 chmod +x $root/init
 for m in drivers/virtio/virtio_ring drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci_legacy_dev \
-         drivers/virtio/virtio drivers/virtio/virtio_pci net/core/failover drivers/net/net_failover drivers/net/virtio_net; do
+         drivers/virtio/virtio drivers/virtio/virtio_pci net/core/failover drivers/net/net_failover drivers/net/virtio_net \
+         net/llc/llc net/802/stp net/802/garp net/802/mrp net/8021q/8021q; do
   src=k/lib/modules/$kver/kernel/$m.ko
   if [ -f "$src" ]; then cp "$src" $root/lib/modules/
   elif [ -f "$src.xz" ]; then xz -dc "$src.xz" > $root/lib/modules/"$(basename "$m")".ko
