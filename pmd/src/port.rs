@@ -140,6 +140,15 @@ impl QueueStats {
     }
 }
 
+/// Counters of what a driver did for its peer, beyond packets and drops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerCounters {
+    /// Extra attempts into a full peer ring (tx-retries-max).
+    pub tx_retries: u64,
+    /// Interrupts (call eventfd writes) sent to the peer.
+    pub notifications: u64,
+}
+
 /// One line of `show` output about a port: key/value facts (type, path,
 /// state, negotiated features ...).
 pub type PortInfo = Vec<(&'static str, String)>;
@@ -172,6 +181,17 @@ pub trait Port: Send + Sync {
     /// backend really polls before it starts.
     fn tx_in_flight(&self, _qid: usize) -> usize {
         0
+    }
+    /// The MAC the port shows its peer (a guest's config space), if any.
+    fn mac(&self) -> Option<[u8; 6]> {
+        None
+    }
+    /// Whether the peer enabled rx queue `qid` (drivers without such a notion say yes).
+    fn rxq_enabled(&self, _qid: usize) -> bool {
+        true
+    }
+    fn peer_counters(&self) -> PeerCounters {
+        PeerCounters::default()
     }
     /// Interrupt mode for idle receivers: sleeps until queue `qid` may have
     /// packets or `timeout` passes. Drivers without a notification channel

@@ -36,6 +36,9 @@ pub struct Bridge {
 
 struct State {
     ports: BTreeMap<String, (PortConfig, Arc<SwitchPort>)>,
+    /// vhost-user ports registered with the vhost control thread (the
+    /// control plane's handle; the datapath sees only `dyn Port`).
+    vhost_ports: BTreeMap<String, Arc<VhostPort>>,
     next_no: u16,
     generation: u64,
     flows: FlowTable,
@@ -112,6 +115,7 @@ impl Bridge {
                 let flows = FlowTable::new(n_pmds);
                 State {
                     ports: BTreeMap::new(),
+                    vhost_ports: BTreeMap::new(),
                     next_no: 1,
                     generation: 0,
                     compiled: Arc::new(flows.compile()),
@@ -255,7 +259,7 @@ impl Bridge {
                         name: cfg.name.clone(),
                         source,
                     })?;
-                let mut sp = SwitchPort::new(no, cfg.name.clone(), vp.clone(), Some(vp.clone()));
+                let mut sp = SwitchPort::new(no, cfg.name.clone(), vp.clone());
                 if let Some(a) = &cfg.pmd_rxq_affinity {
                     match crate::config::parse_affinity(a) {
                         Ok(pins) => {
@@ -271,6 +275,7 @@ impl Bridge {
                         }
                     }
                 }
+                st.vhost_ports.insert(cfg.name.clone(), vp);
                 Arc::new(sp)
             }
             PortKind::VirtioUser => {
@@ -287,7 +292,7 @@ impl Bridge {
                 // switch's one pool so frames cross without a copy.
                 let vp =
                     VirtioPort::start(vc, Arc::clone(&self.pool)).map_err(BridgeError::Invalid)?;
-                Arc::new(SwitchPort::new(no, cfg.name.clone(), vp, None))
+                Arc::new(SwitchPort::new(no, cfg.name.clone(), vp))
             }
             PortKind::Dpdk => unreachable!("dpdk ports are added by add_dpdk_port"),
         };
@@ -342,7 +347,7 @@ impl Bridge {
         }
         let port = DpdkPort::open(dc).map_err(BridgeError::Invalid)?;
         let no = st.next_no;
-        let sp = Arc::new(SwitchPort::new(no, cfg.name.clone(), Arc::new(port), None));
+        let sp = Arc::new(SwitchPort::new(no, cfg.name.clone(), Arc::new(port)));
         st.next_no += 1;
         tracing::info!(port = %cfg.name, no, "dpdk port added");
         st.ports.insert(cfg.name.clone(), (cfg, sp));
@@ -366,8 +371,8 @@ impl Bridge {
             .ok_or_else(|| BridgeError::NoSuchPort(name.into()))?;
         // After this returns no PMD polls or sends to the port any more.
         self.republish(&mut st);
-        if let Some(vp) = &sp.vhost {
-            self.vhost.remove(vp);
+        if let Some(vp) = st.vhost_ports.remove(name) {
+            self.vhost.remove(&vp);
         }
         sp.port.shutdown();
         self.fdb.flush_port(sp.no);

@@ -200,13 +200,13 @@ fn main() -> Result<()> {
         std::thread::Builder::new()
             .name("housekeeping".into())
             .spawn(move || {
-                let mut ticks = 0u32;
+                let mut next_expiry = std::time::Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(200));
                     bridge.fdb.age(bridge.fdb.now());
-                    ticks += 1;
-                    if ticks % 5 == 0 {
+                    if std::time::Instant::now() >= next_expiry {
                         bridge.expire_flows();
+                        next_expiry += Duration::from_secs(1);
                     }
                 }
             })?

@@ -130,6 +130,25 @@ impl Port for VhostPort {
         "vhost-user"
     }
 
+    fn mac(&self) -> Option<[u8; 6]> {
+        Some(self.config.mac)
+    }
+
+    /// Guest TX queue `qid` (virtqueue 2*qid+1) is running.
+    fn rxq_enabled(&self, qid: usize) -> bool {
+        self.queues
+            .get(2 * qid + 1)
+            .is_some_and(|vq| vq.state.lock().running())
+    }
+
+    fn peer_counters(&self) -> crate::port::PeerCounters {
+        let sum = |f: fn(&super::queue::VirtQueue) -> u64| self.queues.iter().map(f).sum::<u64>();
+        crate::port::PeerCounters {
+            tx_retries: sum(|q| q.retries.load(Ordering::Relaxed)),
+            notifications: sum(|q| q.notifications.load(Ordering::Relaxed)),
+        }
+    }
+
     fn n_rxq(&self) -> usize {
         self.queues.len() / 2
     }

@@ -4,7 +4,6 @@
 
 use crate::bridge::Bridge;
 use crate::config::{format_mac, Mode, PortConfig, PortKind};
-use pmd::vhost::features;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::Ordering;
 
@@ -329,10 +328,8 @@ fn show(bridge: &Bridge) -> Value {
                 };
                 o.insert(k.into(), v);
             }
-            if let Some(vp) = &sp.vhost {
-                o.insert("mac".into(), json!(format_mac(&vp.config.mac)));
-                let f = vp.acked_features.load(Ordering::Relaxed);
-                o.insert("features".into(), json!(features::names(f)));
+            if let Some(mac) = sp.port.mac() {
+                o.insert("mac".into(), json!(format_mac(&mac)));
             }
             Value::Object(o)
         })
@@ -422,9 +419,7 @@ fn port_stats(bridge: &Bridge, only: Option<&str>) -> Result<Value, String> {
             let rx: Vec<Value> = (0..p.n_rxq()).map(|q| queue_json(q, p.rxq_stats(q).snapshot())).collect();
             let tx: Vec<Value> = (0..p.n_txq()).map(|q| queue_json(q, p.txq_stats(q).snapshot())).collect();
             let sum = |v: &[Value], k: &str| v.iter().map(|q| q[k].as_u64().unwrap_or(0)).sum::<u64>();
-            let notif: u64 = sp.vhost.as_ref().map_or(0, |vp| {
-                vp.queues.iter().map(|q| q.notifications.load(Ordering::Relaxed)).sum()
-            });
+            let notif = p.peer_counters().notifications;
             json!({
                 "name": sp.name,
                 "rx_packets": sum(&rx, "packets"), "rx_bytes": sum(&rx, "bytes"), "rx_dropped": sum(&rx, "dropped"),
@@ -460,11 +455,7 @@ fn pmd_rxq_show(bridge: &Bridge) -> Value {
                 .zip(&cycles)
                 .map(|(q, c)| {
                     let sp = &snap.ports[q.slot as usize];
-                    let enabled = sp.vhost.as_ref().is_none_or(|v| {
-                        v.queues
-                            .get(2 * q.qid as usize + 1)
-                            .is_some_and(|vq| vq.state.lock().running())
-                    });
+                    let enabled = sp.port.rxq_enabled(q.qid as usize);
                     json!({
                         "port": sp.name, "queue": q.qid, "enabled": enabled,
                         "pinned": sp.rxq_affinity[q.qid as usize].is_some(),

@@ -48,6 +48,8 @@ pub(super) struct Work {
     pub(super) burst: Burst,
 }
 
+type VlanMac = (u16, [u8; 6]);
+
 /// Per-burst state: drops to add to the input port at the end, and
 /// one-entry caches of `normal` (as VPP's l2-fwd keeps: a burst is usually
 /// one or a few flows).
@@ -57,8 +59,9 @@ pub(super) struct Burst {
     pub(super) in_no: u16,
     pub(super) now: u32,
     pub(super) drops: [u32; DpDrop::ALL.len()],
-    pub(super) learned: Option<(u16, [u8; 6])>,
-    pub(super) looked_up: Option<((u16, [u8; 6]), Option<usize>)>,
+    pub(super) learned: Option<VlanMac>,
+    /// (VLAN, destination) and the slot it resolved to.
+    pub(super) looked_up: Option<(VlanMac, Option<usize>)>,
 }
 
 impl Work {

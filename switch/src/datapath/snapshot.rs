@@ -6,7 +6,6 @@
 use super::stats::SwitchDrops;
 use crate::flow::classifier::Classifier;
 use crate::flow::vlan::PortVlan;
-use pmd::vhost::VhostPort;
 use pmd::Port;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -17,9 +16,8 @@ pub struct SwitchPort {
     /// stale FDB entry can never point at a newer port. 0 is "none".
     pub no: u16,
     pub name: String,
+    /// The driver, seen only through `pmd`'s port API.
     pub port: Arc<dyn Port>,
-    /// Set for vhost-user ports (control-plane view).
-    pub vhost: Option<Arc<VhostPort>>,
     /// Per rx queue: cycles PMDs spent on it (for `cycles` assignment and
     /// pmd-rxq-show). Written by the one PMD polling the queue.
     pub rxq_cycles: Vec<std::sync::atomic::AtomicU64>,
@@ -30,18 +28,12 @@ pub struct SwitchPort {
 }
 
 impl SwitchPort {
-    pub fn new(
-        no: u16,
-        name: String,
-        port: Arc<dyn Port>,
-        vhost: Option<Arc<VhostPort>>,
-    ) -> SwitchPort {
+    pub fn new(no: u16, name: String, port: Arc<dyn Port>) -> SwitchPort {
         let n = port.n_rxq();
         SwitchPort {
             no,
             name,
             port,
-            vhost,
             rxq_cycles: (0..n).map(|_| Default::default()).collect(),
             rxq_affinity: vec![None; n],
             drops: SwitchDrops::default(),
@@ -209,7 +201,7 @@ mod tests {
 
     fn sp(no: u16) -> Arc<SwitchPort> {
         let (a, _b) = RingPort::pair(4);
-        Arc::new(SwitchPort::new(no, format!("p{no}"), a, None))
+        Arc::new(SwitchPort::new(no, format!("p{no}"), a))
     }
 
     #[test]

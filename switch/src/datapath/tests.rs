@@ -76,7 +76,7 @@ impl Rig {
             .iter()
             .map(|&i| {
                 let p: Arc<dyn Port> = self.ends[i].0.clone();
-                Arc::new(SwitchPort::new(i as u16 + 1, format!("r{i}"), p, None))
+                Arc::new(SwitchPort::new(i as u16 + 1, format!("r{i}"), p))
             })
             .collect();
         let mut table = FlowTable::empty(1);
@@ -106,7 +106,7 @@ impl Rig {
             .iter()
             .map(|&i| {
                 let p: Arc<dyn Port> = self.ends[i].0.clone();
-                Arc::new(SwitchPort::new(i as u16 + 1, format!("r{i}"), p, None))
+                Arc::new(SwitchPort::new(i as u16 + 1, format!("r{i}"), p))
             })
             .collect();
         let cores = self.dp.cores();

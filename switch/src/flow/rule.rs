@@ -152,7 +152,7 @@ impl Filter {
             return false;
         }
         if let Some(p) = self.out_port {
-            if !r.actions.iter().any(|a| *a == Action::Output(p)) {
+            if !r.actions.contains(&Action::Output(p)) {
                 return false;
             }
         }

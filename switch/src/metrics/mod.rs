@@ -205,26 +205,15 @@ pub fn render(bridge: &Bridge) -> String {
                 }
             }
         }
-        let pinfo = p.info();
-        let features = pinfo
-            .iter()
+        let features = p
+            .info()
+            .into_iter()
             .find(|(k, _)| *k == "features")
-            .map(|(_, v)| v.clone());
-        let features = match (&sp.vhost, features) {
-            (Some(vp), _) => pmd::vhost::features::names(vp.acked_features.load(Relaxed)).join(","),
-            (None, Some(f)) => f,
-            (None, None) => String::new(),
-        };
-        if let Some(vp) = &sp.vhost {
-            let sum =
-                |f: fn(&pmd::vhost::queue::VirtQueue) -> u64| vp.queues.iter().map(f).sum::<u64>();
-            retries
-                .with_label_values(&[name])
-                .inc_by(sum(|q| q.retries.load(Relaxed)));
-            notif
-                .with_label_values(&[name])
-                .inc_by(sum(|q| q.notifications.load(Relaxed)));
-        }
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        let pc = p.peer_counters();
+        retries.with_label_values(&[name]).inc_by(pc.tx_retries);
+        notif.with_label_values(&[name]).inc_by(pc.notifications);
         link.with_label_values(&[name, p.kind()])
             .set(p.link_up() as i64);
         info.with_label_values(&[name, p.kind(), &features]).set(1);
@@ -240,7 +229,8 @@ pub fn render(bridge: &Bridge) -> String {
         .with_label_values(NO_LABELS)
         .set(gauge_i(bridge.n_flows() as u64));
 
-    let pmd_counters: [(&str, fn(&crate::datapath::stats::PmdStats) -> u64); 10] = [
+    type Read = fn(&crate::datapath::stats::PmdStats) -> u64;
+    let pmd_counters: [(&str, Read); 10] = [
         ("ferrovs_pmd_busy_cycles_total", |p| {
             p.busy_cycles.load(Relaxed)
         }),
