@@ -101,21 +101,7 @@ impl Rig {
 
     /// Makes the listed ports (by index) the switch's ports; port number = index + 1.
     fn publish(&mut self, which: &[usize]) {
-        self.generation += 1;
-        let ports = which
-            .iter()
-            .map(|&i| {
-                let p: Arc<dyn Port> = self.ends[i].0.clone();
-                Arc::new(SwitchPort::new(i as u16 + 1, format!("r{i}"), p))
-            })
-            .collect();
-        let cores = self.dp.cores();
-        self.dp.publish(Snapshot::build(
-            self.generation,
-            ports,
-            &cores,
-            RxqAssign::RoundRobin,
-        ));
+        self.publish_with(which, &[], &["priority=0,actions=normal"]);
     }
 
     fn send(&mut self, port: usize, frames: &[Vec<u8>]) {
