@@ -46,7 +46,7 @@ fn bad_requests_get_errors_and_forwarding_continues() {
         ("bad number", b"{\"command\":\"add-port\",\"args\":{\"name\":\"x\",\"type\":\"vhost-user\",\"path\":\"x\",\"n-rxq\":\"9\"}}\n".to_vec(), false, "n-rxq must be a number from 1 to 8"),
         ("jumbo on a 2 KiB pool", b"{\"command\":\"add-port\",\"args\":{\"name\":\"x\",\"type\":\"vhost-user\",\"path\":\"x\",\"mtu-request\":\"9000\"}}\n".to_vec(), false, "mbuf-data-room"),
         ("truncated", b"{\"command\":\"sh".to_vec(), true, "truncated"),
-        ("oversized", vec![b'x'; 200 * 1024], false, "longer than"),
+        ("oversized", vec![b'x'; 5 << 20], false, "longer than"),
     ];
     for (what, bytes, close, expect) in cases {
         let r = raw(&sw, &bytes, close).unwrap_or_else(|| panic!("{what}: no reply"));

@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub const MAX_REQUEST: usize = 64 * 1024;
+/// Room for an `add-flows` of some 30 000 rules in one request (it is all
+/// or nothing); bounded so a client cannot grow memory without limit.
+pub const MAX_REQUEST: usize = 4 << 20;
 const MAX_CLIENTS: usize = 16;
 const CLIENT_IDLE: Duration = Duration::from_secs(30);
 
