@@ -145,7 +145,7 @@ fn main() -> Result<()> {
         RxqAssignConfig::Roundrobin => RxqAssign::RoundRobin,
         RxqAssignConfig::Cycles => RxqAssign::Cycles,
     };
-    let bridge = Bridge::new(
+    let mut bridge = Bridge::new(
         cfg.bridge.name.clone(),
         run_dir.clone(),
         fdb.clone(),

@@ -1,7 +1,10 @@
 //! The bridge as the control plane sees it: its ports by name, the port
-//! numbers, and every change turned into a new datapath snapshot.
+//! numbers, its rules, and every change turned into a new datapath snapshot.
+//! Opening a port is its driver's business ([`drivers`]).
 
-use crate::config::{parse_mac, validate_port_name, Mode, PortConfig, PortKind};
+mod drivers;
+
+use crate::config::{parse_mac, validate_port_name, PortConfig};
 use crate::datapath::snapshot::{RxqAssign, Snapshot, SwitchPort};
 use crate::datapath::Datapath;
 use crate::fdb::Fdb;
@@ -10,11 +13,10 @@ use crate::flow::rule::Rule;
 use crate::flow::syntax::{self, PortNames};
 use crate::flow::table::FlowTable;
 use crate::state::{Desired, StateFile};
-use pmd::vhost::{SocketMode, VhostControl, VhostPort, VhostPortConfig};
-use pmd::virtio::{VirtioPort, VirtioUserConfig};
+use pmd::vhost::VhostControl;
 use pmd::Pool;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub struct Bridge {
@@ -31,14 +33,14 @@ pub struct Bridge {
     /// Where /metrics is served (for `show`), once the server runs.
     metrics_addr: Mutex<Option<String>>,
     /// DPDK EAL arguments, used when the first `dpdk` port is added.
-    dpdk_eal_args: Mutex<String>,
+    dpdk_eal_args: String,
 }
 
 struct State {
     ports: BTreeMap<String, (PortConfig, Arc<SwitchPort>)>,
-    /// vhost-user ports registered with the vhost control thread (the
-    /// control plane's handle; the datapath sees only `dyn Port`).
-    vhost_ports: BTreeMap<String, Arc<VhostPort>>,
+    /// What each driver opened, to close it on removal (the datapath
+    /// sees only `dyn Port`).
+    opened: BTreeMap<String, drivers::Opened>,
     next_no: u16,
     generation: u64,
     flows: FlowTable,
@@ -115,7 +117,7 @@ impl Bridge {
                 let flows = FlowTable::new(n_pmds);
                 State {
                     ports: BTreeMap::new(),
-                    vhost_ports: BTreeMap::new(),
+                    opened: BTreeMap::new(),
                     next_no: 1,
                     generation: 0,
                     compiled: Arc::new(flows.compile()),
@@ -126,12 +128,12 @@ impl Bridge {
             state_file,
             rxq_assign,
             metrics_addr: Mutex::new(None),
-            dpdk_eal_args: Mutex::new(String::new()),
+            dpdk_eal_args: String::new(),
         })
     }
 
-    pub fn set_dpdk_eal_args(&self, a: String) {
-        *self.dpdk_eal_args.lock().expect("poisoned") = a;
+    pub fn set_dpdk_eal_args(&mut self, a: String) {
+        self.dpdk_eal_args = a;
     }
 
     pub fn set_metrics_addr(&self, a: String) {
@@ -181,44 +183,36 @@ impl Bridge {
         Ok(())
     }
 
-    fn resolve(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.run_dir.join(p)
+    fn driver_env(&self) -> drivers::Env<'_> {
+        drivers::Env {
+            run_dir: &self.run_dir,
+            pool: &self.pool,
+            vhost: &self.vhost,
+            n_pmds: self.datapath.n_pmds(),
+            dpdk_eal_args: &self.dpdk_eal_args,
         }
     }
 
     pub fn add_port(&self, cfg: PortConfig) -> Result<u16, BridgeError> {
         validate_port_name(&cfg.name).map_err(BridgeError::Invalid)?;
         cfg.vlan().map_err(BridgeError::Invalid)?;
+        let pins = match &cfg.pmd_rxq_affinity {
+            Some(a) => crate::config::parse_affinity(a)
+                .map_err(|e| BridgeError::Invalid(format!("pmd-rxq-affinity: {e}")))?,
+            None => Vec::new(),
+        };
         let mut st = self.state.lock().expect("bridge state poisoned");
         if st.ports.contains_key(&cfg.name) {
             return Err(BridgeError::Exists(cfg.name));
         }
-        if cfg.kind == PortKind::Dpdk {
-            return self.add_dpdk_port(&mut st, cfg);
-        }
-        if cfg.path.as_os_str().is_empty() {
-            return Err(BridgeError::Invalid(
-                "a vhost-user or virtio-user port needs a path".into(),
-            ));
-        }
-        let path = self.resolve(&cfg.path);
-        if path.as_os_str().len() >= 108 {
-            return Err(BridgeError::Invalid(format!(
-                "socket path {} is longer than 107 bytes",
-                path.display()
-            )));
-        }
+        let claim = drivers::claim(&cfg, &self.run_dir)?;
         if let Some((other, _)) = st
             .ports
             .iter()
-            .find(|(_, (c, _))| self.resolve(&c.path) == path)
+            .find(|(_, (c, _))| drivers::claim(c, &self.run_dir).ok().as_ref() == Some(&claim))
         {
             return Err(BridgeError::Invalid(format!(
-                "socket {} is already used by port {other:?}",
-                path.display()
+                "{claim} is already used by port {other:?}"
             )));
         }
         if st.next_no == u16::MAX {
@@ -239,128 +233,19 @@ impl Bridge {
             Some(m) => parse_mac(m).map_err(BridgeError::Invalid)?,
             None => [0x02, 0xfe, 0x00, 0x00, (no >> 8) as u8, no as u8],
         };
-        let sp = match cfg.kind {
-            PortKind::VhostUser => {
-                let mode = match cfg.mode {
-                    Mode::Server => SocketMode::Server,
-                    Mode::Client => SocketMode::Client,
-                };
-                let vp = Arc::new(VhostPort::new(VhostPortConfig {
-                    path,
-                    mode,
-                    queue_pairs: cfg.n_rxq.unwrap_or(1),
-                    mac,
-                    tx_retries_max: cfg.tx_retries_max,
-                    mtu,
-                }));
-                self.vhost
-                    .add(vp.clone())
-                    .map_err(|source| BridgeError::Socket {
-                        name: cfg.name.clone(),
-                        source,
-                    })?;
-                let mut sp = SwitchPort::new(no, cfg.name.clone(), vp.clone());
-                if let Some(a) = &cfg.pmd_rxq_affinity {
-                    match crate::config::parse_affinity(a) {
-                        Ok(pins) => {
-                            for (q, core) in pins {
-                                if let Some(slot) = sp.rxq_affinity.get_mut(q as usize) {
-                                    *slot = Some(core);
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            self.vhost.remove(&vp);
-                            return Err(BridgeError::Invalid(format!("pmd-rxq-affinity: {e}")));
-                        }
-                    }
-                }
-                st.vhost_ports.insert(cfg.name.clone(), vp);
-                Arc::new(sp)
+        let opened = drivers::open(&cfg, mac, &self.driver_env())?;
+        let mut sp = SwitchPort::new(no, cfg.name.clone(), opened.port.clone());
+        for (q, core) in pins {
+            if let Some(slot) = sp.rxq_affinity.get_mut(q as usize) {
+                *slot = Some(core);
             }
-            PortKind::VirtioUser => {
-                if cfg.mode == Mode::Client || cfg.pmd_rxq_affinity.is_some() {
-                    return Err(BridgeError::Invalid(
-                        "virtio-user ports always connect to their backend: no mode or pmd-rxq-affinity".into(),
-                    ));
-                }
-                let mut vc = VirtioUserConfig::new(path);
-                vc.mac = mac;
-                vc.queue_pairs = cfg.n_rxq.unwrap_or(1);
-                vc.tx_retries_max = cfg.tx_retries_max;
-                // Our buffers are the backend's view of memory: share the
-                // switch's one pool so frames cross without a copy.
-                let vp =
-                    VirtioPort::start(vc, Arc::clone(&self.pool)).map_err(BridgeError::Invalid)?;
-                Arc::new(SwitchPort::new(no, cfg.name.clone(), vp))
-            }
-            PortKind::Dpdk => unreachable!("dpdk ports are added by add_dpdk_port"),
-        };
+        }
         st.next_no += 1;
-        tracing::info!(port = %cfg.name, no, "port added");
-        st.ports.insert(cfg.name.clone(), (cfg, sp));
+        tracing::info!(port = %cfg.name, no, kind = opened.port.kind(), "port added");
+        st.opened.insert(cfg.name.clone(), opened);
+        st.ports.insert(cfg.name.clone(), (cfg, Arc::new(sp)));
         self.republish(&mut st);
         Ok(no)
-    }
-
-    /// A NIC or vdev through DPDK; the EAL starts with the first one.
-    #[cfg(feature = "dpdk")]
-    fn add_dpdk_port(&self, st: &mut State, cfg: PortConfig) -> Result<u16, BridgeError> {
-        use pmd::dpdk::{eal_init, DpdkPort, DpdkPortConfig};
-        let devargs = cfg
-            .devargs
-            .clone()
-            .filter(|d| !d.trim().is_empty())
-            .ok_or_else(|| BridgeError::Invalid("a dpdk port needs devargs".into()))?;
-        if let Some((other, _)) = st
-            .ports
-            .iter()
-            .find(|(_, (c, _))| c.devargs.as_deref() == Some(devargs.as_str()))
-        {
-            return Err(BridgeError::Invalid(format!(
-                "devargs {devargs:?} are already used by port {other:?}"
-            )));
-        }
-        let mut eal: Vec<String> = vec!["ferrovsd".into()];
-        eal.extend(
-            self.dpdk_eal_args
-                .lock()
-                .expect("poisoned")
-                .split_whitespace()
-                .map(String::from),
-        );
-        eal.extend([
-            "--file-prefix".into(),
-            dpdk_file_prefix(),
-            "--no-shconf".into(),
-        ]);
-        eal_init(&eal).map_err(BridgeError::Invalid)?;
-        let mut dc = DpdkPortConfig::new(devargs);
-        dc.n_rxq = cfg.n_rxq.unwrap_or(1);
-        dc.n_txq = self.datapath.cores().len().max(1) as u16;
-        dc.mtu = cfg.mtu() as u16;
-        if let Some(n) = cfg.n_rxq_desc {
-            dc.rx_desc = n;
-        }
-        if let Some(n) = cfg.n_txq_desc {
-            dc.tx_desc = n;
-        }
-        let port = DpdkPort::open(dc).map_err(BridgeError::Invalid)?;
-        let no = st.next_no;
-        let sp = Arc::new(SwitchPort::new(no, cfg.name.clone(), Arc::new(port)));
-        st.next_no += 1;
-        tracing::info!(port = %cfg.name, no, "dpdk port added");
-        st.ports.insert(cfg.name.clone(), (cfg, sp));
-        self.republish(st);
-        Ok(no)
-    }
-
-    #[cfg(not(feature = "dpdk"))]
-    #[allow(clippy::unused_self)]
-    fn add_dpdk_port(&self, _st: &mut State, _cfg: PortConfig) -> Result<u16, BridgeError> {
-        Err(BridgeError::Invalid(
-            "this ferrovsd was built without DPDK support (cargo feature `dpdk`)".into(),
-        ))
     }
 
     pub fn del_port(&self, name: &str) -> Result<(), BridgeError> {
@@ -371,10 +256,9 @@ impl Bridge {
             .ok_or_else(|| BridgeError::NoSuchPort(name.into()))?;
         // After this returns no PMD polls or sends to the port any more.
         self.republish(&mut st);
-        if let Some(vp) = st.vhost_ports.remove(name) {
-            self.vhost.remove(&vp);
+        if let Some(o) = st.opened.remove(name) {
+            drivers::close(&o, &self.driver_env());
         }
-        sp.port.shutdown();
         self.fdb.flush_port(sp.no);
         tracing::info!(port = %name, "port removed");
         Ok(())
@@ -572,12 +456,6 @@ impl Bridge {
         self.datapath.stop();
         self.vhost.stop();
         #[cfg(feature = "dpdk")]
-        pmd::dpdk::eal_cleanup(&dpdk_file_prefix());
+        pmd::dpdk::eal_cleanup(&drivers::dpdk_file_prefix());
     }
-}
-
-/// The EAL's file prefix: one per daemon, so several can run side by side.
-#[cfg(feature = "dpdk")]
-fn dpdk_file_prefix() -> String {
-    format!("ferrovsd{}", std::process::id())
 }
