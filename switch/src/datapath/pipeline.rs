@@ -33,14 +33,17 @@ impl Work {
         let mut rx = std::mem::take(&mut self.rx);
         if let Some(r) = flows.catch_all(0) {
             let rule = flows.rule(r);
+            let (mut packets, mut bytes) = (0, 0);
             for m in rx.drain() {
                 if m.len() < 14 {
                     self.drop_pkt(m, DpDrop::Runt);
                     continue;
                 }
-                rule.stats.count(self.index, m.len() as u64);
+                packets += 1;
+                bytes += m.len() as u64;
                 self.run_actions(snap, fdb, &rule.actions, m, None, 0);
             }
+            rule.stats.count_n(self.index, packets, bytes);
         } else {
             for m in rx.drain() {
                 match FlowKey::extract(m.data(), in_no) {

@@ -61,8 +61,14 @@ impl RuleStats {
 
     #[inline]
     pub fn count(&self, pmd: usize, bytes: u64) {
+        self.count_n(pmd, 1, bytes);
+    }
+
+    /// Several packets at once (a burst that all took this rule).
+    #[inline]
+    pub fn count_n(&self, pmd: usize, packets: u64, bytes: u64) {
         let s = &self.slots[pmd.min(self.slots.len() - 1)];
-        pmd::port::bump(&s.packets, 1);
+        pmd::port::bump(&s.packets, packets);
         pmd::port::bump(&s.bytes, bytes);
     }
 
