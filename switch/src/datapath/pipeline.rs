@@ -33,6 +33,7 @@ impl Work {
         let mut rx = std::mem::take(&mut self.rx);
         if let Some(r) = flows.catch_all(0) {
             let rule = flows.rule(r);
+            let only_normal = *rule.actions == [Action::Normal];
             let (mut packets, mut bytes) = (0, 0);
             for m in rx.drain() {
                 if m.len() < 14 {
@@ -41,13 +42,24 @@ impl Work {
                 }
                 packets += 1;
                 bytes += m.len() as u64;
-                self.run_actions(snap, fdb, &rule.actions, m, None, 0);
+                if only_normal {
+                    // A fresh bridge: straight to the learning switch.
+                    self.normal(snap, fdb, m);
+                    continue;
+                }
+                let mut cur = self.begin_packet(m);
+                self.run_actions(snap, fdb, &rule.actions, &mut cur, None, 0, true);
+                self.end_packet(cur);
             }
             rule.stats.count_n(self.index, packets, bytes);
         } else {
             for m in rx.drain() {
                 match FlowKey::extract(m.data(), in_no) {
-                    Some(k) => self.table(snap, fdb, 0, m, k, 0),
+                    Some(k) => {
+                        let mut cur = self.begin_packet(m);
+                        self.table(snap, fdb, 0, &mut cur, k, 0, true);
+                        self.end_packet(cur);
+                    }
                     None => self.drop_pkt(m, DpDrop::Runt),
                 }
             }
@@ -58,8 +70,42 @@ impl Work {
         }
     }
 
-    /// Looks `k` up in `table` and runs the rule that matches, or drops.
-    fn table(&mut self, snap: &Snapshot, fdb: &Fdb, table: u8, m: Mbuf, k: FlowKey, depth: u32) {
+    #[inline]
+    fn begin_packet(&mut self, m: Mbuf) -> Option<Mbuf> {
+        self.burst.pkt_len = m.len() as u64;
+        self.burst.outputs = 0;
+        self.burst.ended_by = None;
+        Some(m)
+    }
+
+    /// A packet still held after its actions went nowhere: dropped, counted
+    /// by why (a table miss, or a rule that outputs nothing); one that was
+    /// output (as copies) is just freed.
+    #[inline]
+    fn end_packet(&mut self, cur: Option<Mbuf>) {
+        if let Some(m) = cur {
+            if self.burst.outputs == 0 {
+                let why = self.burst.ended_by.unwrap_or(DpDrop::Acl);
+                self.drop_pkt(m, why);
+            } else {
+                self.cache.free(m);
+            }
+        }
+    }
+
+    /// Looks `k` up in `table` and runs the rule that matches on the packet
+    /// in `cur` (`last`: nothing runs after it, so it may give the packet away).
+    #[allow(clippy::too_many_arguments)]
+    fn table(
+        &mut self,
+        snap: &Snapshot,
+        fdb: &Fdb,
+        table: u8,
+        cur: &mut Option<Mbuf>,
+        k: FlowKey,
+        depth: u32,
+        last: bool,
+    ) {
         let flows = &*snap.flows;
         let found = match flows.catch_all(table) {
             Some(r) => Some(r),
@@ -81,77 +127,97 @@ impl Work {
             }
         };
         let Some(r) = found else {
-            return self.drop_pkt(m, DpDrop::NoMatch);
+            self.burst.ended_by.get_or_insert(DpDrop::NoMatch);
+            return;
         };
         let rule = flows.rule(r);
-        rule.stats.count(self.index, m.len() as u64);
-        self.run_actions(snap, fdb, &rule.actions, m, Some(k), depth);
+        // Every rule is credited with the packet as received (as OVS does).
+        rule.stats.count(self.index, self.burst.pkt_len);
+        self.run_actions(snap, fdb, &rule.actions, cur, Some(k), depth, last);
     }
 
-    /// Runs `actions` in order on `m`. Edits change the packet in place; every
-    /// output but the last gets a copy, the last one the packet itself.
+    /// Runs `actions` in order on the packet in `cur`: edits change it in
+    /// place (a resubmitted table edits the same packet, as in OVS); outputs
+    /// take copies, except the very last one when `last`, which takes the
+    /// packet itself.
+    #[allow(clippy::too_many_arguments)]
     fn run_actions(
         &mut self,
         snap: &Snapshot,
         fdb: &Fdb,
         actions: &[Action],
-        m: Mbuf,
+        cur: &mut Option<Mbuf>,
         mut key: Option<FlowKey>,
         depth: u32,
+        last: bool,
     ) {
-        // The lists most bridges run, without the general loop.
-        match actions {
-            [Action::Normal] => return self.normal(snap, fdb, m),
-            [Action::Output(p)] => return self.output(snap, *p, m),
-            [] => return self.drop_pkt(m, DpDrop::Acl),
-            _ => {}
-        }
-        let Some(last) = actions.iter().rposition(Action::consumes) else {
-            return self.drop_pkt(m, DpDrop::Acl);
+        let Some(final_output) = actions.iter().rposition(Action::consumes) else {
+            // Edits only (they still count for a caller's later actions).
+            self.burst.ended_by.get_or_insert(DpDrop::Acl);
+            for a in actions {
+                if !self.edit(cur, a) {
+                    return;
+                }
+            }
+            return;
         };
-        let mut cur = Some(m);
-        for (i, a) in actions[..=last].iter().enumerate() {
-            let pm = cur.as_mut().expect("the packet is held until its last output");
+        for (i, a) in actions.iter().enumerate() {
             if !a.consumes() {
-                if !apply_edit(pm, a) {
-                    let m = cur.take().expect("held");
-                    return self.drop_pkt(m, DpDrop::NoBuffer);
+                if !self.edit(cur, a) {
+                    return;
                 }
                 key = None;
                 continue;
             }
-            let p = if i == last {
-                cur.take().expect("held")
-            } else {
-                match self.copy_of(pm) {
-                    Some(c) => c,
-                    None => continue,
+            let take = last && i == final_output;
+            if let Action::Resubmit(t) | Action::GotoTable(t) = a {
+                if depth >= MAX_RESUBMITS {
+                    if let Some(m) = cur.take() {
+                        self.drop_pkt(m, DpDrop::ResubmitDepth);
+                    }
+                    return;
                 }
+                let Some(k) = key.or_else(|| FlowKey::extract(cur.as_ref()?.data(), self.burst.in_no)) else {
+                    return;
+                };
+                self.table(snap, fdb, *t, cur, k, depth + 1, take);
+                if take {
+                    return;
+                }
+                // The other table may have edited the packet.
+                key = None;
+                continue;
+            }
+            let p = match (take, cur.as_ref()) {
+                (true, _) => cur.take(),
+                (false, Some(m)) => self.copy_of(m),
+                (false, None) => None,
             };
+            let Some(p) = p else { continue };
+            self.burst.outputs += 1;
             match a {
                 Action::Output(no) => self.output(snap, *no, p),
                 Action::InPort => self.enqueue(snap, self.burst.in_slot, p),
                 Action::Normal => self.normal(snap, fdb, p),
                 Action::Flood | Action::All => self.output_all(snap, p),
-                Action::Resubmit(t) | Action::GotoTable(t) => {
-                    if depth >= MAX_RESUBMITS {
-                        self.drop_pkt(p, DpDrop::ResubmitDepth);
-                        continue;
-                    }
-                    // Edits so far change what the next table sees.
-                    let k = match key.or_else(|| FlowKey::extract(p.data(), self.burst.in_no)) {
-                        Some(k) => k,
-                        None => {
-                            self.drop_pkt(p, DpDrop::Runt);
-                            continue;
-                        }
-                    };
-                    key = Some(k);
-                    self.table(snap, fdb, *t, p, k, depth + 1);
-                }
-                _ => unreachable!("only consuming actions reach here"),
+                _ => unreachable!("only outputs reach here"),
+            }
+            if take {
+                return;
             }
         }
+    }
+
+    /// One header edit on the held packet; false (and the packet dropped)
+    /// when it cannot take it, or when there is no packet any more.
+    fn edit(&mut self, cur: &mut Option<Mbuf>, a: &Action) -> bool {
+        let Some(m) = cur.as_mut() else { return false };
+        if apply_edit(m, a) {
+            return true;
+        }
+        let m = cur.take().expect("held");
+        self.drop_pkt(m, DpDrop::NoBuffer);
+        false
     }
 }
 
@@ -170,10 +236,8 @@ fn apply_edit(m: &mut Mbuf, a: &Action) -> bool {
             edit::pop_vlan(m);
             true
         }
-        Action::PushVlan(_) => {
-            let tci = edit::vlan_tci(m.data()).unwrap_or(0);
-            edit::push_vlan(m, tci)
-        }
+        // OVS pushes a tag with VID 0 and PCP 0; mod_vlan_vid/pcp set them.
+        Action::PushVlan(_) => edit::push_vlan(m, 0),
         Action::ModDlSrc(mac) => edit::set_mac(m, false, mac),
         Action::ModDlDst(mac) => edit::set_mac(m, true, mac),
         _ => true,

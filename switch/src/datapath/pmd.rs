@@ -60,6 +60,11 @@ pub(super) struct Burst {
     pub(super) now: u32,
     pub(super) drops: [u32; DpDrop::ALL.len()],
     pub(super) learned: Option<VlanMac>,
+    /// The packet being switched: its length as received (rule byte
+    /// counters), how often it was output, and why it ended if it went nowhere.
+    pub(super) pkt_len: u64,
+    pub(super) outputs: u32,
+    pub(super) ended_by: Option<DpDrop>,
     /// (VLAN, destination) and the slot it resolved to.
     pub(super) looked_up: Option<(VlanMac, Option<usize>)>,
 }

@@ -333,6 +333,9 @@ fn rules_steer_drop_rewrite_and_chain_tables() {
             "priority=90,in_port=r0,dl_dst=02:00:00:00:00:07,actions=goto_table:1",
             "table=1,priority=5,actions=mod_dl_src:02:00:00:00:00:55,output:r1,strip_vlan,output:r2",
             "priority=90,in_port=r0,dl_dst=02:00:00:00:00:06,actions=resubmit(,3),output:r2",
+            "priority=90,in_port=r0,dl_dst=02:00:00:00:00:05,actions=resubmit(,2),output:r1",
+            "table=2,priority=1,actions=mod_vlan_vid:30",
+            "priority=90,in_port=r0,dl_dst=02:00:00:00:00:04,actions=resubmit(,3)",
         ],
     );
     // ACL drop, counted on the input port and on the rule.
@@ -353,12 +356,19 @@ fn rules_steer_drop_rewrite_and_chain_tables() {
     assert_eq!(&c1[0][6..12], &[2, 0, 0, 0, 0, 0x55]);
     assert_eq!(tci_of(&c1[0]), Some(3));
     assert_eq!(tci_of(&c2[0]), None);
-    // resubmit into an empty table: that branch drops (no_match), the rest goes on.
+    // resubmit into an empty table does nothing; the packet goes on (OVS).
     r.send(0, &[frame(mac(6), mac(1))]);
     assert_eq!(r.recv(2, 1).len(), 1);
+    // What a resubmitted table edits, the caller's later actions see.
+    r.send(0, &[frame(mac(5), mac(1))]);
+    let e = r.recv(1, 1);
+    assert_eq!(e.len(), 1);
+    assert_eq!(tci_of(&e[0]), Some(30));
+    // A packet whose actions end in a table miss and no output: no_match.
+    r.send(0, &[frame(mac(4), mac(1))]);
     wait_for("no_match", || r.port_drops(0, DpDrop::NoMatch) == 1);
     let counts: Vec<u64> = r.table.entries().iter().map(|e| e.stats.total().0).collect();
-    assert_eq!(counts, vec![0, 4, 1, 1, 1, 1]);
+    assert_eq!(counts, vec![0, 4, 1, 1, 1, 1, 1, 1, 1]);
 }
 
 #[test]

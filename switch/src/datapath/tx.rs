@@ -62,9 +62,9 @@ impl Work {
         }
     }
 
-    /// Out of `slot` with VID `vid` (0: untagged), PCP kept.
+    /// Out of `slot` untagged (None) or with VID `vid`, PCP kept.
     #[inline]
-    pub(super) fn output_tagged(&mut self, snap: &Snapshot, slot: usize, mut m: Mbuf, vid: u16) {
+    pub(super) fn output_tagged(&mut self, snap: &Snapshot, slot: usize, mut m: Mbuf, vid: Option<u16>) {
         if edit::retag(&mut m, vid) {
             self.enqueue(snap, slot, m);
         } else {

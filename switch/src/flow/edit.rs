@@ -46,15 +46,17 @@ pub fn set_tci(m: &mut Mbuf, tci: u16) -> bool {
     }
 }
 
-/// Makes the frame leave with VID `vid` (0: untagged), keeping its PCP.
+/// Makes the frame leave untagged (None) or with VID `vid`, keeping its
+/// PCP; a tag that would carry neither VID nor PCP is left off.
 #[inline]
-pub fn retag(m: &mut Mbuf, vid: u16) -> bool {
+pub fn retag(m: &mut Mbuf, vid: Option<u16>) -> bool {
     match (vlan_tci(m.data()), vid) {
-        (None, 0) => true,
-        (Some(_), 0) => pop_vlan(m),
-        (Some(t), v) if t & 0x0fff == v => true,
-        (Some(t), v) => set_tci(m, (t & 0xf000) | v),
-        (None, v) => push_vlan(m, v),
+        (None, None) | (None, Some(0)) => true,
+        (Some(_), None) => pop_vlan(m),
+        (Some(t), Some(v)) if t & 0x0fff == v => true,
+        (Some(t), Some(v)) if t & 0xe000 == 0 && v == 0 => pop_vlan(m),
+        (Some(t), Some(v)) => set_tci(m, (t & 0xf000) | v),
+        (None, Some(v)) => push_vlan(m, v),
     }
 }
 
@@ -90,10 +92,14 @@ mod tests {
         let mut m = frame(&mut c, None);
         assert!(push_vlan(&mut m, 0x600a));
         assert_eq!(m.data(), frame(&mut c, Some(0x600a)).data());
-        assert!(retag(&mut m, 20));
+        assert!(retag(&mut m, Some(20)));
         assert_eq!(vlan_tci(m.data()), Some(0x6014), "PCP kept");
-        assert!(retag(&mut m, 0));
+        assert!(retag(&mut m, Some(0)));
+        assert_eq!(vlan_tci(m.data()), Some(0x6000), "a priority tag stays");
+        assert!(retag(&mut m, None));
         assert_eq!(m.data(), frame(&mut c, None).data());
+        assert!(retag(&mut m, Some(0)));
+        assert_eq!(vlan_tci(m.data()), None, "no VID, no PCP: no tag");
         assert!(!pop_vlan(&mut m), "nothing to pop");
         assert!(set_tci(&mut m, 7));
         assert_eq!(vlan_tci(m.data()), Some(7));

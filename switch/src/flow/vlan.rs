@@ -178,19 +178,15 @@ impl PortVlan {
         }
     }
 
-    /// The VID a frame of VLAN `v` carries when it leaves (0: untagged).
+    /// How a frame of VLAN `v` leaves: None untagged, Some(vid) tagged with
+    /// `vid` (for VID 0 only when the frame has a nonzero PCP to carry: a
+    /// priority tag, as OVS keeps it on trunks).
     #[inline]
-    pub fn egress_vid(&self, v: u16) -> u16 {
+    pub fn egress_vid(&self, v: u16) -> Option<u16> {
         match self.mode {
-            VlanMode::Access => 0,
-            VlanMode::Trunk | VlanMode::NativeTagged => v,
-            VlanMode::NativeUntagged => {
-                if v == self.tag {
-                    0
-                } else {
-                    v
-                }
-            }
+            VlanMode::Access => None,
+            VlanMode::Trunk | VlanMode::NativeTagged => Some(v),
+            VlanMode::NativeUntagged => (v != self.tag).then_some(v),
         }
     }
 }
@@ -211,7 +207,7 @@ mod tests {
         assert_eq!(a.ingress(10), None, "tagged frames are dropped, even with its own VID");
         assert_eq!(a.ingress(20), None);
         assert!(a.includes(10) && !a.includes(20) && !a.includes(0));
-        assert_eq!(a.egress_vid(10), 0);
+        assert_eq!(a.egress_vid(10), None);
     }
 
     #[test]
@@ -219,7 +215,7 @@ mod tests {
         let all = PortVlan::default();
         assert_eq!(all.ingress(0), Some(0));
         assert_eq!(all.ingress(4095), Some(4095));
-        assert_eq!(all.egress_vid(7), 7);
+        assert_eq!(all.egress_vid(7), Some(7));
         let t = pv(None, Some("10,20-30"), None);
         assert_eq!(t.ingress(25), Some(25));
         assert_eq!(t.ingress(31), None);
@@ -234,10 +230,10 @@ mod tests {
         assert_eq!(nt.ingress(10), Some(10));
         assert_eq!(nt.ingress(5), Some(5), "the native VLAN is trunked too");
         assert_eq!(nt.ingress(11), None);
-        assert_eq!(nt.egress_vid(5), 5);
+        assert_eq!(nt.egress_vid(5), Some(5));
         let nu = pv(Some(5), None, Some("native-untagged"));
-        assert_eq!(nu.egress_vid(5), 0);
-        assert_eq!(nu.egress_vid(9), 9);
+        assert_eq!(nu.egress_vid(5), None);
+        assert_eq!(nu.egress_vid(9), Some(9));
         assert!(!nu.includes(0), "native modes never carry VLAN 0");
     }
 
