@@ -428,6 +428,13 @@ impl Config {
 }
 
 pub fn validate_port_name(n: &str) -> Result<(), String> {
+    // Flow syntax takes a port by name or number: a name that reads as a
+    // number would mean another port.
+    if n.bytes().all(|b| b.is_ascii_digit()) || n.starts_with("0x") || n.starts_with("0X") {
+        return Err(format!(
+            "{n:?} is not a port name: it reads as a port number in flows"
+        ));
+    }
     if n.is_empty()
         || n.len() > 32
         || !n

@@ -155,15 +155,17 @@ fn main() -> Result<()> {
         policy,
     )?;
     bridge.set_dpdk_eal_args(cfg.dpdk.eal_args.clone());
+    if flows.is_some() {
+        bridge.hold_traffic();
+    }
     for p in &ports {
         bridge
             .add_port(p.clone())
             .with_context(|| format!("port {:?}", p.name))?;
     }
     if let Some(f) = &flows {
-        bridge
-            .restore_flows(f)
-            .map_err(|e| anyhow::anyhow!("rules in the state file: {e}"))?;
+        let n = bridge.restore_flows(f);
+        tracing::info!("{n} rule(s) restored");
     }
     let mode = parse_mode(&cfg.control.socket_mode).map_err(anyhow::Error::msg)?;
     let bridge = Arc::new(bridge);

@@ -9,7 +9,6 @@ use crate::datapath::snapshot::{RxqAssign, Snapshot, SwitchPort};
 use crate::datapath::Datapath;
 use crate::fdb::Fdb;
 use crate::flow::classifier::Classifier;
-use crate::flow::rule::Rule;
 use crate::flow::syntax::{self, PortNames};
 use crate::flow::table::FlowTable;
 use crate::state::{Desired, StateFile};
@@ -215,7 +214,8 @@ impl Bridge {
                 "{claim} is already used by port {other:?}"
             )));
         }
-        if st.next_no == u16::MAX {
+        // Above 0xfeff OpenFlow's reserved numbers begin (IN_PORT, CONTROLLER ...).
+        if st.next_no > 0xfeff {
             return Err(BridgeError::Invalid(
                 "port numbers exhausted; restart ferrovsd".into(),
             ));
@@ -306,18 +306,21 @@ impl Bridge {
         Ok(new)
     }
 
-    /// Applies a rule change and publishes the recompiled table.
-    fn change_flows<T>(
+    /// Applies a rule change (`f` says how many rules it changed) and, when
+    /// it changed any, publishes the recompiled table and persists it.
+    fn change_flows(
         &self,
-        f: impl FnOnce(&mut State) -> Result<T, String>,
-    ) -> Result<T, String> {
+        f: impl FnOnce(&mut State) -> Result<usize, String>,
+    ) -> Result<usize, String> {
         let mut st = self.state.lock().expect("bridge state poisoned");
-        let out = f(&mut st)?;
-        st.compiled = Arc::new(st.flows.compile());
-        st.flows_changed = true;
-        self.republish(&mut st);
-        self.persist(&st);
-        Ok(out)
+        let n = f(&mut st)?;
+        if n > 0 {
+            st.compiled = Arc::new(st.flows.compile());
+            st.flows_changed = true;
+            self.republish(&mut st);
+            self.persist(&st);
+        }
+        Ok(n)
     }
 
     /// `add-flow`/`add-flows`: every line is parsed before any is added, so a
@@ -342,43 +345,58 @@ impl Bridge {
     /// `mod-flows`: new actions for the rules the line selects.
     pub fn mod_flows(&self, line: &str, strict: bool) -> Result<usize, String> {
         self.change_flows(|st| {
-            let (filter, actions) = syntax::parse_filter(line, &*st)?;
-            let actions = actions.ok_or("actions: mod-flows needs the new actions=...")?;
-            Ok(st.flows.modify(&filter, &actions, strict))
+            let (filter, change) = syntax::parse_filter(line, &*st, true)?;
+            let actions = change
+                .actions
+                .ok_or("actions: mod-flows needs the new actions=...")?;
+            st.flows.modify(&filter, &actions, change.new_cookie, strict)
         })
     }
 
     /// `del-flows`: removes what the line selects (everything for "").
     pub fn del_flows(&self, line: &str, strict: bool) -> Result<usize, String> {
         self.change_flows(|st| {
-            let (filter, actions) = syntax::parse_filter(line, &*st)?;
-            if actions.is_some() {
+            let (filter, change) = syntax::parse_filter(line, &*st, false)?;
+            if change.actions.is_some() {
                 return Err("actions: not allowed in del-flows".into());
             }
             Ok(st.flows.delete(&filter, strict).len())
         })
     }
 
-    /// Replaces every rule (state restore at start).
-    pub fn restore_flows(&self, lines: &[String]) -> Result<usize, String> {
-        let numbered: Vec<(usize, String)> =
-            lines.iter().enumerate().map(|(i, l)| (i + 1, l.clone())).collect();
-        self.change_flows(|st| {
-            let rules: Vec<Rule> = numbered
-                .iter()
-                .map(|(n, l)| syntax::parse_rule(l, &*st).map_err(|e| format!("flow {n}: {e}")))
-                .collect::<Result<_, _>>()?;
-            st.flows = FlowTable::empty(self.datapath.n_pmds());
-            st.flows.add_all(rules)?;
-            Ok(st.flows.len())
-        })
+    /// Until `restore_flows`, forward nothing: at start the persisted rules
+    /// (ACLs) need the ports to exist, and ports must not forward by the
+    /// default rule meanwhile. Not persisted.
+    pub fn hold_traffic(&self) {
+        let mut st = self.state.lock().expect("bridge state poisoned");
+        st.compiled = Arc::new(FlowTable::empty(1).compile());
+        self.republish(&mut st);
+    }
+
+    /// Replaces every rule (state restore at start). A line that no longer
+    /// parses (a port that is gone) is logged and left out, never fatal:
+    /// the rest of the rules still protect the ports.
+    pub fn restore_flows(&self, lines: &[String]) -> usize {
+        let mut st = self.state.lock().expect("bridge state poisoned");
+        let mut table = FlowTable::empty(self.datapath.n_pmds());
+        for (i, l) in lines.iter().enumerate() {
+            match syntax::parse_rule(l, &*st).and_then(|r| table.add(r)) {
+                Ok(()) => {}
+                Err(e) => tracing::error!("state file rule {} ({l:?}) left out: {e}", i + 1),
+            }
+        }
+        st.flows = table;
+        st.compiled = Arc::new(st.flows.compile());
+        st.flows_changed = true;
+        self.republish(&mut st);
+        st.flows.len()
     }
 
     /// `dump-flows`: the rules the line selects, in table and priority order.
     pub fn dump_flows(&self, line: &str) -> Result<Vec<FlowView>, String> {
         let st = self.state.lock().expect("bridge state poisoned");
-        let (filter, actions) = syntax::parse_filter(line, &*st)?;
-        if actions.is_some() {
+        let (filter, change) = syntax::parse_filter(line, &*st, false)?;
+        if change.actions.is_some() {
             return Err("actions: not allowed in dump-flows".into());
         }
         let now = std::time::Instant::now();

@@ -114,6 +114,7 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
             "tag",
             "trunks",
             "vlan-mode",
+            "vlan_mode",
         ];
         if !KNOWN.contains(&k.as_str()) {
             return Err(format!(
@@ -188,10 +189,11 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
         n_rxq,
         pmd_rxq_affinity,
     };
-    for k in VLAN_KEYS {
-        if args.contains_key(*k) {
-            set_vlan_option(&mut cfg, k, str_arg(args, k)?)?;
-        }
+    for (k, v) in args.iter().filter(|(k, _)| VLAN_KEYS.contains(&k.as_str()) || *k == "vlan_mode") {
+        let Value::String(v) = v else {
+            return Err(format!("argument {k:?} must be a string"));
+        };
+        set_vlan_option(&mut cfg, k, v)?;
     }
     let no = bridge.add_port_persistent(cfg).map_err(|e| e.to_string())?;
     Ok(json!({ "added": name, "port_no": no }))

@@ -21,6 +21,11 @@ impl Work {
             return self.drop_pkt(m, DpDrop::Vlan);
         };
         let dst: [u8; 6] = f[0..6].try_into().expect("6 bytes");
+        // STP, LACP, LLDP ... are for the link, not to be switched (OVS's
+        // is_admissible without forward-bpdu).
+        if dst[..5] == [0x01, 0x80, 0xc2, 0x00, 0x00] && dst[5] < 0x10 {
+            return self.drop_pkt(m, DpDrop::ReservedMac);
+        }
         let src: [u8; 6] = f[6..12].try_into().expect("6 bytes");
         if src[0] & 1 == 0 && self.burst.learned != Some((vlan, src)) {
             fdb.learn(vlan, &src, self.burst.in_no, self.burst.now);

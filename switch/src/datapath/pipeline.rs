@@ -18,6 +18,9 @@ use pmd::Mbuf;
 
 /// Nested `resubmit`/`goto_table` a packet may take (OVS: 64).
 pub const MAX_RESUBMITS: u32 = 64;
+/// All resubmits of one packet together (OVS: 4096): `resubmit(,0),resubmit(,0)`
+/// would otherwise branch 2^64 times.
+pub const MAX_RESUBMITS_TOTAL: u32 = 4096;
 
 impl Work {
     /// Switches every packet of `self.rx`, received on port slot `in_slot`.
@@ -74,6 +77,7 @@ impl Work {
     fn begin_packet(&mut self, m: Mbuf) -> Option<Mbuf> {
         self.burst.pkt_len = m.len() as u64;
         self.burst.outputs = 0;
+        self.burst.resubmits = 0;
         self.burst.ended_by = None;
         Some(m)
     }
@@ -151,6 +155,14 @@ impl Work {
         depth: u32,
         last: bool,
     ) {
+        // The list most rules run, without the general loop.
+        if last && matches!(actions, [Action::Normal]) {
+            if let Some(m) = cur.take() {
+                self.burst.outputs += 1;
+                self.normal(snap, fdb, m);
+            }
+            return;
+        }
         let Some(final_output) = actions.iter().rposition(Action::consumes) else {
             // Edits only (they still count for a caller's later actions).
             self.burst.ended_by.get_or_insert(DpDrop::Acl);
@@ -170,8 +182,25 @@ impl Work {
                 continue;
             }
             let take = last && i == final_output;
+            // Output to the input port (OVS skips it) or to a missing port:
+            // no copy; the packet counts as dropped for that reason only if
+            // it goes nowhere else.
+            if let Action::Output(no) = a {
+                match snap.slot(*no) {
+                    Some(s) if s != self.burst.in_slot => {}
+                    found => {
+                        let why = if found.is_some() { DpDrop::SamePort } else { DpDrop::NoPort };
+                        self.burst.ended_by.get_or_insert(why);
+                        if take {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
             if let Action::Resubmit(t) | Action::GotoTable(t) = a {
-                if depth >= MAX_RESUBMITS {
+                self.burst.resubmits += 1;
+                if depth >= MAX_RESUBMITS || self.burst.resubmits > MAX_RESUBMITS_TOTAL {
                     if let Some(m) = cur.take() {
                         self.drop_pkt(m, DpDrop::ResubmitDepth);
                     }

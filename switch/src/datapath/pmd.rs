@@ -64,6 +64,7 @@ pub(super) struct Burst {
     /// counters), how often it was output, and why it ended if it went nowhere.
     pub(super) pkt_len: u64,
     pub(super) outputs: u32,
+    pub(super) resubmits: u32,
     pub(super) ended_by: Option<DpDrop>,
     /// (VLAN, destination) and the slot it resolved to.
     pub(super) looked_up: Option<(VlanMac, Option<usize>)>,

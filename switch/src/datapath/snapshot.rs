@@ -13,7 +13,8 @@ use std::sync::{Arc, OnceLock};
 /// A port as the switch knows it.
 pub struct SwitchPort {
     /// OpenFlow-style port number; never reused while the daemon runs, so a
-    /// stale FDB entry can never point at a newer port. 0 is "none".
+    /// stale FDB entry can never point at a newer port (a restart numbers
+    /// ports anew, in the persisted order). 0 is "none".
     pub no: u16,
     pub name: String,
     /// The driver, seen only through `pmd`'s port API.

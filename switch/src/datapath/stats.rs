@@ -25,10 +25,12 @@ pub enum DpDrop {
     ResubmitDepth,
     /// `output:PORT` to a port the bridge does not have.
     NoPort,
+    /// `normal`: a link-local group address (01:80:c2:00:00:0X: STP, LACP, LLDP).
+    ReservedMac,
 }
 
 impl DpDrop {
-    pub const ALL: [DpDrop; 8] = [
+    pub const ALL: [DpDrop; 9] = [
         DpDrop::Runt,
         DpDrop::SamePort,
         DpDrop::NoBuffer,
@@ -37,6 +39,7 @@ impl DpDrop {
         DpDrop::Acl,
         DpDrop::ResubmitDepth,
         DpDrop::NoPort,
+        DpDrop::ReservedMac,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -48,6 +51,7 @@ impl DpDrop {
             DpDrop::Acl => "acl",
             DpDrop::ResubmitDepth => "resubmit_depth",
             DpDrop::NoPort => "no_port",
+            DpDrop::ReservedMac => "reserved_mac",
         }
     }
 }

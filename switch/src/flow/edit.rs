@@ -53,8 +53,8 @@ pub fn retag(m: &mut Mbuf, vid: Option<u16>) -> bool {
     match (vlan_tci(m.data()), vid) {
         (None, None) | (None, Some(0)) => true,
         (Some(_), None) => pop_vlan(m),
+        (Some(t), Some(0)) if t & 0xe000 == 0 => pop_vlan(m),
         (Some(t), Some(v)) if t & 0x0fff == v => true,
-        (Some(t), Some(v)) if t & 0xe000 == 0 && v == 0 => pop_vlan(m),
         (Some(t), Some(v)) => set_tci(m, (t & 0xf000) | v),
         (None, Some(v)) => push_vlan(m, v),
     }
@@ -100,6 +100,9 @@ mod tests {
         assert_eq!(m.data(), frame(&mut c, None).data());
         assert!(retag(&mut m, Some(0)));
         assert_eq!(vlan_tci(m.data()), None, "no VID, no PCP: no tag");
+        assert!(push_vlan(&mut m, 0));
+        assert!(retag(&mut m, Some(0)));
+        assert_eq!(vlan_tci(m.data()), None, "a tag of VID 0 and PCP 0 is dropped");
         assert!(!pop_vlan(&mut m), "nothing to pop");
         assert!(set_tci(&mut m, 7));
         assert_eq!(vlan_tci(m.data()), Some(7));

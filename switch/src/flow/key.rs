@@ -66,13 +66,14 @@ impl FlowKey {
         k.w[1] = mac48(&frame[6..12]) << 16 | ty as u64;
         let l3 = &frame[off..];
         let (mut proto, mut tp_src, mut tp_dst, mut src, mut dst) = (0u8, 0u16, 0u16, 0u32, 0u32);
-        if ty == ETH_TYPE_IP && l3.len() >= 20 {
+        // An IPv4 header that is not one (IHL < 5) gives no L3 fields, as in OVS.
+        if ty == ETH_TYPE_IP && l3.len() >= 20 && l3[0] & 0x0f >= 5 {
             let ihl = (l3[0] & 0x0f) as usize * 4;
             proto = l3[9];
             src = be32(l3, 12);
             dst = be32(l3, 16);
             let later_fragment = be16(l3, 6) & 0x1fff != 0;
-            if ihl >= 20 && !later_fragment && l3.len() >= ihl + 4 {
+            if !later_fragment && l3.len() >= ihl + 4 {
                 let l4 = &l3[ihl..];
                 match proto {
                     IPPROTO_TCP | IPPROTO_UDP => (tp_src, tp_dst) = (be16(l4, 0), be16(l4, 2)),
@@ -81,7 +82,8 @@ impl FlowKey {
                 }
             }
         } else if ty == ETH_TYPE_ARP && l3.len() >= 28 && be16(l3, 0) == 1 && be16(l3, 2) == ETH_TYPE_IP {
-            proto = be16(l3, 6) as u8;
+            // Opcodes that do not fit nw_proto's 8 bits are left out (OVS too).
+            proto = u8::try_from(be16(l3, 6)).unwrap_or(0);
             src = be32(l3, 14);
             dst = be32(l3, 24);
         }
@@ -107,14 +109,20 @@ impl FlowKey {
         self.w == [0; 4]
     }
 
-    /// A cheap hash of all four words (multiply-rotate, as FxHash).
+    /// A hash of all four words: multiply-rotate (as FxHash) per word, then
+    /// murmur3's 64-bit finalizer so that every input bit reaches the low bits
+    /// the cache and the hash tables index with.
     #[inline]
     pub fn hash(&self) -> u64 {
         let mut h = 0u64;
         for w in self.w {
             h = (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
         }
-        h ^ (h >> 29)
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 
     /// The key with `table` folded in (exact-match cache keys).
@@ -240,10 +248,11 @@ mod tests {
             let k = FlowKey::extract(&f[..n], 1);
             assert_eq!(k.is_some(), n >= 14);
         }
-        // IHL smaller than 20 and a later fragment: no L4 fields.
+        // IHL below 5: no L3 fields; a later fragment: no L4 fields.
         let mut g = udp_frame(None, [1, 1, 1, 1], [2, 2, 2, 2], 9, 9);
         g[14] = 0x41;
-        assert_eq!(FlowKey::extract(&g, 1).unwrap().tp_src(), 0);
+        let gk = FlowKey::extract(&g, 1).unwrap();
+        assert_eq!((gk.tp_src(), gk.nw_src(), gk.nw_proto()), (0, 0, 0));
         let mut h = udp_frame(None, [1, 1, 1, 1], [2, 2, 2, 2], 9, 9);
         h[14 + 7] = 8;
         assert_eq!(FlowKey::extract(&h, 1).unwrap().tp_dst(), 0);
@@ -259,5 +268,17 @@ mod tests {
         assert_eq!(t.tp_dst(), 443);
         assert_eq!(t.with_table(0), k);
         assert_ne!(k.hash(), t.hash());
+    }
+
+    /// Keys differing only in high bits of one field spread over cache slots.
+    #[test]
+    fn hash_low_bits_depend_on_every_field() {
+        let mut slots = std::collections::HashSet::new();
+        for i in 0..256u64 {
+            let mut k = FlowKey::default();
+            Field::NW_SRC.set(&mut k, i << 24 | 5);
+            slots.insert(k.hash() & 8191);
+        }
+        assert!(slots.len() > 240, "{} distinct slots of 256", slots.len());
     }
 }

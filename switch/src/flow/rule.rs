@@ -62,7 +62,7 @@ pub enum Action {
     ModVlanPcp(u8),
     /// `strip_vlan` / `pop_vlan`: removes the outer tag.
     StripVlan,
-    /// `push_vlan:TPID`: a new outer tag copying the old one's TCI, or 0.
+    /// `push_vlan:TPID`: a new outer tag with VID 0 and PCP 0 (as OVS does).
     PushVlan(u16),
     ModDlSrc([u8; 6]),
     ModDlDst([u8; 6]),

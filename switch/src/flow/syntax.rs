@@ -28,7 +28,8 @@ resubmit(,N), goto_table:N";
 struct Parsed {
     table: Option<u8>,
     priority: Option<u16>,
-    cookie: Option<(u64, u64)>,
+    /// (value, mask if one was written).
+    cookie: Option<(u64, Option<u64>)>,
     idle_timeout: Option<u16>,
     hard_timeout: Option<u16>,
     out_port: Option<u16>,
@@ -146,7 +147,7 @@ fn parse_actions(s: &str, names: &dyn PortNames) -> Result<Vec<Action>, String> 
         let need = |what: &str| v.ok_or_else(|| format!("actions: {lk} needs {what} ({lk}:{what})"));
         let act = match lk.as_str() {
             "drop" => {
-                if s.split(',').count() > 1 {
+                if split_top(s).len() > 1 {
                     return Err("actions: drop must be the only action".into());
                 }
                 continue;
@@ -239,7 +240,13 @@ fn parse(line: &str, names: &dyn PortNames) -> Result<Parsed, String> {
             "priority" => p.priority = Some(num(k, val()?, 65535)?),
             "idle_timeout" => p.idle_timeout = Some(num(k, val()?, 65535)?),
             "hard_timeout" => p.hard_timeout = Some(num(k, val()?, 65535)?),
-            "cookie" => p.cookie = Some(num_masked(k, val()?, u64::MAX)?),
+            "cookie" => {
+                let v = val()?;
+                p.cookie = Some(match v.split_once('/') {
+                    Some((a, m)) => (num(k, a, u64::MAX)?, Some(num(k, m, u64::MAX)?)),
+                    None => (num(k, v, u64::MAX)?, None),
+                });
+            }
             "out_port" => p.out_port = Some(port(k, val()?, names)?),
             "in_port" => p.m.set(Field::IN_PORT, port(k, val()?, names)? as u64, 0xffff),
             "dl_src" | "dl_dst" => {
@@ -333,15 +340,9 @@ pub fn parse_rule(line: &str, names: &dyn PortNames) -> Result<Rule, String> {
     let actions = p
         .actions
         .ok_or("actions: missing (add actions=... at the end; actions=drop to drop)")?;
-    for a in &actions {
-        if let Action::GotoTable(t) = a {
-            if *t <= table {
-                return Err(format!("actions: goto_table:{t} must go to a later table than {table}"));
-            }
-        }
-    }
-    let (cookie, cmask) = p.cookie.unwrap_or((0, u64::MAX));
-    if cmask != u64::MAX {
+    check_actions_for_table(&actions, table)?;
+    let (cookie, cmask) = p.cookie.unwrap_or((0, None));
+    if cmask.is_some() {
         return Err("cookie: a mask is only allowed when selecting flows".into());
     }
     Ok(Rule {
@@ -355,22 +356,62 @@ pub fn parse_rule(line: &str, names: &dyn PortNames) -> Result<Rule, String> {
     })
 }
 
-/// A selection for `mod-flows`/`del-flows`/`dump-flows`; `mod-flows` also
-/// gets the new actions.
-pub fn parse_filter(line: &str, names: &dyn PortNames) -> Result<(Filter, Option<Vec<Action>>), String> {
+/// OpenFlow's rule for actions in `table`: goto_table only goes forward.
+pub fn check_actions_for_table(actions: &[Action], table: u8) -> Result<(), String> {
+    for a in actions {
+        if let Action::GotoTable(t) = a {
+            if *t <= table {
+                return Err(format!(
+                    "actions: goto_table:{t} must go to a later table than {table}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `mod-flows`, `del-flows` and `dump-flows` say besides the selection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Change {
+    /// mod-flows: the new actions.
+    pub actions: Option<Vec<Action>>,
+    /// mod-flows: `cookie=V` without a mask sets the rules' cookie (ovs-ofctl).
+    pub new_cookie: Option<u64>,
+}
+
+/// A selection for `mod-flows` (`for_modify`), `del-flows` and `dump-flows`.
+/// `cookie=V/MASK` selects; a bare `cookie=V` sets the cookie in mod-flows
+/// and selects exactly V elsewhere.
+pub fn parse_filter(
+    line: &str,
+    names: &dyn PortNames,
+    for_modify: bool,
+) -> Result<(Filter, Change), String> {
     let p = parse(line, names)?;
     let table = match p.table {
         None | Some(ALL_TABLES) => None,
         Some(t) => Some(t),
     };
+    let (cookie, new_cookie) = match p.cookie {
+        None => ((0, 0), None),
+        Some((v, Some(m))) => ((v, m), None),
+        Some((v, None)) if for_modify => ((0, 0), Some(v)),
+        Some((v, None)) => ((v, u64::MAX), None),
+    };
     let filter = Filter {
         table,
         priority: p.priority,
-        cookie: p.cookie.unwrap_or((0, 0)),
+        cookie,
         m: p.m,
         out_port: p.out_port,
     };
-    Ok((filter, p.actions))
+    Ok((
+        filter,
+        Change {
+            actions: p.actions,
+            new_cookie,
+        },
+    ))
 }
 
 fn mac_str(v: u64) -> String {
@@ -598,17 +639,22 @@ mod tests {
 
     #[test]
     fn filters_and_garbage() {
-        let (f, a) = parse_filter("table=255,cookie=0x10/0xf0,out_port=vm2,ip", &Names).unwrap();
+        let (f, a) = parse_filter("table=255,cookie=0x10/0xf0,out_port=vm2,ip", &Names, false).unwrap();
         assert_eq!(f.table, None);
         assert_eq!(f.cookie, (0x10, 0xf0));
         assert_eq!(f.out_port, Some(2));
-        assert!(a.is_none());
-        let (f, _) = parse_filter("", &Names).unwrap();
+        assert_eq!(a, Change::default());
+        let (f, _) = parse_filter("", &Names, false).unwrap();
         assert_eq!(f, Filter::ALL);
+        let (f, c) = parse_filter("cookie=7,actions=drop", &Names, true).unwrap();
+        assert_eq!((f.cookie, c.new_cookie, c.actions), ((0, 0), Some(7), Some(vec![])));
+        let (f, _) = parse_filter("cookie=7", &Names, false).unwrap();
+        assert_eq!(f.cookie, (7, u64::MAX), "a bare cookie selects exactly elsewhere");
+        assert!(parse_rule("actions=drop output:1", &Names).unwrap_err().contains("only action"));
         // Nothing a user types may panic the parser.
         for s in ["=", ",,,", "actions=(", "actions=resubmit", "actions=resubmit(", "dl_src=/", "nw_src=/", "tp_dst=1/", "cookie=/", "actions=output:", "dl_vlan=", "in_port"] {
             let _ = parse_rule(s, &Names);
-            let _ = parse_filter(s, &Names);
+            let _ = parse_filter(s, &Names, true);
         }
     }
 }

@@ -3,7 +3,9 @@
 //! [`Classifier`] for the next snapshot.
 
 use super::classifier::{Classifier, RuleStats};
-use super::rule::{Action, Filter, Rule};
+use super::rule::{Action, Filter, Match, Rule};
+use super::syntax::check_actions_for_table;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,6 +39,9 @@ impl Entry {
 
 pub struct FlowTable {
     entries: Vec<Entry>,
+    /// (table, priority, match) -> index in `entries`: an add finds the rule it
+    /// replaces without a scan (a 30 000-line add-flows stays linear).
+    index: HashMap<(u8, u16, Match), usize>,
     n_pmds: usize,
 }
 
@@ -44,13 +49,14 @@ impl FlowTable {
     /// A fresh bridge: `table=0,priority=0,actions=normal`.
     pub fn new(n_pmds: usize) -> FlowTable {
         let mut t = FlowTable::empty(n_pmds);
-        t.entries.push(Entry::new(Rule::default_normal(), n_pmds, Instant::now()));
+        t.add(Rule::default_normal()).expect("one rule fits");
         t
     }
 
     pub fn empty(n_pmds: usize) -> FlowTable {
         FlowTable {
             entries: Vec::new(),
+            index: HashMap::new(),
             n_pmds,
         }
     }
@@ -75,17 +81,26 @@ impl FlowTable {
     /// (counters restart), as OpenFlow's add does.
     pub fn add(&mut self, rule: Rule) -> Result<(), String> {
         let now = Instant::now();
-        if let Some(e) = self.entries.iter_mut().find(|e| {
-            e.rule.table == rule.table && e.rule.priority == rule.priority && e.rule.m == rule.m
-        }) {
-            *e = Entry::new(rule, self.n_pmds, now);
+        let id = (rule.table, rule.priority, rule.m);
+        if let Some(&i) = self.index.get(&id) {
+            self.entries[i] = Entry::new(rule, self.n_pmds, now);
             return Ok(());
         }
         if self.entries.len() >= MAX_RULES {
             return Err(format!("the bridge holds {MAX_RULES} rules, the most it takes"));
         }
+        self.index.insert(id, self.entries.len());
         self.entries.push(Entry::new(rule, self.n_pmds, now));
         Ok(())
+    }
+
+    fn reindex(&mut self) {
+        self.index = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| ((e.rule.table, e.rule.priority, e.rule.m), i))
+            .collect();
     }
 
     /// Several adds that all happen or none do.
@@ -99,15 +114,29 @@ impl FlowTable {
         Ok(())
     }
 
-    /// New actions for the selected rules (counters kept); how many changed.
-    /// Like OpenFlow 1.1+, a modify that selects nothing adds nothing.
-    pub fn modify(&mut self, f: &Filter, actions: &[Action], strict: bool) -> usize {
+    /// New actions (and a new cookie, if given) for the selected rules,
+    /// counters kept; how many changed. Like OpenFlow 1.1+, a modify that
+    /// selects nothing adds nothing. Actions a selected rule's table cannot
+    /// take (goto_table backwards) change nothing.
+    pub fn modify(
+        &mut self,
+        f: &Filter,
+        actions: &[Action],
+        new_cookie: Option<u64>,
+        strict: bool,
+    ) -> Result<usize, String> {
+        for e in self.entries.iter().filter(|e| f.selects(&e.rule, strict)) {
+            check_actions_for_table(actions, e.rule.table)?;
+        }
         let mut n = 0;
         for e in self.entries.iter_mut().filter(|e| f.selects(&e.rule, strict)) {
             e.rule.actions = actions.to_vec();
+            if let Some(c) = new_cookie {
+                e.rule.cookie = c;
+            }
             n += 1;
         }
-        n
+        Ok(n)
     }
 
     /// Removes the selected rules and returns them.
@@ -120,6 +149,9 @@ impl FlowTable {
             }
             !sel
         });
+        if !gone.is_empty() {
+            self.reindex();
+        }
         gone
     }
 
@@ -146,6 +178,9 @@ impl FlowTable {
             }
             !(hard || idle)
         });
+        if !gone.is_empty() {
+            self.reindex();
+        }
         gone
     }
 
@@ -157,7 +192,7 @@ impl FlowTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::rule::{Match, DEFAULT_PRIORITY};
+    use crate::flow::rule::DEFAULT_PRIORITY;
     use std::time::Duration;
 
     fn r(priority: u16, table: u8, actions: Vec<Action>) -> Rule {
@@ -181,17 +216,24 @@ mod tests {
         t.entries[1].stats.count(0, 100);
         let mut f = Filter::ALL;
         f.table = Some(0);
-        assert_eq!(t.modify(&f, &[Action::Output(3)], false), 2);
+        assert_eq!(t.modify(&f, &[Action::Output(3)], None, false), Ok(2));
         assert_eq!(t.entries[1].stats.total(), (1, 100));
         f.priority = Some(5);
-        assert_eq!(t.modify(&f, &[Action::Normal], true), 1);
+        assert_eq!(t.modify(&f, &[Action::Normal], Some(9), true), Ok(1));
         assert_eq!(t.entries[1].rule.actions, vec![Action::Normal]);
+        assert_eq!(t.entries[1].rule.cookie, 9);
+        assert!(t.modify(&Filter::ALL, &[Action::GotoTable(1)], None, false).is_err(), "table 1 cannot goto 1");
+        assert_eq!(t.entries[2].rule.actions, vec![], "a refused modify changes nothing");
         f.priority = Some(DEFAULT_PRIORITY);
         assert_eq!(t.delete(&f, true).len(), 0);
+        t.add(r(5, 1, vec![Action::Flood])).unwrap();
+        assert_eq!(t.len(), 3, "the index still finds rules after a modify");
         assert_eq!(t.delete(&Filter::ALL, false).len(), 3);
+        t.add(r(5, 1, vec![])).unwrap();
+        assert_eq!(t.len(), 1, "and after a delete");
+        t.delete(&Filter::ALL, false);
         assert!(t.is_empty());
         assert_eq!(t.compile().n_rules(), 0);
-        let _ = Match::ANY;
     }
 
     #[test]

@@ -60,9 +60,13 @@ impl VlanSet {
     }
 }
 
-/// "10,20-30" -> the VIDs, each 0..=4095.
+/// "10,20-30" -> the VIDs, each 0..=4095, each once, in order.
 pub fn parse_trunks(s: &str) -> Result<Vec<u16>, String> {
-    let mut out = Vec::new();
+    // Longer than every VID written out: not a list anyone means.
+    if s.len() > 4096 * 6 {
+        return Err("trunks: list too long".into());
+    }
+    let mut set = VlanSet([0; 64]);
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
         let vid = |x: &str| {
@@ -76,8 +80,11 @@ pub fn parse_trunks(s: &str) -> Result<Vec<u16>, String> {
         if a > b {
             return Err(format!("trunks: {part:?} is not a range (low-high)"));
         }
-        out.extend(a..=b);
+        for v in a..=b {
+            set.set(v, true);
+        }
     }
+    let out: Vec<u16> = (0..4096).filter(|v| set.has(*v)).collect();
     if out.is_empty() {
         return Err("trunks: empty list (leave it unset to trunk every VLAN)".into());
     }
