@@ -68,6 +68,12 @@ impl Work {
             }
         }
         self.rx = rx;
+        if let Some((ri, p, b)) = self.burst.rule_count.take() {
+            flows.rule(ri).stats.count_n(self.index, p, b);
+        }
+        if self.burst.cache_hits != 0 {
+            bump(&self.stats.cache_hits, self.burst.cache_hits);
+        }
         if self.burst.drops.iter().any(|&n| n != 0) {
             snap.ports[in_slot].drops.add(&self.burst.drops);
         }
@@ -115,17 +121,22 @@ impl Work {
             Some(r) => Some(r),
             None => {
                 let ck = k.with_table(table);
-                match self.emc.get(&ck) {
+                // Consecutive packets of one flow (most of a burst) skip even the cache.
+                let memo = self.burst.memo.filter(|(mk, _)| *mk == ck).map(|(_, r)| r);
+                match memo.or_else(|| self.emc.get(&ck)) {
                     Some(r) => {
-                        bump(&self.stats.cache_hits, 1);
+                        self.burst.cache_hits += 1;
+                        self.burst.memo = Some((ck, r));
                         (r != NO_MATCH).then_some(r)
                     }
                     None => {
                         bump(&self.stats.cache_misses, 1);
                         bump(&self.stats.classifier_lookups, 1);
                         let r = flows.lookup(table, &k);
-                        self.emc.insert(ck, r.unwrap_or(NO_MATCH));
-                        r
+                        let r = r.unwrap_or(NO_MATCH);
+                        self.emc.insert(ck, r);
+                        self.burst.memo = Some((ck, r));
+                        (r != NO_MATCH).then_some(r)
                     }
                 }
             }
@@ -134,9 +145,20 @@ impl Work {
             self.burst.ended_by.get_or_insert(DpDrop::NoMatch);
             return;
         };
+        // Every rule is credited with the packet as received (as OVS does),
+        // summed while the burst stays on one rule.
+        match &mut self.burst.rule_count {
+            Some((ri, p, b)) if *ri == r => {
+                *p += 1;
+                *b += self.burst.pkt_len;
+            }
+            pending => {
+                if let Some((ri, p, b)) = pending.replace((r, 1, self.burst.pkt_len)) {
+                    flows.rule(ri).stats.count_n(self.index, p, b);
+                }
+            }
+        }
         let rule = flows.rule(r);
-        // Every rule is credited with the packet as received (as OVS does).
-        rule.stats.count(self.index, self.burst.pkt_len);
         self.run_actions(snap, fdb, &rule.actions, cur, Some(k), depth, last);
     }
 

@@ -66,6 +66,11 @@ pub(super) struct Burst {
     pub(super) outputs: u32,
     pub(super) resubmits: u32,
     pub(super) ended_by: Option<DpDrop>,
+    /// The last lookup: (key with table, rule or NO_MATCH).
+    pub(super) memo: Option<(crate::flow::key::FlowKey, u32)>,
+    /// Rule counts not yet added: (rule, packets, bytes).
+    pub(super) rule_count: Option<(u32, u64, u64)>,
+    pub(super) cache_hits: u64,
     /// (VLAN, destination) and the slot it resolved to.
     pub(super) looked_up: Option<(VlanMac, Option<usize>)>,
 }
