@@ -15,6 +15,9 @@
 #        FLOWS=N: distinct flows from the ferrovs generator (source IP and UDP port vary);
 #        FERROVSD_BASE=path: switch `ferrovsd-base` is that ferrovsd binary (an earlier build,
 #        for before/after ratios in one run)
+#        VHOST_MODE=client: the switches dial the generator's sockets (the production shape:
+#        ferrovsd `mode = "client"`, OVS dpdkvhostuserclient, testpmd net_vhost client=1; the
+#        dpdk generator's virtio-user listens with server=1); only GENS=dpdk
 #
 # Generators (GENS), each on one lcore on CPU 0:
 #   dpdk     one dpdk-testpmd with four ports in io forwarding:
@@ -32,6 +35,7 @@ root=$(cd "$here/../.." && pwd)
 REPEATS=${REPEATS:-3}; DURATION=${DURATION:-10}; WARMUP=${WARMUP:-3}
 SIZES=${SIZES-"64 1518"}; SWITCHES=${SWITCHES:-"ferrovsd ovs testpmd"}
 GENS=${GENS:-"dpdk"}; LATENCY=${LATENCY:-0}; RULES=${RULES:-}; FLOWS=${FLOWS:-1}
+VHOST_MODE=${VHOST_MODE:-server}
 OUT=${OUT:-$here/results.json}
 if [ "${1:-}" = "--quick" ]; then REPEATS=1; DURATION=3; WARMUP=2; fi
 SCRIPT=compare.sh
@@ -42,11 +46,13 @@ SCRIPT=compare.sh
 start_ferrovsd() { # [BINARY]
   local bin=${1:-$FERROVSD}
   mkdir -p "$W/fv"
-  printf '[pmd]\nsleep-max = 0\n[[port]]\nname = "vhost0"\ntype = "vhost-user"\npath = "vhost0.sock"\n[[port]]\nname = "vhost1"\ntype = "vhost-user"\npath = "vhost1.sock"\n' > "$W/fv/bench.toml"
+  SOCK0=$W/fv/run/vhost0.sock; SOCK1=$W/fv/run/vhost1.sock; SW_TID_RE='^pmd1$'
+  printf '[pmd]\nsleep-max = 0\n[[port]]\nname = "vhost0"\ntype = "vhost-user"\npath = "%s"\nmode = "%s"\n[[port]]\nname = "vhost1"\ntype = "vhost-user"\npath = "%s"\nmode = "%s"\n' \
+    "$SOCK0" "$VHOST_MODE" "$SOCK1" "$VHOST_MODE" > "$W/fv/bench.toml"
+  mkdir -p "$W/fv/run"
   "$bin" --config "$W/fv/bench.toml" --run-dir "$W/fv/run" --pmd-cores 1 > "$W/fv/log" 2>&1 &
   SW_PID=$!; PIDS+=("$SW_PID")
-  SOCK0=$W/fv/run/vhost0.sock; SOCK1=$W/fv/run/vhost1.sock; SW_TID_RE='^pmd1$'
-  local i; for i in $(seq 100); do [ -S "$SOCK1" ] && return 0; sleep 0.1; done
+  local i; for i in $(seq 100); do [ -S "$W/fv/run/ferrovsd.sock" ] && { [ "$VHOST_MODE" = client ] || [ -S "$SOCK1" ]; } && return 0; sleep 0.1; done
   cat "$W/fv/log" >&2; return 1
 }
 stop_ferrovsd() { kill "$SW_PID"; wait "$SW_PID" 2>/dev/null || true; }
@@ -54,6 +60,12 @@ stop_ferrovsd() { kill "$SW_PID"; wait "$SW_PID" 2>/dev/null || true; }
 start_ovs() {
   start_ovs_daemon
   local d=$W/ovs
+  if [ "$VHOST_MODE" = client ]; then
+    SOCK0=$W/gen-vhu0.sock; SOCK1=$W/gen-vhu1.sock
+    "${VSCTL[@]}" add-port br0 vhu0 -- set Interface vhu0 type=dpdkvhostuserclient options:vhost-server-path="$SOCK0"
+    "${VSCTL[@]}" add-port br0 vhu1 -- set Interface vhu1 type=dpdkvhostuserclient options:vhost-server-path="$SOCK1"
+    return 0
+  fi
   "${VSCTL[@]}" add-port br0 vhu0 -- set Interface vhu0 type=dpdkvhostuser
   "${VSCTL[@]}" add-port br0 vhu1 -- set Interface vhu1 type=dpdkvhostuser
   SOCK0=$d/vhu0; SOCK1=$d/vhu1
@@ -63,8 +75,9 @@ start_ovs() {
 
 start_testpmd_switch() {
   mkdir -p "$W/tp"; SOCK0=$W/tp/vh0.sock; SOCK1=$W/tp/vh1.sock
+  local client=""; [ "$VHOST_MODE" = client ] && client=",client=1"
   start_testpmd SWTP -l 0,1 --main-lcore 0 --no-pci --no-huge -m 1024 --file-prefix fvb-sw \
-    --vdev "net_vhost0,iface=$SOCK0" --vdev "net_vhost1,iface=$SOCK1" \
+    --vdev "net_vhost0,iface=$SOCK0$client" --vdev "net_vhost1,iface=$SOCK1$client" \
     -- -i --forward-mode=io --nb-cores=1 --no-mlockall --total-num-mbufs=32768
   tp_cmd SWTP start > /dev/null
   SW_PID=$SWTP_PID; SW_TID_RE='worker-1|lcore-1'
@@ -110,14 +123,15 @@ start_switch() {
 stop_switch() { case $1 in ferrovsd|ferrovsd-base) stop_ferrovsd ;; ovs) stop_ovs ;; testpmd) stop_testpmd_switch ;; esac; }
 
 run_one() { # SWITCH SIZE GEN -> appends one JSON line
-  local sw=$1 size=$2 gen=$3
+  local sw=$1 size=$2 gen=$3 server=""
+  [ "$VHOST_MODE" = client ] && server=",server=1"
   start_switch "$sw"
   if [ "$gen" = dpdk ]; then
     python3 "$here/frames.py" "$size" "$W/f$size.pcap"
     start_testpmd GEN -l 0,1 --main-lcore 1 --no-pci --no-huge -m 1024 --file-prefix fvb-gen \
       --vdev "net_pcap0,rx_pcap=$W/f$size.pcap,infinite_rx=1" \
-      --vdev "net_virtio_user0,path=$SOCK0,mac=02:00:00:00:00:01,queue_size=1024" \
-      --vdev "net_virtio_user1,path=$SOCK1,mac=02:00:00:00:00:02,queue_size=1024" \
+      --vdev "net_virtio_user0,path=$SOCK0,mac=02:00:00:00:00:01,queue_size=1024$server" \
+      --vdev "net_virtio_user1,path=$SOCK1,mac=02:00:00:00:00:02,queue_size=1024$server" \
       --vdev "net_null0,no-rx=1" \
       -- -i --forward-mode=io --port-topology=paired --nb-cores=1 --no-mlockall --total-num-mbufs=65536 \
          --rxd=1024 --txd=1024
@@ -153,7 +167,8 @@ PY
   tail -1 "$RUNS" >&2
 }
 
-echo "switches: $SWITCHES; generators: $GENS; sizes: $SIZES; $REPEATS x ${DURATION}s after ${WARMUP}s warm-up; TSC ${MHZ} MHz" >&2
+[ "$VHOST_MODE" = server ] || { [ "$VHOST_MODE" = client ] && [ "$GENS" = dpdk ]; } || die "VHOST_MODE=client needs GENS=dpdk"
+echo "vhost-user: switches are ${VHOST_MODE}s; switches: $SWITCHES; generators: $GENS; sizes: $SIZES; $REPEATS x ${DURATION}s after ${WARMUP}s warm-up; TSC ${MHZ} MHz" >&2
 run_all_cases
 if [ "$LATENCY" = 1 ]; then
   for sw in $SWITCHES; do

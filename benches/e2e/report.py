@@ -53,6 +53,8 @@ def main():
                 ratios[f"ferrovs-gen/dpdk-gen@{sw},{size}B"] = a / b
     for k, v in ratios.items():
         print(f"ratio {k}: {v:.2f}")
+    by_mode = modes(runs)
+    json_modes = {f"{sw}@{size}B,{gen}-gen,{mode}": v for (sw, size, gen, mode), v in by_mode.items()}
     disturbed = sum(1 for r in runs if r.get("disturbed"))
     if disturbed:
         print(f"({disturbed} disturbed run(s) left out: a thread got less than 97% of its core)")
@@ -70,7 +72,47 @@ def main():
         row["rate"] = how
         print(f"latency {sw} {row['size']} B at {row['rate_mpps_median']:.2f} Mpps ({how}): "
               f"p50 {row['p50_us_median']:.1f} us, p99 {row['p99_us_median']:.1f} us, p99.9 {row['p999_us_median']:.1f} us ({len(rs)} runs)")
-    json.dump({"cases": rows, "ratios": ratios, "latency": latency, "runs": all_runs}, open(sys.argv[2], "w"), indent=1)
+    json.dump({"cases": rows, "ratios": ratios, "by_mode": json_modes, "latency": latency, "runs": all_runs},
+              open(sys.argv[2], "w"), indent=1)
+
+
+def modes(runs):
+    """This VM runs each process in a fast or a slow mode (about 2x apart),
+    chosen at its start: a median over a mix says more about how many runs
+    drew which mode than about the switch. Split each (size, generator)'s
+    runs at the middle of their Mpps range and give medians per mode, and
+    ferrovsd's ratio to each peer within a mode."""
+    out = {}
+    groups = {}
+    for r in runs:
+        if not r.get("disturbed"):
+            groups.setdefault((r["size"], r.get("generator", "dpdk")), []).append(r)
+    for (size, gen), rs in sorted(groups.items()):
+        lo, hi = min(r["mpps"] for r in rs), max(r["mpps"] for r in rs)
+        if hi < 1.4 * lo:
+            continue  # one mode only
+        mid = (lo + hi) / 2
+        for mode, keep in (("fast", lambda r: r["mpps"] >= mid), ("slow", lambda r: r["mpps"] < mid)):
+            med = {}
+            for sw in sorted({r["switch"] for r in rs}):
+                m = [r for r in rs if r["switch"] == sw and keep(r)]
+                if not m:
+                    continue
+                busy = [r["processing_cycles_per_packet"] for r in m if r.get("processing_cycles_per_packet") is not None]
+                med[sw] = statistics.median(r["mpps"] for r in m)
+                out[(sw, size, gen, mode)] = {
+                    "runs": len(m), "mpps_median": med[sw], "mpps_min": min(r["mpps"] for r in m),
+                    "mpps_max": max(r["mpps"] for r in m),
+                    "busy_cycles_per_packet_median": statistics.median(busy) if busy else None}
+                b = out[(sw, size, gen, mode)]["busy_cycles_per_packet_median"]
+                print(f"{mode} mode: {sw:<14} {size:>5} B {gen:>8}-gen {len(m)} runs {med[sw]:.2f} Mpps "
+                      f"({min(r['mpps'] for r in m):.2f}-{max(r['mpps'] for r in m):.2f})"
+                      + (f", busy {b:.0f} cyc/pkt" if b else ""))
+            f = med.get("ferrovsd")
+            for peer in ("ovs", "testpmd", "ferrovsd-base"):
+                if f and med.get(peer):
+                    print(f"{mode} mode ratio ferrovsd/{peer}@{size}B,{gen}-gen: {f / med[peer]:.2f}")
+    return out
 
 
 if __name__ == "__main__":
