@@ -4,9 +4,10 @@
 usage: acl.py N > acl.txt   (N rules; ports are written @A@ and @B@, which
 compare.sh replaces with each switch's port names)
 
-Tenants 10.T.0.0/16 get allow lists on IP/L4 and drops; the generator's
-traffic (198.18.0.0/16, UDP, from @A@) is allowed by one rule among them
-and goes through `normal`; everything else is dropped by the last rule.
+Tenants 10.T.0.0/16 get allow lists on IP/L4 and drops; the generators'
+traffic (ferrovs-testpmd: 198.18.0.0/16; dpdk-testpmd's pcap frame: 10.0.0.1
+to 10.0.0.2; UDP, from @A@) is allowed by rules among them and goes through
+`normal`; everything else is dropped by the last rule.
 """
 import sys
 
@@ -15,6 +16,7 @@ rules = [
     "priority=0,actions=drop",
     "priority=10,arp,actions=normal",
     "priority=200,in_port=@A@,udp,nw_src=198.18.0.0/16,nw_dst=198.18.0.2,actions=normal",
+    "priority=200,in_port=@A@,udp,nw_src=10.0.0.1,nw_dst=10.0.0.2,actions=normal",
     "priority=200,in_port=@B@,actions=normal",
 ]
 i = 0
