@@ -36,7 +36,7 @@ impl Work {
         let mut rx = std::mem::take(&mut self.rx);
         if let Some(r) = flows.catch_all(0) {
             let rule = flows.rule(r);
-            let only_normal = *rule.actions == [Action::Normal];
+            let only_normal = rule.only_normal;
             let (mut packets, mut bytes) = (0, 0);
             for m in rx.drain() {
                 if m.len() < 14 {
@@ -59,6 +59,16 @@ impl Work {
             for m in rx.drain() {
                 match FlowKey::extract(m.data(), in_no) {
                     Some(k) => {
+                        // The same flow as the packet before, whose rule says
+                        // only `normal`: no lookup, no per-packet bookkeeping.
+                        if let Some((mk, r)) = self.burst.memo {
+                            if mk == k && r != NO_MATCH && flows.rule(r).only_normal {
+                                self.burst.cache_hits += 1;
+                                self.count_rule(flows, r, m.len() as u64);
+                                self.normal(snap, fdb, m);
+                                continue;
+                            }
+                        }
                         let mut cur = self.begin_packet(m);
                         self.table(snap, fdb, 0, &mut cur, k, 0, true);
                         self.end_packet(cur);
@@ -76,6 +86,22 @@ impl Work {
         }
         if self.burst.drops.iter().any(|&n| n != 0) {
             snap.ports[in_slot].drops.add(&self.burst.drops);
+        }
+    }
+
+    /// Adds a packet to rule `r`'s counters, summed while the burst stays on one rule.
+    #[inline]
+    fn count_rule(&mut self, flows: &crate::flow::classifier::Classifier, r: u32, bytes: u64) {
+        match &mut self.burst.rule_count {
+            Some((ri, p, b)) if *ri == r => {
+                *p += 1;
+                *b += bytes;
+            }
+            pending => {
+                if let Some((ri, p, b)) = pending.replace((r, 1, bytes)) {
+                    flows.rule(ri).stats.count_n(self.index, p, b);
+                }
+            }
         }
     }
 
@@ -145,19 +171,8 @@ impl Work {
             self.burst.ended_by.get_or_insert(DpDrop::NoMatch);
             return;
         };
-        // Every rule is credited with the packet as received (as OVS does),
-        // summed while the burst stays on one rule.
-        match &mut self.burst.rule_count {
-            Some((ri, p, b)) if *ri == r => {
-                *p += 1;
-                *b += self.burst.pkt_len;
-            }
-            pending => {
-                if let Some((ri, p, b)) = pending.replace((r, 1, self.burst.pkt_len)) {
-                    flows.rule(ri).stats.count_n(self.index, p, b);
-                }
-            }
-        }
+        // Every rule is credited with the packet as received (as OVS does).
+        self.count_rule(flows, r, self.burst.pkt_len);
         let rule = flows.rule(r);
         self.run_actions(snap, fdb, &rule.actions, cur, Some(k), depth, last);
     }

@@ -85,6 +85,8 @@ pub struct CompiledRule {
     pub priority: u16,
     pub actions: Box<[Action]>,
     pub stats: Arc<RuleStats>,
+    /// The actions are just `normal` (the packet path's shortest way).
+    pub only_normal: bool,
 }
 
 struct Subtable {
@@ -117,6 +119,7 @@ impl Classifier {
         for (r, stats) in rules {
             let idx = c.rules.len() as u32;
             c.rules.push(CompiledRule {
+                only_normal: r.actions == [Action::Normal],
                 priority: r.priority,
                 actions: r.actions.clone().into_boxed_slice(),
                 stats: stats.clone(),
