@@ -42,6 +42,30 @@ pub enum GuestMemError {
     Map { gpa: u64, reason: String },
 }
 
+/// A mapping past the end of its file faults (SIGBUS) on first access and
+/// would kill the whole switch: refuse a region whose `offset + size` is
+/// beyond a regular file's length (memfd, hugetlbfs and tmpfs files are
+/// regular). Other kinds (devices) have no length to check against. A file
+/// truncated later is issue 12's other half (seals or a guarded access).
+fn check_within_file(f: &File, offset: u64, size: u64) -> Result<(), String> {
+    let meta = f
+        .metadata()
+        .map_err(|e| format!("cannot stat the region's file: {e}"))?;
+    if !meta.file_type().is_file() {
+        return Ok(());
+    }
+    let end = offset
+        .checked_add(size)
+        .ok_or_else(|| "mmap_offset + size overflows".to_string())?;
+    if end > meta.len() {
+        return Err(format!(
+            "mmap_offset {offset:#x} + size {size:#x} is beyond the end of its file ({:#x} bytes)",
+            meta.len()
+        ));
+    }
+    Ok(())
+}
+
 impl GuestMem {
     /// Maps the regions of a SET_MEM_TABLE message.
     pub fn from_vhost(
@@ -66,6 +90,12 @@ impl GuestMem {
                     gpa: r.guest_phys_addr,
                     reason: "bad size".into(),
                 })?;
+            check_within_file(&f, r.mmap_offset, r.memory_size).map_err(|reason| {
+                GuestMemError::Map {
+                    gpa: r.guest_phys_addr,
+                    reason,
+                }
+            })?;
             ranges.push((
                 GuestAddress(r.guest_phys_addr),
                 size,
@@ -149,6 +179,32 @@ impl GuestMem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn memfd(len: u64) -> File {
+        // SAFETY: memfd_create with a static NUL-terminated name; the fd is new and ours.
+        let fd = unsafe { libc::memfd_create(c"fv-guest-test".as_ptr(), 0) };
+        assert!(fd >= 0);
+        // SAFETY: fd is a valid, owned descriptor.
+        let f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        f.set_len(len).unwrap();
+        f
+    }
+
+    fn region(size: u64, offset: u64) -> VhostUserMemoryRegion {
+        VhostUserMemoryRegion::new(0x1000, size, 0x7f00_0000, offset)
+    }
+
+    /// A region longer than its file would SIGBUS the switch on first access.
+    #[test]
+    fn regions_beyond_their_file_are_refused() {
+        assert!(GuestMem::from_vhost(&[region(0x2000, 0)], vec![memfd(0x2000)]).is_ok());
+        let e = GuestMem::from_vhost(&[region(0x2000, 0)], vec![memfd(0x1000)])
+            .err()
+            .expect("a region longer than its file");
+        assert!(e.to_string().contains("beyond the end of its file"), "{e}");
+        assert!(GuestMem::from_vhost(&[region(0x1000, 0x1000)], vec![memfd(0x1800)]).is_err());
+        assert!(GuestMem::from_vhost(&[region(0x1000, u64::MAX - 0x10)], vec![memfd(0x1000)]).is_err());
+    }
 
     #[test]
     fn translation_is_bounded_by_the_region() {
