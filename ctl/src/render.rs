@@ -183,7 +183,12 @@ pub fn text(command: &str, r: &Value) -> String {
                     }
                 }
                 let _ = writeln!(o, "  switch drops ({})", drops(&p["switch_drops"]));
-                let _ = writeln!(o, "  guest notifications {}", s(&p["guest_notifications"]));
+                let _ = writeln!(
+                    o,
+                    "  guest notifications {} (not taken {})",
+                    s(&p["guest_notifications"]),
+                    s(&p["guest_notify_failures"])
+                );
             }
         }
         "pmd-stats" | "pmd-stats-show" => {

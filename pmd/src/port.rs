@@ -147,6 +147,8 @@ pub struct PeerCounters {
     pub tx_retries: u64,
     /// Interrupts (call eventfd writes) sent to the peer.
     pub notifications: u64,
+    /// Interrupts the peer's call fd did not take (a full pipe, a saturated eventfd).
+    pub notify_failures: u64,
 }
 
 /// One line of `show` output about a port: key/value facts (type, path,

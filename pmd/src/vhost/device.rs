@@ -191,6 +191,10 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
 
     fn set_vring_call(&mut self, index: u8, fd: Option<File>) -> Result<()> {
         let q = self.queue(index as u32)?;
+        let fd = fd
+            .map(super::queue::nonblocking_call_fd)
+            .transpose()
+            .map_err(Error::SocketError)?;
         q.state.lock().call = fd;
         Ok(())
     }

@@ -146,6 +146,7 @@ impl Port for VhostPort {
         crate::port::PeerCounters {
             tx_retries: sum(|q| q.retries.load(Ordering::Relaxed)),
             notifications: sum(|q| q.notifications.load(Ordering::Relaxed)),
+            notify_failures: sum(|q| q.signal_failures.load(Ordering::Relaxed)),
         }
     }
 
@@ -172,8 +173,11 @@ impl Port for VhostPort {
         };
         let (n, notify) = ring.dequeue(mem, cache, out, &q.stats);
         if notify {
-            st.signal();
-            crate::port::bump(&q.notifications, 1);
+            if st.signal() {
+                crate::port::bump(&q.notifications, 1);
+            } else {
+                q.signal_failures.fetch_add(1, Ordering::Relaxed);
+            }
         }
         n
     }
@@ -216,8 +220,11 @@ impl Port for VhostPort {
                 crate::port::bump(&q.retries, retries as u64);
                 reason = DropReason::RingFull;
                 if notify {
-                    st.signal();
-                    crate::port::bump(&q.notifications, 1);
+                    if st.signal() {
+                        crate::port::bump(&q.notifications, 1);
+                    } else {
+                        q.signal_failures.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         }

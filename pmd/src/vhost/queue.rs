@@ -82,13 +82,29 @@ impl QueueState {
         self.ring.is_some() && self.is_enabled()
     }
 
-    /// Interrupts the guest; an eventfd write cannot block and its only
-    /// failure (counter overflow) means an interrupt is already pending.
-    pub fn signal(&mut self) {
-        if let Some(call) = self.call.as_mut() {
-            let _ = call.write(&1u64.to_ne_bytes());
+    /// Interrupts the guest; false when the call fd took nothing (a full
+    /// pipe, an eventfd at its maximum, a bad fd). Never blocks: the fd is
+    /// non-blocking (`nonblocking_call_fd`), and the PMD holds the ring lock.
+    pub fn signal(&mut self) -> bool {
+        match self.call.as_mut() {
+            Some(call) => call.write(&1u64.to_ne_bytes()).is_ok(),
+            None => true,
         }
     }
+}
+
+/// A frontend may pass any fd as a call fd (SET_VRING_CALL): a pipe that
+/// nobody reads would block the PMD's write forever. Make it non-blocking.
+pub fn nonblocking_call_fd(f: File) -> std::io::Result<File> {
+    use std::os::fd::AsRawFd;
+    let fd = f.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own; F_GETFL/F_SETFL only change its flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(f)
 }
 
 pub struct VirtQueue {
@@ -98,6 +114,8 @@ pub struct VirtQueue {
     pub notifications: std::sync::atomic::AtomicU64,
     /// Extra enqueue attempts into a full guest ring (tx-retries-max).
     pub retries: std::sync::atomic::AtomicU64,
+    /// Interrupts the call fd did not take (see `QueueState::signal`).
+    pub signal_failures: std::sync::atomic::AtomicU64,
 }
 
 impl Default for VirtQueue {
@@ -107,6 +125,44 @@ impl Default for VirtQueue {
             stats: QueueStats::default(),
             notifications: Default::default(),
             retries: Default::default(),
+            signal_failures: Default::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::FromRawFd;
+    use std::time::Duration;
+
+    /// A frontend passes a pipe nobody reads as its call fd and fills it:
+    /// the PMD's interrupt must fail (and be counted), never block.
+    #[test]
+    fn a_full_pipe_as_call_fd_never_blocks_the_pmd() {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills two descriptors we then own.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), 0) }, 0);
+        // SAFETY: both are fresh, owned descriptors.
+        let (r, w) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+        let mut st = QueueState {
+            call: Some(nonblocking_call_fd(w).unwrap()),
+            ..QueueState::default()
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut ok = 0;
+            for _ in 0..100_000 {
+                if st.signal() {
+                    ok += 1;
+                }
+            }
+            let _ = tx.send(ok);
+        });
+        let ok = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("signal() blocked on a full pipe");
+        assert!(ok < 100_000, "a 64 KiB pipe cannot take 800 KB");
+        drop(r);
     }
 }

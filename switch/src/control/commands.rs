@@ -421,12 +421,13 @@ fn port_stats(bridge: &Bridge, only: Option<&str>) -> Result<Value, String> {
             let rx: Vec<Value> = (0..p.n_rxq()).map(|q| queue_json(q, p.rxq_stats(q).snapshot())).collect();
             let tx: Vec<Value> = (0..p.n_txq()).map(|q| queue_json(q, p.txq_stats(q).snapshot())).collect();
             let sum = |v: &[Value], k: &str| v.iter().map(|q| q[k].as_u64().unwrap_or(0)).sum::<u64>();
-            let notif = p.peer_counters().notifications;
+            let pc = p.peer_counters();
             json!({
                 "name": sp.name,
                 "rx_packets": sum(&rx, "packets"), "rx_bytes": sum(&rx, "bytes"), "rx_dropped": sum(&rx, "dropped"),
                 "tx_packets": sum(&tx, "packets"), "tx_bytes": sum(&tx, "bytes"), "tx_dropped": sum(&tx, "dropped"),
-                "guest_notifications": notif,
+                "guest_notifications": pc.notifications,
+                "guest_notify_failures": pc.notify_failures,
                 "switch_drops": sp.drops.read().into_iter().map(|(r, n)| (r.to_string(), json!(n))).collect::<Map<String, Value>>(),
                 "rx": rx, "tx": tx,
             })

@@ -82,6 +82,7 @@ pub const CATALOG: &[MetricDef] = &[
     c("ferrovs_port_tx_dropped_total", PQR, "Packets dropped on transmit, by reason (ring_full after retries, mtu_exceeded, not_ready ...)."),
     c("ferrovs_port_tx_retries_total", &["port"], "Extra attempts into a full guest receive ring (tx-retries-max)."),
     c("ferrovs_port_guest_notifications_total", &["port"], "Interrupts (call eventfd writes) sent to the guest."),
+    c("ferrovs_port_guest_notify_failures_total", &["port"], "Interrupts the guest's call fd did not take (a full pipe or eventfd): never waited for."),
     g("ferrovs_port_link_up", &["port", "type"], "1 when a peer is attached and the port carries traffic."),
     g("ferrovs_port_info", &["port", "type", "features"], "Always 1; negotiated virtio features as a label."),
     c("ferrovs_pmd_busy_cycles_total", &["core"], "TSC cycles in poll iterations that moved packets."),
@@ -177,6 +178,7 @@ pub fn render(bridge: &Bridge) -> String {
     let tx_d = s.counter("ferrovs_port_tx_dropped_total");
     let retries = s.counter("ferrovs_port_tx_retries_total");
     let notif = s.counter("ferrovs_port_guest_notifications_total");
+    let notif_fail = s.counter("ferrovs_port_guest_notify_failures_total");
     let link = s.gauge("ferrovs_port_link_up");
     let info = s.gauge("ferrovs_port_info");
     for (_, sp) in bridge.ports() {
@@ -214,6 +216,7 @@ pub fn render(bridge: &Bridge) -> String {
         let pc = p.peer_counters();
         retries.with_label_values(&[name]).inc_by(pc.tx_retries);
         notif.with_label_values(&[name]).inc_by(pc.notifications);
+        notif_fail.with_label_values(&[name]).inc_by(pc.notify_failures);
         link.with_label_values(&[name, p.kind()])
             .set(p.link_up() as i64);
         info.with_label_values(&[name, p.kind(), &features]).set(1);
