@@ -317,3 +317,59 @@ fn ctl_top_shows_ports_and_cores() {
         .unwrap();
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("avg batch"));
 }
+
+/// Trickles `byte` every 200 ms into `w` until the peer stops taking it or
+/// `limit` passes; returns how long the peer kept the connection.
+fn trickle(mut w: impl Write, limit: Duration) -> Duration {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if w.write_all(b"G").and_then(|_| w.flush()).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    t0.elapsed()
+}
+
+/// Slowloris (issue 12): clients that send a byte every 200 ms hold neither
+/// /metrics nor a management slot. Other scrapes are answered meanwhile, and
+/// each slow request is cut off at its deadline with an error.
+#[test]
+fn slow_clients_hold_neither_metrics_nor_the_management_socket() {
+    let _g = serial();
+    let dir = TempDir::new("mx-slow");
+    let sw = Ferrovsd::start(dir.path(), Some(&config_with_ports(2)));
+    let addr = sw.ok("show", serde_json::json!({}))["metrics_addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let slow_http: Vec<_> = (0..3)
+        .map(|_| {
+            let c = std::net::TcpStream::connect(&addr).unwrap();
+            std::thread::spawn(move || trickle(c, Duration::from_secs(20)))
+        })
+        .collect();
+    let mgmt = std::os::unix::net::UnixStream::connect(sw.socket()).unwrap();
+    let mut mgmt_reply = mgmt.try_clone().unwrap();
+    let slow_mgmt = std::thread::spawn(move || trickle(mgmt, Duration::from_secs(20)));
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        let (status, body) = http_get(&addr, "/metrics");
+        assert!(status.contains("200"), "{status}");
+        assert!(body.contains("ferrovs_build_info"));
+        // The old single-threaded server made this wait for the slow clients.
+        assert!(t0.elapsed() < Duration::from_secs(5), "a scrape waited {:?}", t0.elapsed());
+        sw.ok("show", serde_json::json!({}));
+    }
+    for h in slow_http {
+        let held = h.join().unwrap();
+        assert!(held < Duration::from_secs(10), "an HTTP slowloris held on for {held:?}");
+    }
+    let held = slow_mgmt.join().unwrap();
+    assert!(held < Duration::from_secs(12), "a management slowloris held on for {held:?}");
+    let mut reply = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(&mut mgmt_reply).read_line(&mut reply).unwrap();
+    assert!(reply.contains("not complete within"), "{reply}");
+}

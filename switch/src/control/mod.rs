@@ -12,7 +12,7 @@ pub mod commands;
 
 use crate::bridge::Bridge;
 use serde_json::{json, Map, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -26,6 +26,9 @@ use std::time::Duration;
 pub const MAX_REQUEST: usize = 4 << 20;
 const MAX_CLIENTS: usize = 16;
 const CLIENT_IDLE: Duration = Duration::from_secs(30);
+/// A request must be complete (its newline) this long after its first byte:
+/// a client trickling bytes cannot hold a slot for hours.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 
 pub struct ControlServer {
     path: PathBuf,
@@ -147,17 +150,31 @@ pub fn parse_request(line: &[u8]) -> Result<(String, Map<String, Value>), String
     Ok((command, args))
 }
 
-fn client(s: UnixStream, bridge: &Bridge, stop: &AtomicBool) {
+/// One client: requests are lines; each must be complete within
+/// `REQUEST_DEADLINE` of its first byte and `MAX_REQUEST` long at most. Raw
+/// reads (not `read_until`, which keeps waiting as long as bytes trickle in)
+/// so the deadline is checked at least every 500 ms.
+fn client(mut s: UnixStream, bridge: &Bridge, stop: &AtomicBool) {
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
     let Ok(mut out) = s.try_clone() else { return };
-    let mut rd = BufReader::new(s);
-    let mut line = Vec::new();
+    let mut line: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
     let mut idle = Duration::ZERO;
+    // When the request being read began (its first byte).
+    let mut began: Option<std::time::Instant> = None;
     while !stop.load(Ordering::Relaxed) {
-        // Read at most one byte past the limit so an endless line cannot grow memory.
-        let room = (MAX_REQUEST + 1 - line.len()) as u64;
-        match (&mut rd).take(room).read_until(b'\n', &mut line) {
+        if began.is_some_and(|t| t.elapsed() > REQUEST_DEADLINE) {
+            let _ = reply(
+                &mut out,
+                Err(format!(
+                    "request not complete within {} s of its first byte",
+                    REQUEST_DEADLINE.as_secs()
+                )),
+            );
+            return;
+        }
+        let n = match s.read(&mut chunk) {
             Ok(0) => {
                 if !line.is_empty() {
                     let _ = reply(
@@ -167,24 +184,7 @@ fn client(s: UnixStream, bridge: &Bridge, stop: &AtomicBool) {
                 }
                 return;
             }
-            Ok(_) => {
-                idle = Duration::ZERO;
-                if line.len() > MAX_REQUEST {
-                    let _ = reply(
-                        &mut out,
-                        Err(format!("request longer than {MAX_REQUEST} bytes")),
-                    );
-                    return;
-                }
-                if line.last() != Some(&b'\n') {
-                    continue;
-                }
-                let r = parse_request(&line).and_then(|(c, a)| commands::dispatch(bridge, &c, &a));
-                line.clear();
-                if reply(&mut out, r).is_err() {
-                    return;
-                }
-            }
+            Ok(n) => n,
             Err(e)
                 if matches!(
                     e.kind(),
@@ -195,8 +195,33 @@ fn client(s: UnixStream, bridge: &Bridge, stop: &AtomicBool) {
                 if idle >= CLIENT_IDLE {
                     return;
                 }
+                continue;
             }
             Err(_) => return,
+        };
+        idle = Duration::ZERO;
+        let mut rest = &chunk[..n];
+        while !rest.is_empty() {
+            let (part, complete) = match rest.iter().position(|b| *b == b'\n') {
+                Some(i) => (&rest[..=i], true),
+                None => (rest, false),
+            };
+            rest = &rest[part.len()..];
+            if line.len() + part.len() > MAX_REQUEST {
+                let _ = reply(&mut out, Err(format!("request longer than {MAX_REQUEST} bytes")));
+                return;
+            }
+            line.extend_from_slice(part);
+            began.get_or_insert_with(std::time::Instant::now);
+            if !complete {
+                break;
+            }
+            let r = parse_request(&line).and_then(|(c, a)| commands::dispatch(bridge, &c, &a));
+            line.clear();
+            began = None;
+            if reply(&mut out, r).is_err() {
+                return;
+            }
         }
     }
 }
