@@ -48,6 +48,15 @@ pub struct Datapath {
     pub pmds: Vec<Arc<PmdStats>>,
 }
 
+/// Marks its PMD as gone when dropped, also when the thread unwinds.
+struct ExitMark(Arc<PmdStats>);
+
+impl Drop for ExitMark {
+    fn drop(&mut self) {
+        self.0.exited.store(true, Ordering::Release);
+    }
+}
+
 /// Measures the TSC rate once, to turn cycles into time.
 fn tsc_per_us() -> u64 {
     let t = Instant::now();
@@ -97,6 +106,8 @@ impl Datapath {
                     // would dwarf a 1 µs back-off step.
                     // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's slack.
                     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000, 0, 0, 0) };
+                    // A PMD that dies (a bug) must not make `publish` wait for it forever.
+                    let _exited = ExitMark(stats.clone());
                     pmd::Pmd::new(index, sh, stats).run();
                 })?;
             threads.push(t);
@@ -125,21 +136,36 @@ impl Datapath {
         self.shared.current()
     }
 
-    /// Installs a new snapshot and waits (bounded) until every PMD runs it,
-    /// so that whatever the old one held is no longer in use by a PMD.
+    /// Installs a new snapshot and waits until every PMD runs it, so that
+    /// whatever the old one held (a removed port, its driver's memory) is no
+    /// longer in use by a PMD. Never gives up: freeing a port under a late PMD
+    /// is worse than a slow control plane, which it says in the log.
     pub fn publish(&self, snap: Snapshot) -> Arc<Snapshot> {
         let generation = snap.generation;
         let snap = Arc::new(snap);
         *self.shared.snapshot.lock().expect("snapshot lock poisoned") = snap.clone();
         self.shared.generation.store(generation, Ordering::Release);
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            let behind = self.pmds.iter().any(|p| {
-                !p.exited.load(Ordering::Acquire)
-                    && p.generation.load(Ordering::Acquire) < generation
-            });
-            if !behind {
+        let started = Instant::now();
+        let mut next_warning = started + Duration::from_secs(2);
+        loop {
+            let behind: Vec<usize> = self
+                .pmds
+                .iter()
+                .filter(|p| {
+                    !p.exited.load(Ordering::Acquire)
+                        && p.generation.load(Ordering::Acquire) < generation
+                })
+                .map(|p| p.core)
+                .collect();
+            if behind.is_empty() {
                 break;
+            }
+            if Instant::now() >= next_warning {
+                tracing::warn!(
+                    "PMD core(s) {behind:?} still run an older snapshot after {:.0?}; waiting before freeing what it held",
+                    started.elapsed()
+                );
+                next_warning += Duration::from_secs(2);
             }
             std::thread::sleep(Duration::from_micros(200));
         }

@@ -397,3 +397,83 @@ fn a_rule_change_takes_effect_from_the_next_burst() {
     r.send(0, &[frame(mac(2), mac(1))]);
     wait_for("no_match", || r.port_drops(0, DpDrop::NoMatch) == 1);
 }
+
+/// A port whose rx_burst can hold its PMD inside it, as a slow driver call would.
+struct StallingPort {
+    inner: Arc<RingPort>,
+    stall: std::sync::Mutex<bool>,
+    wake: std::sync::Condvar,
+    inside: std::sync::atomic::AtomicBool,
+}
+
+impl Port for StallingPort {
+    fn kind(&self) -> &'static str {
+        "stalling"
+    }
+    fn n_rxq(&self) -> usize {
+        1
+    }
+    fn n_txq(&self) -> usize {
+        self.inner.n_txq()
+    }
+    fn rx_burst(&self, qid: usize, cache: &mut PoolCache, out: &mut Batch) -> usize {
+        let mut stall = self.stall.lock().unwrap();
+        while *stall {
+            self.inside.store(true, std::sync::atomic::Ordering::SeqCst);
+            stall = self.wake.wait(stall).unwrap();
+        }
+        self.inner.rx_burst(qid, cache, out)
+    }
+    fn tx_burst(&self, qid: usize, cache: &mut PoolCache, pkts: &mut Batch) -> usize {
+        self.inner.tx_burst(qid, cache, pkts)
+    }
+    fn rxq_stats(&self, q: usize) -> &pmd::QueueStats {
+        self.inner.rxq_stats(q)
+    }
+    fn txq_stats(&self, q: usize) -> &pmd::QueueStats {
+        self.inner.txq_stats(q)
+    }
+    fn link_up(&self) -> bool {
+        true
+    }
+    fn info(&self) -> pmd::port::PortInfo {
+        Vec::new()
+    }
+}
+
+/// Issue 12, "RCU grace period gives up": a removed port must not be freed
+/// while a PMD is still inside it, however long that PMD takes. `publish`
+/// used to stop waiting after 2 s.
+#[test]
+fn publish_waits_for_a_late_pmd_however_long() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let mut r = Rig::new(1);
+    let (a, _b) = RingPort::pair(16);
+    let port = Arc::new(StallingPort {
+        inner: a,
+        stall: std::sync::Mutex::new(true),
+        wake: std::sync::Condvar::new(),
+        inside: Default::default(),
+    });
+    let sp = Arc::new(SwitchPort::new(9, "stall".into(), port.clone() as Arc<dyn Port>));
+    let cores = r.dp.cores();
+    r.generation += 1;
+    r.dp.publish(Snapshot::build(r.generation, vec![sp], &cores, RxqAssign::RoundRobin));
+    wait_for("the PMD inside the port", || port.inside.load(SeqCst));
+    // Remove the port while the PMD is inside it.
+    r.generation += 1;
+    let snap = Snapshot::build(r.generation, Vec::new(), &cores, RxqAssign::RoundRobin);
+    let dp = &r.dp;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            dp.publish(snap);
+            done.store(true, SeqCst);
+        });
+        std::thread::sleep(Duration::from_millis(3000));
+        assert!(!done.load(SeqCst), "publish returned while a PMD was still inside the removed port");
+        *port.stall.lock().unwrap() = false;
+        port.wake.notify_all();
+    });
+    assert!(done.load(SeqCst));
+}
