@@ -160,10 +160,15 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
     fn set_vring_base(&mut self, index: u32, base: u32) -> Result<()> {
         tracing::debug!(index, base, "set_vring_base");
         let q = self.queue(index)?;
+        // A split ring's index is 16 bits: a larger base is a bad message, not
+        // something to truncate into a valid-looking one.
+        let Ok(base) = u16::try_from(base) else {
+            return Err(Error::InvalidParam);
+        };
         let mut s = q.state.lock();
-        s.base = base as u16;
+        s.base = base;
         if let Some(r) = s.ring.as_mut() {
-            r.last_avail = base as u16;
+            r.last_avail = base;
         }
         Ok(())
     }
@@ -322,5 +327,35 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
         Err(Error::InvalidOperation(
             "dirty logging (live migration) is not supported yet",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vhost::{SocketMode, VhostPortConfig};
+
+    fn device() -> VhostDevice {
+        VhostDevice::new(Arc::new(VhostPort::new(VhostPortConfig {
+            path: "/nonexistent/fv-test.sock".into(),
+            mode: SocketMode::Server,
+            queue_pairs: 1,
+            mac: [2, 0, 0, 0, 0, 1],
+            tx_retries_max: 0,
+            mtu: 1500,
+        })))
+    }
+
+    /// CVE-2020-10723's shape: a 32-bit ring index or base that a u16 cast
+    /// would truncate into a valid-looking one is refused.
+    #[test]
+    fn vring_base_and_index_beyond_16_bits_are_refused() {
+        let mut d = device();
+        assert!(d.set_vring_base(0, 0x1_0005).is_err());
+        assert_eq!(d.port.queues[0].state.lock().base, 0, "nothing changed");
+        assert!(d.set_vring_base(0x1_0000, 5).is_err(), "no queue 0x10000 (not queue 0)");
+        assert!(d.set_vring_base(0, 5).is_ok());
+        assert_eq!(d.port.queues[0].state.lock().base, 5);
+        assert!(d.set_vring_num(0x1_0001, 256).is_err());
     }
 }

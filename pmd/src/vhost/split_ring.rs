@@ -87,6 +87,10 @@ pub struct SplitRing {
     pub last_avail: u16,
     used_idx: u16,
     features: RingFeatures,
+    /// The guest claimed more available entries than the ring has: its
+    /// state is broken (virtio's NEEDS_RESET); nothing more is walked until
+    /// the frontend sets the ring up again (a new `SplitRing`).
+    broken: bool,
 }
 
 // SAFETY: the pointers point into guest memory that the owner of this ring
@@ -139,6 +143,7 @@ impl SplitRing {
             last_avail: base,
             used_idx: 0,
             features,
+            broken: false,
         };
         // Continue from what the guest has already seen as used.
         r.used_idx = r.read_used_idx();
@@ -176,6 +181,22 @@ impl SplitRing {
     #[inline]
     pub fn pending(&self) -> u16 {
         self.avail_idx().wrapping_sub(self.last_avail)
+    }
+
+    /// `pending`, or None for a broken ring: more entries than the ring holds
+    /// would mean walking heads the guest never wrote (DPDK and virtio-queue
+    /// refuse the same). Counted once, as an invalid index.
+    #[inline]
+    fn pending_checked(&mut self, stats: &QueueStats) -> Option<u16> {
+        let n = self.pending();
+        if n <= self.size && !self.broken {
+            return Some(n);
+        }
+        if !self.broken {
+            self.broken = true;
+            stats.drop_n(DropReason::DescIndex, 1);
+        }
+        None
     }
 
     #[inline]
@@ -238,7 +259,9 @@ impl SplitRing {
         out: &mut Batch,
         stats: &QueueStats,
     ) -> (usize, bool) {
-        let avail = self.pending();
+        let Some(avail) = self.pending_checked(stats) else {
+            return (0, false);
+        };
         if avail == 0 {
             return (0, false);
         }
@@ -363,7 +386,9 @@ impl SplitRing {
         stats: &QueueStats,
     ) -> (usize, bool) {
         let old_used = self.used_idx;
-        let mut avail = self.pending();
+        let Some(mut avail) = self.pending_checked(stats) else {
+            return (0, false);
+        };
         // One guest buffer per frame is the common case: warm those lines.
         let ahead = (avail as usize).min(pkts.len());
         let heads = self.prefetch_burst(mem, ahead);

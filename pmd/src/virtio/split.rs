@@ -374,6 +374,13 @@ impl DriverRing for SplitRing {
 
     fn reclaim_tx(&mut self, cache: &mut PoolCache, stats: &QueueStats) -> usize {
         let mut used = self.used_idx();
+        // A device that claims more entries than the ring holds is broken
+        // (as in `collect_rx`): count it once and skip, never walk garbage.
+        if used.wrapping_sub(self.last_used) > self.size {
+            stats.drop_n(DropReason::DescIndex, 1);
+            self.last_used = used;
+            return 0;
+        }
         // Stay a burst behind the device while the ring has room: the used
         // entries it wrote last share cache lines with the ones it writes
         // next, and reading them now would pull those lines away from it.

@@ -237,6 +237,28 @@ fn merged_rx_buffers_become_one_frame_once_all_are_published() {
     r.cache.free_batch(&mut out);
 }
 
+/// A backend that sets used.idx far beyond what the ring holds: TX reclaim
+/// counts it once and walks nothing (it used to walk up to 65535 garbage
+/// entries, counting each).
+#[test]
+fn tx_reclaim_refuses_a_used_index_beyond_the_ring() {
+    let mut r = Rig::new();
+    for _ in 0..3 {
+        let m = r.frame(&[1; 60]);
+        r.ring.add_tx(m, false).unwrap();
+    }
+    r.ring.publish();
+    let l = r.l();
+    r.wr(l.used + 2, 40_000u16);
+    assert_eq!(r.ring.reclaim_tx(&mut r.cache, &r.stats), 0);
+    assert_eq!(r.stats.drops(DropReason::DescIndex), 1, "counted once");
+    assert_eq!(r.ring.reclaim_tx(&mut r.cache, &r.stats), 0);
+    assert_eq!(r.stats.drops(DropReason::DescIndex), 1, "and not again");
+    let (mut ring, mut cache) = (r.ring, r.cache);
+    ring.reset(&mut cache);
+    assert_eq!(cache.pool().stats().in_use, 0, "the held buffers come back at reset");
+}
+
 #[test]
 fn hostile_used_entries_are_counted_not_followed() {
     let mut r = Rig::new();
