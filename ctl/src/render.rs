@@ -132,6 +132,9 @@ pub fn text(command: &str, r: &Value) -> String {
                     if let Some(e) = port.get("last_error") {
                         let _ = writeln!(o, "    last error: {}", s(e));
                     }
+                    if let Some(e) = port.get("previous_error") {
+                        let _ = writeln!(o, "    previous error (link up since): {}", s(e));
+                    }
                 }
                 if port.get("driver").is_some() {
                     let _ = writeln!(

@@ -314,6 +314,7 @@ fn run(a: Args) -> Result<()> {
 
     // Wait for links (virtio-user dials, vhost waits for its peer).
     let t0 = Instant::now();
+    let up_at_start = || -> Vec<bool> { ports.list.iter().map(|p| p.port.link_up()).collect() };
     while !ports.list.iter().all(|p| p.port.link_up()) && !STOP.load(Ordering::Relaxed) {
         if t0.elapsed().as_secs_f64() > a.link_wait {
             eprintln!(
@@ -324,6 +325,7 @@ fn run(a: Args) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    let was_up = up_at_start();
 
     // Streams: rx (port i, queue q) -> tx (peer(i), q).
     let mut streams = Vec::new();
@@ -567,7 +569,21 @@ fn run(a: Args) -> Result<()> {
     } else {
         summary.print_text();
     }
+    // A run whose port never had a peer measured nothing: say so, fail.
+    let dead: Vec<String> = summary
+        .ports
+        .iter()
+        .zip(&was_up)
+        .filter(|(r, up)| !**up && !r.link_up && r.rx_packets == 0 && r.tx_packets == 0)
+        .map(|(r, _)| format!("port {} ({})", r.port, r.spec))
+        .collect();
     ports.close(&pool);
+    if !dead.is_empty() {
+        bail!(
+            "{} never connected (is the peer listening on that socket?): nothing was measured",
+            dead.join(", ")
+        );
+    }
     Ok(())
 }
 

@@ -49,7 +49,8 @@ pub struct VhostPort {
     pub acked_features: AtomicU64,
     pub acked_protocol_features: AtomicU64,
     /// Last control-plane problem, for `show`.
-    pub last_error: Mutex<Option<String>>,
+    /// The last error and when it happened.
+    pub last_error: Mutex<Option<(String, std::time::Instant)>>,
     pub connections: AtomicU64,
     /// Bit k set: the guest's receive queue k runs. Output spreads over these
     /// only, so a queue the guest never enabled strands nothing.
@@ -72,7 +73,7 @@ impl VhostPort {
     }
 
     pub fn set_error(&self, e: impl Into<String>) {
-        *self.last_error.lock().expect("poisoned") = Some(e.into());
+        *self.last_error.lock().expect("poisoned") = Some((e.into(), std::time::Instant::now()));
     }
 
     /// Applies negotiated features to every queue's walker.
@@ -280,8 +281,10 @@ impl Port for VhostPort {
             .map(|(i, _)| i.to_string())
             .collect();
         v.push(("running_vrings", enabled.join(",")));
-        if let Some(e) = self.last_error.lock().expect("poisoned").as_ref() {
-            v.push(("last_error", e.clone()));
+        // An error from before the link came up is history, not the state.
+        if let Some((e, at)) = self.last_error.lock().expect("poisoned").as_ref() {
+            let key = if self.link_up() { "previous_error" } else { "last_error" };
+            v.push((key, format!("{e} ({} s ago)", at.elapsed().as_secs())));
         }
         v
     }
