@@ -6,7 +6,10 @@
 //! reader that races an insert sees a miss, never a wrong port. Learning
 //! writes only when something changed (new MAC, moved MAC, a new second).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU32, AtomicU64, AtomicUsize,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::time::Instant;
 
 const WAYS: usize = 8;
@@ -137,8 +140,16 @@ impl Fdb {
         }
         for i in 0..WAYS {
             if b.keys[i].load(Relaxed) == 0
-                && b.keys[i].compare_exchange(0, k, Relaxed, Relaxed).is_ok()
+                && b.keys[i].compare_exchange(0, k, SeqCst, Relaxed).is_ok()
             {
+                // Another PMD may have inserted the same MAC into another way
+                // at the same time. In the total order of these SeqCst
+                // operations the later inserter sees the earlier one and
+                // withdraws (both may: the next frame learns it again).
+                if (0..WAYS).any(|j| j != i && b.keys[j].load(SeqCst) == k) {
+                    b.keys[i].store(0, SeqCst);
+                    return;
+                }
                 b.vals[i].store(v, Relaxed);
                 self.len.fetch_add(1, Relaxed);
                 self.counters.learned.fetch_add(1, Relaxed);
@@ -269,5 +280,37 @@ mod tests {
         }
         // A few bucket collisions may refuse; nearly all must fit.
         assert!(f.len() > 8100, "only {} of 8192 fit", f.len());
+    }
+}
+
+#[cfg(test)]
+mod race_tests {
+    use super::*;
+
+    /// Two PMDs learning the same new MACs at once must not insert any twice
+    /// (a duplicate outlives a move or an aging of the other copy).
+    #[test]
+    fn concurrent_learning_never_duplicates_a_mac() {
+        let f = Fdb::new(1 << 16, 300);
+        let n = 40_000u32;
+        let mac = |i: u32| {
+            let b = i.to_be_bytes();
+            [0x02, 1, b[0], b[1], b[2], b[3]]
+        };
+        std::thread::scope(|s| {
+            for t in 0..2u16 {
+                let f = &f;
+                s.spawn(move || {
+                    for i in 0..n {
+                        f.learn(0, &mac(i), 1 + t, 0);
+                    }
+                });
+            }
+        });
+        let entries = f.entries();
+        let mut seen = std::collections::HashSet::new();
+        let dups = entries.iter().filter(|e| !seen.insert((e.vlan, e.mac))).count();
+        assert_eq!(dups, 0, "{dups} MACs inserted twice");
+        assert_eq!(f.len(), entries.len(), "len counts every entry once");
     }
 }
