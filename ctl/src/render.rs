@@ -9,7 +9,7 @@ pub const COMMANDS_HELP: &str = "Commands:
            [tx-retries-max=N] [mtu-request=N] [n-rxq=N] [pmd-rxq-affinity=Q:CORE,...]
   del-port NAME
   set-port NAME [tag=VID] [trunks=LIST] [vlan-mode=access|trunk|native-tagged|native-untagged]
-                                         change VLAN options at runtime (value \"\" or none unsets)
+           [mac-limit=N]                 change VLAN options or the MAC limit at runtime (\"\" or none unsets)
   add-flow FLOW | add-flows FILE         add rules (ovs-ofctl flow syntax; FILE: one a line, # comments)
   mod-flows [--strict] FLOW              new actions for the rules FLOW selects
   del-flows [--strict] [FLOW]            remove the rules FLOW selects (all without FLOW)
@@ -186,6 +186,12 @@ pub fn text(command: &str, r: &Value) -> String {
                     }
                 }
                 let _ = writeln!(o, "  switch drops ({})", drops(&p["switch_drops"]));
+                let _ = writeln!(
+                    o,
+                    "  macs learned {} (refused by mac-limit {})",
+                    s(&p["macs_learned"]),
+                    s(&p["mac_limit_refused"])
+                );
                 let _ = writeln!(
                     o,
                     "  guest notifications {} (not taken {})",

@@ -191,7 +191,13 @@ pub struct PortConfig {
     /// unset: access when `tag` is set, else trunk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vlan_mode: Option<VlanMode>,
+    /// MACs this port may have in the learning table at once (0 or unset: no
+    /// limit beyond mac-table-size); the rest are refused and counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_limit: Option<u32>,
 }
+
+pub const MAX_MAC_LIMIT: u32 = 1 << 20;
 
 pub const MAX_QUEUE_PAIRS: u16 = 8;
 
@@ -225,10 +231,20 @@ impl PortConfig {
         self.mtu_request.unwrap_or(DEFAULT_MTU)
     }
 
-    /// The port's VLAN behaviour; the one check of tag/trunks/vlan-mode
-    /// (config file, add-port and set-port all come here).
+    /// The port's VLAN behaviour from tag/trunks/vlan-mode.
     pub fn vlan(&self) -> Result<PortVlan, String> {
         PortVlan::new(self.tag, self.trunks.as_deref(), self.vlan_mode)
+    }
+
+    /// The one check of the options that can change at runtime (VLAN
+    /// options, mac-limit): the config file, add-port and set-port all come
+    /// here. Errors start with the key.
+    pub fn check_runtime_options(&self) -> Result<(), String> {
+        self.vlan()?;
+        if self.mac_limit.is_some_and(|n| n > MAX_MAC_LIMIT) {
+            return Err(format!("mac-limit: must be 0..={MAX_MAC_LIMIT}"));
+        }
+        Ok(())
     }
 
     /// A port of `kind` named `name` with every option at its default.
@@ -249,6 +265,7 @@ impl PortConfig {
             tag: None,
             trunks: None,
             vlan_mode: None,
+            mac_limit: None,
         }
     }
 }
@@ -412,7 +429,7 @@ impl Config {
                     ));
                 }
             }
-            p.vlan().map_err(|e| {
+            p.check_runtime_options().map_err(|e| {
                 let (key, msg) = e.split_once(": ").unwrap_or(("vlan", &e));
                 bad(&format!("port[{i}].{key}"), msg.to_string())
             })?;

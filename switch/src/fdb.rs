@@ -37,6 +37,16 @@ pub struct Fdb {
     aging_secs: AtomicU32,
     epoch: Instant,
     pub counters: FdbCounters,
+    /// Per port number: MACs learned on it, its `mac-limit` (0: none) and the
+    /// MACs refused because of that limit. One VM cannot fill the table.
+    per_port: Box<[PortMacs]>,
+}
+
+#[derive(Default)]
+struct PortMacs {
+    learned: AtomicU32,
+    limit: AtomicU32,
+    refused: AtomicU64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +82,7 @@ impl Fdb {
             aging_secs: AtomicU32::new(aging_secs),
             epoch: Instant::now(),
             counters: FdbCounters::default(),
+            per_port: (0..=u16::MAX as usize).map(|_| PortMacs::default()).collect(),
         }
     }
 
@@ -116,6 +127,38 @@ impl Fdb {
         None
     }
 
+    /// Sets how many MACs port `port` may have learned (0: no limit).
+    pub fn set_port_limit(&self, port: u16, limit: u32) {
+        self.per_port[port as usize].limit.store(limit, Relaxed);
+    }
+
+    /// (MACs learned on the port now, MACs refused by its limit so far).
+    pub fn port_macs(&self, port: u16) -> (u32, u64) {
+        let p = &self.per_port[port as usize];
+        (p.learned.load(Relaxed), p.refused.load(Relaxed))
+    }
+
+    /// Takes one more MAC for `port`, unless its limit is reached (then counted).
+    fn admit(&self, port: u16) -> bool {
+        let p = &self.per_port[port as usize];
+        let limit = p.limit.load(Relaxed);
+        if limit != 0 && p.learned.load(Relaxed) >= limit {
+            p.refused.fetch_add(1, Relaxed);
+            self.counters.refused.fetch_add(1, Relaxed);
+            return false;
+        }
+        p.learned.fetch_add(1, Relaxed);
+        true
+    }
+
+    fn release(&self, port: u16) {
+        if port != 0 {
+            let _ = self.per_port[port as usize]
+                .learned
+                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+        }
+    }
+
     /// Records that (vlan, mac) was seen on `port` at `now`.
     #[inline]
     pub fn learn(&self, vlan: u16, mac: &[u8; 6], port: u16, now: u32) {
@@ -126,7 +169,13 @@ impl Fdb {
             if b.keys[i].load(Relaxed) == k {
                 let old = b.vals[i].load(Relaxed);
                 if old != v {
-                    if old as u16 != port && old as u16 != 0 {
+                    let old_port = old as u16;
+                    if old_port != port && old_port != 0 {
+                        // A move: the new port must have room under its limit.
+                        if !self.admit(port) {
+                            return;
+                        }
+                        self.release(old_port);
                         self.counters.moved.fetch_add(1, Relaxed);
                     }
                     b.vals[i].store(v, Relaxed);
@@ -136,6 +185,9 @@ impl Fdb {
         }
         if self.len.load(Relaxed) >= self.max {
             self.counters.refused.fetch_add(1, Relaxed);
+            return;
+        }
+        if !self.admit(port) {
             return;
         }
         for i in 0..WAYS {
@@ -148,6 +200,7 @@ impl Fdb {
                 // withdraws (both may: the next frame learns it again).
                 if (0..WAYS).any(|j| j != i && b.keys[j].load(SeqCst) == k) {
                     b.keys[i].store(0, SeqCst);
+                    self.release(port);
                     return;
                 }
                 b.vals[i].store(v, Relaxed);
@@ -157,6 +210,7 @@ impl Fdb {
             }
         }
         // Every way of this bucket is taken.
+        self.release(port);
         self.counters.refused.fetch_add(1, Relaxed);
     }
 
@@ -173,6 +227,7 @@ impl Fdb {
                     b.vals[i].store(0, Relaxed);
                     b.keys[i].store(0, Relaxed);
                     self.len.fetch_sub(1, Relaxed);
+                    self.release(v as u16);
                     n += 1;
                 }
             }
@@ -280,6 +335,49 @@ mod tests {
         }
         // A few bucket collisions may refuse; nearly all must fit.
         assert!(f.len() > 8100, "only {} of 8192 fit", f.len());
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    fn mac(i: u32) -> [u8; 6] {
+        let b = i.to_be_bytes();
+        [0x02, 2, b[0], b[1], b[2], b[3]]
+    }
+
+    /// Issue 12: one port (one VM) cannot fill the table for everyone.
+    #[test]
+    fn a_port_learns_no_more_than_its_mac_limit() {
+        let f = Fdb::new(1024, 10);
+        f.set_port_limit(1, 2);
+        for i in 0..5 {
+            f.learn(0, &mac(i), 1, 0);
+        }
+        assert_eq!(f.port_macs(1), (2, 3), "2 learned, 3 refused and counted");
+        assert_eq!(f.lookup(0, &mac(2)), None);
+        for i in 10..20 {
+            f.learn(0, &mac(i), 2, 0);
+        }
+        assert_eq!(f.port_macs(2), (10, 0), "other ports are not limited");
+        // A MAC moving onto a full port stays where it was.
+        f.learn(0, &mac(10), 1, 1);
+        assert_eq!(f.lookup(0, &mac(10)), Some(2));
+        assert_eq!(f.port_macs(1).1, 4);
+        // Aging makes room again; a move out frees one too.
+        f.learn(0, &mac(0), 2, 5);
+        assert_eq!(f.port_macs(1).0, 1);
+        f.learn(0, &mac(10), 1, 5);
+        assert_eq!(f.lookup(0, &mac(10)), Some(1));
+        assert_eq!(f.port_macs(1).0, 2);
+        f.age(16);
+        assert_eq!(f.port_macs(1).0, 0, "aged entries count no more");
+        f.set_port_limit(1, 0);
+        for i in 30..40 {
+            f.learn(0, &mac(i), 1, 16);
+        }
+        assert_eq!(f.port_macs(1).0, 10, "no limit");
     }
 }
 

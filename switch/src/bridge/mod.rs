@@ -194,7 +194,7 @@ impl Bridge {
 
     pub fn add_port(&self, cfg: PortConfig) -> Result<u16, BridgeError> {
         validate_port_name(&cfg.name).map_err(BridgeError::Invalid)?;
-        cfg.vlan().map_err(BridgeError::Invalid)?;
+        cfg.check_runtime_options().map_err(BridgeError::Invalid)?;
         let pins = match &cfg.pmd_rxq_affinity {
             Some(a) => crate::config::parse_affinity(a)
                 .map_err(|e| BridgeError::Invalid(format!("pmd-rxq-affinity: {e}")))?,
@@ -243,6 +243,7 @@ impl Bridge {
         st.next_no += 1;
         tracing::info!(port = %cfg.name, no, kind = opened.port.kind(), "port added");
         st.opened.insert(cfg.name.clone(), opened);
+        self.fdb.set_port_limit(no, cfg.mac_limit.unwrap_or(0));
         st.ports.insert(cfg.name.clone(), (cfg, Arc::new(sp)));
         self.republish(&mut st);
         Ok(no)
@@ -260,6 +261,7 @@ impl Bridge {
             drivers::close(&o, &self.driver_env());
         }
         self.fdb.flush_port(sp.no);
+        self.fdb.set_port_limit(sp.no, 0);
         tracing::info!(port = %name, "port removed");
         Ok(())
     }
@@ -267,7 +269,7 @@ impl Bridge {
     fn republish(&self, st: &mut State) {
         st.generation += 1;
         let ports = st.ports.values().map(|(_, sp)| sp.clone()).collect();
-        // Every stored config passed `vlan()` when it was stored.
+        // Every stored config passed `check_runtime_options()` when it was stored.
         let vlans = st
             .ports
             .values()
@@ -296,8 +298,9 @@ impl Bridge {
             .ok_or_else(|| BridgeError::NoSuchPort(name.into()))?;
         let mut new = cfg.clone();
         change(&mut new).map_err(BridgeError::Invalid)?;
-        new.vlan().map_err(BridgeError::Invalid)?;
+        new.check_runtime_options().map_err(BridgeError::Invalid)?;
         let no = sp.no;
+        self.fdb.set_port_limit(no, new.mac_limit.unwrap_or(0));
         st.ports.insert(name.into(), (new.clone(), sp));
         self.republish(&mut st);
         // What was learned under the old VLAN options must not steer frames (OVS flushes too).

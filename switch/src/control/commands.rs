@@ -12,7 +12,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("show", "bridge, ports (type, socket, mode, state, negotiated features), PMD cores and their queues"),
     ("add-port", "{name, type: \"vhost-user\"|\"virtio-user\", path, mode?: server|client, mac?} add a port at runtime"),
     ("del-port", "{name} remove a port"),
-    ("set-port", "{name, tag?, trunks?, vlan-mode?} change a port's VLAN options (\"\" or none unsets)"),
+    ("set-port", "{name, tag?, trunks?, vlan-mode?, mac-limit?} change a port's VLAN options or MAC limit (\"\" or none unsets)"),
     ("add-flow", "{flow} add a rule (ovs-ofctl flow syntax)"),
     ("add-flows", "{flows: [{line, flow}]} add rules, all or none"),
     ("mod-flows", "{flow, strict?} new actions for the rules the flow selects"),
@@ -115,6 +115,7 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
             "trunks",
             "vlan-mode",
             "vlan_mode",
+            "mac-limit",
         ];
         if !KNOWN.contains(&k.as_str()) {
             return Err(format!(
@@ -176,6 +177,7 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
         tag: None,
         trunks: None,
         vlan_mode: None,
+        mac_limit: None,
         devargs,
         n_rxq_desc,
         n_txq_desc,
@@ -189,22 +191,23 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
         n_rxq,
         pmd_rxq_affinity,
     };
-    for (k, v) in args.iter().filter(|(k, _)| VLAN_KEYS.contains(&k.as_str()) || *k == "vlan_mode") {
+    for (k, v) in args.iter().filter(|(k, _)| RUNTIME_KEYS.contains(&k.as_str()) || *k == "vlan_mode") {
         let Value::String(v) = v else {
             return Err(format!("argument {k:?} must be a string"));
         };
-        set_vlan_option(&mut cfg, k, v)?;
+        set_runtime_option(&mut cfg, k, v)?;
     }
     let no = bridge.add_port_persistent(cfg).map_err(|e| e.to_string())?;
     Ok(json!({ "added": name, "port_no": no }))
 }
 
-/// The port options `set-port` may change at runtime (OVS Port columns).
-const VLAN_KEYS: &[&str] = &["tag", "trunks", "vlan-mode"];
+/// The port options `set-port` may change at runtime (OVS Port columns, and
+/// mac-limit).
+const RUNTIME_KEYS: &[&str] = &["tag", "trunks", "vlan-mode", "mac-limit"];
 
-/// One VLAN option from its text; "" or "none" unsets it. Checked as a
-/// whole by `PortConfig::vlan` when the port is stored.
-fn set_vlan_option(cfg: &mut PortConfig, key: &str, v: &str) -> Result<(), String> {
+/// One runtime option from its text; "" or "none" unsets it. Checked as a
+/// whole by `PortConfig::check_runtime_options` when the port is stored.
+fn set_runtime_option(cfg: &mut PortConfig, key: &str, v: &str) -> Result<(), String> {
     let unset = v.is_empty() || v == "none" || v == "[]";
     match key {
         "tag" => {
@@ -220,6 +223,13 @@ fn set_vlan_option(cfg: &mut PortConfig, key: &str, v: &str) -> Result<(), Strin
             }
         }
         "trunks" => cfg.trunks = (!unset).then(|| v.to_string()),
+        "mac-limit" => {
+            cfg.mac_limit = if unset {
+                None
+            } else {
+                Some(v.parse::<u32>().map_err(|_| format!("mac-limit: {v:?} is not a number"))?)
+            }
+        }
         "vlan-mode" | "vlan_mode" => {
             cfg.vlan_mode = if unset {
                 None
@@ -227,7 +237,7 @@ fn set_vlan_option(cfg: &mut PortConfig, key: &str, v: &str) -> Result<(), Strin
                 Some(crate::flow::vlan::VlanMode::parse(v)?)
             }
         }
-        _ => unreachable!("only VLAN_KEYS"),
+        _ => unreachable!("only RUNTIME_KEYS"),
     }
     Ok(())
 }
@@ -237,27 +247,27 @@ fn set_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
     let mut changes = Vec::new();
     for k in args.keys().filter(|k| *k != "name") {
         let key = if k == "vlan_mode" { "vlan-mode" } else { k.as_str() };
-        if !VLAN_KEYS.contains(&key) {
+        if !RUNTIME_KEYS.contains(&key) {
             return Err(format!(
                 "set-port cannot change {k:?} at runtime (it can: {}); del-port and add-port to change the rest",
-                VLAN_KEYS.join(", ")
+                RUNTIME_KEYS.join(", ")
             ));
         }
         changes.push((key, str_arg(args, k)?.to_string()));
     }
     if changes.is_empty() {
-        return Err(format!("set-port {name}: nothing to change (give key=value: {})", VLAN_KEYS.join(", ")));
+        return Err(format!("set-port {name}: nothing to change (give key=value: {})", RUNTIME_KEYS.join(", ")));
     }
     let cfg = bridge
         .set_port(&name, |c| {
             for (k, v) in &changes {
-                set_vlan_option(c, k, v)?;
+                set_runtime_option(c, k, v)?;
             }
             Ok(())
         })
         .map_err(|e| e.to_string())?;
     let vlan = cfg.vlan()?;
-    Ok(json!({ "port": name, "vlan_mode": vlan.mode.name(), "tag": cfg.tag, "trunks": cfg.trunks }))
+    Ok(json!({ "port": name, "vlan_mode": vlan.mode.name(), "tag": cfg.tag, "trunks": cfg.trunks, "mac_limit": cfg.mac_limit }))
 }
 
 /// Arguments of the flow commands, typed.
@@ -428,6 +438,8 @@ fn port_stats(bridge: &Bridge, only: Option<&str>) -> Result<Value, String> {
                 "tx_packets": sum(&tx, "packets"), "tx_bytes": sum(&tx, "bytes"), "tx_dropped": sum(&tx, "dropped"),
                 "guest_notifications": pc.notifications,
                 "guest_notify_failures": pc.notify_failures,
+                "macs_learned": bridge.fdb.port_macs(sp.no).0,
+                "mac_limit_refused": bridge.fdb.port_macs(sp.no).1,
                 "switch_drops": sp.drops.read().into_iter().map(|(r, n)| (r.to_string(), json!(n))).collect::<Map<String, Value>>(),
                 "rx": rx, "tx": tx,
             })

@@ -96,6 +96,8 @@ pub const CATALOG: &[MetricDef] = &[
     h("ferrovs_pmd_batch_size", &["core"], "Packets per non-empty receive burst."),
     c("ferrovs_pmd_dropped_total", &["core", "reason"], "Packets the switch dropped itself: runt, same_port, no_buffer, vlan, no_match, acl, resubmit_depth, no_port."),
     c("ferrovs_port_switch_dropped_total", &["port", "reason"], "Frames received on the port that the switch dropped, by reason (vlan, no_match, acl ...)."),
+    c("ferrovs_port_mac_limit_refused_total", &["port"], "MACs not learned on the port because of its mac-limit."),
+    g("ferrovs_port_macs", &["port"], "MACs learned on the port now."),
     c("ferrovs_pmd_cache_hits_total", &["core"], "Flow lookups answered by the PMD's exact-match cache."),
     c("ferrovs_pmd_cache_misses_total", &["core"], "Flow lookups the exact-match cache could not answer."),
     c("ferrovs_pmd_classifier_lookups_total", &["core"], "Searches of the rule classifier (cache misses)."),
@@ -223,10 +225,15 @@ pub fn render(bridge: &Bridge) -> String {
     }
 
     let sw_drops = s.counter("ferrovs_port_switch_dropped_total");
+    let mac_refused = s.counter("ferrovs_port_mac_limit_refused_total");
+    let macs = s.gauge("ferrovs_port_macs");
     for (_, sp) in bridge.ports() {
         for (reason, n) in sp.drops.read() {
             sw_drops.with_label_values(&[&sp.name, reason]).inc_by(n);
         }
+        let (learned, refused) = bridge.fdb.port_macs(sp.no);
+        mac_refused.with_label_values(&[&sp.name]).inc_by(refused);
+        macs.with_label_values(&[&sp.name]).set(learned as i64);
     }
     s.gauge("ferrovs_flows")
         .with_label_values(NO_LABELS)
