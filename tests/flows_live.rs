@@ -14,7 +14,6 @@
 use ferrovs_tests::*;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Slow enough that a 4096-entry ring holds 0.8 s of the stream: a PMD
@@ -26,38 +25,13 @@ const PASS: &str = "priority=50,udp,tp_dst=1000/0xfffe,actions=normal";
 const DROP: &str = "priority=100,udp,tp_dst=1002/0xfffe,actions=drop";
 const DROP_SEL: &str = "priority=100,udp,tp_dst=1002/0xfffe";
 
-/// `ferrovs-ctl --socket ... ARGS`: Ok(stdout) or Err(stderr) with its exit status.
-fn ctl(sw: &Ferrovsd, args: &[&str]) -> Result<String, String> {
-    let o = Command::new(bin("ferrovs-ctl"))
-        .arg("--socket")
-        .arg(sw.socket())
-        .args(args)
-        .output()
-        .expect("run ferrovs-ctl");
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    if o.status.success() {
-        Ok(out)
-    } else {
-        Err(format!("[{}] {err}{out}", o.status))
-    }
-}
-
-fn ctl_ok(sw: &Ferrovsd, args: &[&str]) -> String {
-    ctl(sw, args).unwrap_or_else(|e| panic!("ferrovs-ctl {args:?} failed: {e}"))
-}
-
-fn ctl_json(sw: &Ferrovsd, args: &[&str]) -> Value {
-    let mut a = vec!["--json"];
-    a.extend_from_slice(args);
-    let out = ctl_ok(sw, &a);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("ferrovs-ctl {a:?}: not JSON ({e}): {out}"))
-}
-
 /// dump-flows over the management socket (the same JSON as `ferrovs-ctl
 /// --json dump-flows`; cheaper than a process while polling under traffic).
 fn dump(sw: &Ferrovsd) -> Vec<Value> {
-    sw.ok("dump-flows", json!({})).as_array().expect("array").clone()
+    sw.ok("dump-flows", json!({}))
+        .as_array()
+        .expect("array")
+        .clone()
 }
 
 /// The rule of table 0 with `priority` (the tests keep priorities unique).
@@ -165,7 +139,10 @@ fn finish_run(sw: &Ferrovsd, run: FerrovsTestpmd, n: u64, a_rx_before: u64) -> R
         "ferrovsd received every frame A sent: {a:?}; pmd-stats {:#}; A's summary {s:#}",
         sw.ok("pmd-stats", json!({}))
     );
-    assert_eq!(s["ports"][1]["checked"]["bad"], 0, "corrupted frames: {s:#}");
+    assert_eq!(
+        s["ports"][1]["checked"]["bad"], 0,
+        "corrupted frames: {s:#}"
+    );
     RunResult {
         sent,
         received: s["ports"][1]["rx_packets"].as_u64().unwrap(),
@@ -224,13 +201,18 @@ fn drop_rule_added_and_deleted_under_traffic_accounts_for_every_packet() {
     let d = dump(&sw);
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(
-        (&d[0]["table"], &d[0]["priority"], &d[0]["match"], &d[0]["actions"]),
+        (
+            &d[0]["table"],
+            &d[0]["priority"],
+            &d[0]["match"],
+            &d[0]["actions"]
+        ),
         (&json!(0), &json!(0), &json!(""), &json!("NORMAL")),
         "{d:?}"
     );
     // The part that always passes gets its own (normal) rule so that the
     // default rule counts exactly the part the drop rule will take.
-    ctl_ok(&sw, &["add-flow", PASS]);
+    sw.ctl(&["add-flow", PASS]);
 
     // Run 0: no drop rule; all 4 flows arrive.
     let n0 = 8_000;
@@ -242,7 +224,10 @@ fn drop_rule_added_and_deleted_under_traffic_accounts_for_every_packet() {
     for v in ["10", "20", "30", "40"] {
         assert_eq!(r0.vlan(v), n0 / 4, "{r0:?}");
     }
-    assert_eq!((e0.pass - s0.pass, e0.default - s0.default), (n0 / 2, n0 / 2));
+    assert_eq!(
+        (e0.pass - s0.pass, e0.default - s0.default),
+        (n0 / 2, n0 / 2)
+    );
 
     // Run 1: the drop rule arrives a third of the way in.
     let n1 = 24_000;
@@ -250,13 +235,16 @@ fn drop_rule_added_and_deleted_under_traffic_accounts_for_every_packet() {
     let run = spawn_run(&sw, n1, true);
     wait_rx(&sw, s1.a_rx, n1 / 3);
     let added_at = sw.port("vhost0").rx - s1.a_rx;
-    let out = ctl_ok(&sw, &["add-flow", DROP]);
+    let out = sw.ctl(&["add-flow", DROP]);
     // Once the rule has counted a packet, the PMD runs the new table; from
     // the next dump on, the default rule (the dropped part's old path) must
     // not move any more.
     let t0 = Instant::now();
     while hits(&sw, 100) == 0 {
-        assert!(t0.elapsed() < Duration::from_secs(10), "the drop rule never matched");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the drop rule never matched"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     let frozen_default = snap(&sw).default;
@@ -279,14 +267,22 @@ fn drop_rule_added_and_deleted_under_traffic_accounts_for_every_packet() {
         n1,
         "sent = received at B + acl drops: {r1:?}, acl {dropped1}"
     );
-    assert_eq!(r1.received, e1.b_tx - s1.b_tx, "B got what ferrovsd sent it");
+    assert_eq!(
+        r1.received,
+        e1.b_tx - s1.b_tx,
+        "B got what ferrovsd sent it"
+    );
     assert_eq!(e1.b_tx_dropped, s1.b_tx_dropped, "nothing lost towards B");
     assert_eq!(
         (e1.pass - s1.pass) + (e1.default - s1.default) + dropped1,
         n1,
         "every packet matched exactly one rule"
     );
-    assert_eq!(e1.pass - s1.pass, n1 / 2, "the passing half never changed path");
+    assert_eq!(
+        e1.pass - s1.pass,
+        n1 / 2,
+        "the passing half never changed path"
+    );
     assert_eq!(r1.vlan("10") + r1.vlan("20"), n1 / 2, "{r1:?}");
     assert_eq!(
         r1.vlan("30") + r1.vlan("40"),
@@ -310,24 +306,56 @@ fn drop_rule_added_and_deleted_under_traffic_accounts_for_every_packet() {
     let run = spawn_run(&sw, n2, true);
     wait_rx(&sw, s2.a_rx, 1_000);
     let bad: &[(&[&str], &[&str])] = &[
-        (&["add-flow", "priority=10,udp,tp_dst=70000,actions=drop"], &["tp_dst", "70000"]),
-        (&["add-flow", "priority=10,nw_src=10.0.0.1,actions=drop"], &["nw_src"]),
-        (&["add-flow", "priority=10,udp,actions=frobnicate"], &["actions", "frobnicate"]),
-        (&["add-flow", "priority=10,dl_src=00:11:22,actions=drop"], &["dl_src", "00:11:22"]),
-        (&["add-flow", "priority=70000,actions=drop"], &["priority", "70000"]),
+        (
+            &["add-flow", "priority=10,udp,tp_dst=70000,actions=drop"],
+            &["tp_dst", "70000"],
+        ),
+        (
+            &["add-flow", "priority=10,nw_src=10.0.0.1,actions=drop"],
+            &["nw_src"],
+        ),
+        (
+            &["add-flow", "priority=10,udp,actions=frobnicate"],
+            &["actions", "frobnicate"],
+        ),
+        (
+            &["add-flow", "priority=10,dl_src=00:11:22,actions=drop"],
+            &["dl_src", "00:11:22"],
+        ),
+        (
+            &["add-flow", "priority=70000,actions=drop"],
+            &["priority", "70000"],
+        ),
         (&["add-flow", "priority=10,udp,tp_dst=1000"], &["actions"]),
         (&["add-flow", "priorty=10,actions=drop"], &["priorty"]),
-        (&["add-flow", "in_port=nosuchport,actions=drop"], &["in_port", "nosuchport"]),
-        (&["add-flow", "priority=10,actions=output:nosuchport"], &["output", "nosuchport"]),
-        (&["add-flow", "priority=10,dl_vlan=5000,actions=drop"], &["dl_vlan", "5000"]),
-        (&["add-flow", "table=1,priority=10,actions=goto_table:1"], &["goto_table"]),
+        (
+            &["add-flow", "in_port=nosuchport,actions=drop"],
+            &["in_port", "nosuchport"],
+        ),
+        (
+            &["add-flow", "priority=10,actions=output:nosuchport"],
+            &["output", "nosuchport"],
+        ),
+        (
+            &["add-flow", "priority=10,dl_vlan=5000,actions=drop"],
+            &["dl_vlan", "5000"],
+        ),
+        (
+            &["add-flow", "table=1,priority=10,actions=goto_table:1"],
+            &["goto_table"],
+        ),
         (&["mod-flows", "udp,tp_dst=1002/0xfffe"], &["actions"]),
         (&["del-flows", "udp,actions=drop"], &["actions"]),
     ];
     for (args, want) in bad {
-        let e = ctl(&sw, args).expect_err(&format!("{args:?} was accepted"));
+        let e = sw
+            .ctl_try(args)
+            .expect_err(&format!("{args:?} was accepted"));
         for w in *want {
-            assert!(e.contains(w), "ferrovs-ctl {args:?}: error does not name {w:?}: {e}");
+            assert!(
+                e.contains(w),
+                "ferrovs-ctl {args:?}: error does not name {w:?}: {e}"
+            );
         }
         eprintln!("refused as it should: {args:?}: {}", e.trim());
     }
@@ -338,13 +366,23 @@ fn drop_rule_added_and_deleted_under_traffic_accounts_for_every_packet() {
         "# two good rules, then a bad one\npriority=7,udp,tp_dst=7,actions=drop\n\npriority=8,arp,actions=normal\npriority=9,tcp,tp_src=x,actions=drop\n",
     )
     .unwrap();
-    let e = ctl(&sw, &["add-flows", file.to_str().unwrap()]).expect_err("bad file accepted");
+    let e = sw
+        .ctl_try(&["add-flows", file.to_str().unwrap()])
+        .expect_err("bad file accepted");
     assert!(e.contains("line 5") && e.contains("tp_src"), "{e}");
     let r2 = finish_run(&sw, run, n2, s2.a_rx);
     let e2 = snap(&sw);
     eprintln!("run 2 (drop rule throughout): {r2:?}");
-    assert_eq!(rule_set(&dump(&sw)), rules_before, "refused changes changed nothing");
-    assert_eq!(r2.received, n2 / 2, "exactly the passing half arrived: {r2:?}");
+    assert_eq!(
+        rule_set(&dump(&sw)),
+        rules_before,
+        "refused changes changed nothing"
+    );
+    assert_eq!(
+        r2.received,
+        n2 / 2,
+        "exactly the passing half arrived: {r2:?}"
+    );
     assert_eq!(
         (r2.vlan("30"), r2.vlan("40")),
         (0, 0),
@@ -361,7 +399,7 @@ fn drop_rule_added_and_deleted_under_traffic_accounts_for_every_packet() {
     let run = spawn_run(&sw, n3, true);
     wait_rx(&sw, s3.a_rx, n3 / 3);
     let hits_before_delete = hits(&sw, 100);
-    let out = ctl_json(&sw, &["--strict", "del-flows", DROP_SEL]);
+    let out = sw.ctl_json(&["--strict", "del-flows", DROP_SEL]);
     let deleted_at = sw.port("vhost0").rx - s3.a_rx;
     assert_eq!(out["deleted"], 1, "{out}");
     let r3 = finish_run(&sw, run, n3, s3.a_rx);
@@ -369,7 +407,11 @@ fn drop_rule_added_and_deleted_under_traffic_accounts_for_every_packet() {
     let dropped3 = e3.acl - s3.acl;
     eprintln!("run 3 (drop rule deleted after {deleted_at} frames): {r3:?}, acl drops {dropped3}");
     assert!(rule_at(&dump(&sw), 100).is_none());
-    assert_eq!(r3.received + dropped3, n3, "sent = received + acl drops: {r3:?}");
+    assert_eq!(
+        r3.received + dropped3,
+        n3,
+        "sent = received + acl drops: {r3:?}"
+    );
     assert!(
         dropped3 >= hits_before_delete - (s3.acl - s1.acl),
         "the rule's hits in this run before the delete ({}) are acl drops ({dropped3})",
@@ -418,7 +460,11 @@ fn drop_rule_added_and_deleted_under_traffic_accounts_for_every_packet() {
             }
         }
     }
-    assert!(sw.port("vhost1").tx_drops.is_empty(), "{:?}", sw.port("vhost1"));
+    assert!(
+        sw.port("vhost1").tx_drops.is_empty(),
+        "{:?}",
+        sw.port("vhost1")
+    );
 }
 
 /// mod-flows gives new actions (here while traffic runs) and keeps the
@@ -429,7 +475,7 @@ fn mod_flows_keeps_counters_and_strict_delete_removes_only_the_exact_rule() {
     let _g = serial();
     let dir = TempDir::new("fl-mod");
     let sw = two_ports(dir.path());
-    ctl_ok(&sw, &["add-flow", DROP]);
+    sw.ctl(&["add-flow", DROP]);
     // 8000 packets: 4000 go to UDP 1002-1003 and are dropped.
     let s = sw.port("vhost0").rx;
     let r = finish_run(&sw, spawn_run(&sw, 8_000, false), 8_000, s);
@@ -442,7 +488,11 @@ fn mod_flows_keeps_counters_and_strict_delete_removes_only_the_exact_rule() {
     let s = sw.port("vhost0").rx;
     let run = spawn_run(&sw, n, false);
     wait_rx(&sw, s, n / 4);
-    let out = ctl_json(&sw, &["--strict", "mod-flows", &format!("{DROP_SEL},actions=normal")]);
+    let out = sw.ctl_json(&[
+        "--strict",
+        "mod-flows",
+        &format!("{DROP_SEL},actions=normal"),
+    ]);
     assert_eq!(out["modified"], 1, "{out}");
     let r = finish_run(&sw, run, n, s);
     let acl = switch_drop(&sw, "vhost0", "acl") - 4_000;
@@ -455,19 +505,26 @@ fn mod_flows_keeps_counters_and_strict_delete_removes_only_the_exact_rule() {
         4_000 + n / 2,
         "the counters were kept across mod-flows: {rule}"
     );
-    assert!(acl > 0 && acl < n / 2, "dropped until the change only: {acl}");
+    assert!(
+        acl > 0 && acl < n / 2,
+        "dropped until the change only: {acl}"
+    );
     assert_eq!(r.received + acl, n, "sent = received + acl drops");
 
     // A loose mod-flows changes every rule its match covers: here only ours.
-    let out = ctl_json(&sw, &["mod-flows", "udp,tp_dst=1002/0xfffe,actions=drop"]);
+    let out = sw.ctl_json(&["mod-flows", "udp,tp_dst=1002/0xfffe,actions=drop"]);
     assert_eq!(out["modified"], 1, "{out}");
     assert_eq!(rule_at(&dump(&sw), 100).unwrap()["actions"], "drop");
     // A modify that selects nothing adds nothing (OpenFlow 1.1+).
     let before = rule_set(&dump(&sw));
-    let out = ctl_json(&sw, &["mod-flows", "tcp,tp_dst=22,actions=drop"]);
+    let out = sw.ctl_json(&["mod-flows", "tcp,tp_dst=22,actions=drop"]);
     assert_eq!(out["modified"], 0, "{out}");
     assert_eq!(rule_set(&dump(&sw)), before);
-    ctl_ok(&sw, &["--strict", "mod-flows", &format!("{DROP_SEL},actions=normal")]);
+    sw.ctl(&[
+        "--strict",
+        "mod-flows",
+        &format!("{DROP_SEL},actions=normal"),
+    ]);
 
     // Rules around ours: same match at another priority, and a narrower match.
     let file = dir.path().join("more.flows");
@@ -477,11 +534,11 @@ fn mod_flows_keeps_counters_and_strict_delete_removes_only_the_exact_rule() {
          priority=300,udp,tp_dst=1003,actions=drop  # UDP 1003 only\n",
     )
     .unwrap();
-    let out = ctl_json(&sw, &["add-flows", file.to_str().unwrap()]);
+    let out = sw.ctl_json(&["add-flows", file.to_str().unwrap()]);
     assert_eq!(out["added"], 2, "{out}");
     assert_eq!(dump(&sw).len(), 4, "{:#?}", dump(&sw));
     // dump-flows with a flow shows what it covers (loosely), highest priority first.
-    let sel = ctl_json(&sw, &["dump-flows", "udp,tp_dst=1002/0xfffe"]);
+    let sel = sw.ctl_json(&["dump-flows", "udp,tp_dst=1002/0xfffe"]);
     let prios: Vec<u64> = sel
         .as_array()
         .unwrap()
@@ -496,12 +553,16 @@ fn mod_flows_keeps_counters_and_strict_delete_removes_only_the_exact_rule() {
         ("priority=150,udp,tp_dst=1002", 0),
         ("priority=150,udp,tp_dst=1002/0xfffe", 1),
     ] {
-        let out = ctl_json(&sw, &["--strict", "del-flows", sel]);
+        let out = sw.ctl_json(&["--strict", "del-flows", sel]);
         assert_eq!(out["deleted"], n, "del-flows --strict {sel}: {out}");
     }
     let d = dump(&sw);
     let prios: Vec<u64> = d.iter().map(|f| f["priority"].as_u64().unwrap()).collect();
-    assert_eq!(prios, [300, 100, 0], "only the priority-150 rule went: {d:#?}");
+    assert_eq!(
+        prios,
+        [300, 100, 0],
+        "only the priority-150 rule went: {d:#?}"
+    );
     // Traffic follows what is left: 1003 dropped (priority 300), 1002 normal.
     let acl0 = switch_drop(&sw, "vhost0", "acl");
     let (h300, h100) = (hits(&sw, 300), hits(&sw, 100));
@@ -509,9 +570,12 @@ fn mod_flows_keeps_counters_and_strict_delete_removes_only_the_exact_rule() {
     let r = finish_run(&sw, spawn_run(&sw, 8_000, false), 8_000, s);
     assert_eq!(r.received, 6_000, "{r:?}");
     assert_eq!(switch_drop(&sw, "vhost0", "acl") - acl0, 2_000);
-    assert_eq!((hits(&sw, 300) - h300, hits(&sw, 100) - h100), (2_000, 2_000));
+    assert_eq!(
+        (hits(&sw, 300) - h300, hits(&sw, 100) - h100),
+        (2_000, 2_000)
+    );
     // Loose: every rule at least as specific as the selection, whatever its priority.
-    let out = ctl_json(&sw, &["del-flows", "udp,tp_dst=1002/0xfffe"]);
+    let out = sw.ctl_json(&["del-flows", "udp,tp_dst=1002/0xfffe"]);
     assert_eq!(out["deleted"], 2, "{out}");
     let d = dump(&sw);
     assert_eq!(d.len(), 1, "{d:#?}");
@@ -538,13 +602,16 @@ fn rules_persist_across_restarts() {
          table=1,priority=5,actions=normal\n",
     )
     .unwrap();
-    let out = ctl_json(&sw, &["add-flows", file.to_str().unwrap()]);
+    let out = sw.ctl_json(&["add-flows", file.to_str().unwrap()]);
     assert_eq!(out["added"], 6);
     let rules = rule_set(&dump(&sw));
     assert_eq!(rules.len(), 7, "six and the default rule: {rules:#?}");
-    let text = ctl_ok(&sw, &["dump-flows"]);
+    let text = sw.ctl(&["dump-flows"]);
     eprintln!("dump-flows:\n{text}");
-    assert!(text.contains("in_port=vhost0") && text.contains("output:vhost1"), "{text}");
+    assert!(
+        text.contains("in_port=vhost0") && text.contains("output:vhost1"),
+        "{text}"
+    );
 
     let check_traffic = |sw: &Ferrovsd, what: &str| {
         let acl0 = switch_drop(sw, "vhost0", "acl");
@@ -568,7 +635,7 @@ fn rules_persist_across_restarts() {
     check_traffic(&sw, "after a restart");
 
     // A change, then SIGKILL: the change was already on disk.
-    let out = ctl_json(&sw, &["--strict", "del-flows", "table=1,priority=5"]);
+    let out = sw.ctl_json(&["--strict", "del-flows", "table=1,priority=5"]);
     assert_eq!(out["deleted"], 1);
     let rules = rule_set(&dump(&sw));
     let pid = sw.pid();
@@ -588,12 +655,16 @@ fn rules_persist_across_restarts() {
     assert_eq!(switch_drop(&sw, "vhost0", "no_match"), 4_000);
 
     // Every rule deleted: the empty table persists (not the default rule).
-    let out = ctl_json(&sw, &["del-flows"]);
+    let out = sw.ctl_json(&["del-flows"]);
     assert_eq!(out["deleted"], 6);
     assert_eq!(sw.terminate(Duration::from_secs(20)), Some(0));
     drop(sw);
     let sw = two_ports(dir.path());
-    assert!(dump(&sw).is_empty(), "an empty table stays empty: {:?}", dump(&sw));
+    assert!(
+        dump(&sw).is_empty(),
+        "an empty table stays empty: {:?}",
+        dump(&sw)
+    );
     let s = sw.port("vhost0").rx;
     let r = finish_run(&sw, spawn_run(&sw, 4_000, false), 4_000, s);
     assert_eq!(r.received, 0, "{r:?}");
@@ -617,7 +688,7 @@ fn idle_and_hard_timeouts_expire_rules() {
         "priority=201,idle_timeout=5,udp,tp_dst=1001,actions=drop",
         "priority=202,idle_timeout=1,udp,tp_dst=2000,actions=drop",
     ] {
-        ctl_ok(&sw, &["add-flow", f]);
+        sw.ctl(&["add-flow", f]);
     }
     let n = 7 * PPS; // 7 s of traffic
     let s = snap(&sw);
@@ -655,13 +726,16 @@ fn idle_and_hard_timeouts_expire_rules() {
     let traffic_end = traffic_end.expect("the idle rule expired while its traffic ran");
     let r = result.unwrap();
     let e = snap(&sw);
-    eprintln!(
-        "expired after {gone:?} (traffic ran until {traffic_end:?}): {r:?}"
-    );
+    eprintln!("expired after {gone:?} (traffic ran until {traffic_end:?}): {r:?}");
     let [hard, idle_used, idle_unused] = gone.map(Option::unwrap);
-    let within = |d: Duration, lo: u64, hi: u64| d >= Duration::from_secs(lo) && d <= Duration::from_secs(hi);
+    let within = |d: Duration, lo: u64, hi: u64| {
+        d >= Duration::from_secs(lo) && d <= Duration::from_secs(hi)
+    };
     assert!(within(hard, 2, 5), "hard_timeout=2 expired after {hard:?}");
-    assert!(within(idle_unused, 1, 4), "unused idle_timeout=1 expired after {idle_unused:?}");
+    assert!(
+        within(idle_unused, 1, 4),
+        "unused idle_timeout=1 expired after {idle_unused:?}"
+    );
     assert!(
         idle_used > traffic_end,
         "idle_timeout=5 rule expired at {idle_used:?} while its traffic ran (until {traffic_end:?})"
@@ -675,6 +749,10 @@ fn idle_and_hard_timeouts_expire_rules() {
     assert_eq!(r.vlan("20"), 0, "{r:?}");
     assert!(r.vlan("10") > 0 && r.vlan("10") < n / 4, "{r:?}");
     assert_eq!((r.vlan("30"), r.vlan("40")), (n / 4, n / 4), "{r:?}");
-    assert_eq!(r.received + (e.acl - s.acl), n, "sent = received + acl drops");
+    assert_eq!(
+        r.received + (e.acl - s.acl),
+        n,
+        "sent = received + acl drops"
+    );
     assert_eq!(dump(&sw).len(), 1, "only the default rule is left");
 }

@@ -471,32 +471,8 @@ fn run_ovs(flow_file: &Path) -> Outcome {
 
 // ---------------------------------------------------------- ferrovsd side
 
-fn ctl(sw: &Ferrovsd, args: &[&str]) -> String {
-    let o = Command::new(bin("ferrovs-ctl"))
-        .arg("--socket")
-        .arg(sw.socket())
-        .args(args)
-        .output()
-        .expect("run ferrovs-ctl");
-    assert!(
-        o.status.success(),
-        "ferrovs-ctl {args:?}: {}{}\nferrovsd log:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
-        sw.log_text()
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn ctl_json(sw: &Ferrovsd, args: &[&str]) -> Value {
-    let mut a = vec!["--json"];
-    a.extend_from_slice(args);
-    let out = ctl(sw, &a);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("ferrovs-ctl {args:?}: {e}: {out}"))
-}
-
 fn ferrovs_fdb(sw: &Ferrovsd) -> BTreeSet<(String, u64, String)> {
-    ctl_json(sw, &["fdb-show"])["entries"]
+    sw.ctl_json(&["fdb-show"])["entries"]
         .as_array()
         .unwrap()
         .iter()
@@ -511,7 +487,7 @@ fn ferrovs_fdb(sw: &Ferrovsd) -> BTreeSet<(String, u64, String)> {
 }
 
 fn ferrovs_rules(sw: &Ferrovsd) -> BTreeMap<u64, RuleStats> {
-    parse_ferrovs_dump(&ctl_json(sw, &["dump-flows"]))
+    parse_ferrovs_dump(&sw.ctl_json(&["dump-flows"]))
 }
 
 fn run_ferrovsd(dir: &Path, flow_file: &Path) -> Outcome {
@@ -545,25 +521,19 @@ vlan-mode = \"trunk\"
     let sw = Ferrovsd::start(&dir, Some(config));
     // ... p4 at runtime: added as an access port, then made a native-untagged trunk.
     let p4 = sw.port_socket("p4");
-    ctl(
-        &sw,
-        &[
-            "add-port",
-            "p4",
-            "type=vhost-user",
-            &format!("path={}", p4.display()),
-            "tag=20",
-        ],
-    );
-    ctl(
-        &sw,
-        &[
-            "set-port",
-            "p4",
-            "trunks=20,30",
-            "vlan-mode=native-untagged",
-        ],
-    );
+    sw.ctl(&[
+        "add-port",
+        "p4",
+        "type=vhost-user",
+        &format!("path={}", p4.display()),
+        "tag=20",
+    ]);
+    sw.ctl(&[
+        "set-port",
+        "p4",
+        "trunks=20,30",
+        "vlan-mode=native-untagged",
+    ]);
     let show = sw.ok("show", json!({}));
     assert_eq!(sw.port_names(), PORTS, "{show:#}");
     let socks: Vec<PathBuf> = PORTS.iter().map(|p| sw.port_socket(p)).collect();
@@ -580,8 +550,8 @@ vlan-mode = \"trunk\"
         "ferrovsd did not learn what the warm-up taught (OVS did)"
     );
 
-    ctl(&sw, &["del-flows"]);
-    ctl(&sw, &["add-flows", &flow_file.to_string_lossy()]);
+    sw.ctl(&["del-flows"]);
+    sw.ctl(&["add-flows", &flow_file.to_string_lossy()]);
     let installed = ferrovs_rules(&sw);
     assert_eq!(
         installed.keys().copied().collect::<BTreeSet<_>>(),
@@ -594,7 +564,7 @@ vlan-mode = \"trunk\"
     sw.wait_quiet(&PORTS);
     let rules = ferrovs_rules(&sw);
     let fdb_after = ferrovs_fdb(&sw);
-    let stats = ctl_json(&sw, &["port-stats"]);
+    let stats = sw.ctl_json(&["port-stats"]);
     let mut context = String::new();
     for p in stats.as_array().unwrap() {
         context += &format!(
@@ -607,7 +577,7 @@ vlan-mode = \"trunk\"
             p["switch_drops"]
         );
     }
-    context += &ctl(&sw, &["dump-flows"]);
+    context += &sw.ctl(&["dump-flows"]);
     context += &format!("pmd-stats: {}\n", sw.ok("pmd-stats", json!({})));
     eprintln!("ferrovsd phase took {:.1} s", t0.elapsed().as_secs_f64());
     Outcome {

@@ -162,6 +162,46 @@ impl Ferrovsd {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// `ferrovs-ctl --socket <ours> ARGS` as an operator runs it: Ok(stdout),
+    /// or Err with its exit status, stderr and stdout.
+    pub fn ctl_try(&self, args: &[&str]) -> Result<String, String> {
+        let o = Command::new(bin("ferrovs-ctl"))
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .expect("run ferrovs-ctl");
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        if o.status.success() {
+            Ok(out)
+        } else {
+            Err(format!(
+                "[{}] {}{out}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+            ))
+        }
+    }
+
+    /// `ctl_try` that must succeed (the panic shows ferrovsd's log too).
+    pub fn ctl(&self, args: &[&str]) -> String {
+        self.ctl_try(args).unwrap_or_else(|e| {
+            panic!(
+                "ferrovs-ctl {args:?} failed: {e}\nferrovsd log:\n{}",
+                self.log_text()
+            )
+        })
+    }
+
+    /// `ferrovs-ctl --json ARGS`, parsed.
+    pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let out = self.ctl(&a);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("ferrovs-ctl {a:?}: not JSON ({e}): {out}"))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }

@@ -359,17 +359,29 @@ fn slow_clients_hold_neither_metrics_nor_the_management_socket() {
         assert!(status.contains("200"), "{status}");
         assert!(body.contains("ferrovs_build_info"));
         // The old single-threaded server made this wait for the slow clients.
-        assert!(t0.elapsed() < Duration::from_secs(5), "a scrape waited {:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "a scrape waited {:?}",
+            t0.elapsed()
+        );
         sw.ok("show", serde_json::json!({}));
     }
     for h in slow_http {
         let held = h.join().unwrap();
-        assert!(held < Duration::from_secs(10), "an HTTP slowloris held on for {held:?}");
+        assert!(
+            held < Duration::from_secs(10),
+            "an HTTP slowloris held on for {held:?}"
+        );
     }
     let held = slow_mgmt.join().unwrap();
-    assert!(held < Duration::from_secs(12), "a management slowloris held on for {held:?}");
+    assert!(
+        held < Duration::from_secs(12),
+        "a management slowloris held on for {held:?}"
+    );
     let mut reply = String::new();
     use std::io::BufRead;
-    std::io::BufReader::new(&mut mgmt_reply).read_line(&mut reply).unwrap();
+    std::io::BufReader::new(&mut mgmt_reply)
+        .read_line(&mut reply)
+        .unwrap();
     assert!(reply.contains("not complete within"), "{reply}");
 }

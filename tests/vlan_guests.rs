@@ -23,33 +23,14 @@
 use ferrovs_tests::guest::{Guest, GuestConfig};
 use ferrovs_tests::*;
 use serde_json::{json, Value};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BOOT: Duration = Duration::from_secs(120);
 const CMD: Duration = Duration::from_secs(60);
 
-/// `ferrovs-ctl --socket ... ARGS`; panics with its output on failure.
-fn ctl(sw: &Ferrovsd, args: &[&str]) -> String {
-    let o = Command::new(bin("ferrovs-ctl"))
-        .arg("--socket")
-        .arg(sw.socket())
-        .args(args)
-        .output()
-        .expect("run ferrovs-ctl");
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(
-        o.status.success(),
-        "ferrovs-ctl {args:?} failed ({}): {}{out}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
-}
-
 /// A switch drop counted on `port`, from `ferrovs-ctl --json port-stats PORT`.
 fn switch_drop(sw: &Ferrovsd, port: &str, reason: &str) -> u64 {
-    let v: Value = serde_json::from_str(&ctl(sw, &["--json", "port-stats", port])).unwrap();
+    let v: Value = serde_json::from_str(&sw.ctl(&["--json", "port-stats", port])).unwrap();
     v[0]["switch_drops"][reason].as_u64().unwrap_or(0)
 }
 
@@ -98,7 +79,12 @@ fn learned(sw: &Ferrovsd, mac: &str) -> Vec<(u64, String)> {
         .unwrap()
         .iter()
         .filter(|e| e["mac"] == mac)
-        .map(|e| (e["vlan"].as_u64().unwrap(), e["port"].as_str().unwrap().to_string()))
+        .map(|e| {
+            (
+                e["vlan"].as_u64().unwrap(),
+                e["port"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     v.sort();
     v
@@ -126,13 +112,20 @@ fn access_and_trunk_ports_separate_and_join_guest_vlans() {
                [[port]]\nname = \"vhost1\"\ntype = \"vhost-user\"\npath = \"vhost1.sock\"\ntag = 10\nvlan-mode = \"access\"\n";
     let sw = Ferrovsd::start(dir.path(), Some(cfg));
     // C: access VLAN 20, added at runtime.
-    ctl(
-        &sw,
-        &["add-port", "vhost2", "type=vhost-user", "path=vhost2.sock", "tag=20"],
-    );
+    sw.ctl(&[
+        "add-port",
+        "vhost2",
+        "type=vhost-user",
+        "path=vhost2.sock",
+        "tag=20",
+    ]);
     for (p, tag) in [("vhost0", 10), ("vhost1", 10), ("vhost2", 20)] {
         let s = port_show(&sw, p);
-        assert_eq!((&s["vlan_mode"], &s["tag"]), (&json!("access"), &json!(tag)), "{s:#}");
+        assert_eq!(
+            (&s["vlan_mode"], &s["tag"]),
+            (&json!("access"), &json!(tag)),
+            "{s:#}"
+        );
     }
 
     let mut ca = GuestConfig::new("a", &sw.port_socket("vhost0"), 1);
@@ -179,7 +172,11 @@ fn access_and_trunk_ports_separate_and_join_guest_vlans() {
     ping_fails(&c, "10.0.10.1");
     let vlan_drops1 = switch_drop(&sw, "vhost2", "vlan");
     let rx1 = sw.port("vhost2").rx;
-    eprintln!("C's tagged frames: {} received, {} dropped as vlan", rx1 - rx0, vlan_drops1 - vlan_drops0);
+    eprintln!(
+        "C's tagged frames: {} received, {} dropped as vlan",
+        rx1 - rx0,
+        vlan_drops1 - vlan_drops0
+    );
     assert!(
         vlan_drops1 >= vlan_drops0 + 3,
         "C's VID-10 ARP requests are counted as vlan drops on its port: {vlan_drops0} -> {vlan_drops1}"
@@ -193,12 +190,23 @@ fn access_and_trunk_ports_separate_and_join_guest_vlans() {
     eprintln!("phase 2 done after {:?}", t0.elapsed());
 
     // Phase 3: C's port becomes a trunk of VLANs 10 and 20.
-    let out = ctl(&sw, &["--json", "set-port", "vhost2", "tag=", "trunks=10,20", "vlan-mode=trunk"]);
+    let out = sw.ctl(&[
+        "--json",
+        "set-port",
+        "vhost2",
+        "tag=",
+        "trunks=10,20",
+        "vlan-mode=trunk",
+    ]);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["vlan_mode"], "trunk", "{v}");
     assert_eq!(v["tag"], Value::Null, "{v}");
     let s = port_show(&sw, "vhost2");
-    assert_eq!((&s["vlan_mode"], &s["trunks"]), (&json!("trunk"), &json!("10,20")), "{s:#}");
+    assert_eq!(
+        (&s["vlan_mode"], &s["trunks"]),
+        (&json!("trunk"), &json!("10,20")),
+        "{s:#}"
+    );
     ping_ok(&c, "10.0.10.1", 5);
     ping_ok(&c, "10.0.10.2", 3);
     ping_ok(&a, "10.0.10.3", 3);
@@ -207,7 +215,7 @@ fn access_and_trunk_ports_separate_and_join_guest_vlans() {
 
     // Phase 4: B moves to VLAN 20 (keeping 10.0.10.2, adding 10.0.20.2);
     // C gets eth0.20.
-    ctl(&sw, &["set-port", "vhost1", "tag=20"]);
+    sw.ctl(&["set-port", "vhost1", "tag=20"]);
     sh_ok(&b, "ip addr add 10.0.20.2/24 dev eth0");
     sh_ok(
         &c,

@@ -25,18 +25,39 @@ fn acl(n: usize) -> Vec<String> {
     for i in 0..n.saturating_sub(1) {
         let t = i / 10;
         v.push(match i % 5 {
-            0 => format!("priority=100,udp,nw_src=10.{}.{}.0/24,tp_dst={},actions=normal", t / 256, t % 256, 1000 + i),
-            1 => format!("priority=100,tcp,nw_dst=10.{}.{}.0/24,tp_dst={},actions=normal", t / 256, t % 256, 2000 + i),
-            2 => format!("priority=90,ip,nw_src=10.{}.{}.0/24,actions=drop", t / 256, t % 256),
+            0 => format!(
+                "priority=100,udp,nw_src=10.{}.{}.0/24,tp_dst={},actions=normal",
+                t / 256,
+                t % 256,
+                1000 + i
+            ),
+            1 => format!(
+                "priority=100,tcp,nw_dst=10.{}.{}.0/24,tp_dst={},actions=normal",
+                t / 256,
+                t % 256,
+                2000 + i
+            ),
+            2 => format!(
+                "priority=90,ip,nw_src=10.{}.{}.0/24,actions=drop",
+                t / 256,
+                t % 256
+            ),
             3 => format!("priority=80,udp,tp_dst={},actions=drop", 3000 + i),
-            _ => format!("priority=70,in_port=p{},ip,nw_dst=10.{}.{}.1,actions=output:p2", i % 8 + 1, t / 256, t % 256),
+            _ => format!(
+                "priority=70,in_port=p{},ip,nw_dst=10.{}.{}.1,actions=output:p2",
+                i % 8 + 1,
+                t / 256,
+                t % 256
+            ),
         });
     }
     v
 }
 
 fn frame(src: [u8; 4], dst: [u8; 4], dport: u16) -> Vec<u8> {
-    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0, 0x45, 0, 0, 46, 0, 0, 0, 0, 64, 17, 0, 0];
+    let mut f = vec![
+        2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0, 0x45, 0, 0, 46, 0, 0, 0, 0, 64, 17, 0, 0,
+    ];
     f.extend_from_slice(&src);
     f.extend_from_slice(&dst);
     f.extend_from_slice(&[0x30, 0x39]);
@@ -49,7 +70,11 @@ fn frame(src: [u8; 4], dst: [u8; 4], dport: u16) -> Vec<u8> {
 fn keys(n: usize) -> Vec<FlowKey> {
     (0..n)
         .map(|i| {
-            let f = frame([10, 0, (i % 40) as u8, 5], [10, 0, (i % 37) as u8, 1], 1000 + (i % 600) as u16);
+            let f = frame(
+                [10, 0, (i % 40) as u8, 5],
+                [10, 0, (i % 37) as u8, 1],
+                1000 + (i % 600) as u16,
+            );
             FlowKey::extract(&f, 1 + (i % 8) as u16).unwrap()
         })
         .collect()
@@ -60,7 +85,10 @@ fn bench(c: &mut Criterion) {
     let ks = keys(1024);
     g.throughput(Throughput::Elements(ks.len() as u64));
     for n in [10usize, 100, 1000] {
-        let rules: Vec<Rule> = acl(n).iter().map(|l| parse_rule(l, &Names).unwrap()).collect();
+        let rules: Vec<Rule> = acl(n)
+            .iter()
+            .map(|l| parse_rule(l, &Names).unwrap())
+            .collect();
         let stats: Vec<_> = rules.iter().map(|_| RuleStats::new(1)).collect();
         let cls = Classifier::build(rules.iter().zip(&stats));
         g.bench_function(format!("classifier_lookup/{n}_rules"), |b| {

@@ -64,7 +64,13 @@ fn flow_args(command: &str, words: &[String], strict: bool) -> Result<Map<String
     Ok(args)
 }
 
-const FLOW_COMMANDS: &[&str] = &["add-flow", "add-flows", "mod-flows", "del-flows", "dump-flows"];
+const FLOW_COMMANDS: &[&str] = &[
+    "add-flow",
+    "add-flows",
+    "mod-flows",
+    "del-flows",
+    "dump-flows",
+];
 
 /// Turns `NAME k=v ...` into the request's args object.
 fn request_args(command: &str, words: &[String]) -> Result<Map<String, Value>> {

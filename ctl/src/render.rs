@@ -101,8 +101,14 @@ pub fn text(command: &str, r: &Value) -> String {
                     s(&port["type"]),
                     s(&port["link"]),
                     s(&port["vlan_mode"]),
-                    port["tag"].as_u64().map(|t| format!(" tag {t}")).unwrap_or_default(),
-                    port["trunks"].as_str().map(|t| format!(" trunks {t}")).unwrap_or_default()
+                    port["tag"]
+                        .as_u64()
+                        .map(|t| format!(" tag {t}"))
+                        .unwrap_or_default(),
+                    port["trunks"]
+                        .as_str()
+                        .map(|t| format!(" trunks {t}"))
+                        .unwrap_or_default()
                 );
                 if port.get("path").is_some() {
                     let _ = writeln!(

@@ -82,7 +82,9 @@ impl Fdb {
             aging_secs: AtomicU32::new(aging_secs),
             epoch: Instant::now(),
             counters: FdbCounters::default(),
-            per_port: (0..=u16::MAX as usize).map(|_| PortMacs::default()).collect(),
+            per_port: (0..=u16::MAX as usize)
+                .map(|_| PortMacs::default())
+                .collect(),
         }
     }
 
@@ -407,7 +409,10 @@ mod race_tests {
         });
         let entries = f.entries();
         let mut seen = std::collections::HashSet::new();
-        let dups = entries.iter().filter(|e| !seen.insert((e.vlan, e.mac))).count();
+        let dups = entries
+            .iter()
+            .filter(|e| !seen.insert((e.vlan, e.mac)))
+            .count();
         assert_eq!(dups, 0, "{dups} MACs inserted twice");
         assert_eq!(f.len(), entries.len(), "len counts every entry once");
     }

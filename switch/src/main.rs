@@ -114,7 +114,12 @@ fn main() -> Result<()> {
             tracing::info!(
                 "restoring {} port(s) and {} from {}",
                 d.ports.len(),
-                d.flows.as_ref().map_or("the default rule".to_string(), |f| format!("{} rule(s)", f.len())),
+                d.flows
+                    .as_ref()
+                    .map_or("the default rule".to_string(), |f| format!(
+                        "{} rule(s)",
+                        f.len()
+                    )),
                 state.path().display()
             );
             (d.ports, d.flows)

@@ -353,7 +353,10 @@ mod tests {
         let mut d = device();
         assert!(d.set_vring_base(0, 0x1_0005).is_err());
         assert_eq!(d.port.queues[0].state.lock().base, 0, "nothing changed");
-        assert!(d.set_vring_base(0x1_0000, 5).is_err(), "no queue 0x10000 (not queue 0)");
+        assert!(
+            d.set_vring_base(0x1_0000, 5).is_err(),
+            "no queue 0x10000 (not queue 0)"
+        );
         assert!(d.set_vring_base(0, 5).is_ok());
         assert_eq!(d.port.queues[0].state.lock().base, 5);
         assert!(d.set_vring_num(0x1_0001, 256).is_err());

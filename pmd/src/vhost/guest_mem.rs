@@ -203,7 +203,9 @@ mod tests {
             .expect("a region longer than its file");
         assert!(e.to_string().contains("beyond the end of its file"), "{e}");
         assert!(GuestMem::from_vhost(&[region(0x1000, 0x1000)], vec![memfd(0x1800)]).is_err());
-        assert!(GuestMem::from_vhost(&[region(0x1000, u64::MAX - 0x10)], vec![memfd(0x1000)]).is_err());
+        assert!(
+            GuestMem::from_vhost(&[region(0x1000, u64::MAX - 0x10)], vec![memfd(0x1000)]).is_err()
+        );
     }
 
     #[test]

@@ -283,7 +283,11 @@ impl Port for VhostPort {
         v.push(("running_vrings", enabled.join(",")));
         // An error from before the link came up is history, not the state.
         if let Some((e, at)) = self.last_error.lock().expect("poisoned").as_ref() {
-            let key = if self.link_up() { "previous_error" } else { "last_error" };
+            let key = if self.link_up() {
+                "previous_error"
+            } else {
+                "last_error"
+            };
             v.push((key, format!("{e} ({} s ago)", at.elapsed().as_secs())));
         }
         v

@@ -156,9 +156,12 @@ impl Bridge {
         ports.sort_by_key(|(_, sp)| sp.no);
         let desired = Desired {
             ports: ports.into_iter().map(|(c, _)| c.clone()).collect(),
-            flows: st
-                .flows_changed
-                .then(|| st.flows.rules().map(|r| syntax::format_rule(r, st)).collect()),
+            flows: st.flows_changed.then(|| {
+                st.flows
+                    .rules()
+                    .map(|r| syntax::format_rule(r, st))
+                    .collect()
+            }),
         };
         if let Err(e) = f.save(&desired) {
             tracing::error!(
@@ -352,7 +355,8 @@ impl Bridge {
             let actions = change
                 .actions
                 .ok_or("actions: mod-flows needs the new actions=...")?;
-            st.flows.modify(&filter, &actions, change.new_cookie, strict)
+            st.flows
+                .modify(&filter, &actions, change.new_cookie, strict)
         })
     }
 
@@ -429,7 +433,11 @@ impl Bridge {
 
     /// Rules in the bridge now.
     pub fn n_flows(&self) -> usize {
-        self.state.lock().expect("bridge state poisoned").flows.len()
+        self.state
+            .lock()
+            .expect("bridge state poisoned")
+            .flows
+            .len()
     }
 
     /// Removes rules past their timeouts (housekeeping, once a second).

@@ -191,7 +191,10 @@ fn add_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
         n_rxq,
         pmd_rxq_affinity,
     };
-    for (k, v) in args.iter().filter(|(k, _)| RUNTIME_KEYS.contains(&k.as_str()) || *k == "vlan_mode") {
+    for (k, v) in args
+        .iter()
+        .filter(|(k, _)| RUNTIME_KEYS.contains(&k.as_str()) || *k == "vlan_mode")
+    {
         let Value::String(v) = v else {
             return Err(format!("argument {k:?} must be a string"));
         };
@@ -227,7 +230,10 @@ fn set_runtime_option(cfg: &mut PortConfig, key: &str, v: &str) -> Result<(), St
             cfg.mac_limit = if unset {
                 None
             } else {
-                Some(v.parse::<u32>().map_err(|_| format!("mac-limit: {v:?} is not a number"))?)
+                Some(
+                    v.parse::<u32>()
+                        .map_err(|_| format!("mac-limit: {v:?} is not a number"))?,
+                )
             }
         }
         "vlan-mode" | "vlan_mode" => {
@@ -246,7 +252,11 @@ fn set_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
     let name = str_arg(args, "name")?.to_string();
     let mut changes = Vec::new();
     for k in args.keys().filter(|k| *k != "name") {
-        let key = if k == "vlan_mode" { "vlan-mode" } else { k.as_str() };
+        let key = if k == "vlan_mode" {
+            "vlan-mode"
+        } else {
+            k.as_str()
+        };
         if !RUNTIME_KEYS.contains(&key) {
             return Err(format!(
                 "set-port cannot change {k:?} at runtime (it can: {}); del-port and add-port to change the rest",
@@ -256,7 +266,10 @@ fn set_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
         changes.push((key, str_arg(args, k)?.to_string()));
     }
     if changes.is_empty() {
-        return Err(format!("set-port {name}: nothing to change (give key=value: {})", RUNTIME_KEYS.join(", ")));
+        return Err(format!(
+            "set-port {name}: nothing to change (give key=value: {})",
+            RUNTIME_KEYS.join(", ")
+        ));
     }
     let cfg = bridge
         .set_port(&name, |c| {
@@ -267,7 +280,9 @@ fn set_port(bridge: &Bridge, args: &Map<String, Value>) -> Result<Value, String>
         })
         .map_err(|e| e.to_string())?;
     let vlan = cfg.vlan()?;
-    Ok(json!({ "port": name, "vlan_mode": vlan.mode.name(), "tag": cfg.tag, "trunks": cfg.trunks, "mac_limit": cfg.mac_limit }))
+    Ok(
+        json!({ "port": name, "vlan_mode": vlan.mode.name(), "tag": cfg.tag, "trunks": cfg.trunks, "mac_limit": cfg.mac_limit }),
+    )
 }
 
 /// Arguments of the flow commands, typed.
@@ -301,7 +316,8 @@ fn flows(bridge: &Bridge, command: &str, args: &Map<String, Value>) -> Result<Va
             Ok(json!({ "added": n }))
         }
         "add-flows" => {
-            let lines: Vec<(usize, String)> = a.flows.into_iter().map(|f| (f.line, f.flow)).collect();
+            let lines: Vec<(usize, String)> =
+                a.flows.into_iter().map(|f| (f.line, f.flow)).collect();
             let n = bridge.add_flows(&lines)?;
             Ok(json!({ "added": n }))
         }

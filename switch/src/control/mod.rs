@@ -208,7 +208,10 @@ fn client(mut s: UnixStream, bridge: &Bridge, stop: &AtomicBool) {
             };
             rest = &rest[part.len()..];
             if line.len() + part.len() > MAX_REQUEST {
-                let _ = reply(&mut out, Err(format!("request longer than {MAX_REQUEST} bytes")));
+                let _ = reply(
+                    &mut out,
+                    Err(format!("request longer than {MAX_REQUEST} bytes")),
+                );
                 return;
             }
             line.extend_from_slice(part);

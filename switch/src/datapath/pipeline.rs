@@ -226,7 +226,11 @@ impl Work {
                 match snap.slot(*no) {
                     Some(s) if s != self.burst.in_slot => {}
                     found => {
-                        let why = if found.is_some() { DpDrop::SamePort } else { DpDrop::NoPort };
+                        let why = if found.is_some() {
+                            DpDrop::SamePort
+                        } else {
+                            DpDrop::NoPort
+                        };
                         self.burst.ended_by.get_or_insert(why);
                         if take {
                             return;
@@ -243,7 +247,9 @@ impl Work {
                     }
                     return;
                 }
-                let Some(k) = key.or_else(|| FlowKey::extract(cur.as_ref()?.data(), self.burst.in_no)) else {
+                let Some(k) =
+                    key.or_else(|| FlowKey::extract(cur.as_ref()?.data(), self.burst.in_no))
+                else {
                     return;
                 };
                 self.table(snap, fdb, *t, cur, k, depth + 1, take);

@@ -8,9 +8,9 @@ use crate::fdb::Fdb;
 use crate::flow::syntax::{parse_rule, PortNames};
 use crate::flow::table::FlowTable;
 use crate::flow::vlan::{PortVlan, VlanMode};
-use std::collections::HashMap;
 use pmd::ring::RingPort;
 use pmd::{Batch, Pool, PoolCache, Port};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,7 +84,10 @@ impl Rig {
             table.add(parse_rule(f, &RigNames).unwrap()).unwrap();
         }
         self.table = table;
-        let by_no: HashMap<u16, PortVlan> = vlans.iter().map(|(i, v)| (*i as u16 + 1, v.clone())).collect();
+        let by_no: HashMap<u16, PortVlan> = vlans
+            .iter()
+            .map(|(i, v)| (*i as u16 + 1, v.clone()))
+            .collect();
         let cores = self.dp.cores();
         let snap = Snapshot::build(self.generation, ports, &cores, RxqAssign::RoundRobin)
             .with_flows(Arc::new(self.table.compile()))
@@ -95,7 +98,11 @@ impl Rig {
     /// Switch drops counted on the port at `index` for `reason`.
     fn port_drops(&self, index: usize, reason: DpDrop) -> u64 {
         let snap = self.snap.as_ref().expect("published with publish_with");
-        let sp = snap.ports.iter().find(|p| p.no == index as u16 + 1).unwrap();
+        let sp = snap
+            .ports
+            .iter()
+            .find(|p| p.no == index as u16 + 1)
+            .unwrap();
         sp.drops.get(reason)
     }
 
@@ -284,7 +291,12 @@ fn vlans_isolate_tag_and_untag() {
     let trunk = PortVlan::new(None, Some("10,20"), Some(VlanMode::Trunk)).unwrap();
     r.publish_with(
         &[0, 1, 2, 3],
-        &[(0, access(10)), (1, access(10)), (2, access(20)), (3, trunk)],
+        &[
+            (0, access(10)),
+            (1, access(10)),
+            (2, access(20)),
+            (3, trunk),
+        ],
         &["priority=0,actions=normal"],
     );
     // Untagged broadcast on access 10: the other VLAN-10 access port untagged,
@@ -300,7 +312,10 @@ fn vlans_isolate_tag_and_untag() {
     // The VLAN-20 access port sends frames tagged 10: dropped and counted.
     r.send(2, &vec![tagged([0xff; 6], mac(3), 10); 3]);
     wait_for("vlan drops", || r.port_drops(2, DpDrop::Vlan) == 3);
-    assert_eq!(r.recv(0, 0).len() + r.recv(1, 0).len() + r.recv(3, 0).len(), 0);
+    assert_eq!(
+        r.recv(0, 0).len() + r.recv(1, 0).len() + r.recv(3, 0).len(),
+        0
+    );
     // Trunk frames of VLAN 20 (PCP 5) reach the access-20 port untagged.
     r.send(3, &[tagged([0xff; 6], mac(4), 0xa000 | 20)]);
     let u = r.recv(2, 1);
@@ -317,7 +332,9 @@ fn vlans_isolate_tag_and_untag() {
     assert_eq!(r.fdb.lookup(10, &mac(4)), None);
     // VLAN 30 is not trunked: dropped.
     r.send(3, &[tagged([0xff; 6], mac(4), 30)]);
-    wait_for("vlan drop on the trunk", || r.port_drops(3, DpDrop::Vlan) == 1);
+    wait_for("vlan drop on the trunk", || {
+        r.port_drops(3, DpDrop::Vlan) == 1
+    });
 }
 
 #[test]
@@ -367,26 +384,45 @@ fn rules_steer_drop_rewrite_and_chain_tables() {
     // A packet whose actions end in a table miss and no output: no_match.
     r.send(0, &[frame(mac(4), mac(1))]);
     wait_for("no_match", || r.port_drops(0, DpDrop::NoMatch) == 1);
-    let counts: Vec<u64> = r.table.entries().iter().map(|e| e.stats.total().0).collect();
+    let counts: Vec<u64> = r
+        .table
+        .entries()
+        .iter()
+        .map(|e| e.stats.total().0)
+        .collect();
     assert_eq!(counts, vec![0, 4, 1, 1, 1, 1, 1, 1, 1]);
 }
 
 #[test]
 fn a_rule_change_takes_effect_from_the_next_burst() {
     let mut r = Rig::new(2);
-    let base = ["priority=0,actions=normal", "priority=10,udp,actions=output:r1"];
+    let base = [
+        "priority=0,actions=normal",
+        "priority=10,udp,actions=output:r1",
+    ];
     r.publish_with(&[0, 1], &[], &base);
     let mut udp = frame(mac(2), mac(1));
     udp[14] = 0x45;
     udp[23] = 17;
     r.send(0, &vec![udp.clone(); 8]);
     assert_eq!(r.recv(1, 8).len(), 8);
-    let hits = r.dp.pmds[0].cache_hits.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(hits >= 7, "a burst of one flow hits the cache after its first packet ({hits})");
+    let hits = r.dp.pmds[0]
+        .cache_hits
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        hits >= 7,
+        "a burst of one flow hits the cache after its first packet ({hits})"
+    );
     // Same flow, now dropped: the cached answer must not survive the change.
-    r.publish_with(&[0, 1], &[], &["priority=0,actions=normal", "priority=20,udp,actions=drop"]);
+    r.publish_with(
+        &[0, 1],
+        &[],
+        &["priority=0,actions=normal", "priority=20,udp,actions=drop"],
+    );
     r.send(0, &vec![udp.clone(); 8]);
-    wait_for("acl drops after the change", || r.port_drops(0, DpDrop::Acl) == 8);
+    wait_for("acl drops after the change", || {
+        r.port_drops(0, DpDrop::Acl) == 8
+    });
     assert_eq!(r.recv(1, 0).len(), 0);
     // And back.
     r.publish_with(&[0, 1], &[], &base);
@@ -455,10 +491,19 @@ fn publish_waits_for_a_late_pmd_however_long() {
         wake: std::sync::Condvar::new(),
         inside: Default::default(),
     });
-    let sp = Arc::new(SwitchPort::new(9, "stall".into(), port.clone() as Arc<dyn Port>));
+    let sp = Arc::new(SwitchPort::new(
+        9,
+        "stall".into(),
+        port.clone() as Arc<dyn Port>,
+    ));
     let cores = r.dp.cores();
     r.generation += 1;
-    r.dp.publish(Snapshot::build(r.generation, vec![sp], &cores, RxqAssign::RoundRobin));
+    r.dp.publish(Snapshot::build(
+        r.generation,
+        vec![sp],
+        &cores,
+        RxqAssign::RoundRobin,
+    ));
     wait_for("the PMD inside the port", || port.inside.load(SeqCst));
     // Remove the port while the PMD is inside it.
     r.generation += 1;
@@ -471,7 +516,10 @@ fn publish_waits_for_a_late_pmd_however_long() {
             done.store(true, SeqCst);
         });
         std::thread::sleep(Duration::from_millis(3000));
-        assert!(!done.load(SeqCst), "publish returned while a PMD was still inside the removed port");
+        assert!(
+            !done.load(SeqCst),
+            "publish returned while a PMD was still inside the removed port"
+        );
         *port.stall.lock().unwrap() = false;
         port.wake.notify_all();
     });

@@ -64,7 +64,13 @@ impl Work {
 
     /// Out of `slot` untagged (None) or with VID `vid`, PCP kept.
     #[inline]
-    pub(super) fn output_tagged(&mut self, snap: &Snapshot, slot: usize, mut m: Mbuf, vid: Option<u16>) {
+    pub(super) fn output_tagged(
+        &mut self,
+        snap: &Snapshot,
+        slot: usize,
+        mut m: Mbuf,
+        vid: Option<u16>,
+    ) {
         if edit::retag(&mut m, vid) {
             self.enqueue(snap, slot, m);
         } else {

@@ -112,7 +112,9 @@ pub struct Classifier {
 
 impl Classifier {
     /// Compiles `(rule, its counters)`.
-    pub fn build<'a>(rules: impl IntoIterator<Item = (&'a Rule, &'a Arc<RuleStats>)>) -> Classifier {
+    pub fn build<'a>(
+        rules: impl IntoIterator<Item = (&'a Rule, &'a Arc<RuleStats>)>,
+    ) -> Classifier {
         let mut c = Classifier::default();
         // Per table: mask -> [(rule, its masked value)].
         let mut groups: Vec<HashMap<FlowKey, Vec<(u32, FlowKey)>>> = Vec::new();
@@ -128,7 +130,10 @@ impl Classifier {
             if groups.len() <= t {
                 groups.resize_with(t + 1, HashMap::new);
             }
-            groups[t].entry(r.m.mask).or_default().push((idx, r.m.value));
+            groups[t]
+                .entry(r.m.mask)
+                .or_default()
+                .push((idx, r.m.value));
         }
         for g in groups {
             let mut table = Table::default();
@@ -146,9 +151,17 @@ impl Classifier {
                         })
                         .or_insert(i);
                 }
-                table.subtables.push(Subtable { mask, max_priority, map });
+                table.subtables.push(Subtable {
+                    mask,
+                    max_priority,
+                    map,
+                });
             }
-            table.subtables.sort_by(|a, b| b.max_priority.cmp(&a.max_priority).then(a.mask.cmp(&b.mask)));
+            table.subtables.sort_by(|a, b| {
+                b.max_priority
+                    .cmp(&a.max_priority)
+                    .then(a.mask.cmp(&b.mask))
+            });
             if let Some(first) = table.subtables.first() {
                 if first.mask.is_zero() {
                     table.catch_all = first.map.values().next().copied();
@@ -212,14 +225,19 @@ mod tests {
     }
 
     pub fn compile(lines: &[&str]) -> (Vec<Rule>, Classifier) {
-        let rules: Vec<Rule> = lines.iter().map(|l| parse_rule(l, &NoNames).unwrap()).collect();
+        let rules: Vec<Rule> = lines
+            .iter()
+            .map(|l| parse_rule(l, &NoNames).unwrap())
+            .collect();
         let stats: Vec<_> = rules.iter().map(|_| RuleStats::new(1)).collect();
         let c = Classifier::build(rules.iter().zip(&stats));
         (rules, c)
     }
 
     fn key(in_port: u16, src: [u8; 4], dport: u16) -> FlowKey {
-        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0, 0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0];
+        let mut f = vec![
+            2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0, 0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0,
+        ];
         f.extend_from_slice(&src);
         f.extend_from_slice(&[10, 9, 9, 9, 0, 7]);
         f.extend_from_slice(&dport.to_be_bytes());
@@ -243,7 +261,11 @@ mod tests {
         assert_eq!(c.lookup(1, &key(1, [11, 0, 0, 1], 80)), Some(4));
         assert_eq!(c.catch_all(1), Some(4));
         assert_eq!(c.catch_all(0), None);
-        assert_eq!(c.lookup(2, &key(1, [11, 0, 0, 1], 80)), None, "no such table: no match");
+        assert_eq!(
+            c.lookup(2, &key(1, [11, 0, 0, 1], 80)),
+            None,
+            "no such table: no match"
+        );
     }
 
     #[test]
@@ -266,9 +288,16 @@ mod tests {
             let prio = (i * 7919) % 1000;
             lines.push(match i % 4 {
                 0 => format!("priority={prio},ip,nw_src=10.{}.0.0/16,actions=drop", i % 8),
-                1 => format!("priority={prio},udp,tp_dst={},actions=output:{}", 1000 + i % 16, i % 5 + 1),
+                1 => format!(
+                    "priority={prio},udp,tp_dst={},actions=output:{}",
+                    1000 + i % 16,
+                    i % 5 + 1
+                ),
                 2 => format!("priority={prio},in_port={},actions=output:2", i % 4 + 1),
-                _ => format!("priority={prio},udp,nw_dst=10.9.9.9,tp_dst={},actions=flood", 1000 + i % 16),
+                _ => format!(
+                    "priority={prio},udp,nw_dst=10.9.9.9,tp_dst={},actions=flood",
+                    1000 + i % 16
+                ),
             });
         }
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
@@ -278,10 +307,23 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let k = key((x % 5) as u16 + 1, [10, (x >> 8) as u8 % 9, 0, 1], 1000 + (x >> 16) as u16 % 20);
-            let want = rules.iter().enumerate().filter(|(_, r)| r.m.matches(&k)).map(|(i, r)| (r.priority, i)).max_by_key(|(p, _)| *p);
+            let k = key(
+                (x % 5) as u16 + 1,
+                [10, (x >> 8) as u8 % 9, 0, 1],
+                1000 + (x >> 16) as u16 % 20,
+            );
+            let want = rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.m.matches(&k))
+                .map(|(i, r)| (r.priority, i))
+                .max_by_key(|(p, _)| *p);
             let got = c.lookup(0, &k);
-            assert_eq!(got.map(|i| c.rule(i).priority), want.map(|(p, _)| p), "{k:?}");
+            assert_eq!(
+                got.map(|i| c.rule(i).priority),
+                want.map(|(p, _)| p),
+                "{k:?}"
+            );
         }
     }
 }

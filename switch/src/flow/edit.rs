@@ -102,7 +102,11 @@ mod tests {
         assert_eq!(vlan_tci(m.data()), None, "no VID, no PCP: no tag");
         assert!(push_vlan(&mut m, 0));
         assert!(retag(&mut m, Some(0)));
-        assert_eq!(vlan_tci(m.data()), None, "a tag of VID 0 and PCP 0 is dropped");
+        assert_eq!(
+            vlan_tci(m.data()),
+            None,
+            "a tag of VID 0 and PCP 0 is dropped"
+        );
         assert!(!pop_vlan(&mut m), "nothing to pop");
         assert!(set_tci(&mut m, 7));
         assert_eq!(vlan_tci(m.data()), Some(7));

@@ -81,7 +81,11 @@ impl FlowKey {
                     _ => {}
                 }
             }
-        } else if ty == ETH_TYPE_ARP && l3.len() >= 28 && be16(l3, 0) == 1 && be16(l3, 2) == ETH_TYPE_IP {
+        } else if ty == ETH_TYPE_ARP
+            && l3.len() >= 28
+            && be16(l3, 0) == 1
+            && be16(l3, 2) == ETH_TYPE_IP
+        {
             // Opcodes that do not fit nw_proto's 8 bits are left out (OVS too).
             proto = u8::try_from(be16(l3, 6)).unwrap_or(0);
             src = be32(l3, 14);
@@ -173,16 +177,56 @@ pub struct Field {
 }
 
 impl Field {
-    pub const IN_PORT: Field = Field { word: 0, shift: 0, bits: 16 };
-    pub const DL_DST: Field = Field { word: 0, shift: 16, bits: 48 };
-    pub const DL_SRC: Field = Field { word: 1, shift: 16, bits: 48 };
-    pub const DL_TYPE: Field = Field { word: 1, shift: 0, bits: 16 };
-    pub const VLAN_TCI: Field = Field { word: 2, shift: 48, bits: 16 };
-    pub const NW_PROTO: Field = Field { word: 2, shift: 40, bits: 8 };
-    pub const TP_SRC: Field = Field { word: 2, shift: 16, bits: 16 };
-    pub const TP_DST: Field = Field { word: 2, shift: 0, bits: 16 };
-    pub const NW_SRC: Field = Field { word: 3, shift: 32, bits: 32 };
-    pub const NW_DST: Field = Field { word: 3, shift: 0, bits: 32 };
+    pub const IN_PORT: Field = Field {
+        word: 0,
+        shift: 0,
+        bits: 16,
+    };
+    pub const DL_DST: Field = Field {
+        word: 0,
+        shift: 16,
+        bits: 48,
+    };
+    pub const DL_SRC: Field = Field {
+        word: 1,
+        shift: 16,
+        bits: 48,
+    };
+    pub const DL_TYPE: Field = Field {
+        word: 1,
+        shift: 0,
+        bits: 16,
+    };
+    pub const VLAN_TCI: Field = Field {
+        word: 2,
+        shift: 48,
+        bits: 16,
+    };
+    pub const NW_PROTO: Field = Field {
+        word: 2,
+        shift: 40,
+        bits: 8,
+    };
+    pub const TP_SRC: Field = Field {
+        word: 2,
+        shift: 16,
+        bits: 16,
+    };
+    pub const TP_DST: Field = Field {
+        word: 2,
+        shift: 0,
+        bits: 16,
+    };
+    pub const NW_SRC: Field = Field {
+        word: 3,
+        shift: 32,
+        bits: 32,
+    };
+    pub const NW_DST: Field = Field {
+        word: 3,
+        shift: 0,
+        bits: 32,
+    };
 
     fn ones(self) -> u64 {
         if self.bits == 64 {
@@ -206,7 +250,13 @@ impl Field {
 mod tests {
     use super::*;
 
-    pub fn udp_frame(vlan: Option<u16>, src_ip: [u8; 4], dst_ip: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    pub fn udp_frame(
+        vlan: Option<u16>,
+        src_ip: [u8; 4],
+        dst_ip: [u8; 4],
+        sport: u16,
+        dport: u16,
+    ) -> Vec<u8> {
         let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
         if let Some(t) = vlan {
             f.extend_from_slice(&[0x81, 0x00]);

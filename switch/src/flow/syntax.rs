@@ -16,7 +16,8 @@ pub trait PortNames {
 }
 
 /// Fields `parse` understands (for the "known:" part of errors).
-const FIELDS: &str = "table, priority, cookie, idle_timeout, hard_timeout, in_port, dl_src, dl_dst, \
+const FIELDS: &str =
+    "table, priority, cookie, idle_timeout, hard_timeout, in_port, dl_src, dl_dst, \
 dl_vlan, dl_vlan_pcp, dl_type, ip, arp, icmp, tcp, udp, nw_src, nw_dst, nw_proto, tp_src, tp_dst, \
 out_port, actions";
 const ACTIONS: &str = "output:PORT, PORT, in_port, normal, flood, all, drop, mod_vlan_vid:N, \
@@ -144,7 +145,8 @@ fn parse_actions(s: &str, names: &dyn PortNames) -> Result<Vec<Action>, String> 
             None => (a, None),
         };
         let lk = k.to_ascii_lowercase();
-        let need = |what: &str| v.ok_or_else(|| format!("actions: {lk} needs {what} ({lk}:{what})"));
+        let need =
+            |what: &str| v.ok_or_else(|| format!("actions: {lk} needs {what} ({lk}:{what})"));
         let act = match lk.as_str() {
             "drop" => {
                 if split_top(s).len() > 1 {
@@ -163,13 +165,19 @@ fn parse_actions(s: &str, names: &dyn PortNames) -> Result<Vec<Action>, String> 
             "push_vlan" => {
                 let t: u16 = num("actions: push_vlan", need("TPID")?, 0xffff)?;
                 if t != ETH_TYPE_VLAN {
-                    return Err(format!("actions: push_vlan: only TPID 0x8100 is supported, not {t:#x}"));
+                    return Err(format!(
+                        "actions: push_vlan: only TPID 0x8100 is supported, not {t:#x}"
+                    ));
                 }
                 Action::PushVlan(t)
             }
             "mod_dl_src" => Action::ModDlSrc(parse_mac("actions: mod_dl_src", need("MAC")?)?),
             "mod_dl_dst" => Action::ModDlDst(parse_mac("actions: mod_dl_dst", need("MAC")?)?),
-            "goto_table" => Action::GotoTable(num("actions: goto_table", need("TABLE")?, MAX_TABLE as u64)?),
+            "goto_table" => Action::GotoTable(num(
+                "actions: goto_table",
+                need("TABLE")?,
+                MAX_TABLE as u64,
+            )?),
             _ if lk.starts_with("resubmit") => {
                 let inner = a
                     .strip_prefix(k.get(..8).unwrap_or(""))
@@ -179,7 +187,9 @@ fn parse_actions(s: &str, names: &dyn PortNames) -> Result<Vec<Action>, String> 
                     .ok_or_else(|| format!("actions: {a:?}: only resubmit(,TABLE) is supported"))?;
                 Action::Resubmit(num("actions: resubmit", inner, MAX_TABLE as u64)?)
             }
-            _ if v.is_none() && (num::<u16>("", a, 0xfeff).is_ok() || names.number(a).is_some()) => {
+            _ if v.is_none()
+                && (num::<u16>("", a, 0xfeff).is_ok() || names.number(a).is_some()) =>
+            {
                 Action::Output(port("actions", a, names)?)
             }
             _ => return Err(format!("actions: unknown action {a:?} (known: {ACTIONS})")),
@@ -214,7 +224,9 @@ fn parse(line: &str, names: &dyn PortNames) -> Result<Parsed, String> {
         if dl_type.is_some_and(|d| d != t)
             || (proto.is_some() && nw_proto.is_some_and(|n| Some(n) != proto))
         {
-            return Err(format!("{field}: contradicts an earlier dl_type or nw_proto"));
+            return Err(format!(
+                "{field}: contradicts an earlier dl_type or nw_proto"
+            ));
         }
         *dl_type = Some(t);
         p.m.set(Field::DL_TYPE, t as u64, 0xffff);
@@ -233,9 +245,30 @@ fn parse(line: &str, names: &dyn PortNames) -> Result<Parsed, String> {
         match k {
             "ip" | "ipv4" => set_type(&mut p, &mut dl_type, &mut nw_proto, k, ETH_TYPE_IP, None)?,
             "arp" => set_type(&mut p, &mut dl_type, &mut nw_proto, k, ETH_TYPE_ARP, None)?,
-            "icmp" => set_type(&mut p, &mut dl_type, &mut nw_proto, k, ETH_TYPE_IP, Some(IPPROTO_ICMP))?,
-            "tcp" => set_type(&mut p, &mut dl_type, &mut nw_proto, k, ETH_TYPE_IP, Some(IPPROTO_TCP))?,
-            "udp" => set_type(&mut p, &mut dl_type, &mut nw_proto, k, ETH_TYPE_IP, Some(IPPROTO_UDP))?,
+            "icmp" => set_type(
+                &mut p,
+                &mut dl_type,
+                &mut nw_proto,
+                k,
+                ETH_TYPE_IP,
+                Some(IPPROTO_ICMP),
+            )?,
+            "tcp" => set_type(
+                &mut p,
+                &mut dl_type,
+                &mut nw_proto,
+                k,
+                ETH_TYPE_IP,
+                Some(IPPROTO_TCP),
+            )?,
+            "udp" => set_type(
+                &mut p,
+                &mut dl_type,
+                &mut nw_proto,
+                k,
+                ETH_TYPE_IP,
+                Some(IPPROTO_UDP),
+            )?,
             "table" => p.table = Some(num(k, val()?, 255)?),
             "priority" => p.priority = Some(num(k, val()?, 65535)?),
             "idle_timeout" => p.idle_timeout = Some(num(k, val()?, 65535)?),
@@ -248,9 +281,15 @@ fn parse(line: &str, names: &dyn PortNames) -> Result<Parsed, String> {
                 });
             }
             "out_port" => p.out_port = Some(port(k, val()?, names)?),
-            "in_port" => p.m.set(Field::IN_PORT, port(k, val()?, names)? as u64, 0xffff),
+            "in_port" => {
+                p.m.set(Field::IN_PORT, port(k, val()?, names)? as u64, 0xffff)
+            }
             "dl_src" | "dl_dst" => {
-                let f = if k == "dl_src" { Field::DL_SRC } else { Field::DL_DST };
+                let f = if k == "dl_src" {
+                    Field::DL_SRC
+                } else {
+                    Field::DL_DST
+                };
                 let v = val()?;
                 let (a, m) = match v.split_once('/') {
                     Some((a, m)) => (parse_mac(k, a)?, parse_mac(k, m)?),
@@ -265,15 +304,27 @@ fn parse(line: &str, names: &dyn PortNames) -> Result<Parsed, String> {
                     0xffff => p.m.set(Field::VLAN_TCI, 0, 0xffff),
                     0..=4095 => {
                         let (tci, mask) = p.m.get(Field::VLAN_TCI);
-                        p.m.set(Field::VLAN_TCI, (tci & 0xe000) | VLAN_CFI as u64 | vid as u64, mask | 0x1fff);
+                        p.m.set(
+                            Field::VLAN_TCI,
+                            (tci & 0xe000) | VLAN_CFI as u64 | vid as u64,
+                            mask | 0x1fff,
+                        );
                     }
-                    _ => return Err(format!("{k}: {vid} is not a VLAN ID (0..4095, or 0xffff for untagged)")),
+                    _ => {
+                        return Err(format!(
+                            "{k}: {vid} is not a VLAN ID (0..4095, or 0xffff for untagged)"
+                        ))
+                    }
                 }
             }
             "dl_vlan_pcp" => {
                 let pcp: u16 = num(k, val()?, 7)?;
                 let (tci, mask) = p.m.get(Field::VLAN_TCI);
-                p.m.set(Field::VLAN_TCI, (tci & 0x0fff) | VLAN_CFI as u64 | (pcp as u64) << 13, mask | 0xf000);
+                p.m.set(
+                    Field::VLAN_TCI,
+                    (tci & 0x0fff) | VLAN_CFI as u64 | (pcp as u64) << 13,
+                    mask | 0xf000,
+                );
             }
             "dl_type" => {
                 let t: u16 = num(k, val()?, 0xffff)?;
@@ -288,12 +339,20 @@ fn parse(line: &str, names: &dyn PortNames) -> Result<Parsed, String> {
                 p.m.set(Field::NW_PROTO, n as u64, 0xff);
             }
             "nw_src" | "nw_dst" => {
-                let f = if k == "nw_src" { Field::NW_SRC } else { Field::NW_DST };
+                let f = if k == "nw_src" {
+                    Field::NW_SRC
+                } else {
+                    Field::NW_DST
+                };
                 let (a, m) = ipv4_masked(k, val()?)?;
                 p.m.set(f, a, m);
             }
             "tp_src" | "tp_dst" => {
-                let f = if k == "tp_src" { Field::TP_SRC } else { Field::TP_DST };
+                let f = if k == "tp_src" {
+                    Field::TP_SRC
+                } else {
+                    Field::TP_DST
+                };
                 let (a, m) = num_masked(k, val()?, 0xffff)?;
                 p.m.set(f, a, m);
             }
@@ -313,13 +372,22 @@ fn parse(line: &str, names: &dyn PortNames) -> Result<Parsed, String> {
         } else {
             "nw_proto"
         };
-        return Err(format!("{f}: needs dl_type=0x0800 (ip) or 0x0806 (arp) in the match"));
+        return Err(format!(
+            "{f}: needs dl_type=0x0800 (ip) or 0x0806 (arp) in the match"
+        ));
     }
     if (has(Field::TP_SRC) || has(Field::TP_DST))
-        && (dl_type != Some(ETH_TYPE_IP) || !matches!(nw_proto, Some(IPPROTO_TCP | IPPROTO_UDP | IPPROTO_ICMP)))
+        && (dl_type != Some(ETH_TYPE_IP)
+            || !matches!(nw_proto, Some(IPPROTO_TCP | IPPROTO_UDP | IPPROTO_ICMP)))
     {
-        let f = if has(Field::TP_SRC) { "tp_src" } else { "tp_dst" };
-        return Err(format!("{f}: needs tcp, udp or icmp (or nw_proto=6/17/1 with ip) in the match"));
+        let f = if has(Field::TP_SRC) {
+            "tp_src"
+        } else {
+            "tp_dst"
+        };
+        return Err(format!(
+            "{f}: needs tcp, udp or icmp (or nw_proto=6/17/1 with ip) in the match"
+        ));
     }
     if let Some(a) = actions {
         p.actions = Some(parse_actions(a, names)?);
@@ -416,7 +484,10 @@ pub fn parse_filter(
 
 fn mac_str(v: u64) -> String {
     let b = v.to_be_bytes();
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        b[2], b[3], b[4], b[5], b[6], b[7]
+    )
 }
 
 fn ip_str(v: u64) -> String {
@@ -575,7 +646,16 @@ mod tests {
     #[test]
     fn parses_the_common_subset() {
         let r = rule("table=1, priority=100,cookie=0x2a,idle_timeout=10,hard_timeout=20,tcp,in_port=vm1,dl_src=02:00:00:00:00:01,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,dl_vlan=10,dl_vlan_pcp=3,nw_src=10.0.0.0/24,nw_dst=10.1.2.3,tp_src=1024,tp_dst=0x50/0xfff0 actions=mod_vlan_vid:20,strip_vlan,push_vlan:0x8100,mod_dl_src:02:00:00:00:00:09,mod_dl_dst:02:00:00:00:00:0a,output:vm2,3,resubmit(,4),normal,flood,all,in_port,goto_table:7");
-        assert_eq!((r.table, r.priority, r.cookie, r.idle_timeout, r.hard_timeout), (1, 100, 42, 10, 20));
+        assert_eq!(
+            (
+                r.table,
+                r.priority,
+                r.cookie,
+                r.idle_timeout,
+                r.hard_timeout
+            ),
+            (1, 100, 42, 10, 20)
+        );
         assert_eq!(r.m.get(Field::IN_PORT), (1, 0xffff));
         assert_eq!(r.m.get(Field::VLAN_TCI), (0x1000 | 10 | 3 << 13, 0xffff));
         assert_eq!(r.m.get(Field::NW_SRC), (0x0a00_0000, 0xffff_ff00));
@@ -592,14 +672,31 @@ mod tests {
         assert!(rule("priority=5,actions=").actions.is_empty());
         assert_eq!(rule("actions=NORMAL").actions, vec![Action::Normal]);
         assert_eq!(rule("actions=NORMAL").priority, DEFAULT_PRIORITY);
-        assert_eq!(rule("dl_vlan=0xffff,actions=drop").m.get(Field::VLAN_TCI), (0, 0xffff));
-        assert_eq!(rule("arp,nw_dst=10.0.0.1,actions=drop").m.get(Field::DL_TYPE), (0x0806, 0xffff));
-        assert_eq!(rule("ip,nw_src=10.0.0.0/255.255.0.0,actions=drop").m.get(Field::NW_SRC).1, 0xffff_0000);
+        assert_eq!(
+            rule("dl_vlan=0xffff,actions=drop").m.get(Field::VLAN_TCI),
+            (0, 0xffff)
+        );
+        assert_eq!(
+            rule("arp,nw_dst=10.0.0.1,actions=drop")
+                .m
+                .get(Field::DL_TYPE),
+            (0x0806, 0xffff)
+        );
+        assert_eq!(
+            rule("ip,nw_src=10.0.0.0/255.255.0.0,actions=drop")
+                .m
+                .get(Field::NW_SRC)
+                .1,
+            0xffff_0000
+        );
     }
 
     #[test]
     fn errors_name_the_field() {
-        assert!(err("nw_src=10.0.0.1,actions=drop").starts_with("nw_src:"), "prerequisite");
+        assert!(
+            err("nw_src=10.0.0.1,actions=drop").starts_with("nw_src:"),
+            "prerequisite"
+        );
         assert!(err("ip,tp_dst=80,actions=drop").starts_with("tp_dst:"));
         assert!(err("ip,nw_src=10.0.0.300,actions=drop").starts_with("nw_src:"));
         assert!(err("dl_vlan=4096,actions=drop").starts_with("dl_vlan:"));
@@ -639,7 +736,8 @@ mod tests {
 
     #[test]
     fn filters_and_garbage() {
-        let (f, a) = parse_filter("table=255,cookie=0x10/0xf0,out_port=vm2,ip", &Names, false).unwrap();
+        let (f, a) =
+            parse_filter("table=255,cookie=0x10/0xf0,out_port=vm2,ip", &Names, false).unwrap();
         assert_eq!(f.table, None);
         assert_eq!(f.cookie, (0x10, 0xf0));
         assert_eq!(f.out_port, Some(2));
@@ -647,12 +745,34 @@ mod tests {
         let (f, _) = parse_filter("", &Names, false).unwrap();
         assert_eq!(f, Filter::ALL);
         let (f, c) = parse_filter("cookie=7,actions=drop", &Names, true).unwrap();
-        assert_eq!((f.cookie, c.new_cookie, c.actions), ((0, 0), Some(7), Some(vec![])));
+        assert_eq!(
+            (f.cookie, c.new_cookie, c.actions),
+            ((0, 0), Some(7), Some(vec![]))
+        );
         let (f, _) = parse_filter("cookie=7", &Names, false).unwrap();
-        assert_eq!(f.cookie, (7, u64::MAX), "a bare cookie selects exactly elsewhere");
-        assert!(parse_rule("actions=drop output:1", &Names).unwrap_err().contains("only action"));
+        assert_eq!(
+            f.cookie,
+            (7, u64::MAX),
+            "a bare cookie selects exactly elsewhere"
+        );
+        assert!(parse_rule("actions=drop output:1", &Names)
+            .unwrap_err()
+            .contains("only action"));
         // Nothing a user types may panic the parser.
-        for s in ["=", ",,,", "actions=(", "actions=resubmit", "actions=resubmit(", "dl_src=/", "nw_src=/", "tp_dst=1/", "cookie=/", "actions=output:", "dl_vlan=", "in_port"] {
+        for s in [
+            "=",
+            ",,,",
+            "actions=(",
+            "actions=resubmit",
+            "actions=resubmit(",
+            "dl_src=/",
+            "nw_src=/",
+            "tp_dst=1/",
+            "cookie=/",
+            "actions=output:",
+            "dl_vlan=",
+            "in_port",
+        ] {
             let _ = parse_rule(s, &Names);
             let _ = parse_filter(s, &Names, true);
         }

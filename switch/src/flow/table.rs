@@ -87,7 +87,9 @@ impl FlowTable {
             return Ok(());
         }
         if self.entries.len() >= MAX_RULES {
-            return Err(format!("the bridge holds {MAX_RULES} rules, the most it takes"));
+            return Err(format!(
+                "the bridge holds {MAX_RULES} rules, the most it takes"
+            ));
         }
         self.index.insert(id, self.entries.len());
         self.entries.push(Entry::new(rule, self.n_pmds, now));
@@ -129,7 +131,11 @@ impl FlowTable {
             check_actions_for_table(actions, e.rule.table)?;
         }
         let mut n = 0;
-        for e in self.entries.iter_mut().filter(|e| f.selects(&e.rule, strict)) {
+        for e in self
+            .entries
+            .iter_mut()
+            .filter(|e| f.selects(&e.rule, strict))
+        {
             e.rule.actions = actions.to_vec();
             if let Some(c) = new_cookie {
                 e.rule.cookie = c;
@@ -156,7 +162,9 @@ impl FlowTable {
     }
 
     pub fn select<'a>(&'a self, f: &'a Filter) -> impl Iterator<Item = &'a Entry> + 'a {
-        self.entries.iter().filter(move |e| f.selects(&e.rule, false))
+        self.entries
+            .iter()
+            .filter(move |e| f.selects(&e.rule, false))
     }
 
     /// Removes rules past their idle or hard timeout (housekeeping, about
@@ -222,8 +230,16 @@ mod tests {
         assert_eq!(t.modify(&f, &[Action::Normal], Some(9), true), Ok(1));
         assert_eq!(t.entries[1].rule.actions, vec![Action::Normal]);
         assert_eq!(t.entries[1].rule.cookie, 9);
-        assert!(t.modify(&Filter::ALL, &[Action::GotoTable(1)], None, false).is_err(), "table 1 cannot goto 1");
-        assert_eq!(t.entries[2].rule.actions, vec![], "a refused modify changes nothing");
+        assert!(
+            t.modify(&Filter::ALL, &[Action::GotoTable(1)], None, false)
+                .is_err(),
+            "table 1 cannot goto 1"
+        );
+        assert_eq!(
+            t.entries[2].rule.actions,
+            vec![],
+            "a refused modify changes nothing"
+        );
         f.priority = Some(DEFAULT_PRIORITY);
         assert_eq!(t.delete(&f, true).len(), 0);
         t.add(r(5, 1, vec![Action::Flood])).unwrap();

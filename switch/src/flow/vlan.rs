@@ -122,13 +122,21 @@ impl Default for PortVlan {
 impl PortVlan {
     /// Validates and compiles the options. The mode defaults as in OVS:
     /// access when `tag` is set, trunk otherwise.
-    pub fn new(tag: Option<u16>, trunks: Option<&str>, mode: Option<VlanMode>) -> Result<PortVlan, String> {
+    pub fn new(
+        tag: Option<u16>,
+        trunks: Option<&str>,
+        mode: Option<VlanMode>,
+    ) -> Result<PortVlan, String> {
         if let Some(t) = tag {
             if t > 4095 {
                 return Err(format!("tag: {t} is not a VLAN ID (0..4095)"));
             }
         }
-        let mode = mode.unwrap_or(if tag.is_some() { VlanMode::Access } else { VlanMode::Trunk });
+        let mode = mode.unwrap_or(if tag.is_some() {
+            VlanMode::Access
+        } else {
+            VlanMode::Trunk
+        });
         let list = trunks.map(parse_trunks).transpose()?;
         match mode {
             VlanMode::Access if list.is_some() => {
@@ -155,7 +163,11 @@ impl PortVlan {
             s.set(tag, true);
             s.set(0, false);
         }
-        Ok(PortVlan { mode, tag, trunks: set })
+        Ok(PortVlan {
+            mode,
+            tag,
+            trunks: set,
+        })
     }
 
     fn trunks_vlan(&self, v: u16) -> bool {
@@ -211,7 +223,11 @@ mod tests {
         let a = pv(Some(10), None, None);
         assert_eq!(a.mode, VlanMode::Access);
         assert_eq!(a.ingress(0), Some(10), "untagged joins the tag");
-        assert_eq!(a.ingress(10), None, "tagged frames are dropped, even with its own VID");
+        assert_eq!(
+            a.ingress(10),
+            None,
+            "tagged frames are dropped, even with its own VID"
+        );
         assert_eq!(a.ingress(20), None);
         assert!(a.includes(10) && !a.includes(20) && !a.includes(0));
         assert_eq!(a.egress_vid(10), None);
@@ -246,7 +262,9 @@ mod tests {
 
     #[test]
     fn bad_options_are_named() {
-        let e = |t, tr, m: Option<&str>| PortVlan::new(t, tr, m.map(|m| VlanMode::parse(m).unwrap())).unwrap_err();
+        let e = |t, tr, m: Option<&str>| {
+            PortVlan::new(t, tr, m.map(|m| VlanMode::parse(m).unwrap())).unwrap_err()
+        };
         assert!(e(Some(4096), None, None).starts_with("tag:"));
         assert!(e(None, Some("10-5"), None).starts_with("trunks:"));
         assert!(e(None, Some("x"), None).starts_with("trunks:"));
@@ -254,6 +272,8 @@ mod tests {
         assert!(e(Some(3), Some("10"), Some("access")).starts_with("trunks:"));
         assert!(e(Some(3), None, Some("trunk")).starts_with("tag:"));
         assert!(e(None, None, Some("native-tagged")).contains("needs tag"));
-        assert!(VlanMode::parse("hybrid").unwrap_err().starts_with("vlan-mode:"));
+        assert!(VlanMode::parse("hybrid")
+            .unwrap_err()
+            .starts_with("vlan-mode:"));
     }
 }

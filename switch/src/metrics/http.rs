@@ -48,7 +48,12 @@ impl MetricsServer {
                             }
                             if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
                                 let _ = conn.set_write_timeout(Some(Duration::from_millis(100)));
-                                let _ = respond(&mut conn, "503 Service Unavailable", "text/plain", "busy\n");
+                                let _ = respond(
+                                    &mut conn,
+                                    "503 Service Unavailable",
+                                    "text/plain",
+                                    "busy\n",
+                                );
                                 continue;
                             }
                             active.fetch_add(1, Ordering::Relaxed);
@@ -65,7 +70,9 @@ impl MetricsServer {
                                 Ok(h) => conns.push(h),
                                 Err(e) => {
                                     active.fetch_sub(1, Ordering::Relaxed);
-                                    tracing::warn!("metrics: cannot start a connection thread: {e}");
+                                    tracing::warn!(
+                                        "metrics: cannot start a connection thread: {e}"
+                                    );
                                 }
                             }
                         }
@@ -111,12 +118,24 @@ fn serve(mut conn: TcpStream, render: &dyn Fn() -> String) -> std::io::Result<()
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return respond(&mut conn, "408 Request Timeout", "text/plain", "request too slow\n");
+            return respond(
+                &mut conn,
+                "408 Request Timeout",
+                "text/plain",
+                "request too slow\n",
+            );
         }
         conn.set_read_timeout(Some(left))?;
         let n = match conn.read(&mut chunk) {
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
             Err(e) => return Err(e),
         };
         if n == 0 {

@@ -218,7 +218,9 @@ pub fn render(bridge: &Bridge) -> String {
         let pc = p.peer_counters();
         retries.with_label_values(&[name]).inc_by(pc.tx_retries);
         notif.with_label_values(&[name]).inc_by(pc.notifications);
-        notif_fail.with_label_values(&[name]).inc_by(pc.notify_failures);
+        notif_fail
+            .with_label_values(&[name])
+            .inc_by(pc.notify_failures);
         link.with_label_values(&[name, p.kind()])
             .set(p.link_up() as i64);
         info.with_label_values(&[name, p.kind(), &features]).set(1);
@@ -256,8 +258,12 @@ pub fn render(bridge: &Bridge) -> String {
         ("ferrovs_pmd_packets_total", |p| p.packets.load(Relaxed)),
         ("ferrovs_pmd_batches_total", |p| p.batches.load(Relaxed)),
         ("ferrovs_pmd_flooded_total", |p| p.flooded.load(Relaxed)),
-        ("ferrovs_pmd_cache_hits_total", |p| p.cache_hits.load(Relaxed)),
-        ("ferrovs_pmd_cache_misses_total", |p| p.cache_misses.load(Relaxed)),
+        ("ferrovs_pmd_cache_hits_total", |p| {
+            p.cache_hits.load(Relaxed)
+        }),
+        ("ferrovs_pmd_cache_misses_total", |p| {
+            p.cache_misses.load(Relaxed)
+        }),
         ("ferrovs_pmd_classifier_lookups_total", |p| {
             p.classifier_lookups.load(Relaxed)
         }),

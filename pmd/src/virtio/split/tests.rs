@@ -256,7 +256,11 @@ fn tx_reclaim_refuses_a_used_index_beyond_the_ring() {
     assert_eq!(r.stats.drops(DropReason::DescIndex), 1, "and not again");
     let (mut ring, mut cache) = (r.ring, r.cache);
     ring.reset(&mut cache);
-    assert_eq!(cache.pool().stats().in_use, 0, "the held buffers come back at reset");
+    assert_eq!(
+        cache.pool().stats().in_use,
+        0,
+        "the held buffers come back at reset"
+    );
 }
 
 #[test]
