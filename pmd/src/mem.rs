@@ -114,9 +114,14 @@ impl Region {
 }
 
 fn map(len: usize, memfd_flags: libc::c_uint) -> Option<(NonNull<u8>, OwnedFd)> {
+    // Sealable, so a vhost-user backend can seal it against shrinking (as ferrovsd's does).
     // SAFETY: the name is a NUL-terminated literal; the result is checked.
-    let raw =
-        unsafe { libc::memfd_create(c"ferrovs-pkt".as_ptr(), libc::MFD_CLOEXEC | memfd_flags) };
+    let raw = unsafe {
+        libc::memfd_create(
+            c"ferrovs-pkt".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING | memfd_flags,
+        )
+    };
     if raw < 0 {
         return None;
     }

@@ -66,6 +66,24 @@ fn check_within_file(f: &File, offset: u64, size: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Keeps a region's file from shrinking under the mapping for as long as it
+/// lives (a later truncate would SIGBUS the switch on the next access):
+/// memfds that allow sealing get F_SEAL_SHRINK; QEMU's memfd backend seals
+/// its own. False for files that cannot be sealed (hugetlbfs or tmpfs paths,
+/// memfds made without MFD_ALLOW_SEALING): those are mapped as every
+/// vhost-user backend maps them, trusting the frontend not to truncate.
+fn seal_against_shrinking(f: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    let fd = f.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own; F_GET_SEALS only reads.
+    let seals = unsafe { libc::fcntl(fd, libc::F_GET_SEALS) };
+    if seals >= 0 && seals & libc::F_SEAL_SHRINK != 0 {
+        return true;
+    }
+    // SAFETY: as above; F_ADD_SEALS fails (EPERM/EINVAL) where sealing is not allowed.
+    unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, libc::F_SEAL_SHRINK) == 0 }
+}
+
 impl GuestMem {
     /// Maps the regions of a SET_MEM_TABLE message.
     pub fn from_vhost(
@@ -96,6 +114,14 @@ impl GuestMem {
                     reason,
                 }
             })?;
+            if !seal_against_shrinking(&f) {
+                let gpa = r.guest_phys_addr;
+                tracing::warn!(
+                    gpa,
+                    "guest memory file cannot be sealed: a frontend that truncates it would crash the switch \
+                     (QEMU: use memory-backend-memfd, which seals)"
+                );
+            }
             ranges.push((
                 GuestAddress(r.guest_phys_addr),
                 size,
@@ -188,6 +214,26 @@ mod tests {
         let f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         f.set_len(len).unwrap();
         f
+    }
+
+    /// A frontend that truncates guest memory after SET_MEM_TABLE would make
+    /// the next access SIGBUS the switch: a sealable memfd is sealed against
+    /// shrinking, so the truncate fails instead.
+    #[test]
+    fn guest_memory_cannot_shrink_under_the_mapping() {
+        // SAFETY: memfd_create with a static NUL-terminated name; the fd is new and ours.
+        let fd = unsafe { libc::memfd_create(c"fv-guest-seal".as_ptr(), libc::MFD_ALLOW_SEALING) };
+        assert!(fd >= 0);
+        // SAFETY: fd is a valid, owned descriptor.
+        let f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        f.set_len(0x2000).unwrap();
+        let frontend = f.try_clone().unwrap();
+        let g = GuestMem::from_vhost(&[region(0x2000, 0)], vec![f]).unwrap();
+        assert!(frontend.set_len(0).is_err(), "the truncate is refused");
+        assert!(frontend.set_len(0x4000).is_ok(), "growing stays allowed");
+        assert!(g.gpa(0x1000, 0x2000).is_some());
+        // An unsealable memfd still maps (with a warning).
+        assert!(GuestMem::from_vhost(&[region(0x1000, 0)], vec![memfd(0x1000)]).is_ok());
     }
 
     fn region(size: u64, offset: u64) -> VhostUserMemoryRegion {
