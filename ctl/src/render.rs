@@ -232,10 +232,10 @@ pub fn text(command: &str, r: &Value) -> String {
                 );
                 let _ = writeln!(
                     o,
-                    "  cache hits {}  misses {}  classifier lookups {}",
+                    "  cache hits {}  misses {}  classifier probes {} (masks searched)",
                     s(&p["cache_hits"]),
                     s(&p["cache_misses"]),
-                    s(&p["classifier_lookups"])
+                    s(&p["classifier_probes"])
                 );
                 let _ = writeln!(
                     o,

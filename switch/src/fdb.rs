@@ -282,10 +282,10 @@ impl Fdb {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn mac(i: u32) -> [u8; 6] {
+    pub(crate) fn mac(i: u32) -> [u8; 6] {
         let b = i.to_be_bytes();
         [0x02, 0, b[0], b[1], b[2], b[3]]
     }
@@ -342,12 +342,8 @@ mod tests {
 
 #[cfg(test)]
 mod limit_tests {
+    use super::tests::mac;
     use super::*;
-
-    fn mac(i: u32) -> [u8; 6] {
-        let b = i.to_be_bytes();
-        [0x02, 2, b[0], b[1], b[2], b[3]]
-    }
 
     /// Issue 12: one port (one VM) cannot fill the table for everyone.
     #[test]
@@ -385,6 +381,7 @@ mod limit_tests {
 
 #[cfg(test)]
 mod race_tests {
+    use super::tests::mac;
     use super::*;
 
     /// Two PMDs learning the same new MACs at once must not insert any twice
@@ -393,10 +390,6 @@ mod race_tests {
     fn concurrent_learning_never_duplicates_a_mac() {
         let f = Fdb::new(1 << 16, 300);
         let n = 40_000u32;
-        let mac = |i: u32| {
-            let b = i.to_be_bytes();
-            [0x02, 1, b[0], b[1], b[2], b[3]]
-        };
         std::thread::scope(|s| {
             for t in 0..2u16 {
                 let f = &f;

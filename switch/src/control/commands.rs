@@ -525,7 +525,7 @@ fn pmd_stats(bridge: &Bridge) -> Value {
                 "flooded": c.flooded,
                 "cache_hits": c.cache_hits,
                 "cache_misses": c.cache_misses,
-                "classifier_lookups": c.classifier_lookups,
+                "classifier_probes": c.classifier_probes,
                 "sleep_ms": c.sleep_ns / 1_000_000,
                 "drops": drops,
             })

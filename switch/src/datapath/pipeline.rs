@@ -157,8 +157,8 @@ impl Work {
                     }
                     None => {
                         bump(&self.stats.cache_misses, 1);
-                        bump(&self.stats.classifier_lookups, 1);
-                        let r = flows.lookup(table, &k);
+                        let (r, probes) = flows.lookup_probed(table, &k);
+                        bump(&self.stats.classifier_probes, probes);
                         let r = r.unwrap_or(NO_MATCH);
                         self.emc.insert(ck, r);
                         self.burst.memo = Some((ck, r));

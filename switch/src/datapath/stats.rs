@@ -104,10 +104,11 @@ pub struct PmdStats {
     pub batches: AtomicU64,
     pub flooded: AtomicU64,
     pub sleep_ns: AtomicU64,
-    /// Exact-match cache hits and misses, and classifier searches.
+    /// Exact-match cache hits and misses, and the hash tables (one per
+    /// mask) classifier searches probed on those misses.
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
-    pub classifier_lookups: AtomicU64,
+    pub classifier_probes: AtomicU64,
     pub drops: [AtomicU64; DpDrop::ALL.len()],
     /// Receive bursts by size (index = packets in the burst, 1..=BURST).
     pub batch_sizes: BatchSizes,
@@ -132,7 +133,7 @@ pub struct PmdCounters {
     pub sleep_ns: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
-    pub classifier_lookups: u64,
+    pub classifier_probes: u64,
     pub drops: Vec<(&'static str, u64)>,
 }
 
@@ -154,7 +155,7 @@ impl PmdStats {
             sleep_ns: self.sleep_ns.load(Relaxed),
             cache_hits: self.cache_hits.load(Relaxed),
             cache_misses: self.cache_misses.load(Relaxed),
-            classifier_lookups: self.classifier_lookups.load(Relaxed),
+            classifier_probes: self.classifier_probes.load(Relaxed),
             drops: DpDrop::ALL
                 .iter()
                 .map(|d| (d.name(), self.drops[*d as usize].load(Relaxed)))
@@ -171,7 +172,7 @@ impl PmdStats {
             c.sleep_ns -= base.sleep_ns.min(c.sleep_ns);
             c.cache_hits -= base.cache_hits.min(c.cache_hits);
             c.cache_misses -= base.cache_misses.min(c.cache_misses);
-            c.classifier_lookups -= base.classifier_lookups.min(c.classifier_lookups);
+            c.classifier_probes -= base.classifier_probes.min(c.classifier_probes);
             for (d, b) in c.drops.iter_mut().zip(&base.drops) {
                 d.1 -= b.1.min(d.1);
             }

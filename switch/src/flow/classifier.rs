@@ -189,15 +189,26 @@ impl Classifier {
     /// The highest-priority rule of `table` matching `k`.
     #[inline]
     pub fn lookup(&self, table: u8, k: &FlowKey) -> Option<u32> {
-        let t = self.tables.get(table as usize)?;
+        self.lookup_probed(table, k).0
+    }
+
+    /// `lookup`, and how many hash tables (masks) it probed: the search's
+    /// cost, which `pmd-stats` shows.
+    #[inline]
+    pub fn lookup_probed(&self, table: u8, k: &FlowKey) -> (Option<u32>, u64) {
+        let Some(t) = self.tables.get(table as usize) else {
+            return (None, 0);
+        };
         if t.catch_all.is_some() {
-            return t.catch_all;
+            return (t.catch_all, 0);
         }
         let mut best: Option<(u16, u32)> = None;
+        let mut probes = 0;
         for st in &t.subtables {
             if best.is_some_and(|(p, _)| p >= st.max_priority) {
                 break;
             }
+            probes += 1;
             if let Some(&i) = st.map.get(&k.masked(&st.mask)) {
                 let p = self.rules[i as usize].priority;
                 if best.is_none_or(|(bp, _)| p > bp) {
@@ -205,7 +216,7 @@ impl Classifier {
                 }
             }
         }
-        best.map(|(_, i)| i)
+        (best.map(|(_, i)| i), probes)
     }
 }
 

@@ -177,56 +177,20 @@ pub struct Field {
 }
 
 impl Field {
-    pub const IN_PORT: Field = Field {
-        word: 0,
-        shift: 0,
-        bits: 16,
-    };
-    pub const DL_DST: Field = Field {
-        word: 0,
-        shift: 16,
-        bits: 48,
-    };
-    pub const DL_SRC: Field = Field {
-        word: 1,
-        shift: 16,
-        bits: 48,
-    };
-    pub const DL_TYPE: Field = Field {
-        word: 1,
-        shift: 0,
-        bits: 16,
-    };
-    pub const VLAN_TCI: Field = Field {
-        word: 2,
-        shift: 48,
-        bits: 16,
-    };
-    pub const NW_PROTO: Field = Field {
-        word: 2,
-        shift: 40,
-        bits: 8,
-    };
-    pub const TP_SRC: Field = Field {
-        word: 2,
-        shift: 16,
-        bits: 16,
-    };
-    pub const TP_DST: Field = Field {
-        word: 2,
-        shift: 0,
-        bits: 16,
-    };
-    pub const NW_SRC: Field = Field {
-        word: 3,
-        shift: 32,
-        bits: 32,
-    };
-    pub const NW_DST: Field = Field {
-        word: 3,
-        shift: 0,
-        bits: 32,
-    };
+    const fn at(word: usize, shift: u32, bits: u32) -> Field {
+        Field { word, shift, bits }
+    }
+
+    pub const IN_PORT: Field = Field::at(0, 0, 16);
+    pub const DL_DST: Field = Field::at(0, 16, 48);
+    pub const DL_SRC: Field = Field::at(1, 16, 48);
+    pub const DL_TYPE: Field = Field::at(1, 0, 16);
+    pub const VLAN_TCI: Field = Field::at(2, 48, 16);
+    pub const NW_PROTO: Field = Field::at(2, 40, 8);
+    pub const TP_SRC: Field = Field::at(2, 16, 16);
+    pub const TP_DST: Field = Field::at(2, 0, 16);
+    pub const NW_SRC: Field = Field::at(3, 32, 32);
+    pub const NW_DST: Field = Field::at(3, 0, 32);
 
     fn ones(self) -> u64 {
         if self.bits == 64 {

@@ -100,7 +100,7 @@ pub const CATALOG: &[MetricDef] = &[
     g("ferrovs_port_macs", &["port"], "MACs learned on the port now."),
     c("ferrovs_pmd_cache_hits_total", &["core"], "Flow lookups answered by the PMD's exact-match cache."),
     c("ferrovs_pmd_cache_misses_total", &["core"], "Flow lookups the exact-match cache could not answer."),
-    c("ferrovs_pmd_classifier_lookups_total", &["core"], "Searches of the rule classifier (cache misses)."),
+    c("ferrovs_pmd_classifier_probes_total", &["core"], "Hash tables (one per mask) probed by classifier searches; per cache miss, the masks a search took."),
     g("ferrovs_flows", &[], "Rules in the bridge's flow table."),
     g("ferrovs_fdb_entries", &[], "Learned MAC entries now."),
     g("ferrovs_fdb_max_entries", &[], "Most entries the table takes (mac-table-size)."),
@@ -264,8 +264,8 @@ pub fn render(bridge: &Bridge) -> String {
         ("ferrovs_pmd_cache_misses_total", |p| {
             p.cache_misses.load(Relaxed)
         }),
-        ("ferrovs_pmd_classifier_lookups_total", |p| {
-            p.classifier_lookups.load(Relaxed)
+        ("ferrovs_pmd_classifier_probes_total", |p| {
+            p.classifier_probes.load(Relaxed)
         }),
     ];
     for (metric, read) in pmd_counters {
