@@ -350,7 +350,7 @@ fn show(bridge: &Bridge) -> Value {
             );
             for (k, v) in sp.port.info() {
                 let v = if k == "features" {
-                    json!(v.split(',').collect::<Vec<_>>())
+                    json!(v.split(',').filter(|f| !f.is_empty()).collect::<Vec<_>>())
                 } else {
                     json!(v)
                 };
