@@ -2,10 +2,14 @@
 //! free ring, and a per-thread [`PoolCache`] that refills and spills in bursts
 //! so the steady state never touches the shared ring.
 //!
-//! Layout of one buffer (like DPDK's rte_mbuf): a 64-byte header, then
-//! `HEADROOM` bytes, then the pool's data room (2048 bytes by default; a
-//! pool for jumbo frames has one buffer per frame, as Snabb's packets do,
-//! rather than chains).
+//! A buffer is a 64-byte header and a room: `HEADROOM` bytes, then the
+//! pool's data room (2048 bytes by default; a pool for jumbo frames has one
+//! buffer per frame, as Snabb's packets do, rather than chains). Unlike
+//! DPDK's rte_mbuf the headers do not sit in front of their rooms: the rooms
+//! are one region the virtio-user driver shares with its vhost-user backend,
+//! and the headers (lengths, offsets, indexes, room pointers) are a second
+//! region no peer ever maps, so a hostile backend can corrupt frame bytes but
+//! never steer where we write or which buffer we free.
 
 use crate::mem::{MemError, PageKind, Region};
 use crossbeam_queue::ArrayQueue;
@@ -19,12 +23,15 @@ pub const DATA_ROOM: usize = 2048;
 /// Largest data room a pool may have (a 9000-byte MTU frame + VLAN + slack).
 pub const MAX_DATA_ROOM: usize = 16 * 1024;
 const HDR_SIZE: usize = 64;
+const _: () = assert!(std::mem::size_of::<MbufHdr>() == HDR_SIZE);
 /// Size of every burst on the packet path (rx, tx, cache refill).
 pub const BURST: usize = 32;
 const CACHE_SIZE: usize = 256;
 
 #[repr(C, align(64))]
 struct MbufHdr {
+    /// First byte of this buffer's room (headroom + data room) in the shared region.
+    room_start: *mut u8,
     data_off: u16,
     len: u16,
     index: u32,
@@ -73,15 +80,15 @@ impl Mbuf {
 
     /// Pointer to the first byte of frame data (valid for `capacity()` bytes).
     pub fn data_ptr(&mut self) -> *mut u8 {
-        let off = HDR_SIZE + self.hdr().data_off as usize;
-        // SAFETY: data_off <= room keeps us inside the buffer.
-        unsafe { self.0.as_ptr().cast::<u8>().add(off) }
+        let h = self.hdr();
+        // SAFETY: data_off <= room keeps us inside this buffer's room.
+        unsafe { h.room_start.add(h.data_off as usize) }
     }
 
     /// Address of the first byte of frame data; `headroom()` bytes before it
     /// belong to this buffer too (drivers put device headers there).
     pub fn data_addr(&self) -> usize {
-        self.0.as_ptr() as usize + HDR_SIZE + self.hdr().data_off as usize
+        self.hdr().room_start as usize + self.hdr().data_off as usize
     }
 
     pub fn headroom(&self) -> usize {
@@ -89,10 +96,10 @@ impl Mbuf {
     }
 
     pub fn data(&self) -> &[u8] {
-        let off = HDR_SIZE + self.hdr().data_off as usize;
-        // SAFETY: len <= capacity, so the slice lies inside this buffer, which
-        // only this handle can access.
-        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>().add(off), self.len()) }
+        // SAFETY: len <= capacity, so the slice lies inside this buffer's
+        // room, which only this handle can access (a virtio-user backend may
+        // write frame bytes there, never our lengths or offsets).
+        unsafe { std::slice::from_raw_parts(self.data_addr() as *const u8, self.len()) }
     }
 
     pub fn data_mut(&mut self) -> &mut [u8] {
@@ -135,9 +142,12 @@ impl Mbuf {
 
 /// A pool of `n` packet buffers shared by all threads of the process.
 pub struct Pool {
-    region: Region,
+    /// The rooms, `room_size` bytes each; shareable with a backend.
+    rooms: Region,
+    /// The headers, `HDR_SIZE` bytes each; never shared.
+    headers: Region,
     count: u32,
-    buf_size: usize,
+    room_size: usize,
     free: ArrayQueue<u32>,
     /// Each cache publishes its length here (plain stores, read at stats time).
     caches: Mutex<Vec<Weak<AtomicUsize>>>,
@@ -166,28 +176,30 @@ impl Pool {
         allow_huge: bool,
     ) -> Result<Arc<Pool>, MemError> {
         let data_room = data_room.clamp(64, MAX_DATA_ROOM).next_multiple_of(64);
-        let buf_size = HDR_SIZE + HEADROOM + data_room;
-        let room = (HEADROOM + data_room) as u32;
-        let region = Region::new(count as usize * buf_size, allow_huge)?;
+        let room_size = HEADROOM + data_room;
+        let rooms = Region::new(count as usize * room_size, allow_huge)?;
+        let headers = Region::new(count as usize * HDR_SIZE, allow_huge)?;
         let free = ArrayQueue::new(count as usize);
         for i in 0..count {
-            // SAFETY: i < count, so the header lies inside the region; the
-            // region is freshly mapped and not yet shared.
+            // SAFETY: i < count, so the header lies inside `headers` and the
+            // room inside `rooms`; both are freshly mapped and private so far.
             unsafe {
-                let h = region.as_ptr().add(i as usize * buf_size).cast::<MbufHdr>();
+                let h = headers.as_ptr().add(i as usize * HDR_SIZE).cast::<MbufHdr>();
                 h.write(MbufHdr {
+                    room_start: rooms.as_ptr().add(i as usize * room_size),
                     data_off: HEADROOM as u16,
                     len: 0,
                     index: i,
-                    room,
+                    room: room_size as u32,
                 });
             }
             let _ = free.push(i);
         }
         Ok(Arc::new(Pool {
-            region,
+            rooms,
+            headers,
             count,
-            buf_size,
+            room_size,
             free,
             caches: Mutex::new(Vec::new()),
         }))
@@ -195,11 +207,11 @@ impl Pool {
 
     /// Frame bytes one buffer holds.
     pub fn data_room(&self) -> usize {
-        self.buf_size - HDR_SIZE - HEADROOM
+        self.room_size - HEADROOM
     }
 
     pub fn page_kind(&self) -> PageKind {
-        self.region.kind()
+        self.rooms.kind()
     }
 
     pub fn stats(&self) -> PoolStats {
@@ -223,21 +235,21 @@ impl Pool {
 
     fn buf(&self, index: u32) -> Mbuf {
         debug_assert!(index < self.count);
-        // SAFETY: index < count, so the header is inside the region.
-        let p = unsafe { self.region.as_ptr().add(index as usize * self.buf_size) };
+        // SAFETY: index < count, so the header is inside the header region.
+        let p = unsafe { self.headers.as_ptr().add(index as usize * HDR_SIZE) };
         Mbuf(NonNull::new(p.cast()).expect("region pointer is non-null"))
     }
 
-    /// The memory every buffer of this pool lives in (shared with
-    /// vhost-user backends by the virtio-user driver).
+    /// The memory every buffer's room lives in (shared with vhost-user
+    /// backends by the virtio-user driver); holds no buffer header.
     pub fn region(&self) -> &Region {
-        &self.region
+        &self.rooms
     }
 
     pub fn owns(&self, m: &Mbuf) -> bool {
-        let base = self.region.as_ptr() as usize;
+        let base = self.headers.as_ptr() as usize;
         let p = m.0.as_ptr() as usize;
-        p >= base && p < base + self.count as usize * self.buf_size
+        p >= base && p < base + self.count as usize * HDR_SIZE
     }
 }
 
@@ -443,6 +455,41 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 12, item 1: a virtio-user backend maps `region()` and may write
+    /// anything there; no buffer's bookkeeping may change with it.
+    #[test]
+    fn a_peer_scribbling_over_the_shared_region_cannot_redirect_buffers() {
+        let pool = Pool::new(256, false).unwrap();
+        let r = pool.region();
+        let mut c = PoolCache::new(pool.clone());
+        let mut held: Vec<Mbuf> = (0..10).map(|_| c.alloc().unwrap()).collect();
+        for m in held.iter_mut() {
+            m.fill(&[1; 100]);
+        }
+        // SAFETY: writes only inside the shared region, as a backend may.
+        unsafe { std::ptr::write_bytes(r.as_ptr(), 0xff, r.len()) };
+        for m in held.iter_mut() {
+            assert_eq!(m.len(), 100);
+            assert_eq!(m.capacity(), DATA_ROOM);
+            assert!(r.contains(m.data_addr(), m.capacity()));
+            m.fill(&[2; 60]);
+        }
+        for m in held {
+            c.free(m);
+        }
+        assert_eq!(pool.stats().in_use, 0);
+        // Every buffer comes back once, each with its own room.
+        let all: Vec<Mbuf> = (0..256).map(|_| c.alloc().unwrap()).collect();
+        let mut rooms: Vec<usize> = all.iter().map(|m| m.data_addr()).collect();
+        rooms.sort_unstable();
+        rooms.dedup();
+        assert_eq!(rooms.len(), 256);
+        assert!(rooms.iter().all(|&a| r.contains(a, DATA_ROOM)));
+        for m in all {
+            c.free(m);
+        }
+    }
 
     #[test]
     fn prepend_and_adj_move_the_front_within_the_buffer() {
