@@ -9,6 +9,8 @@
 pub mod guest;
 pub mod netns;
 pub mod ovs;
+#[path = "vhost_frontend.rs"]
+pub mod vhost_frontend;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};

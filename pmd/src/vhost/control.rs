@@ -1,6 +1,13 @@
 //! One thread serves the vhost-user control channel of every port: it
 //! listens (server mode) or dials (client mode), and feeds the frontend's
 //! messages to each port's [`VhostDevice`]. The data path never waits on it.
+//!
+//! No peer may stall this thread (and with it every other port's handshake):
+//! connects are non-blocking, a message is handed to the `vhost` crate's
+//! reader only once all its bytes are queued on the socket (the crate's reader
+//! blocks, and retries a timed-out read forever), a message still incomplete
+//! after [`MSG_TIMEOUT`] ends the connection, and so does a peer that leaves
+//! its replies unread (our next reply could block).
 
 use super::device::VhostDevice;
 use super::port::{SocketMode, VhostPort};
@@ -25,8 +32,17 @@ enum Cmd {
     Stop,
 }
 
-/// A frontend that sends half a message may stall this thread at most this long.
+/// A frontend has this long to finish a message it has started.
 const MSG_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a connection with half a message queued is looked at again
+/// (it is readable all the while, so it cannot wait in poll for POLLIN).
+const PARTIAL_RECHECK: Duration = Duration::from_millis(10);
+/// Unread reply bytes (kernel accounting, per-skb overhead included) beyond
+/// which a peer is dropped: well under the socket's send buffer, so a reply
+/// never blocks.
+const MAX_UNREAD_REPLIES: i32 = 64 * 1024;
+/// A vhost-user message header: request, flags, payload size (u32 each).
+const HDR_LEN: usize = 12;
 const RECONNECT_MIN: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(2);
 
@@ -34,12 +50,15 @@ struct Entry {
     port: Arc<VhostPort>,
     listener: Option<UnixListener>,
     conn: Option<(Handler, RawFd)>,
+    /// When the connection's current message was first seen incomplete.
+    partial_since: Option<Instant>,
     next_dial: Instant,
     backoff: Duration,
 }
 
 impl Entry {
     fn disconnect(&mut self, why: &str) {
+        self.partial_since = None;
         if self.conn.take().is_some() {
             tracing::info!(path = %self.port.config.path.display(), "vhost-user peer gone: {why}");
         }
@@ -48,8 +67,12 @@ impl Entry {
     }
 
     fn attach(&mut self, stream: UnixStream) {
-        let _ = stream.set_read_timeout(Some(MSG_TIMEOUT));
-        let _ = stream.set_write_timeout(Some(MSG_TIMEOUT));
+        // Reads happen only for fully queued messages and writes only below
+        // MAX_UNREAD_REPLIES; non-blocking makes any slip an error, not a stall.
+        if let Err(e) = stream.set_nonblocking(true) {
+            self.port.set_error(format!("vhost-user socket: {e}"));
+            return;
+        }
         let fd = stream.as_raw_fd();
         let dev = Arc::new(Mutex::new(VhostDevice::new(self.port.clone())));
         self.port.reset_queues();
@@ -61,7 +84,7 @@ impl Entry {
     }
 
     fn dial(&mut self, now: Instant) {
-        match UnixStream::connect(&self.port.config.path) {
+        match connect_nonblocking(&self.port.config.path) {
             Ok(s) => self.attach(s),
             Err(e) => {
                 self.port
@@ -144,6 +167,109 @@ fn request_level(e: &VuError) -> bool {
     )
 }
 
+/// Connects without waiting: a listener whose backlog is full (a peer that
+/// never accepts) fails with EAGAIN at once instead of blocking this thread.
+fn connect_nonblocking(path: &Path) -> io::Result<UnixStream> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
+    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= sa.sun_path.len() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path too long"));
+    }
+    sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in sa.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: plain syscall; the result is checked.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: socket() just returned this descriptor and nothing else owns it.
+    let stream = unsafe { <UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: sa is a valid sockaddr_un and its size is passed with it.
+    let rc = unsafe {
+        libc::connect(
+            fd,
+            (&sa as *const libc::sockaddr_un).cast(),
+            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EAGAIN) {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "the listener accepts no connections (backlog full)",
+            ));
+        }
+        return Err(e);
+    }
+    Ok(stream)
+}
+
+/// What the bytes queued on a connection amount to.
+#[derive(Debug, PartialEq, Eq)]
+enum Queued {
+    /// A whole message (or end of stream, or a header the reader will refuse):
+    /// reading it cannot block.
+    Ready,
+    /// Part of a message; wait for the rest.
+    Partial,
+}
+
+/// Looks at the socket's queue without consuming it (and without taking any
+/// fds: a peek with no control buffer installs none).
+fn queued(fd: RawFd) -> Queued {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int to the pointer given.
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } != 0 || n == 0 {
+        return Queued::Ready; // error or EOF: the reader reports it
+    }
+    let n = n as usize;
+    if n < HDR_LEN {
+        return Queued::Partial;
+    }
+    let mut hdr = [0u8; HDR_LEN];
+    // SAFETY: reads at most HDR_LEN bytes into a local buffer.
+    let got = unsafe {
+        libc::recv(
+            fd,
+            hdr.as_mut_ptr().cast(),
+            HDR_LEN,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if got != HDR_LEN as isize {
+        // The header straddles an fd boundary; all HDR_LEN bytes are queued,
+        // so the header read completes, and the non-blocking body read fails
+        // rather than waits if the rest is missing.
+        return Queued::Ready;
+    }
+    let size = u32::from_le_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]) as usize;
+    if n >= HDR_LEN.saturating_add(size) {
+        Queued::Ready
+    } else {
+        Queued::Partial
+    }
+}
+
+/// Bytes of our replies the peer has not read yet.
+fn unread_replies(fd: RawFd) -> i32 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int to the pointer given.
+    if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) } != 0 {
+        return 0;
+    }
+    n
+}
+
 /// Binds a server socket, replacing a stale one that nobody listens on.
 fn bind(path: &Path) -> io::Result<UnixListener> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
@@ -153,7 +279,13 @@ fn bind(path: &Path) -> io::Result<UnixListener> {
                 format!("{} exists and is not a socket", path.display()),
             ));
         }
-        if UnixStream::connect(path).is_ok() {
+        // A live listener answers (or is too busy to: backlog full); only a
+        // refused connection means the socket file is stale.
+        let in_use = match connect_nonblocking(path) {
+            Ok(_) => true,
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+        };
+        if in_use {
             return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,
                 format!("{} is in use by another process", path.display()),
@@ -185,6 +317,17 @@ fn run(rx: Receiver<Cmd>, wake: Arc<EventFd>) {
         let mut owners = vec![usize::MAX];
         let mut timeout = Duration::from_secs(1);
         for (i, e) in entries.iter().enumerate() {
+            if let (Some((_, fd)), Some(_)) = (&e.conn, e.partial_since) {
+                // Readable all along: watch only for hang-up, look again soon.
+                fds.push(libc::pollfd {
+                    fd: *fd,
+                    events: libc::POLLRDHUP,
+                    revents: 0,
+                });
+                owners.push(i);
+                timeout = timeout.min(PARTIAL_RECHECK);
+                continue;
+            }
             let fd = match (&e.conn, &e.listener) {
                 (Some((_, fd)), _) => *fd,
                 (None, Some(l)) => l.as_raw_fd(),
@@ -211,12 +354,43 @@ fn run(rx: Receiver<Cmd>, wake: Arc<EventFd>) {
         if n < 0 {
             continue; // EINTR
         }
+        let now = Instant::now();
         for (pfd, &i) in fds.iter().zip(&owners) {
-            if pfd.revents == 0 || i == usize::MAX {
+            if i == usize::MAX {
                 continue;
             }
             let e = &mut entries[i];
-            if let Some((h, _)) = e.conn.as_mut() {
+            if pfd.revents == 0 && e.partial_since.is_none() {
+                continue;
+            }
+            if let Some((h, fd)) = e.conn.as_mut() {
+                let fd = *fd;
+                let hung_up = pfd.revents & (libc::POLLHUP | libc::POLLRDHUP | libc::POLLERR) != 0;
+                if e.partial_since.is_some() && hung_up {
+                    e.disconnect("hung up mid-message");
+                    e.next_dial = now + RECONNECT_MIN;
+                    continue;
+                }
+                if queued(fd) == Queued::Partial {
+                    let since = *e.partial_since.get_or_insert(now);
+                    if now.duration_since(since) > MSG_TIMEOUT {
+                        e.port.set_error(format!(
+                            "vhost-user peer left a message incomplete for {} s",
+                            MSG_TIMEOUT.as_secs()
+                        ));
+                        e.disconnect("incomplete message");
+                        e.next_dial = now + RECONNECT_MIN;
+                    }
+                    continue;
+                }
+                e.partial_since = None;
+                if unread_replies(fd) > MAX_UNREAD_REPLIES {
+                    e.port
+                        .set_error("vhost-user peer does not read its replies".to_string());
+                    e.disconnect("replies unread");
+                    e.next_dial = now + RECONNECT_MIN;
+                    continue;
+                }
                 let result = h.handle_request();
                 e.port.refresh_tx_map();
                 match result {
@@ -263,6 +437,7 @@ fn run(rx: Receiver<Cmd>, wake: Arc<EventFd>) {
                             port,
                             listener,
                             conn: None,
+                            partial_since: None,
                             next_dial: Instant::now(),
                             backoff: RECONNECT_MIN,
                         });
