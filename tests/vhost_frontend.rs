@@ -295,7 +295,10 @@ pub fn ring_gpa(q: u32) -> (u64, u64, u64) {
 /// A guest with two queues on one ferrovsd port, driven by raw messages.
 pub struct Guest {
     pub fe: RawFrontend,
+    /// Holds the rings and buffers.
     pub mem: GuestMemory,
+    /// More regions of the memory table (after `mem`).
+    pub extra: Vec<GuestMemory>,
     pub kick: [OwnedFd; 2],
     pub call: [OwnedFd; 2],
     /// Next avail index per queue.
@@ -306,11 +309,17 @@ impl Guest {
     /// Connects to `path` and runs the handshake for both queues over
     /// `mem_len` bytes of guest memory (VERSION_1 only, rings enabled at start).
     pub fn connect(path: &Path, mem_len: usize) -> Guest {
+        Guest::with_memory(path, GuestMemory::new(mem_len, 0, true), Vec::new())
+    }
+
+    /// As `connect`, with memory the test made (`mem` at guest address 0
+    /// holds the rings; `extra` regions follow in the table).
+    pub fn with_memory(path: &Path, mem: GuestMemory, extra: Vec<GuestMemory>) -> Guest {
         let fe = RawFrontend::connect(path);
-        let mem = GuestMemory::new(mem_len, 0, true);
         let mut g = Guest {
             fe,
             mem,
+            extra,
             kick: [eventfd(), eventfd()],
             call: [eventfd(), eventfd()],
             avail_idx: [0; 2],
@@ -325,12 +334,25 @@ impl Guest {
         let offered = fe.get_u64(req::GET_FEATURES).unwrap();
         assert!(offered & F_VERSION_1 != 0);
         fe.send(req::SET_FEATURES, &F_VERSION_1.to_le_bytes(), &[]).unwrap();
-        let mut table = vec![1u8, 0, 0, 0, 0, 0, 0, 0];
-        table.extend_from_slice(&self.mem.region(self.mem.len as u64, 0));
-        fe.send(req::SET_MEM_TABLE, &table, &[self.mem.fd.as_raw_fd()]).unwrap();
+        let (table, fds) = self.mem_table();
+        self.fe.send(req::SET_MEM_TABLE, &table, &fds).unwrap();
         for q in [RXQ, TXQ] {
             self.setup_queue(q);
         }
+        // A round trip: every message above has been handled when it returns.
+        self.fe.get_u64(req::GET_FEATURES).unwrap();
+    }
+
+    /// The SET_MEM_TABLE payload and fds for every region.
+    pub fn mem_table(&self) -> (Vec<u8>, Vec<RawFd>) {
+        let all: Vec<&GuestMemory> = std::iter::once(&self.mem).chain(&self.extra).collect();
+        let mut table = Vec::new();
+        table.extend_from_slice(&(all.len() as u32).to_le_bytes());
+        table.extend_from_slice(&0u32.to_le_bytes());
+        for m in &all {
+            table.extend_from_slice(&m.region(m.len as u64, 0));
+        }
+        (table, all.iter().map(|m| m.fd.as_raw_fd()).collect())
     }
 
     /// SET_VRING_NUM/ADDR/BASE/CALL/KICK for queue `q` at its usual place.
@@ -400,6 +422,26 @@ impl Guest {
             std::thread::sleep(Duration::from_millis(5));
         }
         false
+    }
+
+    /// Offers `n` receive buffers of 4 KiB (slots 128.. of the buffer area).
+    pub fn post_rx(&mut self, n: u16) {
+        for i in 0..n {
+            let slot = 128 + i;
+            self.write_desc(RXQ, i, BUFFERS + slot as u64 * 4096, 4096, DESC_F_WRITE, 0);
+            self.push_avail(RXQ, i);
+        }
+    }
+
+    /// Frame `k` the switch delivered to the receive queue (header stripped).
+    pub fn received(&self, k: u16) -> Vec<u8> {
+        let (_, _, u) = ring_gpa(RXQ);
+        let e = self.mem.read(u + 4 + 8 * (k % QUEUE_SIZE) as u64, 8);
+        let id = u32::from_le_bytes(e[..4].try_into().unwrap()) as u16;
+        let len = u32::from_le_bytes(e[4..].try_into().unwrap()) as usize;
+        let slot = 128 + id;
+        let b = self.mem.read(BUFFERS + slot as u64 * 4096, len);
+        b[NET_HDR.min(len)..].to_vec()
     }
 
     /// Puts `frame` (with a zero virtio-net header) in buffer `slot` and

@@ -10,6 +10,7 @@
 //! its replies unread (our next reply could block).
 
 use super::device::VhostDevice;
+use super::fault_guard;
 use super::port::{SocketMode, VhostPort};
 use std::io;
 use std::os::unix::fs::FileTypeExt;
@@ -301,8 +302,22 @@ fn bind(path: &Path) -> io::Result<UnixListener> {
 
 fn run(rx: Receiver<Cmd>, wake: Arc<EventFd>) {
     let mut entries: Vec<Entry> = Vec::new();
+    let mut faults_seen = fault_guard::faults();
     loop {
         let now = Instant::now();
+        // A truncated guest memory file (see fault_guard) ends its connection.
+        if fault_guard::faults() != faults_seen {
+            faults_seen = fault_guard::faults();
+            for e in entries.iter_mut() {
+                if e.conn.is_some() && e.port.memory_truncated() {
+                    e.port.set_error(
+                        "the frontend truncated guest memory under the switch; connection dropped",
+                    );
+                    e.disconnect("guest memory truncated");
+                    e.next_dial = now + RECONNECT_MIN;
+                }
+            }
+        }
         for e in entries.iter_mut() {
             if e.conn.is_none() && e.port.config.mode == SocketMode::Client && now >= e.next_dial {
                 e.dial(now);

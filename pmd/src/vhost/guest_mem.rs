@@ -6,6 +6,7 @@
 //! caches their host addresses so the ring walker can translate without the
 //! per-access trait machinery.
 
+use super::fault_guard::Guard;
 use std::fs::File;
 use vhost::vhost_user::message::VhostUserMemoryRegion;
 use vm_memory::{
@@ -23,6 +24,9 @@ struct Region {
 
 pub struct GuestMem {
     regions: Vec<Region>,
+    /// Mappings of files we could not seal, watched for truncation; declared
+    /// before the mappings so they unregister before the unmap.
+    guards: Vec<Guard>,
     _mappings: GuestMemoryMmap,
 }
 
@@ -67,11 +71,12 @@ fn check_within_file(f: &File, offset: u64, size: u64) -> Result<(), String> {
 }
 
 /// Keeps a region's file from shrinking under the mapping for as long as it
-/// lives (a later truncate would SIGBUS the switch on the next access):
+/// lives (a later truncate would SIGBUS on the next access):
 /// memfds that allow sealing get F_SEAL_SHRINK; QEMU's memfd backend seals
 /// its own. False for files that cannot be sealed (hugetlbfs or tmpfs paths,
 /// memfds made without MFD_ALLOW_SEALING): those are mapped as every
-/// vhost-user backend maps them, trusting the frontend not to truncate.
+/// vhost-user backend maps them, and `fault_guard` keeps a truncation from
+/// killing the switch.
 fn seal_against_shrinking(f: &File) -> bool {
     use std::os::fd::AsRawFd;
     let fd = f.as_raw_fd();
@@ -98,6 +103,7 @@ impl GuestMem {
         }
         let mut ranges = Vec::with_capacity(regions.len());
         let mut uvas = Vec::with_capacity(regions.len());
+        let mut sealed = Vec::with_capacity(regions.len());
         let mut sorted: Vec<_> = regions.iter().zip(files).collect();
         sorted.sort_by_key(|(r, _)| r.guest_phys_addr);
         for (r, f) in sorted {
@@ -114,14 +120,7 @@ impl GuestMem {
                     reason,
                 }
             })?;
-            if !seal_against_shrinking(&f) {
-                let gpa = r.guest_phys_addr;
-                tracing::warn!(
-                    gpa,
-                    "guest memory file cannot be sealed: a frontend that truncates it would crash the switch \
-                     (QEMU: use memory-backend-memfd, which seals)"
-                );
-            }
+            sealed.push(seal_against_shrinking(&f));
             ranges.push((
                 GuestAddress(r.guest_phys_addr),
                 size,
@@ -134,7 +133,28 @@ impl GuestMem {
                 gpa: 0,
                 reason: e.to_string(),
             })?;
-        Ok(GuestMem::with_uvas(mappings, &uvas))
+        let mut mem = GuestMem::with_uvas(mappings, &uvas);
+        for (r, sealed) in mem.regions.iter().zip(sealed) {
+            if sealed {
+                continue;
+            }
+            match Guard::new(r.host, r.len as usize) {
+                Some(g) => mem.guards.push(g),
+                None => tracing::warn!(
+                    gpa = r.gpa,
+                    "guest memory file cannot be sealed and every fault guard is taken: \
+                     a frontend that truncates it would crash the switch \
+                     (QEMU: memory-backend-memfd seals its memory)"
+                ),
+            }
+        }
+        Ok(mem)
+    }
+
+    /// True once a frontend truncated a file behind this memory (its
+    /// mappings now read as zeros): the connection is to be dropped.
+    pub fn truncated(&self) -> bool {
+        self.guards.iter().any(Guard::poisoned)
     }
 
     /// Wraps memory built elsewhere (tests): frontend addresses equal guest addresses.
@@ -158,6 +178,7 @@ impl GuestMem {
             .collect();
         GuestMem {
             regions,
+            guards: Vec::new(),
             _mappings: mappings,
         }
     }
@@ -232,8 +253,23 @@ mod tests {
         assert!(frontend.set_len(0).is_err(), "the truncate is refused");
         assert!(frontend.set_len(0x4000).is_ok(), "growing stays allowed");
         assert!(g.gpa(0x1000, 0x2000).is_some());
-        // An unsealable memfd still maps (with a warning).
-        assert!(GuestMem::from_vhost(&[region(0x1000, 0)], vec![memfd(0x1000)]).is_ok());
+        assert!(!g.truncated());
+    }
+
+    /// An unsealable file is mapped under a fault guard: truncating it turns
+    /// the memory into zeros and marks it, instead of a SIGBUS.
+    #[test]
+    fn an_unsealable_file_truncated_later_reads_as_zeros() {
+        let f = memfd(0x4000);
+        let frontend = f.try_clone().unwrap();
+        let g = GuestMem::from_vhost(&[region(0x4000, 0)], vec![f]).unwrap();
+        let p = g.gpa(0x3000, 16).unwrap();
+        // SAFETY: inside the mapping just made.
+        unsafe { p.write_volatile(9) };
+        frontend.set_len(0).unwrap();
+        // SAFETY: as above; without the guard this read is a SIGBUS.
+        assert_eq!(unsafe { p.read_volatile() }, 0);
+        assert!(g.truncated());
     }
 
     fn region(size: u64, offset: u64) -> VhostUserMemoryRegion {

@@ -93,6 +93,17 @@ impl VhostPort {
         self.tx_map.store(0, Ordering::Relaxed);
     }
 
+    /// True when the frontend truncated guest memory under us (every queue
+    /// shares one memory table, so queue 0 tells).
+    pub fn memory_truncated(&self) -> bool {
+        self.queues[0]
+            .state
+            .lock()
+            .mem
+            .as_ref()
+            .is_some_and(|m| m.truncated())
+    }
+
     /// Recomputes which receive queues run (control thread, after each message).
     pub fn refresh_tx_map(&self) {
         let mut map = 0u64;
