@@ -46,8 +46,14 @@ fn a_peer_stalled_mid_message_does_not_delay_another_handshake() {
     assert!(sw.ctl_try(&["show"]).is_ok());
 
     // The stalled peers are dropped once their message deadline passes.
-    assert!(half_header.wait_closed(Duration::from_secs(10)), "half a header kept forever");
-    assert!(half_body.wait_closed(Duration::from_secs(10)), "half a body kept forever");
+    assert!(
+        half_header.wait_closed(Duration::from_secs(10)),
+        "half a header kept forever"
+    );
+    assert!(
+        half_body.wait_closed(Duration::from_secs(10)),
+        "half a body kept forever"
+    );
     let show = sw.ctl(&["show"]);
     assert!(show.contains("incomplete"), "{show}");
 }
@@ -120,7 +126,11 @@ fn sockaddr(path: &Path) -> libc::sockaddr_un {
     // SAFETY: zeroed sockaddr_un is valid; the path is copied in below.
     let mut a: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     a.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (d, s) in a.sun_path.iter_mut().zip(path.as_os_str().as_encoded_bytes()) {
+    for (d, s) in a
+        .sun_path
+        .iter_mut()
+        .zip(path.as_os_str().as_encoded_bytes())
+    {
         *d = *s as libc::c_char;
     }
     a

@@ -73,7 +73,13 @@ impl RawFrontend {
     }
 
     /// Sends one message (header + payload in one sendmsg, fds attached).
-    pub fn send_flags(&mut self, code: u32, flags: u32, payload: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    pub fn send_flags(
+        &mut self,
+        code: u32,
+        flags: u32,
+        payload: &[u8],
+        fds: &[RawFd],
+    ) -> io::Result<()> {
         let mut hdr = [0u8; 12];
         hdr[..4].copy_from_slice(&code.to_le_bytes());
         hdr[4..8].copy_from_slice(&flags.to_le_bytes());
@@ -90,7 +96,9 @@ impl RawFrontend {
     pub fn send_acked(&mut self, code: u32, payload: &[u8], fds: &[RawFd]) -> io::Result<u64> {
         self.send_flags(code, FLAG_VERSION | FLAG_NEED_REPLY, payload, fds)?;
         let (_, body) = self.recv()?;
-        Ok(u64::from_le_bytes(body[..8].try_into().unwrap_or([0xff; 8])))
+        Ok(u64::from_le_bytes(
+            body[..8].try_into().unwrap_or([0xff; 8]),
+        ))
     }
 
     /// Bytes as they are: half messages, garbage.
@@ -114,7 +122,10 @@ impl RawFrontend {
         self.send(code, &[], &[])?;
         let (got, body) = self.recv()?;
         if got != code || body.len() != 8 {
-            return Err(io::Error::other(format!("reply {got} with {} bytes to {code}", body.len())));
+            return Err(io::Error::other(format!(
+                "reply {got} with {} bytes to {code}",
+                body.len()
+            )));
         }
         Ok(u64::from_le_bytes(body.try_into().unwrap()))
     }
@@ -169,7 +180,11 @@ fn send_with_fds(sock: &UnixStream, parts: &[&[u8]], fds: &[RawFd]) -> io::Resul
             (*c).cmsg_level = libc::SOL_SOCKET;
             (*c).cmsg_type = libc::SCM_RIGHTS;
             (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as usize;
-            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast::<RawFd>(), fds.len());
+            std::ptr::copy_nonoverlapping(
+                fds.as_ptr(),
+                libc::CMSG_DATA(c).cast::<RawFd>(),
+                fds.len(),
+            );
         }
     }
     let total: usize = parts.iter().map(|p| p.len()).sum();
@@ -248,7 +263,9 @@ impl GuestMemory {
     }
 
     fn at(&self, gpa: u64, n: usize) -> *mut u8 {
-        let off = gpa.checked_sub(self.gpa).expect("address below this memory") as usize;
+        let off = gpa
+            .checked_sub(self.gpa)
+            .expect("address below this memory") as usize;
         assert!(off + n <= self.len, "{gpa:#x}+{n} outside guest memory");
         // SAFETY: bounds checked just above.
         unsafe { self.ptr.add(off) }
@@ -267,7 +284,9 @@ impl GuestMemory {
     pub fn read(&self, gpa: u64, n: usize) -> Vec<u8> {
         let p = self.at(gpa, n);
         // SAFETY: `at` checked the range.
-        (0..n).map(|i| unsafe { std::ptr::read_volatile(p.add(i)) }).collect()
+        (0..n)
+            .map(|i| unsafe { std::ptr::read_volatile(p.add(i)) })
+            .collect()
     }
 
     pub fn write_u16(&self, gpa: u64, v: u16) {
@@ -333,7 +352,8 @@ impl Guest {
         fe.send(req::SET_OWNER, &[], &[]).unwrap();
         let offered = fe.get_u64(req::GET_FEATURES).unwrap();
         assert!(offered & F_VERSION_1 != 0);
-        fe.send(req::SET_FEATURES, &F_VERSION_1.to_le_bytes(), &[]).unwrap();
+        fe.send(req::SET_FEATURES, &F_VERSION_1.to_le_bytes(), &[])
+            .unwrap();
         let (table, fds) = self.mem_table();
         self.fe.send(req::SET_MEM_TABLE, &table, &fds).unwrap();
         for q in [RXQ, TXQ] {
@@ -360,7 +380,8 @@ impl Guest {
         let (d, a, u) = ring_gpa(q);
         let uva = |gpa: u64| self.mem.uva() + gpa - self.mem.gpa;
         let fe = &mut self.fe;
-        fe.send(req::SET_VRING_NUM, &state(q, QUEUE_SIZE as u32), &[]).unwrap();
+        fe.send(req::SET_VRING_NUM, &state(q, QUEUE_SIZE as u32), &[])
+            .unwrap();
         let mut addr = Vec::with_capacity(40);
         addr.extend_from_slice(&q.to_le_bytes());
         addr.extend_from_slice(&0u32.to_le_bytes());
@@ -369,10 +390,18 @@ impl Guest {
         }
         fe.send(req::SET_VRING_ADDR, &addr, &[]).unwrap();
         fe.send(req::SET_VRING_BASE, &state(q, 0), &[]).unwrap();
-        fe.send(req::SET_VRING_CALL, &(q as u64).to_le_bytes(), &[self.call[q as usize].as_raw_fd()])
-            .unwrap();
-        fe.send(req::SET_VRING_KICK, &(q as u64).to_le_bytes(), &[self.kick[q as usize].as_raw_fd()])
-            .unwrap();
+        fe.send(
+            req::SET_VRING_CALL,
+            &(q as u64).to_le_bytes(),
+            &[self.call[q as usize].as_raw_fd()],
+        )
+        .unwrap();
+        fe.send(
+            req::SET_VRING_KICK,
+            &(q as u64).to_le_bytes(),
+            &[self.kick[q as usize].as_raw_fd()],
+        )
+        .unwrap();
         self.avail_idx[q as usize] = 0;
     }
 
@@ -391,7 +420,8 @@ impl Guest {
     pub fn push_avail(&mut self, q: u32, head: u16) {
         let (_, a, _) = ring_gpa(q);
         let idx = self.avail_idx[q as usize];
-        self.mem.write_u16(a + 4 + 2 * (idx % QUEUE_SIZE) as u64, head);
+        self.mem
+            .write_u16(a + 4 + 2 * (idx % QUEUE_SIZE) as u64, head);
         std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
         self.avail_idx[q as usize] = idx.wrapping_add(1);
         self.mem.write_u16(a + 2, idx.wrapping_add(1));
@@ -475,7 +505,9 @@ pub fn broadcast_frame(src: [u8; 6], len: usize) -> Vec<u8> {
 
 /// Open fds of process `pid`.
 pub fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// Resident set of process `pid` in KiB.

@@ -21,8 +21,16 @@ fn switch(dir: &std::path::Path) -> Ferrovsd {
 fn witnesses_forward(sw: &Ferrovsd) {
     let n = 2000u64;
     let args: Vec<String> = vec![
-        format!("--port=virtio-user:path={},mac={}", sw.port_socket("vhost1").display(), mac(1)),
-        format!("--port=virtio-user:path={},mac={}", sw.port_socket("vhost2").display(), mac(2)),
+        format!(
+            "--port=virtio-user:path={},mac={}",
+            sw.port_socket("vhost1").display(),
+            mac(1)
+        ),
+        format!(
+            "--port=virtio-user:path={},mac={}",
+            sw.port_socket("vhost2").display(),
+            mac(2)
+        ),
         "--forward-mode=flowgen".into(),
         "--tx-ports=0".into(),
         "--txpkts=64".into(),
@@ -68,14 +76,18 @@ fn cve_2018_1059_buffers_and_indirect_tables_straddling_a_region_end_or_gap_are_
     let a_end = 1u64 << 20;
     let b = GuestMemory::new(64 << 10, a_end + (64 << 10), true);
     let b_end = b.gpa + b.len as u64;
-    let mut g = Guest::with_memory(&sw.port_socket("vhost0"), GuestMemory::new(1 << 20, 0, true), vec![b]);
+    let mut g = Guest::with_memory(
+        &sw.port_socket("vhost0"),
+        GuestMemory::new(1 << 20, 0, true),
+        vec![b],
+    );
 
     let bad: [(u64, u32, u16); 5] = [
-        (a_end - 100, 200, 0),               // buffer across A's end into the gap
-        (a_end + 100, 100, 0),               // buffer inside the gap
-        (a_end + (64 << 10) - 50, 100, 0),   // buffer across the gap into B
-        (b_end - 10, 100, 0),                // buffer across B's end
-        (a_end - 16, 64, DESC_F_INDIRECT),   // indirect table across A's end
+        (a_end - 100, 200, 0),             // buffer across A's end into the gap
+        (a_end + 100, 100, 0),             // buffer inside the gap
+        (a_end + (64 << 10) - 50, 100, 0), // buffer across the gap into B
+        (b_end - 10, 100, 0),              // buffer across B's end
+        (a_end - 16, 64, DESC_F_INDIRECT), // indirect table across A's end
     ];
     for (i, (addr, len, flags)) in bad.iter().enumerate() {
         g.write_desc(TXQ, i as u16, *addr, *len, *flags, 0);
@@ -84,7 +96,10 @@ fn cve_2018_1059_buffers_and_indirect_tables_straddling_a_region_end_or_gap_are_
     // A good frame after them still goes through.
     g.send_frame(10, &broadcast_frame(SRC, 60));
     let offered = g.avail_idx(TXQ);
-    assert!(g.wait_used(TXQ, offered), "every chain is returned, good or bad");
+    assert!(
+        g.wait_used(TXQ, offered),
+        "every chain is returned, good or bad"
+    );
     let (rx, dropped, drops) = wait_accounted(&sw, 6);
     assert_eq!(rx, 1, "{drops:?}");
     assert_eq!(dropped, 5, "{drops:?}");
@@ -104,7 +119,8 @@ fn cve_2019_14818_repeated_setup_and_stray_fds_leak_nothing() {
         let mut g = Guest::connect(&sw.port_socket("vhost0"), 1 << 20);
         let (table, fds) = g.mem_table();
         for _ in 0..10_000 {
-            g.fe.send(req::SET_VRING_NUM, &state(TXQ, 256), &[]).unwrap();
+            g.fe.send(req::SET_VRING_NUM, &state(TXQ, 256), &[])
+                .unwrap();
             g.fe.send(req::SET_MEM_TABLE, &table, &fds).unwrap();
         }
         // Still answering, and the ring still works.
@@ -144,13 +160,19 @@ fn cve_2019_14818_repeated_setup_and_stray_fds_leak_nothing() {
     drop(fe);
     // Back to the shape we started from: no connection on vhost0.
     let t0 = Instant::now();
-    while sw.ctl(&["show"]).contains("vhost0") && open_fds(pid) > fds0 && t0.elapsed() < Duration::from_secs(5) {
+    while sw.ctl(&["show"]).contains("vhost0")
+        && open_fds(pid) > fds0
+        && t0.elapsed() < Duration::from_secs(5)
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     let (fds1, rss1) = (open_fds(pid), rss_kib(pid));
     eprintln!("open fds {fds0} -> {fds1}, RSS {rss0} -> {rss1} KiB");
     assert_eq!(fds1, fds0, "file descriptors leaked");
-    assert!(rss1 < rss0 + 16 * 1024, "RSS grew from {rss0} to {rss1} KiB");
+    assert!(
+        rss1 < rss0 + 16 * 1024,
+        "RSS grew from {rss0} to {rss1} KiB"
+    );
     witnesses_forward(&sw);
 }
 
@@ -167,7 +189,8 @@ fn cve_2020_10722_log_base_with_overflowing_size_and_offset_is_refused() {
     body.extend_from_slice(&u64::MAX.to_le_bytes()); // mmap_size
     body.extend_from_slice(&(u64::MAX - 4095).to_le_bytes()); // mmap_offset
     for _ in 0..100 {
-        g.fe.send(req::SET_LOG_BASE, &body, &[log.fd.as_raw_fd()]).unwrap();
+        g.fe.send(req::SET_LOG_BASE, &body, &[log.fd.as_raw_fd()])
+            .unwrap();
     }
     // Logging is not offered: refused, fds closed, connection intact.
     assert!(g.fe.get_u64(req::GET_FEATURES).unwrap() & F_VERSION_1 != 0);
@@ -175,7 +198,8 @@ fn cve_2020_10722_log_base_with_overflowing_size_and_offset_is_refused() {
     g.send_frame(0, &broadcast_frame(SRC, 60));
     assert!(g.wait_used(TXQ, 1));
     // SET_LOG_FD is not a message we know: the connection ends, its fds with it.
-    g.fe.send(req::SET_LOG_FD, &[], &[log.fd.as_raw_fd()]).unwrap();
+    g.fe.send(req::SET_LOG_FD, &[], &[log.fd.as_raw_fd()])
+        .unwrap();
     assert!(g.fe.wait_closed(Duration::from_secs(5)));
     drop(g);
     let t0 = Instant::now();
@@ -194,9 +218,12 @@ fn cve_2020_10723_vring_index_beyond_16_bits_is_not_truncated() {
     let mut g = Guest::connect(&sw.port_socket("vhost0"), 1 << 20);
     // Each would hit queue 1 if the index were cut to 16 bits (or to 8).
     for index in [0x1_0001u32, 0x101, 0xffff_0001] {
-        g.fe.send(req::SET_VRING_NUM, &state(index, 16), &[]).unwrap();
-        g.fe.send(req::SET_VRING_BASE, &state(index, 77), &[]).unwrap();
-        g.fe.send(req::GET_VRING_BASE, &state(index, 0), &[]).unwrap();
+        g.fe.send(req::SET_VRING_NUM, &state(index, 16), &[])
+            .unwrap();
+        g.fe.send(req::SET_VRING_BASE, &state(index, 77), &[])
+            .unwrap();
+        g.fe.send(req::GET_VRING_BASE, &state(index, 0), &[])
+            .unwrap();
         let mut addr = [0u8; 40];
         addr[..4].copy_from_slice(&index.to_le_bytes());
         g.fe.send(req::SET_VRING_ADDR, &addr, &[]).unwrap();
@@ -257,7 +284,8 @@ fn cve_2020_10726_cve_2021_3839_cve_2022_0669_inflight_messages_are_refused_and_
     body.extend_from_slice(&[0; 4]);
     for _ in 0..100 {
         g.fe.send(req::GET_INFLIGHT_FD, &body, &[]).unwrap();
-        g.fe.send(req::SET_INFLIGHT_FD, &body, &[inflight.fd.as_raw_fd()]).unwrap();
+        g.fe.send(req::SET_INFLIGHT_FD, &body, &[inflight.fd.as_raw_fd()])
+            .unwrap();
     }
     assert!(g.fe.get_u64(req::GET_FEATURES).unwrap() & F_VERSION_1 != 0);
     assert_eq!(open_fds(pid), fds0, "inflight fds kept");
@@ -295,7 +323,14 @@ fn cve_2022_2132_chains_shorter_than_the_header_or_with_a_split_header() {
     g.mem.write(base2, &hdr_and_frame[..5]);
     g.mem.write(base2 + 0x100, &hdr_and_frame[5..]);
     g.write_desc(TXQ, 6, base2, 5, DESC_F_NEXT, 7);
-    g.write_desc(TXQ, 7, base2 + 0x100, (hdr_and_frame.len() - 5) as u32, 0, 0);
+    g.write_desc(
+        TXQ,
+        7,
+        base2 + 0x100,
+        (hdr_and_frame.len() - 5) as u32,
+        0,
+        0,
+    );
     g.push_avail(TXQ, 6);
     assert!(g.wait_used(TXQ, 3));
     let (rxn, dropped, drops) = wait_accounted(&sw, 3);
@@ -364,7 +399,11 @@ fn cve_2020_14376_cve_2020_14377_descriptors_rewritten_during_the_walk_cannot_es
     flipper.join().unwrap();
     let (rx, dropped, drops) = wait_accounted(&sw, offered as u64);
     eprintln!("{rx} frames, {dropped} dropped: {drops:?}");
-    assert_eq!(rx + dropped, offered as u64, "every chain is a frame or a counted drop: {drops:?}");
+    assert_eq!(
+        rx + dropped,
+        offered as u64,
+        "every chain is a frame or a counted drop: {drops:?}"
+    );
     witnesses_forward(&sw);
 }
 
@@ -382,7 +421,10 @@ fn a_frontend_truncating_unsealable_guest_memory_is_dropped_and_the_switch_lives
     assert!(g.wait_used(TXQ, 1));
     // SAFETY: truncating our own memfd, as a hostile frontend would.
     assert_eq!(unsafe { libc::ftruncate(g.mem.fd.as_raw_fd(), 0) }, 0);
-    assert!(g.fe.wait_closed(Duration::from_secs(10)), "the connection is dropped");
+    assert!(
+        g.fe.wait_closed(Duration::from_secs(10)),
+        "the connection is dropped"
+    );
     let show = sw.ctl(&["show"]);
     assert!(show.contains("truncated"), "{show}");
     witnesses_forward(&sw);

@@ -17,7 +17,9 @@ impl PortNames for Names {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(line) = std::str::from_utf8(data) else { return };
+    let Ok(line) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(rule) = parse_rule(line, &Names) {
         let again = format_rule(&rule, &Names);
         let back = parse_rule(&again, &Names)

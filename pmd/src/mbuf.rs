@@ -184,7 +184,10 @@ impl Pool {
             // SAFETY: i < count, so the header lies inside `headers` and the
             // room inside `rooms`; both are freshly mapped and private so far.
             unsafe {
-                let h = headers.as_ptr().add(i as usize * HDR_SIZE).cast::<MbufHdr>();
+                let h = headers
+                    .as_ptr()
+                    .add(i as usize * HDR_SIZE)
+                    .cast::<MbufHdr>();
                 h.write(MbufHdr {
                     room_start: rooms.as_ptr().add(i as usize * room_size),
                     data_off: HEADROOM as u16,

@@ -391,57 +391,64 @@ impl Config {
                 "must be 0 (auto) or 1024..=16384".into(),
             ));
         }
-        let mut names = std::collections::HashSet::new();
-        for (i, p) in self.ports.iter().enumerate() {
-            validate_port_name(&p.name).map_err(|m| bad(&format!("port[{i}].name"), m))?;
-            if !names.insert(&p.name) {
+        validate_ports(&self.ports).map_err(|(key, msg)| bad(&key, msg))
+    }
+}
+
+/// Checks a port list (the config's, or a state file's): names unique and
+/// usable in flows, every option in range. Errors name the key, `port[i].…`.
+pub fn validate_ports(ports: &[PortConfig]) -> Result<(), (String, String)> {
+    let bad = |key: &str, msg: String| (key.to_string(), msg);
+    let mut names = std::collections::HashSet::new();
+    for (i, p) in ports.iter().enumerate() {
+        validate_port_name(&p.name).map_err(|m| bad(&format!("port[{i}].name"), m))?;
+        if !names.insert(&p.name) {
+            return Err(bad(
+                &format!("port[{i}].name"),
+                format!("duplicate port name {:?}", p.name),
+            ));
+        }
+        if let Some(m) = &p.mac {
+            parse_mac(m).map_err(|e| bad(&format!("port[{i}].mac"), e))?;
+        }
+        if let Some(n) = p.n_rxq {
+            if !(1..=MAX_QUEUE_PAIRS).contains(&n) {
                 return Err(bad(
-                    &format!("port[{i}].name"),
-                    format!("duplicate port name {:?}", p.name),
-                ));
-            }
-            if let Some(m) = &p.mac {
-                parse_mac(m).map_err(|e| bad(&format!("port[{i}].mac"), e))?;
-            }
-            if let Some(n) = p.n_rxq {
-                if !(1..=MAX_QUEUE_PAIRS).contains(&n) {
-                    return Err(bad(
-                        &format!("port[{i}].n-rxq"),
-                        format!("must be 1..={MAX_QUEUE_PAIRS}"),
-                    ));
-                }
-            }
-            if let Some(a) = &p.pmd_rxq_affinity {
-                let pins = parse_affinity(a)
-                    .map_err(|e| bad(&format!("port[{i}].pmd-rxq-affinity"), e))?;
-                if let Some((q, _)) = pins.iter().find(|(q, _)| *q >= p.n_rxq.unwrap_or(1)) {
-                    return Err(bad(
-                        &format!("port[{i}].pmd-rxq-affinity"),
-                        format!("queue {q} is beyond n-rxq"),
-                    ));
-                }
-            }
-            if let Some(m) = p.mtu_request {
-                if !(68..=MAX_MTU).contains(&m) {
-                    return Err(bad(
-                        &format!("port[{i}].mtu-request"),
-                        format!("must be 68..={MAX_MTU}"),
-                    ));
-                }
-            }
-            p.check_runtime_options().map_err(|e| {
-                let (key, msg) = e.split_once(": ").unwrap_or(("vlan", &e));
-                bad(&format!("port[{i}].{key}"), msg.to_string())
-            })?;
-            if p.tx_retries_max > 32 {
-                return Err(bad(
-                    &format!("port[{i}].tx-retries-max"),
-                    "must be 0..=32".into(),
+                    &format!("port[{i}].n-rxq"),
+                    format!("must be 1..={MAX_QUEUE_PAIRS}"),
                 ));
             }
         }
-        Ok(())
+        if let Some(a) = &p.pmd_rxq_affinity {
+            let pins =
+                parse_affinity(a).map_err(|e| bad(&format!("port[{i}].pmd-rxq-affinity"), e))?;
+            if let Some((q, _)) = pins.iter().find(|(q, _)| *q >= p.n_rxq.unwrap_or(1)) {
+                return Err(bad(
+                    &format!("port[{i}].pmd-rxq-affinity"),
+                    format!("queue {q} is beyond n-rxq"),
+                ));
+            }
+        }
+        if let Some(m) = p.mtu_request {
+            if !(68..=MAX_MTU).contains(&m) {
+                return Err(bad(
+                    &format!("port[{i}].mtu-request"),
+                    format!("must be 68..={MAX_MTU}"),
+                ));
+            }
+        }
+        p.check_runtime_options().map_err(|e| {
+            let (key, msg) = e.split_once(": ").unwrap_or(("vlan", &e));
+            bad(&format!("port[{i}].{key}"), msg.to_string())
+        })?;
+        if p.tx_retries_max > 32 {
+            return Err(bad(
+                &format!("port[{i}].tx-retries-max"),
+                "must be 0..=32".into(),
+            ));
+        }
     }
+    Ok(())
 }
 
 pub fn validate_port_name(n: &str) -> Result<(), String> {

@@ -42,6 +42,21 @@ pub enum Loaded {
     State(Desired),
 }
 
+/// A state file's text as the desired state; a document that parses but
+/// holds what the config would refuse (a bad port option, two ports of one
+/// name) counts as damaged too, so a hand-edited file cannot stop a start.
+pub fn parse_text(text: &str) -> Result<Desired, String> {
+    let doc: StateDoc = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    if doc.version != 1 {
+        return Err(format!("unknown state version {}", doc.version));
+    }
+    crate::config::validate_ports(&doc.ports).map_err(|(key, msg)| format!("{key}: {msg}"))?;
+    Ok(Desired {
+        ports: doc.ports,
+        flows: doc.flows,
+    })
+}
+
 impl StateFile {
     pub fn new(path: PathBuf) -> StateFile {
         StateFile { path }
@@ -63,14 +78,7 @@ impl StateFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.to_string()),
         };
-        let doc: StateDoc = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-        if doc.version != 1 {
-            return Err(format!("unknown state version {}", doc.version));
-        }
-        Ok(Some(Desired {
-            ports: doc.ports,
-            flows: doc.flows,
-        }))
+        parse_text(&text).map(Some)
     }
 
     /// Loads the last good state, recovering from a damaged file.
@@ -197,6 +205,24 @@ mod tests {
             Loaded::State(p) => assert_eq!(p, ports(&["a"])),
             other => panic!("{other:?}"),
         }
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    /// A document that parses but names a port twice (or holds an option the
+    /// config would refuse) is damaged: the previous good copy is used.
+    #[test]
+    fn a_parseable_but_invalid_state_falls_back_too() {
+        let d = dir("invalid");
+        let s = StateFile::new(d.join("st.json"));
+        s.save(&ports(&["a"])).unwrap();
+        s.save(&ports(&["a", "a"])).unwrap();
+        match s.load() {
+            Loaded::State(p) => assert_eq!(p, ports(&["a"])),
+            other => panic!("{other:?}"),
+        }
+        let e =
+            parse_text(&std::fs::read_to_string(d.join("st.json.corrupt")).unwrap()).unwrap_err();
+        assert!(e.contains("port[1].name") && e.contains("duplicate"), "{e}");
         std::fs::remove_dir_all(d).unwrap();
     }
 }

@@ -680,7 +680,7 @@ fn lcore(
             busy += e.burst(s, &mut cache);
         }
         it = it.wrapping_add(1);
-        if it % 1024 == 0 && quit.load(Ordering::Relaxed) {
+        if it.is_multiple_of(1024) && quit.load(Ordering::Relaxed) {
             break;
         }
         if busy == 0 {

@@ -175,7 +175,10 @@ fn connect_nonblocking(path: &Path) -> io::Result<UnixStream> {
     // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
     let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     if bytes.len() >= sa.sun_path.len() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path too long"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "socket path too long",
+        ));
     }
     sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
     for (d, s) in sa.sun_path.iter_mut().zip(bytes) {
