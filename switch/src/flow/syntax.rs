@@ -276,6 +276,8 @@ fn parse(line: &str, names: &dyn PortNames) -> Result<Parsed, String> {
             "cookie" => {
                 let v = val()?;
                 p.cookie = Some(match v.split_once('/') {
+                    // ovs-ofctl writes an exact-match mask as -1.
+                    Some((a, "-1")) => (num(k, a, u64::MAX)?, Some(u64::MAX)),
                     Some((a, m)) => (num(k, a, u64::MAX)?, Some(num(k, m, u64::MAX)?)),
                     None => (num(k, v, u64::MAX)?, None),
                 });
@@ -741,6 +743,8 @@ mod tests {
         assert_eq!(f.table, None);
         assert_eq!(f.cookie, (0x10, 0xf0));
         assert_eq!(f.out_port, Some(2));
+        let (f, _) = parse_filter("cookie=0x50/-1", &Names, false).unwrap();
+        assert_eq!(f.cookie, (0x50, u64::MAX), "-1 is ovs-ofctl's exact-match mask");
         assert_eq!(a, Change::default());
         let (f, _) = parse_filter("", &Names, false).unwrap();
         assert_eq!(f, Filter::ALL);
