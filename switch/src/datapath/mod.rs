@@ -2,10 +2,12 @@
 //! runs (receive), [`pipeline`] the stages of a burst (flow key, cache,
 //! classifier, actions), [`normal`] the learning switch action, [`tx`] the
 //! output batches; [`snapshot`] is the immutable picture of ports and rules
-//! a PMD works from, [`stats`] its counters.
+//! a PMD works from, [`stats`] its counters; [`controller`] carries packets
+//! to and from the OpenFlow agent.
 //!
 //! This module owns the PMD threads and publishes snapshots to them.
 
+pub mod controller;
 pub mod normal;
 pub mod pipeline;
 pub mod pmd;
@@ -15,6 +17,7 @@ pub mod tx;
 
 use crate::fdb::Fdb;
 use ::pmd::Pool;
+use controller::{Channel, FromController, ToController};
 use snapshot::Snapshot;
 use stats::PmdStats;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -30,6 +33,10 @@ pub(crate) struct Shared {
     pub pool: Arc<Pool>,
     pub sleep_max_us: AtomicU32,
     pub tsc_per_us: u64,
+    /// Per PMD: packets to and from the OpenFlow agent.
+    pub channels: Vec<Arc<Channel>>,
+    /// Which PMD takes the next packet-out.
+    next_out: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -86,6 +93,8 @@ impl Datapath {
             pool,
             sleep_max_us: AtomicU32::new(sleep_max_us),
             tsc_per_us: tsc_per_us(),
+            channels: cores.iter().map(|_| Arc::new(Channel::default())).collect(),
+            next_out: Default::default(),
         });
         let mut threads = Vec::new();
         let mut pmds = Vec::new();
@@ -170,6 +179,30 @@ impl Datapath {
             std::thread::sleep(Duration::from_micros(200));
         }
         snap
+    }
+
+    /// Hands every packet the PMDs copied for the controllers to `f`
+    /// (which owns its buffer and frees it). Returns how many.
+    pub fn drain_to_controller(&self, mut f: impl FnMut(ToController)) -> usize {
+        let mut n = 0;
+        for c in &self.shared.channels {
+            while let Some(p) = c.to_agent.pop() {
+                f(p);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Queues a controller's packet for a PMD (round robin); gives it back
+    /// when that PMD's queue is full.
+    pub fn packet_out(&self, p: FromController) -> Result<(), FromController> {
+        let n = self.shared.channels.len();
+        if n == 0 {
+            return Err(p);
+        }
+        let i = self.shared.next_out.fetch_add(1, Ordering::Relaxed) % n;
+        self.shared.channels[i].from_agent.push(p)
     }
 
     pub fn set_sleep_max(&self, us: u32) {

@@ -17,8 +17,14 @@ impl Work {
         let in_slot = self.burst.in_slot;
         let f = m.data();
         let vid = edit::vlan_tci(f).map_or(0, |t| t & 0x0fff);
-        let Some(vlan) = snap.vlans[in_slot].ingress(vid) else {
-            return self.drop_pkt(m, DpDrop::Vlan);
+        // A packet from a controller (no input port) is in its own tag's VLAN.
+        let from_port = in_slot < snap.ports.len();
+        let vlan = match snap.vlans.get(in_slot) {
+            Some(v) => match v.ingress(vid) {
+                Some(vlan) => vlan,
+                None => return self.drop_pkt(m, DpDrop::Vlan),
+            },
+            None => vid,
         };
         let dst: [u8; 6] = f[0..6].try_into().expect("6 bytes");
         // STP, LACP, LLDP ... are for the link, not to be switched (OVS's
@@ -27,7 +33,7 @@ impl Work {
             return self.drop_pkt(m, DpDrop::ReservedMac);
         }
         let src: [u8; 6] = f[6..12].try_into().expect("6 bytes");
-        if src[0] & 1 == 0 && self.burst.learned != Some((vlan, src)) {
+        if from_port && src[0] & 1 == 0 && self.burst.learned != Some((vlan, src)) {
             fdb.learn(vlan, &src, self.burst.in_no, self.burst.now);
             self.burst.learned = Some((vlan, src));
         }

@@ -5,6 +5,7 @@
 //! ([`super::normal`]). A table whose best rule matches everything (a fresh
 //! bridge) skips key and cache: its one rule runs directly.
 
+use super::controller::{FromController, Reason, ToController};
 use super::pmd::{Burst, Work};
 use super::snapshot::Snapshot;
 use super::stats::DpDrop;
@@ -15,6 +16,10 @@ use crate::flow::key::FlowKey;
 use crate::flow::rule::Action;
 use pmd::port::bump;
 use pmd::Mbuf;
+
+/// The input port number of a packet a controller sent from no port
+/// (OpenFlow 1.0's OFPP_CONTROLLER): no rule's `in_port` matches it.
+pub const FROM_CONTROLLER: u16 = 0xfffd;
 
 /// Nested `resubmit`/`goto_table` a packet may take (OVS: 64).
 pub const MAX_RESUBMITS: u32 = 64;
@@ -37,6 +42,7 @@ impl Work {
         if let Some(r) = flows.catch_all(0) {
             let rule = flows.rule(r);
             let only_normal = rule.only_normal;
+            (self.burst.table, self.burst.cookie) = (0, rule.cookie);
             let (mut packets, mut bytes) = (0, 0);
             for m in rx.drain() {
                 if m.len() < 14 {
@@ -78,14 +84,66 @@ impl Work {
             }
         }
         self.rx = rx;
+        self.finish_burst(snap);
+    }
+
+    /// Adds what a burst left pending: rule counts, cache hits, the input
+    /// port's drops (none for packets from the controller).
+    fn finish_burst(&mut self, snap: &Snapshot) {
         if let Some((ri, p, b)) = self.burst.rule_count.take() {
-            flows.rule(ri).stats.count_n(self.index, p, b);
+            snap.flows.rule(ri).stats.count_n(self.index, p, b);
         }
         if self.burst.cache_hits != 0 {
             bump(&self.stats.cache_hits, self.burst.cache_hits);
         }
         if self.burst.drops.iter().any(|&n| n != 0) {
-            snap.ports[in_slot].drops.add(&self.burst.drops);
+            if let Some(p) = snap.ports.get(self.burst.in_slot) {
+                p.drops.add(&self.burst.drops);
+            }
+        }
+    }
+
+    /// Runs the packets controllers sent (PACKET_OUT) with their actions, as
+    /// if received on their `in_port` (or from no port). Returns how many.
+    pub(super) fn packet_outs(&mut self, snap: &Snapshot, now: u32, fdb: &Fdb) -> usize {
+        let mut n = 0;
+        while n < pmd::BURST {
+            let Some(FromController { m, in_port, actions }) = self.channel.from_agent.pop() else {
+                break;
+            };
+            n += 1;
+            let in_no = in_port.unwrap_or(FROM_CONTROLLER);
+            self.burst = Burst {
+                in_slot: in_port.and_then(|p| snap.slot(p)).unwrap_or(usize::MAX),
+                in_no,
+                now,
+                ..Burst::default()
+            };
+            if m.len() < 14 {
+                self.drop_pkt(m, DpDrop::Runt);
+            } else {
+                let mut cur = self.begin_packet(m);
+                self.run_actions(snap, fdb, &actions, &mut cur, None, 0, true);
+                self.end_packet(cur);
+            }
+            self.finish_burst(snap);
+        }
+        n
+    }
+
+    /// A copy for the controllers (the packet as the actions left it so
+    /// far); counted when the agent's queue is full.
+    fn to_controller(&mut self, m: pmd::Mbuf, max_len: u16, reason: Reason) {
+        let p = ToController {
+            m,
+            in_port: self.burst.in_no,
+            table: self.burst.table,
+            cookie: self.burst.cookie,
+            reason,
+            max_len,
+        };
+        if let Err(p) = self.channel.to_agent.push(p) {
+            self.drop_pkt(p.m, DpDrop::ControllerQueue);
         }
     }
 
@@ -174,6 +232,7 @@ impl Work {
         // Every rule is credited with the packet as received (as OVS does).
         self.count_rule(flows, r, self.burst.pkt_len);
         let rule = flows.rule(r);
+        (self.burst.table, self.burst.cookie) = (table, rule.cookie);
         self.run_actions(snap, fdb, &rule.actions, cur, Some(k), depth, last);
     }
 
@@ -269,7 +328,11 @@ impl Work {
             self.burst.outputs += 1;
             match a {
                 Action::Output(no) => self.output(snap, *no, p),
+                Action::InPort if self.burst.in_slot >= snap.ports.len() => {
+                    self.drop_pkt(p, DpDrop::NoPort)
+                }
                 Action::InPort => self.enqueue(snap, self.burst.in_slot, p),
+                Action::Controller { max_len } => self.to_controller(p, *max_len, Reason::Action),
                 Action::Normal => self.normal(snap, fdb, p),
                 Action::Flood | Action::All => self.output_all(snap, p),
                 _ => unreachable!("only outputs reach here"),

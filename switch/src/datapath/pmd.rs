@@ -46,6 +46,8 @@ pub(super) struct Work {
     pub(super) emc: ExactCache,
     /// State of the burst being switched (one input port).
     pub(super) burst: Burst,
+    /// This PMD's queues to and from the OpenFlow agent.
+    pub(super) channel: Arc<super::controller::Channel>,
 }
 
 type VlanMac = (u16, [u8; 6]);
@@ -66,6 +68,9 @@ pub(super) struct Burst {
     pub(super) outputs: u32,
     pub(super) resubmits: u32,
     pub(super) ended_by: Option<DpDrop>,
+    /// The table and cookie of the rule running (for packet-ins).
+    pub(super) table: u8,
+    pub(super) cookie: u64,
     /// The last lookup: (key with table, rule or NO_MATCH).
     pub(super) memo: Option<(crate::flow::key::FlowKey, u32)>,
     /// Rule counts not yet added: (rule, packets, bytes).
@@ -97,6 +102,7 @@ impl Pmd {
             dirty: Vec::new(),
             emc: ExactCache::default(),
             burst: Burst::default(),
+            channel: shared.channels[index].clone(),
         };
         let mut p = Pmd { shared, snap, work };
         p.adopt_snapshot();
@@ -163,6 +169,10 @@ impl Work {
     /// One pass over the poll list: receive, switch, flush. Returns packets received.
     fn iterate(&mut self, snap: &Snapshot, now: u32, fdb: &Fdb) -> usize {
         let mut total = 0;
+        // One load when no controller sent anything (the usual case).
+        if !self.channel.from_agent.is_empty() {
+            total += self.packet_outs(snap, now, fdb);
+        }
         for rq in &snap.poll[self.index] {
             let sp = &snap.ports[rq.slot as usize];
             let t0 = tsc();

@@ -27,10 +27,12 @@ pub enum DpDrop {
     NoPort,
     /// `normal`: a link-local group address (01:80:c2:00:00:0X: STP, LACP, LLDP).
     ReservedMac,
+    /// `controller`: the queue to the OpenFlow agent was full (the copy is lost).
+    ControllerQueue,
 }
 
 impl DpDrop {
-    pub const ALL: [DpDrop; 9] = [
+    pub const ALL: [DpDrop; 10] = [
         DpDrop::Runt,
         DpDrop::SamePort,
         DpDrop::NoBuffer,
@@ -40,6 +42,7 @@ impl DpDrop {
         DpDrop::ResubmitDepth,
         DpDrop::NoPort,
         DpDrop::ReservedMac,
+        DpDrop::ControllerQueue,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -52,6 +55,7 @@ impl DpDrop {
             DpDrop::ResubmitDepth => "resubmit_depth",
             DpDrop::NoPort => "no_port",
             DpDrop::ReservedMac => "reserved_mac",
+            DpDrop::ControllerQueue => "controller_queue",
         }
     }
 }

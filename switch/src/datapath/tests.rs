@@ -525,3 +525,56 @@ fn publish_waits_for_a_late_pmd_however_long() {
     });
     assert!(done.load(SeqCst));
 }
+
+/// `controller` copies the packet (as edited so far) for the agent with the
+/// rule's table and cookie and goes on; a packet-out runs its actions as if
+/// received on its in_port, or from no port.
+#[test]
+fn controller_copies_and_packet_outs_run_through_the_pipeline() {
+    use super::controller::{FromController, Reason};
+    use crate::flow::rule::Action;
+    let mut r = Rig::new(3);
+    r.publish_with(
+        &[0, 1, 2],
+        &[],
+        &[
+            "table=0,priority=10,in_port=r0,actions=mod_vlan_vid:100,goto_table:1",
+            "table=1,cookie=0x5adc,priority=5,actions=controller:96,strip_vlan,output:r1",
+            "table=0,priority=0,actions=drop",
+        ],
+    );
+    let mut f = frame([0xff; 6], mac(1));
+    f.resize(200, 0xbb);
+    r.send(0, &[f.clone()]);
+    assert_eq!(r.recv(1, 1), vec![f.clone()], "forwarded untagged");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while got.is_empty() && Instant::now() < deadline {
+        r.dp.drain_to_controller(|p| got.push(p));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(got.len(), 1);
+    let p = got.pop().unwrap();
+    assert_eq!((p.in_port, p.table, p.cookie, p.reason, p.max_len), (1, 1, 0x5adc, Reason::Action, 96));
+    assert_eq!(&p.m.data()[12..16], &[0x81, 0x00, 0x00, 100], "the copy carries the tag table 0 pushed");
+    r.cache.free(p.m);
+
+    // From the controller: out of r2 directly, then through the table as if from r0.
+    for (in_port, actions, out) in [
+        (None, vec![Action::Output(3)], 2),
+        (Some(1), vec![Action::Resubmit(0)], 1),
+    ] {
+        let mut m = r.cache.alloc().unwrap();
+        m.fill(&f);
+        assert!(r.dp.packet_out(FromController { m, in_port, actions }).is_ok());
+        assert_eq!(r.recv(out, 1).len(), 1, "packet-out to port index {out}");
+    }
+    // Normal and in_port from no port neither panic nor learn.
+    for actions in [vec![Action::Normal], vec![Action::InPort]] {
+        let mut m = r.cache.alloc().unwrap();
+        m.fill(&frame([0xff; 6], mac(9)));
+        assert!(r.dp.packet_out(FromController { m, in_port: None, actions }).is_ok());
+    }
+    assert_eq!(r.recv(0, 1).len(), 1, "normal floods a controller's broadcast");
+    assert_eq!(r.fdb.lookup(0, &mac(9)), None);
+}

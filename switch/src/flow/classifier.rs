@@ -83,6 +83,8 @@ impl RuleStats {
 /// A rule as the packet path runs it.
 pub struct CompiledRule {
     pub priority: u16,
+    /// Goes with the rule's packet-ins (controllers recognise their rules by it).
+    pub cookie: u64,
     pub actions: Box<[Action]>,
     pub stats: Arc<RuleStats>,
     /// The actions are just `normal` (the packet path's shortest way).
@@ -123,6 +125,7 @@ impl Classifier {
             c.rules.push(CompiledRule {
                 only_normal: r.actions == [Action::Normal],
                 priority: r.priority,
+                cookie: r.cookie,
                 actions: r.actions.clone().into_boxed_slice(),
                 stats: stats.clone(),
             });

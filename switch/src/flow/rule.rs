@@ -70,6 +70,10 @@ pub enum Action {
     Resubmit(u8),
     /// `goto_table:N` (last): as resubmit, in OpenFlow 1.3 words.
     GotoTable(u8),
+    /// `controller:MAX_LEN`: a copy of the packet as it is now goes to the
+    /// OpenFlow controllers (PACKET_IN, reason "action"), at most `max_len`
+    /// bytes of it (65535: all).
+    Controller { max_len: u16 },
 }
 
 impl Action {
@@ -84,6 +88,7 @@ impl Action {
                 | Action::All
                 | Action::Resubmit(_)
                 | Action::GotoTable(_)
+                | Action::Controller { .. }
         )
     }
 }

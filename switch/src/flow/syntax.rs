@@ -22,7 +22,7 @@ dl_vlan, dl_vlan_pcp, dl_type, ip, arp, icmp, tcp, udp, nw_src, nw_dst, nw_proto
 out_port, actions";
 const ACTIONS: &str = "output:PORT, PORT, in_port, normal, flood, all, drop, mod_vlan_vid:N, \
 mod_vlan_pcp:N, strip_vlan, pop_vlan, push_vlan:0x8100, mod_dl_src:MAC, mod_dl_dst:MAC, \
-resubmit(,N), goto_table:N";
+resubmit(,N), goto_table:N, controller[:MAX_LEN]";
 
 /// Everything a flow line may say; which parts are allowed depends on the command.
 #[derive(Clone, Debug, Default)]
@@ -154,7 +154,16 @@ fn parse_actions(s: &str, names: &dyn PortNames) -> Result<Vec<Action>, String> 
                 }
                 continue;
             }
+            "output" if v.is_some_and(|v| v.eq_ignore_ascii_case("controller")) => {
+                Action::Controller { max_len: u16::MAX }
+            }
             "output" => Action::Output(port("actions: output", need("PORT")?, names)?),
+            "controller" => Action::Controller {
+                max_len: match v {
+                    Some(n) => num("actions: controller", n, u16::MAX as u64)?,
+                    None => u16::MAX,
+                },
+            },
             "in_port" => Action::InPort,
             "normal" => Action::Normal,
             "flood" => Action::Flood,
@@ -589,6 +598,7 @@ pub fn format_actions(actions: &[Action], names: &dyn PortNames) -> String {
             Action::ModDlDst(m) => write!(s, "mod_dl_dst:{}", mac_str(mac_u64(*m))),
             Action::Resubmit(t) => write!(s, "resubmit(,{t})"),
             Action::GotoTable(t) => write!(s, "goto_table:{t}"),
+            Action::Controller { max_len } => write!(s, "CONTROLLER:{max_len}"),
         };
     }
     s
