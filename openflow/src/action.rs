@@ -62,7 +62,7 @@ impl Action {
         let bad = |c| OfError::new(BAD_ACTION, c);
         let kind = r.u16()?;
         let len = r.u16()? as usize;
-        if len < 8 || len % 8 != 0 {
+        if len < 8 || !len.is_multiple_of(8) {
             return Err(bad(BAC_BAD_LEN));
         }
         let mut b = r.sub(len - 4)?;
@@ -191,7 +191,7 @@ impl Instruction {
         let bad = |c| OfError::new(BAD_INSTRUCTION, c);
         let kind = r.u16()?;
         let len = r.u16()? as usize;
-        if len < 8 || len % 8 != 0 {
+        if len < 8 || !len.is_multiple_of(8) {
             return Err(bad(BIC_BAD_LEN));
         }
         let mut b = r.sub(len - 4)?;

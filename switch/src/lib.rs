@@ -1,7 +1,7 @@
 //! ferrovsd's parts: [`config`], the [`bridge`] (ports and their changes),
 //! the [`datapath`] (PMD threads; the packet path), the [`fdb`] (MAC
-//! learning), the management socket ([`control`]) and Prometheus
-//! [`metrics`].
+//! learning), the management socket ([`control`]), Prometheus [`metrics`]
+//! and the OpenFlow agent ([`ofagent`]).
 
 pub mod bridge;
 pub mod config;
@@ -10,4 +10,5 @@ pub mod datapath;
 pub mod fdb;
 pub mod flow;
 pub mod metrics;
+pub mod ofagent;
 pub mod state;

@@ -213,6 +213,7 @@ fn main() -> Result<()> {
                     bridge.fdb.age(bridge.fdb.now());
                     if std::time::Instant::now() >= next_expiry {
                         bridge.expire_flows();
+                        bridge.persist_if_pending();
                         next_expiry += Duration::from_secs(1);
                     }
                 }

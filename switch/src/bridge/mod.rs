@@ -3,6 +3,7 @@
 //! Opening a port is its driver's business ([`drivers`]).
 
 mod drivers;
+pub mod flow_mods;
 
 use crate::config::{parse_mac, validate_port_name, PortConfig};
 use crate::datapath::snapshot::{RxqAssign, Snapshot, SwitchPort};
@@ -33,6 +34,8 @@ pub struct Bridge {
     metrics_addr: Mutex<Option<String>>,
     /// DPDK EAL arguments, used when the first `dpdk` port is added.
     dpdk_eal_args: String,
+    /// Timed-out rules whose removal a controller asked to hear of.
+    expired: Mutex<Vec<(crate::flow::table::Removed, bool)>>,
 }
 
 struct State {
@@ -47,6 +50,8 @@ struct State {
     compiled: Arc<Classifier>,
     /// Someone changed the rules: persist them (else the default stays implicit).
     flows_changed: bool,
+    /// A controller changed rules the state file does not hold yet.
+    persist_pending: bool,
 }
 
 impl PortNames for State {
@@ -122,12 +127,14 @@ impl Bridge {
                     compiled: Arc::new(flows.compile()),
                     flows,
                     flows_changed: false,
+                    persist_pending: false,
                 }
             }),
             state_file,
             rxq_assign,
             metrics_addr: Mutex::new(None),
             dpdk_eal_args: String::new(),
+            expired: Mutex::new(Vec::new()),
         })
     }
 
@@ -446,6 +453,13 @@ impl Bridge {
         let gone = st.flows.expire(std::time::Instant::now());
         if gone.is_empty() {
             return;
+        }
+        {
+            let mut ex = self.expired.lock().expect("expired list poisoned");
+            // Bounded: nobody may be reading them.
+            if ex.len() < 65536 {
+                ex.extend(gone.iter().filter(|(r, _)| r.notify).cloned());
+            }
         }
         tracing::debug!("{} rule(s) timed out", gone.len());
         st.compiled = Arc::new(st.flows.compile());

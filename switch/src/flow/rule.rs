@@ -33,6 +33,14 @@ impl Match {
         (field.get(&self.value), field.get(&self.mask))
     }
 
+    /// True when some packet matches both (their fixed bits agree wherever
+    /// both care).
+    pub fn overlaps(&self, other: &Match) -> bool {
+        (0..4).all(|i| {
+            (self.value.w[i] ^ other.value.w[i]) & self.mask.w[i] & other.mask.w[i] == 0
+        })
+    }
+
     /// True when every packet `other` matches also matches `self`: the
     /// loose comparison of ovs-ofctl's del-flows/dump-flows/mod-flows.
     pub fn covers(&self, other: &Match) -> bool {

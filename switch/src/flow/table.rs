@@ -12,10 +12,35 @@ use std::time::Instant;
 /// Most rules a bridge holds (memory bound; an add beyond it is refused).
 pub const MAX_RULES: usize = 200_000;
 
+/// A rule that went away, with what it had counted (OpenFlow's FLOW_REMOVED).
+#[derive(Clone, Debug)]
+pub struct Removed {
+    pub rule: Rule,
+    pub packets: u64,
+    pub bytes: u64,
+    pub age: std::time::Duration,
+    pub notify: bool,
+}
+
+impl Removed {
+    fn of(e: &Entry, now: Instant) -> Removed {
+        let (packets, bytes) = e.stats.total();
+        Removed {
+            rule: e.rule.clone(),
+            packets,
+            bytes,
+            age: now.saturating_duration_since(e.created),
+            notify: e.notify,
+        }
+    }
+}
+
 pub struct Entry {
     pub rule: Rule,
     pub stats: Arc<RuleStats>,
     pub created: Instant,
+    /// An OpenFlow controller asked to hear of its removal (SEND_FLOW_REM).
+    pub notify: bool,
     /// Last time the rule's packet count was seen to move (idle_timeout).
     last_used: Instant,
     last_packets: u64,
@@ -27,6 +52,7 @@ impl Entry {
             rule,
             stats: RuleStats::new(n_pmds),
             created: now,
+            notify: false,
             last_used: now,
             last_packets: 0,
         }
@@ -80,10 +106,16 @@ impl FlowTable {
     /// Adds a rule; one with the same table, priority and match is replaced
     /// (counters restart), as OpenFlow's add does.
     pub fn add(&mut self, rule: Rule) -> Result<(), String> {
+        self.add_notifying(rule, false)
+    }
+
+    /// As `add`; `notify`: report the rule's removal (SEND_FLOW_REM).
+    pub fn add_notifying(&mut self, rule: Rule, notify: bool) -> Result<(), String> {
         let now = Instant::now();
         let id = (rule.table, rule.priority, rule.m);
         if let Some(&i) = self.index.get(&id) {
             self.entries[i] = Entry::new(rule, self.n_pmds, now);
+            self.entries[i].notify = notify;
             return Ok(());
         }
         if self.entries.len() >= MAX_RULES {
@@ -92,8 +124,31 @@ impl FlowTable {
             ));
         }
         self.index.insert(id, self.entries.len());
-        self.entries.push(Entry::new(rule, self.n_pmds, now));
+        let mut e = Entry::new(rule, self.n_pmds, now);
+        e.notify = notify;
+        self.entries.push(e);
         Ok(())
+    }
+
+    /// True when a rule of the same table and priority as `rule` could
+    /// match a packet `rule` matches (OpenFlow's CHECK_OVERLAP).
+    pub fn overlaps(&self, rule: &Rule) -> bool {
+        self.entries.iter().any(|e| {
+            e.rule.table == rule.table
+                && e.rule.priority == rule.priority
+                && e.rule.m != rule.m
+                && e.rule.m.overlaps(&rule.m)
+        })
+    }
+
+    /// Resets the counters of the rules `f` selects (OpenFlow's RESET_COUNTS).
+    pub fn reset_counts(&mut self, f: &Filter, strict: bool) {
+        let now = Instant::now();
+        for e in self.entries.iter_mut().filter(|e| f.selects(&e.rule, strict)) {
+            let notify = e.notify;
+            *e = Entry::new(e.rule.clone(), self.n_pmds, now);
+            e.notify = notify;
+        }
     }
 
     fn reindex(&mut self) {
@@ -146,12 +201,13 @@ impl FlowTable {
     }
 
     /// Removes the selected rules and returns them.
-    pub fn delete(&mut self, f: &Filter, strict: bool) -> Vec<Rule> {
+    pub fn delete(&mut self, f: &Filter, strict: bool) -> Vec<Removed> {
+        let now = Instant::now();
         let mut gone = Vec::new();
         self.entries.retain(|e| {
             let sel = f.selects(&e.rule, strict);
             if sel {
-                gone.push(e.rule.clone());
+                gone.push(Removed::of(e, now));
             }
             !sel
         });
@@ -169,7 +225,7 @@ impl FlowTable {
 
     /// Removes rules past their idle or hard timeout (housekeeping, about
     /// once a second); returns them.
-    pub fn expire(&mut self, now: Instant) -> Vec<Rule> {
+    pub fn expire(&mut self, now: Instant) -> Vec<(Removed, bool)> {
         let mut gone = Vec::new();
         self.entries.retain_mut(|e| {
             let (packets, _) = e.stats.total();
@@ -182,7 +238,8 @@ impl FlowTable {
                 && now.saturating_duration_since(e.created).as_secs() >= r.hard_timeout as u64;
             let idle = r.idle_timeout != 0 && e.idle_secs(now) >= r.idle_timeout as u64;
             if hard || idle {
-                gone.push(r.clone());
+                // (rule, whether the hard timeout ended it)
+                gone.push((Removed::of(e, now), hard));
             }
             !(hard || idle)
         });
@@ -267,7 +324,8 @@ mod tests {
         assert!(t.expire(t0 + Duration::from_millis(2500)).is_empty());
         let gone = t.expire(t0 + Duration::from_secs(3));
         assert_eq!(gone.len(), 1);
-        assert_eq!(gone[0].priority, 2, "hard timeout first");
+        assert_eq!(gone[0].0.rule.priority, 2, "hard timeout first");
+        assert!(gone[0].1, "ended by its hard timeout");
         assert_eq!(t.expire(t0 + Duration::from_millis(4600)).len(), 1);
     }
 }
