@@ -27,7 +27,10 @@ pub const CONTROLLER_MAX_LEN_NO_BUFFER: u16 = 0xffff;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    Output { port: u32, max_len: u16 },
+    Output {
+        port: u32,
+        max_len: u16,
+    },
     PushVlan(u16),
     PopVlan,
     SetField(Oxm),
@@ -36,7 +39,10 @@ pub enum Action {
     DecNwTtl,
     SetNwTtl(u8),
     /// Decoded so it can be refused by name (MPLS, PBB, TTL copies...).
-    Other { kind: u16, body: Vec<u8> },
+    Other {
+        kind: u16,
+        body: Vec<u8>,
+    },
 }
 
 impl Action {
@@ -184,7 +190,10 @@ impl Instruction {
     }
 
     pub fn decode(r: &mut Reader<'_>) -> Result<Instruction, OfError> {
-        r.scoped(OfError::new(BAD_INSTRUCTION, BIC_BAD_LEN), Instruction::decode_inner)
+        r.scoped(
+            OfError::new(BAD_INSTRUCTION, BIC_BAD_LEN),
+            Instruction::decode_inner,
+        )
     }
 
     fn decode_inner(r: &mut Reader<'_>) -> Result<Instruction, OfError> {
@@ -301,8 +310,16 @@ mod tests {
     #[test]
     fn bad_actions_are_refused_by_reason() {
         let err = |b: &[u8]| decode_actions(Reader::new(b)).unwrap_err();
-        assert_eq!(err(&[0, 0, 0, 4, 0, 0, 0, 0]).code, BAC_BAD_LEN, "shorter than 8");
-        assert_eq!(err(&[0, 0, 0, 16, 0, 0, 0, 1]).code, BAC_BAD_LEN, "beyond the input");
+        assert_eq!(
+            err(&[0, 0, 0, 4, 0, 0, 0, 0]).code,
+            BAC_BAD_LEN,
+            "shorter than 8"
+        );
+        assert_eq!(
+            err(&[0, 0, 0, 16, 0, 0, 0, 1]).code,
+            BAC_BAD_LEN,
+            "beyond the input"
+        );
         assert_eq!(err(&[0, 99, 0, 8, 0, 0, 0, 0]).code, BAC_BAD_TYPE);
         // SET_FIELD with a masked VLAN_VID.
         let mut b = vec![0, 25, 0, 16];

@@ -200,11 +200,19 @@ pub const CAP_PORT_STATS: u32 = 1 << 2;
 pub enum Message {
     /// Versions the peer supports (bit n = wire version n); from the
     /// version bitmap element, or only the header's version without one.
-    Hello { versions: u32 },
-    Error { etype: u16, code: u16, data: Vec<u8> },
+    Hello {
+        versions: u32,
+    },
+    Error {
+        etype: u16,
+        code: u16,
+        data: Vec<u8>,
+    },
     EchoRequest(Vec<u8>),
     EchoReply(Vec<u8>),
-    Experimenter { experimenter: u32 },
+    Experimenter {
+        experimenter: u32,
+    },
     FeaturesRequest,
     FeaturesReply {
         datapath_id: u64,
@@ -217,17 +225,31 @@ pub enum Message {
     SetConfig(SwitchConfig),
     PacketIn(PacketIn),
     FlowRemoved(FlowRemoved),
-    PortStatus { reason: u8, desc: PortDesc },
+    PortStatus {
+        reason: u8,
+        desc: PortDesc,
+    },
     PacketOut(PacketOut),
     FlowMod(FlowMod),
     GroupMod,
     PortMod(PortMod),
-    TableMod { table_id: u8, config: u32 },
-    MultipartRequest { flags: u16, body: MultipartRequest },
-    MultipartReply { flags: u16, body: MultipartReply },
+    TableMod {
+        table_id: u8,
+        config: u32,
+    },
+    MultipartRequest {
+        flags: u16,
+        body: MultipartRequest,
+    },
+    MultipartReply {
+        flags: u16,
+        body: MultipartReply,
+    },
     BarrierRequest,
     BarrierReply,
-    QueueGetConfigRequest { port: u32 },
+    QueueGetConfigRequest {
+        port: u32,
+    },
     RoleRequest(Role),
     RoleReply(Role),
     GetAsyncRequest,
@@ -535,7 +557,11 @@ pub fn encode(m: &Message, xid: u32) -> Vec<Vec<u8>> {
                 let mut out = Vec::with_capacity(16 + p.len());
                 header(&mut out, MULTIPART_REPLY, xid);
                 out.u16(body.kind());
-                out.u16(if i + 1 < n { flags | REPLY_MORE } else { *flags });
+                out.u16(if i + 1 < n {
+                    flags | REPLY_MORE
+                } else {
+                    *flags
+                });
                 out.pad(4);
                 out.extend_from_slice(&p);
                 finish(out)
@@ -690,12 +716,13 @@ fn encode_body(m: &Message, out: &mut Vec<u8>) {
     }
 }
 
-/// An OFPT_ERROR answering the request in `request` (its first 64 bytes).
+/// An OFPT_ERROR answering `request`, which it carries whole (the spec
+/// asks for at least 64 bytes; whole, `ovs-ofctl` can decode and show it).
 pub fn error_reply(e: OfError, request: &[u8]) -> Message {
     Message::Error {
         etype: e.etype,
         code: e.code,
-        data: request[..request.len().min(64)].to_vec(),
+        data: request[..request.len().min(MAX_LEN - HEADER_LEN - 4)].to_vec(),
     }
 }
 
@@ -830,7 +857,11 @@ mod tests {
         let mut total = 0;
         for (i, p) in parts.iter().enumerate() {
             let (_, m) = decode(p).unwrap();
-            let Message::MultipartReply { flags, body: R::Flow(v) } = m else {
+            let Message::MultipartReply {
+                flags,
+                body: R::Flow(v),
+            } = m
+            else {
                 panic!()
             };
             assert_eq!(flags & REPLY_MORE != 0, i + 1 < parts.len());

@@ -180,13 +180,24 @@ pub enum MultipartRequest {
     Flow(FlowStatsRequest),
     Aggregate(FlowStatsRequest),
     Table,
-    PortStats { port_no: u32 },
-    Queue { port_no: u32, queue_id: u32 },
-    Group { group_id: u32 },
+    PortStats {
+        port_no: u32,
+    },
+    Queue {
+        port_no: u32,
+        queue_id: u32,
+    },
+    Group {
+        group_id: u32,
+    },
     GroupDesc,
     GroupFeatures,
-    Meter { meter_id: u32 },
-    MeterConfig { meter_id: u32 },
+    Meter {
+        meter_id: u32,
+    },
+    MeterConfig {
+        meter_id: u32,
+    },
     MeterFeatures,
     /// Empty: a query. Otherwise the controller asks to set the pipeline.
     TableFeatures(Vec<TableFeatures>),
@@ -322,7 +333,8 @@ impl FlowStats {
         let table_id = b.u8()?;
         b.skip(1)?;
         let (duration_sec, duration_nsec) = (b.u32()?, b.u32()?);
-        let (priority, idle_timeout, hard_timeout, flags) = (b.u16()?, b.u16()?, b.u16()?, b.u16()?);
+        let (priority, idle_timeout, hard_timeout, flags) =
+            (b.u16()?, b.u16()?, b.u16()?, b.u16()?);
         b.skip(4)?;
         let (cookie, packet_count, byte_count) = (b.u64()?, b.u64()?, b.u64()?);
         let m = OfMatch::decode(&mut b)?;

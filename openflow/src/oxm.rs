@@ -209,7 +209,10 @@ mod tests {
         let mut b = Vec::new();
         m.encode(&mut b);
         assert_eq!(b.len() % 8, 0);
-        assert_eq!(u16::from_be_bytes([b[2], b[3]]) as usize, 4 + 8 + 6 + 16 + 6);
+        assert_eq!(
+            u16::from_be_bytes([b[2], b[3]]) as usize,
+            4 + 8 + 6 + 16 + 6
+        );
         let mut r = Reader::new(&b);
         assert_eq!(OfMatch::decode(&mut r).unwrap(), m);
         assert!(r.is_empty());
@@ -219,9 +222,15 @@ mod tests {
     fn bad_matches_name_their_fault() {
         let err = |b: &[u8]| OfMatch::decode(&mut Reader::new(b)).unwrap_err();
         // Type 0 (the 1.0-style standard match).
-        assert_eq!(err(&[0, 0, 0, 4, 0, 0, 0, 0]), OfError::new(BAD_MATCH, BMC_BAD_TYPE));
+        assert_eq!(
+            err(&[0, 0, 0, 4, 0, 0, 0, 0]),
+            OfError::new(BAD_MATCH, BMC_BAD_TYPE)
+        );
         // Length beyond the bytes present.
-        assert_eq!(err(&[0, 1, 0, 40, 0, 0, 0, 0]), OfError::new(BAD_MATCH, BMC_BAD_LEN));
+        assert_eq!(
+            err(&[0, 1, 0, 40, 0, 0, 0, 0]),
+            OfError::new(BAD_MATCH, BMC_BAD_LEN)
+        );
         // IN_PORT with a 2-byte payload.
         assert_eq!(
             err(&[0, 1, 0, 10, 0x80, 0, 0, 2, 0, 1, 0, 0]).code,

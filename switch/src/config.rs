@@ -23,6 +23,8 @@ pub struct Config {
     pub control: ControlConfig,
     #[serde(default)]
     pub dpdk: DpdkConfig,
+    #[serde(default)]
+    pub openflow: OpenflowConfig,
     #[serde(default, rename = "port")]
     pub ports: Vec<PortConfig>,
 }
@@ -132,6 +134,77 @@ pub struct ControlConfig {
 }
 
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9475";
+
+/// `[openflow]`: besides `punix:<run-dir>/<bridge>.mgmt` (always), more
+/// targets to listen on, controllers to dial, and OVS's fail-mode.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct OpenflowConfig {
+    /// `ptcp:PORT[:IP]` or `punix:PATH`.
+    pub listen: Vec<String>,
+    /// `tcp:IP[:PORT]` or `unix:PATH`.
+    pub controller: Vec<String>,
+    /// `standalone` (the default, as in OVS) or `secure`.
+    pub fail_mode: Option<String>,
+    /// 16 hex digits at most (default: from the bridge name).
+    pub datapath_id: Option<String>,
+}
+
+impl OpenflowConfig {
+    /// The agent's configuration, or what is wrong (key, message).
+    pub fn agent(
+        &self,
+        run_dir: &std::path::Path,
+        bridge: &str,
+    ) -> Result<crate::ofagent::AgentConfig, (String, String)> {
+        use crate::ofagent::{target, AgentConfig, FailMode};
+        let bad = |k: &str, m: String| (format!("openflow.{k}"), m);
+        let mut listen = vec![target::Listen::Unix(run_dir.join(format!("{bridge}.mgmt")))];
+        for l in &self.listen {
+            listen.push(target::parse_listen(l).map_err(|m| bad("listen", m))?);
+        }
+        let controllers = self
+            .controller
+            .iter()
+            .map(|c| target::parse_dial(c).map_err(|m| bad("controller", m)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let fail_mode = match self.fail_mode.as_deref() {
+            None | Some("standalone") => FailMode::Standalone,
+            Some("secure") => FailMode::Secure,
+            Some(m) => {
+                return Err(bad(
+                    "fail-mode",
+                    format!("{m:?}: expected standalone or secure"),
+                ))
+            }
+        };
+        let datapath_id = match &self.datapath_id {
+            Some(d) => {
+                let hex = d.strip_prefix("0x").unwrap_or(d);
+                if hex.is_empty() || hex.len() > 16 {
+                    return Err(bad(
+                        "datapath-id",
+                        format!("{d:?}: expected 1 to 16 hex digits"),
+                    ));
+                }
+                u64::from_str_radix(hex, 16)
+                    .map_err(|_| bad("datapath-id", format!("{d:?}: expected hex digits")))?
+            }
+            // FNV-1a of the bridge name, 48 bits (as a MAC-derived id would be).
+            None => {
+                bridge.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+                }) & 0xffff_ffff_ffff
+            }
+        };
+        Ok(AgentConfig {
+            listen,
+            controllers,
+            fail_mode,
+            datapath_id,
+        })
+    }
+}
 
 impl Default for ControlConfig {
     fn default() -> Self {
@@ -391,6 +464,9 @@ impl Config {
                 "must be 0 (auto) or 1024..=16384".into(),
             ));
         }
+        self.openflow
+            .agent(std::path::Path::new("/"), &self.bridge.name)
+            .map_err(|(key, msg)| bad(&key, msg))?;
         validate_ports(&self.ports).map_err(|(key, msg)| bad(&key, msg))
     }
 }

@@ -176,6 +176,13 @@ fn main() -> Result<()> {
     let bridge = Arc::new(bridge);
     let mut control = ControlServer::start(&run_dir.join("ferrovsd.sock"), mode, bridge.clone())
         .context("cannot open the management socket")?;
+    let of_cfg = cfg
+        .openflow
+        .agent(&run_dir, &cfg.bridge.name)
+        .map_err(|(k, m)| anyhow::anyhow!("{k}: {m}"))?;
+    let mut ofagent = switch::ofagent::OfAgent::start(of_cfg, bridge.clone())
+        .context("cannot start the OpenFlow agent")?;
+    bridge.set_openflow_status(ofagent.status.clone());
 
     let metrics_addr = args
         .metrics_addr
@@ -228,6 +235,9 @@ fn main() -> Result<()> {
     let sig = wait_for_signal(&sigs);
     tracing::info!("signal {sig}: shutting down");
     control.stop();
+    ofagent.stop();
+    drop(ofagent);
+    bridge.persist_if_pending();
     if let Some(m) = metrics.as_mut() {
         m.stop();
     }

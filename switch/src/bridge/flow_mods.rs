@@ -28,7 +28,10 @@ pub enum FlowChange {
         strict: bool,
         reset_counts: bool,
     },
-    Delete { filter: Filter, strict: bool },
+    Delete {
+        filter: Filter,
+        strict: bool,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -137,7 +140,31 @@ impl Bridge {
         for r in st.flows.rules() {
             n[r.table as usize] += 1;
         }
-        (0..=255u8).filter(|&t| n[t as usize] > 0).map(|t| (t, n[t as usize])).collect()
+        (0..=255u8)
+            .filter(|&t| n[t as usize] > 0)
+            .map(|t| (t, n[t as usize]))
+            .collect()
+    }
+
+    pub fn set_openflow_status(&self, s: Arc<std::sync::Mutex<crate::ofagent::AgentStatus>>) {
+        *self.openflow.lock().expect("poisoned") = Some(s);
+    }
+
+    /// The OpenFlow agent's controllers and connections, if it runs.
+    pub fn openflow_status(&self) -> Option<crate::ofagent::AgentStatus> {
+        let s = self.openflow.lock().expect("poisoned").clone()?;
+        let s = s.lock().expect("agent status poisoned").clone();
+        Some(s)
+    }
+
+    /// fail-mode standalone: while on, the bridge forwards as a learning
+    /// switch (OVS's fail-open); the rules come back when it goes off.
+    pub fn set_fail_open(&self, on: bool) {
+        let mut st = self.state.lock().expect("bridge state poisoned");
+        if st.fail_open != on {
+            st.fail_open = on;
+            self.republish(&mut st);
+        }
     }
 
     /// Writes the state file if a controller's changes are not in it yet

@@ -36,6 +36,8 @@ pub struct Bridge {
     dpdk_eal_args: String,
     /// Timed-out rules whose removal a controller asked to hear of.
     expired: Mutex<Vec<(crate::flow::table::Removed, bool)>>,
+    /// The OpenFlow agent's state, for `show` (once it runs).
+    openflow: Mutex<Option<Arc<Mutex<crate::ofagent::AgentStatus>>>>,
 }
 
 struct State {
@@ -52,6 +54,9 @@ struct State {
     flows_changed: bool,
     /// A controller changed rules the state file does not hold yet.
     persist_pending: bool,
+    /// fail-mode standalone without a controller: forward as a learning
+    /// switch whatever the rules say (they stay, for when it returns).
+    fail_open: bool,
 }
 
 impl PortNames for State {
@@ -128,6 +133,7 @@ impl Bridge {
                     flows,
                     flows_changed: false,
                     persist_pending: false,
+                    fail_open: false,
                 }
             }),
             state_file,
@@ -135,6 +141,7 @@ impl Bridge {
             metrics_addr: Mutex::new(None),
             dpdk_eal_args: String::new(),
             expired: Mutex::new(Vec::new()),
+            openflow: Mutex::new(None),
         })
     }
 
@@ -286,9 +293,14 @@ impl Bridge {
             .filter_map(|(c, sp)| Some((sp.no, c.vlan().ok()?)))
             .collect();
         let cores = self.datapath.cores();
+        let flows = if st.fail_open {
+            Arc::new(FlowTable::new(self.datapath.n_pmds()).compile())
+        } else {
+            st.compiled.clone()
+        };
         self.datapath.publish(
             Snapshot::build(st.generation, ports, &cores, self.rxq_assign)
-                .with_flows(st.compiled.clone())
+                .with_flows(flows)
                 .with_vlans(&vlans),
         );
     }

@@ -390,6 +390,7 @@ fn show(bridge: &Bridge) -> Value {
         },
         "fdb": { "entries": bridge.fdb.len(), "max": bridge.fdb.max(), "aging_secs": bridge.fdb.aging_secs() },
         "flows": bridge.n_flows(),
+        "openflow": bridge.openflow_status(),
     })
 }
 

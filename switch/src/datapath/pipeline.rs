@@ -108,7 +108,12 @@ impl Work {
     pub(super) fn packet_outs(&mut self, snap: &Snapshot, now: u32, fdb: &Fdb) -> usize {
         let mut n = 0;
         while n < pmd::BURST {
-            let Some(FromController { m, in_port, actions }) = self.channel.from_agent.pop() else {
+            let Some(FromController {
+                m,
+                in_port,
+                actions,
+            }) = self.channel.from_agent.pop()
+            else {
                 break;
             };
             n += 1;
@@ -133,7 +138,7 @@ impl Work {
 
     /// A copy for the controllers (the packet as the actions left it so
     /// far); counted when the agent's queue is full.
-    fn to_controller(&mut self, m: pmd::Mbuf, max_len: u16, reason: Reason) {
+    fn copy_to_controller(&mut self, m: pmd::Mbuf, max_len: u16, reason: Reason) {
         let p = ToController {
             m,
             in_port: self.burst.in_no,
@@ -332,7 +337,9 @@ impl Work {
                     self.drop_pkt(p, DpDrop::NoPort)
                 }
                 Action::InPort => self.enqueue(snap, self.burst.in_slot, p),
-                Action::Controller { max_len } => self.to_controller(p, *max_len, Reason::Action),
+                Action::Controller { max_len } => {
+                    self.copy_to_controller(p, *max_len, Reason::Action)
+                }
                 Action::Normal => self.normal(snap, fdb, p),
                 Action::Flood | Action::All => self.output_all(snap, p),
                 _ => unreachable!("only outputs reach here"),

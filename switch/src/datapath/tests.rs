@@ -555,8 +555,15 @@ fn controller_copies_and_packet_outs_run_through_the_pipeline() {
     }
     assert_eq!(got.len(), 1);
     let p = got.pop().unwrap();
-    assert_eq!((p.in_port, p.table, p.cookie, p.reason, p.max_len), (1, 1, 0x5adc, Reason::Action, 96));
-    assert_eq!(&p.m.data()[12..16], &[0x81, 0x00, 0x00, 100], "the copy carries the tag table 0 pushed");
+    assert_eq!(
+        (p.in_port, p.table, p.cookie, p.reason, p.max_len),
+        (1, 1, 0x5adc, Reason::Action, 96)
+    );
+    assert_eq!(
+        &p.m.data()[12..16],
+        &[0x81, 0x00, 0x00, 100],
+        "the copy carries the tag table 0 pushed"
+    );
     r.cache.free(p.m);
 
     // From the controller: out of r2 directly, then through the table as if from r0.
@@ -566,15 +573,33 @@ fn controller_copies_and_packet_outs_run_through_the_pipeline() {
     ] {
         let mut m = r.cache.alloc().unwrap();
         m.fill(&f);
-        assert!(r.dp.packet_out(FromController { m, in_port, actions }).is_ok());
+        assert!(r
+            .dp
+            .packet_out(FromController {
+                m,
+                in_port,
+                actions
+            })
+            .is_ok());
         assert_eq!(r.recv(out, 1).len(), 1, "packet-out to port index {out}");
     }
     // Normal and in_port from no port neither panic nor learn.
     for actions in [vec![Action::Normal], vec![Action::InPort]] {
         let mut m = r.cache.alloc().unwrap();
         m.fill(&frame([0xff; 6], mac(9)));
-        assert!(r.dp.packet_out(FromController { m, in_port: None, actions }).is_ok());
+        assert!(r
+            .dp
+            .packet_out(FromController {
+                m,
+                in_port: None,
+                actions
+            })
+            .is_ok());
     }
-    assert_eq!(r.recv(0, 1).len(), 1, "normal floods a controller's broadcast");
+    assert_eq!(
+        r.recv(0, 1).len(),
+        1,
+        "normal floods a controller's broadcast"
+    );
     assert_eq!(r.fdb.lookup(0, &mac(9)), None);
 }

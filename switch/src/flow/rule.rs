@@ -36,9 +36,7 @@ impl Match {
     /// True when some packet matches both (their fixed bits agree wherever
     /// both care).
     pub fn overlaps(&self, other: &Match) -> bool {
-        (0..4).all(|i| {
-            (self.value.w[i] ^ other.value.w[i]) & self.mask.w[i] & other.mask.w[i] == 0
-        })
+        (0..4).all(|i| (self.value.w[i] ^ other.value.w[i]) & self.mask.w[i] & other.mask.w[i] == 0)
     }
 
     /// True when every packet `other` matches also matches `self`: the
@@ -81,7 +79,9 @@ pub enum Action {
     /// `controller:MAX_LEN`: a copy of the packet as it is now goes to the
     /// OpenFlow controllers (PACKET_IN, reason "action"), at most `max_len`
     /// bytes of it (65535: all).
-    Controller { max_len: u16 },
+    Controller {
+        max_len: u16,
+    },
 }
 
 impl Action {

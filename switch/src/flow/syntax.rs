@@ -754,7 +754,11 @@ mod tests {
         assert_eq!(f.cookie, (0x10, 0xf0));
         assert_eq!(f.out_port, Some(2));
         let (f, _) = parse_filter("cookie=0x50/-1", &Names, false).unwrap();
-        assert_eq!(f.cookie, (0x50, u64::MAX), "-1 is ovs-ofctl's exact-match mask");
+        assert_eq!(
+            f.cookie,
+            (0x50, u64::MAX),
+            "-1 is ovs-ofctl's exact-match mask"
+        );
         assert_eq!(a, Change::default());
         let (f, _) = parse_filter("", &Names, false).unwrap();
         assert_eq!(f, Filter::ALL);

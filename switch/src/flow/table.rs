@@ -144,7 +144,11 @@ impl FlowTable {
     /// Resets the counters of the rules `f` selects (OpenFlow's RESET_COUNTS).
     pub fn reset_counts(&mut self, f: &Filter, strict: bool) {
         let now = Instant::now();
-        for e in self.entries.iter_mut().filter(|e| f.selects(&e.rule, strict)) {
+        for e in self
+            .entries
+            .iter_mut()
+            .filter(|e| f.selects(&e.rule, strict))
+        {
             let notify = e.notify;
             *e = Entry::new(e.rule.clone(), self.n_pmds, now);
             e.notify = notify;

@@ -21,7 +21,11 @@ fn bad_match(code: u16) -> OfError {
 
 /// The OXM value and mask as the table's field bits (None mask: exact).
 fn vm(o: &Oxm, bits: u32) -> (u64, u64) {
-    let ones = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let ones = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
     let m = o.mask.map_or(ones, |m| m as u64 & ones);
     ((o.value as u64) & m, m)
 }
@@ -29,10 +33,20 @@ fn vm(o: &Oxm, bits: u32) -> (u64, u64) {
 /// An OpenFlow match as the table's, with OpenFlow's prerequisites checked.
 pub fn match_from_of(m: &OfMatch) -> Result<Match, OfError> {
     let mut out = Match::ANY;
-    let exact = |f: u8| m.get(f).filter(|o| o.mask.is_none()).map(|o| o.value as u64);
+    let exact = |f: u8| {
+        m.get(f)
+            .filter(|o| o.mask.is_none())
+            .map(|o| o.value as u64)
+    };
     let eth_type = exact(oxm::ETH_TYPE);
     let proto = exact(oxm::IP_PROTO);
-    let need = |ok: bool| if ok { Ok(()) } else { Err(bad_match(BMC_BAD_PREREQ)) };
+    let need = |ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(bad_match(BMC_BAD_PREREQ))
+        }
+    };
     for o in &m.0 {
         match o.field {
             oxm::IN_PORT => {
@@ -44,7 +58,11 @@ pub fn match_from_of(m: &OfMatch) -> Result<Match, OfError> {
             }
             oxm::ETH_DST | oxm::ETH_SRC => {
                 let (v, mk) = vm(o, 48);
-                let f = if o.field == oxm::ETH_DST { Field::DL_DST } else { Field::DL_SRC };
+                let f = if o.field == oxm::ETH_DST {
+                    Field::DL_DST
+                } else {
+                    Field::DL_SRC
+                };
                 out.set(f, v, mk);
             }
             oxm::ETH_TYPE => out.set(Field::DL_TYPE, o.value as u64 & 0xffff, 0xffff),
@@ -67,19 +85,35 @@ pub fn match_from_of(m: &OfMatch) -> Result<Match, OfError> {
             oxm::IPV4_SRC | oxm::IPV4_DST => {
                 need(eth_type == Some(ETH_TYPE_IP as u64))?;
                 let (v, mk) = vm(o, 32);
-                let f = if o.field == oxm::IPV4_SRC { Field::NW_SRC } else { Field::NW_DST };
+                let f = if o.field == oxm::IPV4_SRC {
+                    Field::NW_SRC
+                } else {
+                    Field::NW_DST
+                };
                 out.set(f, v, mk);
             }
             oxm::TCP_SRC | oxm::TCP_DST | oxm::UDP_SRC | oxm::UDP_DST => {
-                let want = if o.field <= oxm::TCP_DST { IPPROTO_TCP } else { IPPROTO_UDP };
+                let want = if o.field <= oxm::TCP_DST {
+                    IPPROTO_TCP
+                } else {
+                    IPPROTO_UDP
+                };
                 need(eth_type == Some(ETH_TYPE_IP as u64) && proto == Some(want as u64))?;
                 let (v, mk) = vm(o, 16);
-                let f = if matches!(o.field, oxm::TCP_SRC | oxm::UDP_SRC) { Field::TP_SRC } else { Field::TP_DST };
+                let f = if matches!(o.field, oxm::TCP_SRC | oxm::UDP_SRC) {
+                    Field::TP_SRC
+                } else {
+                    Field::TP_DST
+                };
                 out.set(f, v, mk);
             }
             oxm::ICMPV4_TYPE | oxm::ICMPV4_CODE => {
                 need(eth_type == Some(ETH_TYPE_IP as u64) && proto == Some(IPPROTO_ICMP as u64))?;
-                let f = if o.field == oxm::ICMPV4_TYPE { Field::TP_SRC } else { Field::TP_DST };
+                let f = if o.field == oxm::ICMPV4_TYPE {
+                    Field::TP_SRC
+                } else {
+                    Field::TP_DST
+                };
                 out.set(f, o.value as u64 & 0xff, 0xffff);
             }
             oxm::ARP_OP => {
@@ -90,7 +124,11 @@ pub fn match_from_of(m: &OfMatch) -> Result<Match, OfError> {
             oxm::ARP_SPA | oxm::ARP_TPA => {
                 need(eth_type == Some(ETH_TYPE_ARP as u64))?;
                 let (v, mk) = vm(o, 32);
-                let f = if o.field == oxm::ARP_SPA { Field::NW_SRC } else { Field::NW_DST };
+                let f = if o.field == oxm::ARP_SPA {
+                    Field::NW_SRC
+                } else {
+                    Field::NW_DST
+                };
                 out.set(f, v, mk);
             }
             _ => return Err(bad_match(BMC_BAD_FIELD)),
@@ -214,7 +252,9 @@ pub fn instructions_from_of(ins: &[Instruction], table: u8) -> Result<Vec<Action
     let mut goto = None;
     for i in ins {
         match i {
-            Instruction::ApplyActions(a) => actions.extend(actions_from_of(a, Context::Table(table))?),
+            Instruction::ApplyActions(a) => {
+                actions.extend(actions_from_of(a, Context::Table(table))?)
+            }
             Instruction::GotoTable(t) => {
                 if *t <= table || *t > crate::flow::rule::MAX_TABLE {
                     return Err(bad(BIC_BAD_TABLE_ID));
@@ -255,11 +295,17 @@ pub fn instructions_to_of(actions: &[Action]) -> Vec<Instruction> {
                 oxm::VLAN_VID,
                 (oxm::VID_PRESENT | v) as u128,
             ))),
-            Action::ModVlanPcp(p) => apply.push(OfAction::SetField(Oxm::exact(oxm::VLAN_PCP, *p as u128))),
+            Action::ModVlanPcp(p) => {
+                apply.push(OfAction::SetField(Oxm::exact(oxm::VLAN_PCP, *p as u128)))
+            }
             Action::StripVlan => apply.push(OfAction::PopVlan),
             Action::PushVlan(t) => apply.push(OfAction::PushVlan(*t)),
             Action::ModDlSrc(m) | Action::ModDlDst(m) => {
-                let f = if matches!(a, Action::ModDlSrc(_)) { oxm::ETH_SRC } else { oxm::ETH_DST };
+                let f = if matches!(a, Action::ModDlSrc(_)) {
+                    oxm::ETH_SRC
+                } else {
+                    oxm::ETH_DST
+                };
                 let v = m.iter().fold(0u128, |v, b| v << 8 | *b as u128);
                 apply.push(OfAction::SetField(Oxm::exact(f, v)));
             }
@@ -303,9 +349,16 @@ mod tests {
     #[test]
     fn faucet_style_matches_map_both_ways() {
         // table 0: in_port=1, untagged (OFPVID_NONE)
-        let m = match_from_of(&of(&[Oxm::exact(oxm::IN_PORT, 1), Oxm::exact(oxm::VLAN_VID, 0)])).unwrap();
+        let m = match_from_of(&of(&[
+            Oxm::exact(oxm::IN_PORT, 1),
+            Oxm::exact(oxm::VLAN_VID, 0),
+        ]))
+        .unwrap();
         assert_eq!(m.get(Field::VLAN_TCI), (0, 0x1fff));
-        assert_eq!(match_to_of(&m), of(&[Oxm::exact(oxm::IN_PORT, 1), Oxm::exact(oxm::VLAN_VID, 0)]));
+        assert_eq!(
+            match_to_of(&m),
+            of(&[Oxm::exact(oxm::IN_PORT, 1), Oxm::exact(oxm::VLAN_VID, 0)])
+        );
         // table 3: vlan 100 and a multicast prefix
         let mc = Oxm {
             field: oxm::ETH_DST,
@@ -324,7 +377,10 @@ mod tests {
             mask: Some(0xffff_ffff_ffff),
         };
         let m = match_from_of(&of(&[exact])).unwrap();
-        assert_eq!(match_to_of(&m), of(&[Oxm::exact(oxm::ETH_DST, 0x0200_0000_0001)]));
+        assert_eq!(
+            match_to_of(&m),
+            of(&[Oxm::exact(oxm::ETH_DST, 0x0200_0000_0001)])
+        );
     }
 
     #[test]
@@ -350,7 +406,10 @@ mod tests {
             Instruction::ApplyActions(vec![
                 OfAction::PushVlan(0x8100),
                 OfAction::SetField(Oxm::exact(oxm::VLAN_VID, 0x1064)),
-                OfAction::Output { port: ofp::CONTROLLER, max_len: 96 },
+                OfAction::Output {
+                    port: ofp::CONTROLLER,
+                    max_len: 96,
+                },
             ]),
             Instruction::GotoTable(1),
         ];
@@ -366,18 +425,26 @@ mod tests {
         );
         assert_eq!(instructions_to_of(&a), ins);
         assert_eq!(
-            instructions_from_of(&[Instruction::GotoTable(0)], 0).unwrap_err().code,
+            instructions_from_of(&[Instruction::GotoTable(0)], 0)
+                .unwrap_err()
+                .code,
             BIC_BAD_TABLE_ID
         );
         assert_eq!(
-            instructions_from_of(&[Instruction::ApplyActions(vec![OfAction::Group(1)])], 0).unwrap_err(),
+            instructions_from_of(&[Instruction::ApplyActions(vec![OfAction::Group(1)])], 0)
+                .unwrap_err(),
             OfError::new(BAD_ACTION, BAC_BAD_OUT_GROUP)
         );
         assert_eq!(
-            action_from_of(&out(ofp::TABLE), Context::Table(0)).unwrap_err().code,
+            action_from_of(&out(ofp::TABLE), Context::Table(0))
+                .unwrap_err()
+                .code,
             BAC_BAD_OUT_PORT,
             "output:TABLE only in packet-outs"
         );
-        assert_eq!(action_from_of(&out(ofp::TABLE), Context::PacketOut).unwrap(), Action::Resubmit(0));
+        assert_eq!(
+            action_from_of(&out(ofp::TABLE), Context::PacketOut).unwrap(),
+            Action::Resubmit(0)
+        );
     }
 }
