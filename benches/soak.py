@@ -14,9 +14,10 @@ Twice (at 1/3 and 2/3 of the time) ferrovsd itself is kill -9'd between rounds
 and restarted on the same run directory (its state file restores the ports
 and rules).
 
-Every round is accounted: each generated frame is received at b (payload
-checked) or sits in a drop counter (the generator's own, a's receive drops,
-a's switch drops, b's transmit drops). Per round it records ferrovsd's RSS,
+Every round is accounted: each generated frame was delivered to b (ferrovsd's
+transmit counter; b's peer then received it payload-checked, or had it still
+unread in its ring when it stopped) or sits in a drop counter (the
+generator's own, a's receive drops, a's switch drops, b's transmit drops). Per round it records ferrovsd's RSS,
 open fds and packet buffers in use after traffic stops; the series and a
 summary are printed, and written as JSON to --out.
 
@@ -248,6 +249,11 @@ class Soak:
             "a_switch": d(a0, a1, "switch_drops"),
             "b_tx_dropped": d(b0, b1, "tx_dropped"),
         }
+        # Delivered into b's receive ring but not read before its peer exited
+        # (a receiver starved of CPU stops after its drain time): the
+        # switch's part is done, so these count as delivered, shown apart.
+        delivered = d(b0, b1, "tx")
+        unread = delivered - received
         fds, rss = self.process_figures()
         g = self.gauges()
         conns = self.connections()
@@ -255,13 +261,14 @@ class Soak:
             "round": k, "t": round(time.time() - self.t0, 1), "pid": self.switch.pid,
             "generated": generated, "received": received,
             "bad": s["ports"][1]["checked"]["bad"], "drops": counted,
-            "unaccounted": generated - received - sum(counted.values()),
+            "unread_in_peer_ring": unread,
+            "unaccounted": generated - delivered - sum(counted.values()),
             "fds": fds, "rss_kib": rss, "mbufs_in_use": g.get("ferrovs_mbufs_in_use"),
             "connections": {n: conns.get(n) for n in ("c", "d")},
         }
         self.rounds.append(r)
         print(f"round {k:3} t={r['t']:7}s gen={generated} recv={received} bad={r['bad']} "
-              f"drops={counted} unaccounted={r['unaccounted']} fds={fds} rss={rss}KiB "
+              f"drops={counted} unread={unread} unaccounted={r['unaccounted']} fds={fds} rss={rss}KiB "
               f"in_use={r['mbufs_in_use']} connections={r['connections']}", flush=True)
 
     def main(self):
@@ -299,6 +306,7 @@ class Soak:
             "minutes": self.args.minutes, "rounds": len(self.rounds), "alive": alive,
             "generated": sum(r["generated"] for r in self.rounds),
             "received": sum(r["received"] for r in self.rounds),
+            "unread_in_peer_ring": sum(r["unread_in_peer_ring"] for r in self.rounds),
             "bad": sum(r["bad"] for r in self.rounds),
             "drops": {key: sum(r["drops"][key] for r in self.rounds) for key in self.rounds[0]["drops"]},
             "unaccounted": sum(r["unaccounted"] for r in self.rounds),
@@ -310,7 +318,8 @@ class Soak:
         if self.args.out:
             with open(self.args.out, "w") as f:
                 json.dump({"summary": summary, "rounds": self.rounds}, f, indent=1)
-        ok = alive and summary["unaccounted"] == 0 and summary["bad"] == 0 and idle0 == idle1
+        ok = (alive and summary["unaccounted"] == 0 and summary["bad"] == 0 and idle0 == idle1
+              and all(r["unread_in_peer_ring"] >= 0 for r in self.rounds))
         return 0 if ok else 1
 
 

@@ -57,7 +57,34 @@ impl Bridge {
     /// Applies one change; returns the rules it removed (a delete's, for
     /// FLOW_REMOVED). The new rules are running when it returns.
     pub fn change_flow(&self, c: FlowChange) -> Result<Vec<Removed>, FlowChangeError> {
+        self.change_flows_batch(vec![c]).pop().expect("one result per change")
+    }
+
+    /// Applies changes in order, each on its own (one failing leaves the
+    /// others), and compiles and publishes once for all of them: a
+    /// controller's burst of thousands of FLOW_MODs costs one snapshot.
+    pub fn change_flows_batch(
+        &self,
+        changes: Vec<FlowChange>,
+    ) -> Vec<Result<Vec<Removed>, FlowChangeError>> {
         let mut st = self.state.lock().expect("bridge state poisoned");
+        let mut changed = false;
+        let results = changes
+            .into_iter()
+            .map(|c| {
+                let r = Self::apply(&mut st, c);
+                changed |= matches!(&r, Ok((true, _)));
+                r.map(|(_, removed)| removed)
+            })
+            .collect();
+        if changed {
+            self.rules_changed(&mut st);
+        }
+        results
+    }
+
+    /// One change; Ok((whether anything changed, removed rules)).
+    fn apply(st: &mut State, c: FlowChange) -> Result<(bool, Vec<Removed>), FlowChangeError> {
         let removed = match c {
             FlowChange::Add {
                 rule,
@@ -88,7 +115,7 @@ impl Bridge {
                     .modify(&filter, &actions, None, strict)
                     .map_err(FlowChangeError::Invalid)?;
                 if n == 0 {
-                    return Ok(Vec::new());
+                    return Ok((false, Vec::new()));
                 }
                 if reset_counts {
                     st.flows.reset_counts(&filter, strict);
@@ -98,13 +125,12 @@ impl Bridge {
             FlowChange::Delete { filter, strict } => {
                 let gone = st.flows.delete(&filter, strict);
                 if gone.is_empty() {
-                    return Ok(gone);
+                    return Ok((false, gone));
                 }
                 gone
             }
         };
-        self.rules_changed(&mut st);
-        Ok(removed)
+        Ok((true, removed))
     }
 
     /// Recompiles and publishes; the state file follows on the next tick.

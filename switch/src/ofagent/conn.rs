@@ -117,6 +117,11 @@ impl Conn {
         }
     }
 
+    /// The header of the next message, once its 8 bytes are in.
+    pub fn peek_header(&self) -> Option<Header> {
+        Header::parse(&self.input)
+    }
+
     /// The next whole message, if one has arrived. Err: a header whose
     /// length is shorter than a header (the stream cannot be framed any more).
     pub fn next_message(&mut self) -> Result<Option<Vec<u8>>, Unframeable> {

@@ -62,6 +62,10 @@ impl Agent {
             return;
         }
         let slave = self.conns[i].role == ROLE_SLAVE;
+        if !matches!(msg, Message::FlowMod(_)) {
+            // Whatever comes next (a barrier, a dump) sees the rules in.
+            self.apply_pending();
+        }
         let reply = match msg {
             Message::Hello { .. } => return,
             Message::EchoRequest(d) => Message::EchoReply(d),
@@ -105,8 +109,14 @@ impl Agent {
                 return self.send_error(i, OfError::new(BAD_REQUEST, 10), raw, h.xid);
             }
             Message::FlowMod(fm) => {
-                if let Err(e) = self.flow_mod(fm) {
-                    self.send_error(i, e, raw, h.xid);
+                match self.flow_mod(fm) {
+                    // Applied with the FLOW_MODs that follow it (one snapshot).
+                    Ok(Some(c)) => self.pending.push((i, h.xid, raw.to_vec(), c)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        self.apply_pending();
+                        self.send_error(i, e, raw, h.xid);
+                    }
                 }
                 return;
             }
@@ -204,7 +214,42 @@ impl Agent {
         })
     }
 
-    fn flow_mod(&mut self, fm: FlowMod) -> Result<(), OfError> {
+    /// Applies the FLOW_MODs read so far in one go; errors go back to each
+    /// one's connection with its xid, in order.
+    pub(super) fn apply_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let changes = pending.iter().map(|p| p.3.clone()).collect();
+        let results = self.bridge.change_flows_batch(changes);
+        let fail = |c| OfError::new(FLOW_MOD_FAILED, c);
+        for ((i, xid, raw, _), r) in pending.into_iter().zip(results) {
+            match r {
+                Ok(removed) => {
+                    for r in removed.iter().filter(|r| r.notify) {
+                        self.flow_removed(r, RR_DELETE);
+                    }
+                }
+                Err(e) => {
+                    let e = match e {
+                        FlowChangeError::Overlap => fail(FMFC_OVERLAP),
+                        FlowChangeError::TableFull => fail(FMFC_TABLE_FULL),
+                        FlowChangeError::Invalid(why) => {
+                            tracing::debug!("flow mod refused: {why}");
+                            OfError::new(BAD_INSTRUCTION, BIC_BAD_TABLE_ID)
+                        }
+                    };
+                    if i < self.conns.len() {
+                        self.send_error(i, e, &raw, xid);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A FLOW_MOD as a change to the rules (None: one that selects nothing).
+    fn flow_mod(&mut self, fm: FlowMod) -> Result<Option<FlowChange>, OfError> {
         let fail = |c| OfError::new(FLOW_MOD_FAILED, c);
         if fm.buffer_id != NO_BUFFER
             && matches!(fm.command, FLOW_ADD | FLOW_MODIFY | FLOW_MODIFY_STRICT)
@@ -255,7 +300,7 @@ impl Agent {
             FLOW_DELETE | FLOW_DELETE_STRICT => {
                 if fm.out_group != 0xffff_ffff {
                     // No groups: no rule outputs to one.
-                    return Ok(());
+                    return Ok(None);
                 }
                 FlowChange::Delete {
                     filter: Filter {
@@ -270,20 +315,7 @@ impl Agent {
             }
             _ => return Err(fail(FMFC_BAD_COMMAND)),
         };
-        match self.bridge.change_flow(change) {
-            Ok(removed) => {
-                for r in removed.iter().filter(|r| r.notify) {
-                    self.flow_removed(r, RR_DELETE);
-                }
-                Ok(())
-            }
-            Err(FlowChangeError::Overlap) => Err(fail(FMFC_OVERLAP)),
-            Err(FlowChangeError::TableFull) => Err(fail(FMFC_TABLE_FULL)),
-            Err(FlowChangeError::Invalid(e)) => {
-                tracing::debug!("flow mod refused: {e}");
-                Err(OfError::new(BAD_INSTRUCTION, BIC_BAD_TABLE_ID))
-            }
-        }
+        Ok(Some(change))
     }
 
     fn packet_out(&mut self, po: PacketOut) -> Result<(), OfError> {

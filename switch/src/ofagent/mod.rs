@@ -133,6 +133,8 @@ pub(crate) struct Agent {
     generation_id: Option<u64>,
     status: Arc<Mutex<AgentStatus>>,
     counters: AgentStatus,
+    /// FLOW_MODs read but not applied yet: (connection, xid, message, change).
+    pending: Vec<(usize, u32, Vec<u8>, crate::bridge::flow_mods::FlowChange)>,
 }
 
 /// Handle to the agent thread.
@@ -181,6 +183,7 @@ impl OfAgent {
             generation_id: None,
             status: status.clone(),
             counters: AgentStatus::default(),
+            pending: Vec::new(),
         };
         let s = stop.clone();
         let thread = std::thread::Builder::new()
@@ -405,6 +408,17 @@ impl Agent {
 
     fn input(&mut self, i: usize) {
         let alive = self.conns[i].read().unwrap_or_default();
+        // The first message must be a HELLO: anything else (garbage, another
+        // protocol) is refused as soon as its header is in, not when its
+        // claimed length has arrived.
+        if let Some(h) = self.conns[i].peek_header().filter(|_| !self.conns[i].negotiated) {
+            if h.kind != openflow::message::HELLO {
+                let e = openflow::OfError::new(openflow::error::HELLO_FAILED, openflow::error::HFC_INCOMPATIBLE);
+                self.send_error(i, e, &[], h.xid);
+                self.conns[i].closing = true;
+                return;
+            }
+        }
         loop {
             match self.conns[i].next_message() {
                 Ok(Some(raw)) => self.handle(i, &raw),
@@ -420,6 +434,7 @@ impl Agent {
                 break;
             }
         }
+        self.apply_pending();
         if !alive {
             self.conns[i].closing = true;
         }
