@@ -58,8 +58,16 @@ fn of13(sw: &Ferrovsd, args: &[&str]) -> String {
 /// `n` checked 64 B frames from vhost0 to vhost1; what vhost1's peer got.
 fn traffic(sw: &Ferrovsd, n: u64) -> u64 {
     let args: Vec<String> = vec![
-        format!("--port=virtio-user:path={},mac={}", sw.port_socket("vhost0").display(), mac(1)),
-        format!("--port=virtio-user:path={},mac={}", sw.port_socket("vhost1").display(), mac(2)),
+        format!(
+            "--port=virtio-user:path={},mac={}",
+            sw.port_socket("vhost0").display(),
+            mac(1)
+        ),
+        format!(
+            "--port=virtio-user:path={},mac={}",
+            sw.port_socket("vhost1").display(),
+            mac(2)
+        ),
         "--forward-mode=flowgen".into(),
         "--tx-ports=0".into(),
         "--txpkts=64".into(),
@@ -91,20 +99,35 @@ fn ovs_ofctl_programs_and_reads_ferrovsd() {
     let sw = Ferrovsd::start(dir.path(), Some(&config_with_ports(2)));
 
     let show = of13(&sw, &["show"]);
-    assert!(show.contains("dpid:") && show.contains("1(vhost0)") && show.contains("2(vhost1)"), "{show}");
+    assert!(
+        show.contains("dpid:") && show.contains("1(vhost0)") && show.contains("2(vhost1)"),
+        "{show}"
+    );
     let desc = of13(&sw, &["dump-ports-desc"]);
     assert!(desc.contains("2(vhost1)"), "{desc}");
 
     // Without -O, ovs-ofctl speaks 1.0: a clear error, quickly, not a hang.
     let t0 = Instant::now();
     let (ok, out, err) = ofctl(&sw, &["show"]);
-    assert!(!ok && err.contains("version negotiation failed"), "{out}{err}");
+    assert!(
+        !ok && err.contains("version negotiation failed"),
+        "{out}{err}"
+    );
     assert!(t0.elapsed() < Duration::from_secs(10));
 
     // Rules by hand and from a file; the default rule goes.
     of13(&sw, &["del-flows"]);
-    assert!(!of13(&sw, &["dump-flows"]).contains("priority"), "everything deleted");
-    of13(&sw, &["add-flow", "priority=100,in_port=vhost0,actions=output:vhost1"]);
+    assert!(
+        !of13(&sw, &["dump-flows"]).contains("priority"),
+        "everything deleted"
+    );
+    of13(
+        &sw,
+        &[
+            "add-flow",
+            "priority=100,in_port=vhost0,actions=output:vhost1",
+        ],
+    );
     let file = dir.path().join("flows.txt");
     std::fs::write(
         &file,
@@ -115,19 +138,32 @@ fn ovs_ofctl_programs_and_reads_ferrovsd() {
     .unwrap();
     of13(&sw, &["add-flows", file.to_str().unwrap()]);
     let dump = of13(&sw, &["dump-flows"]);
-    assert_eq!(dump.lines().filter(|l| l.contains("priority=")).count(), 4, "{dump}");
-    assert!(dump.contains("cookie=0x99") && dump.contains("idle_timeout=60"), "{dump}");
+    assert_eq!(
+        dump.lines().filter(|l| l.contains("priority=")).count(),
+        4,
+        "{dump}"
+    );
+    assert!(
+        dump.contains("cookie=0x99") && dump.contains("idle_timeout=60"),
+        "{dump}"
+    );
 
     // The installed rule forwards, and its counters move.
     assert_eq!(traffic(&sw, 2000), 2000);
     let dump = of13(&sw, &["dump-flows"]);
     assert_eq!(n_packets(&dump, "priority=100"), 2000, "{dump}");
     let agg = of13(&sw, &["dump-aggregate"]);
-    assert!(agg.contains("packet_count=2000") && agg.contains("flow_count=4"), "{agg}");
+    assert!(
+        agg.contains("packet_count=2000") && agg.contains("flow_count=4"),
+        "{agg}"
+    );
     let ports = of13(&sw, &["dump-ports"]);
     assert!(ports.contains("port  1: rx pkts=2000"), "{ports}");
     let tables = of13(&sw, &["dump-tables"]);
-    assert!(tables.contains("table 0:") && tables.contains("active=3"), "{tables}");
+    assert!(
+        tables.contains("table 0:") && tables.contains("active=3"),
+        "{tables}"
+    );
 
     // mod-flows turns the rule into a drop: nothing arrives, the rule still counts.
     of13(&sw, &["mod-flows", "in_port=vhost0,actions=drop"]);
@@ -135,29 +171,51 @@ fn ovs_ofctl_programs_and_reads_ferrovsd() {
     assert_eq!(n_packets(&of13(&sw, &["dump-flows"]), "priority=100"), 2500);
 
     // --strict needs the same priority and match.
-    of13(&sw, &["--strict", "del-flows", "priority=99,in_port=vhost0"]);
-    assert!(of13(&sw, &["dump-flows"]).contains("priority=100"), "strict with another priority deletes nothing");
-    of13(&sw, &["--strict", "del-flows", "priority=100,in_port=vhost0"]);
+    of13(
+        &sw,
+        &["--strict", "del-flows", "priority=99,in_port=vhost0"],
+    );
+    assert!(
+        of13(&sw, &["dump-flows"]).contains("priority=100"),
+        "strict with another priority deletes nothing"
+    );
+    of13(
+        &sw,
+        &["--strict", "del-flows", "priority=100,in_port=vhost0"],
+    );
     assert!(!of13(&sw, &["dump-flows"]).contains("priority=100"));
 
     // replace-flows leaves exactly the file's rules.
     std::fs::write(&file, "priority=10,in_port=vhost0,actions=output:vhost1\n").unwrap();
     of13(&sw, &["replace-flows", file.to_str().unwrap()]);
     let dump = of13(&sw, &["--no-stats", "dump-flows"]);
-    assert_eq!(dump.lines().filter(|l| l.contains("priority=")).count(), 1, "{dump}");
+    assert_eq!(
+        dump.lines().filter(|l| l.contains("priority=")).count(),
+        1,
+        "{dump}"
+    );
     assert_eq!(traffic(&sw, 300), 300);
 
     // packet-out from the controller goes out of the port it names.
     let before = sw.port("vhost1");
     let frame = "ffffffffffff020000000009080045000014000000004001f97cc0a80001c0a80002";
-    of13(&sw, &["packet-out", &format!("in_port=controller packet={frame} actions=output:2")]);
+    of13(
+        &sw,
+        &[
+            "packet-out",
+            &format!("in_port=controller packet={frame} actions=output:2"),
+        ],
+    );
     let t0 = Instant::now();
     loop {
         let now = sw.port("vhost1");
         if now.tx + now.tx_dropped > before.tx + before.tx_dropped {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(5), "the packet-out never reached vhost1");
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the packet-out never reached vhost1"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 
@@ -209,7 +267,10 @@ fn a_hostile_openflow_client_gets_errors_and_forwarding_goes_on() {
     let mut s = raw(&sw);
     s.write_all(&[0x42; 64]).unwrap();
     assert!(until(&mut s, m::ERROR).is_some());
-    assert!(until(&mut s, 255).is_none(), "closed after a failed negotiation");
+    assert!(
+        until(&mut s, 255).is_none(),
+        "closed after a failed negotiation"
+    );
 
     // A length shorter than a header: an error, then the connection ends.
     let mut s = raw(&sw);
@@ -224,11 +285,28 @@ fn a_hostile_openflow_client_gets_errors_and_forwarding_goes_on() {
     let lies: Vec<Vec<u8>> = vec![
         vec![4, 99, 0, 8, 0, 0, 0, 2],
         // PACKET_OUT whose actions_len runs past the message
-        [&[4u8, 13, 0, 24, 0, 0, 0, 3][..], &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0x40, 0, 0, 0, 0, 0, 0, 0]].concat(),
+        [
+            &[4u8, 13, 0, 24, 0, 0, 0, 3][..],
+            &[
+                0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0x40, 0, 0, 0, 0, 0, 0, 0,
+            ],
+        ]
+        .concat(),
         // FLOW stats request with a match longer than the message
-        [&[4u8, 18, 0, 56, 0, 0, 0, 4][..], &[0, 1, 0, 0, 0, 0, 0, 0], &[0xff; 32], &[0, 1, 0x7f, 0xff, 0, 0, 0, 0]].concat(),
+        [
+            &[4u8, 18, 0, 56, 0, 0, 0, 4][..],
+            &[0, 1, 0, 0, 0, 0, 0, 0],
+            &[0xff; 32],
+            &[0, 1, 0x7f, 0xff, 0, 0, 0, 0],
+        ]
+        .concat(),
         // TABLE_FEATURES "set" with a bogus table entry
-        [&[4u8, 18, 0, 24, 0, 0, 0, 5][..], &[0, 12, 0, 0, 0, 0, 0, 0], &[0, 8, 0, 0, 0, 0, 0, 0]].concat(),
+        [
+            &[4u8, 18, 0, 24, 0, 0, 0, 5][..],
+            &[0, 12, 0, 0, 0, 0, 0, 0],
+            &[0, 8, 0, 0, 0, 0, 0, 0],
+        ]
+        .concat(),
     ];
     for l in &lies {
         s.write_all(l).unwrap();
@@ -238,7 +316,10 @@ fn a_hostile_openflow_client_gets_errors_and_forwarding_goes_on() {
     }
     send(&mut s, &Message::EchoRequest(b"still there?".to_vec()), 77);
     let (h, r) = until(&mut s, m::ECHO_REPLY).expect("the connection lives");
-    assert_eq!((h.xid, r), (77, Message::EchoReply(b"still there?".to_vec())));
+    assert_eq!(
+        (h.xid, r),
+        (77, Message::EchoReply(b"still there?".to_vec()))
+    );
 
     // 10 000 flow mods, then a barrier: all in when the barrier answers.
     for p in 0..10_000u32 {
@@ -254,7 +335,10 @@ fn a_hostile_openflow_client_gets_errors_and_forwarding_goes_on() {
             out_port: openflow::port::ANY,
             out_group: 0xffff_ffff,
             flags: 0,
-            m: OfMatch(vec![Oxm::exact(openflow::oxm::ETH_TYPE, 0x0800), Oxm::exact(openflow::oxm::IPV4_DST, p as u128)]),
+            m: OfMatch(vec![
+                Oxm::exact(openflow::oxm::ETH_TYPE, 0x0800),
+                Oxm::exact(openflow::oxm::IPV4_DST, p as u128),
+            ]),
             instructions: vec![],
         };
         send(&mut s, &Message::FlowMod(fm), 1000 + p);
@@ -270,7 +354,8 @@ fn a_hostile_openflow_client_gets_errors_and_forwarding_goes_on() {
     // A peer that sends half a message and stops holds nobody up.
     let mut half = raw(&sw);
     hello(&mut half);
-    half.write_all(&[4, 14, 0xff, 0xff, 0, 0, 0, 1, 0, 0]).unwrap();
+    half.write_all(&[4, 14, 0xff, 0xff, 0, 0, 0, 1, 0, 0])
+        .unwrap();
     assert!(of13(&sw, &["show"]).contains("dpid"));
     assert_eq!(traffic(&sw, 1000), 1000, "forwarding goes on");
     drop(half);

@@ -157,6 +157,11 @@ struct Args {
     /// After a packet budget is spent, keep receiving this long (ms).
     #[arg(long = "drain-ms", default_value_t = 300)]
     drain_ms: u64,
+    /// Once every link is up, wait this long (seconds) before forwarding:
+    /// time for an SDN controller to program the new ports (a switch whose
+    /// controller reacts to ports coming up drops what arrives before).
+    #[arg(long = "start-delay", default_value_t = 0.0)]
+    start_delay: f64,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -326,6 +331,9 @@ fn run(a: Args) -> Result<()> {
         std::thread::sleep(Duration::from_millis(10));
     }
     let was_up = up_at_start();
+    if a.start_delay > 0.0 {
+        std::thread::sleep(Duration::from_secs_f64(a.start_delay));
+    }
 
     // Streams: rx (port i, queue q) -> tx (peer(i), q).
     let mut streams = Vec::new();

@@ -57,7 +57,9 @@ impl Bridge {
     /// Applies one change; returns the rules it removed (a delete's, for
     /// FLOW_REMOVED). The new rules are running when it returns.
     pub fn change_flow(&self, c: FlowChange) -> Result<Vec<Removed>, FlowChangeError> {
-        self.change_flows_batch(vec![c]).pop().expect("one result per change")
+        self.change_flows_batch(vec![c])
+            .pop()
+            .expect("one result per change")
     }
 
     /// Applies changes in order, each on its own (one failing leaves the

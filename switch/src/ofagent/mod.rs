@@ -411,9 +411,15 @@ impl Agent {
         // The first message must be a HELLO: anything else (garbage, another
         // protocol) is refused as soon as its header is in, not when its
         // claimed length has arrived.
-        if let Some(h) = self.conns[i].peek_header().filter(|_| !self.conns[i].negotiated) {
+        if let Some(h) = self.conns[i]
+            .peek_header()
+            .filter(|_| !self.conns[i].negotiated)
+        {
             if h.kind != openflow::message::HELLO {
-                let e = openflow::OfError::new(openflow::error::HELLO_FAILED, openflow::error::HFC_INCOMPATIBLE);
+                let e = openflow::OfError::new(
+                    openflow::error::HELLO_FAILED,
+                    openflow::error::HFC_INCOMPATIBLE,
+                );
                 self.send_error(i, e, &[], h.xid);
                 self.conns[i].closing = true;
                 return;
