@@ -51,6 +51,19 @@ fn attacker_rx(sw: &Ferrovsd) -> (u64, u64, Vec<(String, u64)>) {
     (p.rx, p.rx_dropped, p.rx_drops)
 }
 
+/// ferrovsd's open fds once they stop moving down to `want` (threads may hold
+/// a transient one for a moment); a leak stays above it.
+fn fds_settled(pid: u32, want: usize) -> usize {
+    let t0 = Instant::now();
+    loop {
+        let n = open_fds(pid);
+        if n <= want || t0.elapsed() > Duration::from_secs(3) {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn drop_count(drops: &[(String, u64)], reason: &str) -> u64 {
     drops.iter().filter(|d| d.0 == reason).map(|d| d.1).sum()
 }
@@ -166,9 +179,9 @@ fn cve_2019_14818_repeated_setup_and_stray_fds_leak_nothing() {
     {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (fds1, rss1) = (open_fds(pid), rss_kib(pid));
+    let (fds1, rss1) = (fds_settled(pid, fds0), rss_kib(pid));
     eprintln!("open fds {fds0} -> {fds1}, RSS {rss0} -> {rss1} KiB");
-    assert_eq!(fds1, fds0, "file descriptors leaked");
+    assert!(fds1 <= fds0, "file descriptors leaked: {fds0} -> {fds1}");
     assert!(
         rss1 < rss0 + 16 * 1024,
         "RSS grew from {rss0} to {rss1} KiB"
@@ -194,7 +207,7 @@ fn cve_2020_10722_log_base_with_overflowing_size_and_offset_is_refused() {
     }
     // Logging is not offered: refused, fds closed, connection intact.
     assert!(g.fe.get_u64(req::GET_FEATURES).unwrap() & F_VERSION_1 != 0);
-    assert_eq!(open_fds(pid), fds0, "log fds kept");
+    assert!(fds_settled(pid, fds0) <= fds0, "log fds kept");
     g.send_frame(0, &broadcast_frame(SRC, 60));
     assert!(g.wait_used(TXQ, 1));
     // SET_LOG_FD is not a message we know: the connection ends, its fds with it.
@@ -288,7 +301,7 @@ fn cve_2020_10726_cve_2021_3839_cve_2022_0669_inflight_messages_are_refused_and_
             .unwrap();
     }
     assert!(g.fe.get_u64(req::GET_FEATURES).unwrap() & F_VERSION_1 != 0);
-    assert_eq!(open_fds(pid), fds0, "inflight fds kept");
+    assert!(fds_settled(pid, fds0) <= fds0, "inflight fds kept");
     g.send_frame(0, &broadcast_frame(SRC, 60));
     assert!(g.wait_used(TXQ, 1));
     witnesses_forward(&sw);

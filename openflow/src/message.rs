@@ -316,7 +316,8 @@ fn decode_body(h: &Header, mut r: Reader<'_>) -> Result<Message, OfError> {
     use Message as M;
     Ok(match h.kind {
         HELLO => {
-            let mut versions = 1u32.checked_shl(h.version as u32).unwrap_or(0);
+            // Without a bitmap the header says "up to this version".
+            let mut versions = ((2u64 << h.version.min(31)) - 1) as u32;
             // Elements: a version bitmap replaces the header's version.
             while r.remaining() >= 4 {
                 let kind = r.u16()?;
@@ -887,6 +888,11 @@ mod tests {
         assert_eq!(e(&b).1, OfError::new(BAD_REQUEST, BRC_BAD_LEN));
         // A HELLO of another version still decodes (negotiation needs it).
         let (_, m) = decode(&[1, 0, 0, 8, 0, 0, 0, 1]).unwrap();
-        assert_eq!(m, Message::Hello { versions: 1 << 1 });
+        assert_eq!(m, Message::Hello { versions: 0b11 }, "up to 1.0");
+        let (_, m) = decode(&[5, 0, 0, 8, 0, 0, 0, 1]).unwrap();
+        assert!(
+            matches!(m, Message::Hello { versions } if versions & 1 << 4 != 0),
+            "1.4 speaks 1.3 too"
+        );
     }
 }

@@ -142,6 +142,10 @@ impl Mbuf {
 
 /// A pool of `n` packet buffers shared by all threads of the process.
 pub struct Pool {
+    /// A backend that punches a hole in the shared rooms (a hugetlb page that
+    /// cannot come back) costs frame bytes, not the process. Declared before
+    /// `rooms` so it unregisters before the unmap.
+    _guard: Option<crate::vhost::fault_guard::Guard>,
     /// The rooms, `room_size` bytes each; shareable with a backend.
     rooms: Region,
     /// The headers, `HDR_SIZE` bytes each; never shared.
@@ -199,6 +203,7 @@ impl Pool {
             let _ = free.push(i);
         }
         Ok(Arc::new(Pool {
+            _guard: crate::vhost::fault_guard::Guard::new(rooms.as_ptr(), rooms.len()),
             rooms,
             headers,
             count,

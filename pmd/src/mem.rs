@@ -114,7 +114,7 @@ impl Region {
 }
 
 fn map(len: usize, memfd_flags: libc::c_uint) -> Option<(NonNull<u8>, OwnedFd)> {
-    // Sealable, so a vhost-user backend can seal it against shrinking (as ferrovsd's does).
+    // Sealable: sealed against resizing right after it is sized.
     // SAFETY: the name is a NUL-terminated literal; the result is checked.
     let raw = unsafe {
         libc::memfd_create(
@@ -131,6 +131,16 @@ fn map(len: usize, memfd_flags: libc::c_uint) -> Option<(NonNull<u8>, OwnedFd)> 
     if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
         return None;
     }
+    // Fixed size from now on: a vhost-user backend we share it with cannot
+    // truncate it under our mappings (SIGBUS) or grow it.
+    // SAFETY: fcntl on our own memfd, made with MFD_ALLOW_SEALING.
+    unsafe {
+        libc::fcntl(
+            fd.as_raw_fd(),
+            libc::F_ADD_SEALS,
+            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
+        )
+    };
     // SAFETY: a shared mapping of our own memfd with no address hint; the
     // result is checked against MAP_FAILED. Hugetlb mappings fail here (not
     // later with SIGBUS) when the reserved pages do not cover `len`.

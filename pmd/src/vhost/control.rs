@@ -74,6 +74,19 @@ impl Entry {
             self.port.set_error(format!("vhost-user socket: {e}"));
             return;
         }
+        // Urgent data inline: an out-of-band byte would otherwise be counted
+        // by FIONREAD, stop a peek short and never be read.
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt on our socket with a c_int option value.
+        unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_OOBINLINE,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
         let fd = stream.as_raw_fd();
         let dev = Arc::new(Mutex::new(VhostDevice::new(self.port.clone())));
         self.port.reset_queues();
@@ -251,10 +264,11 @@ fn queued(fd: RawFd) -> Queued {
         )
     };
     if got != HDR_LEN as isize {
-        // The header straddles an fd boundary; all HDR_LEN bytes are queued,
-        // so the header read completes, and the non-blocking body read fails
-        // rather than waits if the rest is missing.
-        return Queued::Ready;
+        // The header is split at an fd boundary (a peek stops after a part
+        // that carries fds): no frontend sends that, and the crate's reader
+        // could retry a read forever on it. It waits like a partial message,
+        // and the deadline drops the peer.
+        return Queued::Partial;
     }
     let size = u32::from_le_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]) as usize;
     if n >= HDR_LEN.saturating_add(size) {

@@ -58,7 +58,7 @@ impl Guard {
                 .compare_exchange(FREE, CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
-                s.len.store(len, Ordering::Relaxed);
+                s.len.store(len, Ordering::Release);
                 s.poisoned.store(false, Ordering::Relaxed);
                 s.start.store(start as usize, Ordering::Release);
                 return Some(Guard(i));
@@ -91,7 +91,7 @@ fn install() {
     unsafe {
         let mut new: libc::sigaction = std::mem::zeroed();
         new.sa_sigaction = on_sigbus as *const () as usize;
-        new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+        new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
         libc::sigemptyset(&mut new.sa_mask);
         let mut old: libc::sigaction = std::mem::zeroed();
         if libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut old) == 0 {
@@ -107,13 +107,22 @@ fn install() {
 
 extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
-    let addr = unsafe { (*info).si_addr() } as usize;
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
+    // Sent by someone (kill -BUS), not a fault: nothing to repair, and
+    // handing it on could reset the disposition and lose the guard.
+    if code <= 0 {
+        return;
+    }
     for s in SLOTS_TABLE.iter() {
         let start = s.start.load(Ordering::Acquire);
         if start <= CLAIMED {
             continue;
         }
-        let len = s.len.load(Ordering::Relaxed);
+        let len = s.len.load(Ordering::Acquire);
+        // The slot may have been freed and reused between the two loads.
+        if s.start.load(Ordering::Acquire) != start {
+            continue;
+        }
         if addr < start || addr - start >= len {
             continue;
         }

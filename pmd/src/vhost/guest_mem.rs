@@ -103,7 +103,7 @@ impl GuestMem {
         }
         let mut ranges = Vec::with_capacity(regions.len());
         let mut uvas = Vec::with_capacity(regions.len());
-        let mut sealed = Vec::with_capacity(regions.len());
+
         let mut sorted: Vec<_> = regions.iter().zip(files).collect();
         sorted.sort_by_key(|(r, _)| r.guest_phys_addr);
         for (r, f) in sorted {
@@ -114,13 +114,15 @@ impl GuestMem {
                     gpa: r.guest_phys_addr,
                     reason: "bad size".into(),
                 })?;
+            // Seal first, then check: a frontend resizing the file in a loop
+            // must not get it sealed at a size smaller than the one checked.
+            seal_against_shrinking(&f);
             check_within_file(&f, r.mmap_offset, r.memory_size).map_err(|reason| {
                 GuestMemError::Map {
                     gpa: r.guest_phys_addr,
                     reason,
                 }
             })?;
-            sealed.push(seal_against_shrinking(&f));
             ranges.push((
                 GuestAddress(r.guest_phys_addr),
                 size,
@@ -134,17 +136,15 @@ impl GuestMem {
                 reason: e.to_string(),
             })?;
         let mut mem = GuestMem::with_uvas(mappings, &uvas);
-        for (r, sealed) in mem.regions.iter().zip(sealed) {
-            if sealed {
-                continue;
-            }
+        // Every region, sealed or not: a seal stops truncation, not a hole
+        // punched in a hugetlb file whose pages then cannot come back.
+        for r in mem.regions.iter() {
             match Guard::new(r.host, r.len as usize) {
                 Some(g) => mem.guards.push(g),
                 None => tracing::warn!(
                     gpa = r.gpa,
-                    "guest memory file cannot be sealed and every fault guard is taken: \
-                     a frontend that truncates it would crash the switch \
-                     (QEMU: memory-backend-memfd seals its memory)"
+                    "every fault guard is taken: a frontend that truncates this region's file \
+                     would crash the switch"
                 ),
             }
         }

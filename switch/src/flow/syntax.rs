@@ -18,7 +18,7 @@ pub trait PortNames {
 /// Fields `parse` understands (for the "known:" part of errors).
 const FIELDS: &str =
     "table, priority, cookie, idle_timeout, hard_timeout, in_port, dl_src, dl_dst, \
-dl_vlan, dl_vlan_pcp, dl_type, ip, arp, icmp, tcp, udp, nw_src, nw_dst, nw_proto, tp_src, tp_dst, \
+dl_vlan, dl_vlan_pcp, vlan_tci, dl_type, ip, arp, icmp, tcp, udp, nw_src, nw_dst, nw_proto, tp_src, tp_dst, \
 out_port, actions";
 const ACTIONS: &str = "output:PORT, PORT, in_port, normal, flood, all, drop, mod_vlan_vid:N, \
 mod_vlan_pcp:N, strip_vlan, pop_vlan, push_vlan:0x8100, mod_dl_src:MAC, mod_dl_dst:MAC, \
@@ -328,6 +328,16 @@ fn parse(line: &str, names: &dyn PortNames) -> Result<Parsed, String> {
                     }
                 }
             }
+            // OVS's raw form: the TCI with the CFI bit as "tag present"
+            // (what OpenFlow's vlan_vid OFPVID_NONE/PRESENT matches become).
+            "vlan_tci" => {
+                let v = val()?;
+                let (a, m) = match v.split_once('/') {
+                    Some((a, m)) => (num::<u16>(k, a, 0xffff)?, num::<u16>(k, m, 0xffff)?),
+                    None => (num::<u16>(k, v, 0xffff)?, 0xffff),
+                };
+                p.m.set(Field::VLAN_TCI, a as u64, m as u64);
+            }
             "dl_vlan_pcp" => {
                 let pcp: u16 = num(k, val()?, 7)?;
                 let (tci, mask) = p.m.get(Field::VLAN_TCI);
@@ -530,15 +540,18 @@ pub fn format_match(m: &Match, names: &dyn PortNames) -> String {
         parts.push(format!("in_port={}", port_str(ip as u16, names)));
     }
     let (tci, tcim) = m.get(Field::VLAN_TCI);
-    if tcim == 0xffff && tci == 0 {
-        parts.push("dl_vlan=0xffff".into());
-    } else {
-        if tcim & 0x0fff != 0 {
+    let tagged = tci & VLAN_CFI as u64 != 0;
+    match tcim {
+        0 => {}
+        0xffff if tci == 0 => parts.push("dl_vlan=0xffff".into()),
+        // The forms dl_vlan and dl_vlan_pcp write; anything else in OVS's raw form.
+        0x1fff if tagged => parts.push(format!("dl_vlan={}", tci & 0x0fff)),
+        0xf000 if tagged => parts.push(format!("dl_vlan_pcp={}", tci >> 13)),
+        0xffff if tagged => {
             parts.push(format!("dl_vlan={}", tci & 0x0fff));
-        }
-        if tcim & 0xe000 != 0 {
             parts.push(format!("dl_vlan_pcp={}", tci >> 13));
         }
+        _ => parts.push(format!("vlan_tci=0x{tci:04x}/0x{tcim:04x}")),
     }
     for (name, f) in [("dl_src", Field::DL_SRC), ("dl_dst", Field::DL_DST)] {
         let (v, mk) = m.get(f);
@@ -738,6 +751,10 @@ mod tests {
             "table=0,priority=5,arp,nw_dst=10.0.0.1,actions=drop",
             "table=0,priority=5,ip,nw_proto=47,actions=output:9",
             "table=0,priority=5,dl_type=0x88cc,actions=mod_dl_dst:02:00:00:00:00:0a",
+            // What OpenFlow's OFPVID_NONE and OFPVID_PRESENT become (state file round trip).
+            "table=0,priority=4096,in_port=vm1,vlan_tci=0x0000/0x1fff,actions=push_vlan:0x8100,mod_vlan_vid:100,goto_table:1",
+            "table=1,priority=9,vlan_tci=0x1000/0x1000,actions=CONTROLLER:96,goto_table:2",
+            "table=1,priority=9,dl_vlan=100,dl_vlan_pcp=5,actions=drop",
         ] {
             let r = rule(s);
             let out = format_rule(&r, &Names);

@@ -40,6 +40,13 @@ pub struct Conn {
     pub peer: String,
     stream: Box<dyn Stream>,
     input: Vec<u8>,
+    /// Bytes of `input` already framed (consumed once per read, not per message).
+    input_pos: usize,
+    /// The peer stopped reading and its output hit MAX_OUTPUT: drop it now.
+    pub overflowed: bool,
+    /// When `closing` was set (a peer that never reads its last replies is
+    /// dropped after a while).
+    pub closing_since: Option<Instant>,
     output: Vec<u8>,
     /// Bytes of `output` already written.
     written: usize,
@@ -64,6 +71,9 @@ impl Conn {
             peer,
             stream,
             input: Vec::with_capacity(4096),
+            input_pos: 0,
+            overflowed: false,
+            closing_since: None,
             output: Vec::new(),
             written: 0,
             negotiated: false,
@@ -96,9 +106,20 @@ impl Conn {
         self.output.len() - self.written
     }
 
+    /// Marks the connection to be closed once its output is written.
+    pub fn close(&mut self) {
+        self.closing = true;
+        self.closing_since.get_or_insert_with(Instant::now);
+    }
+
     /// Reads what the socket has. Ok(false) at end of stream.
     pub fn read(&mut self) -> io::Result<bool> {
         let mut buf = [0u8; 16384];
+        // What earlier reads framed goes now, in one move.
+        if self.input_pos > 0 {
+            self.input.drain(..self.input_pos);
+            self.input_pos = 0;
+        }
         loop {
             if self.input.len() >= MAX_INPUT {
                 return Ok(true); // frame what we have first
@@ -119,33 +140,40 @@ impl Conn {
 
     /// The header of the next message, once its 8 bytes are in.
     pub fn peek_header(&self) -> Option<Header> {
-        Header::parse(&self.input)
+        Header::parse(&self.input[self.input_pos..])
     }
 
     /// The next whole message, if one has arrived. Err: a header whose
     /// length is shorter than a header (the stream cannot be framed any more).
     pub fn next_message(&mut self) -> Result<Option<Vec<u8>>, Unframeable> {
-        let Some(h) = Header::parse(&self.input) else {
+        let rest = &self.input[self.input_pos..];
+        let Some(h) = Header::parse(rest) else {
             return Ok(None);
         };
         let len = h.length as usize;
         if len < HEADER_LEN {
             return Err(Unframeable);
         }
-        if self.input.len() < len {
+        if rest.len() < len {
             return Ok(None);
         }
-        let rest = self.input.split_off(len);
-        Ok(Some(std::mem::replace(&mut self.input, rest)))
+        let m = rest[..len].to_vec();
+        self.input_pos += len;
+        Ok(Some(m))
     }
 
-    /// Queues a reply (never dropped).
+    /// Queues a reply (never dropped while the peer reads; a peer that
+    /// lets MAX_OUTPUT pile up is dropped instead of growing our memory).
     pub fn send(&mut self, m: &Message, xid: u32) {
+        if self.overflowed {
+            return;
+        }
         for part in openflow::encode(m, xid) {
             self.output.extend_from_slice(&part);
         }
         if self.queued() > MAX_OUTPUT {
-            self.closing = true;
+            self.overflowed = true;
+            self.close();
         }
     }
 

@@ -28,11 +28,13 @@ impl Agent {
             Ok(x) => x,
             Err((h, e)) => {
                 let xid = h.map_or(0, |h| h.xid);
+                // Errors go back in order: the FLOW_MODs before this one first.
+                self.apply_pending();
                 if !self.conns[i].negotiated {
                     // Before a HELLO: a version we do not speak (ovs-ofctl without -O).
                     let e = OfError::new(HELLO_FAILED, HFC_INCOMPATIBLE);
                     self.send_error(i, e, raw, xid);
-                    self.conns[i].closing = true;
+                    self.conns[i].close();
                     return;
                 }
                 return self.send_error(i, e, raw, xid);
@@ -41,7 +43,7 @@ impl Agent {
         if !self.conns[i].negotiated {
             let Message::Hello { versions } = msg else {
                 self.send_error(i, OfError::new(BAD_REQUEST, BRC_BAD_TYPE), raw, h.xid);
-                self.conns[i].closing = true;
+                self.conns[i].close();
                 return;
             };
             if versions & (1 << openflow::VERSION) == 0 {
@@ -55,7 +57,7 @@ impl Agent {
                 }
                 self.counters.errors_sent += 1;
                 self.conns[i].send(&e, h.xid);
-                self.conns[i].closing = true;
+                self.conns[i].close();
                 return;
             }
             self.conns[i].negotiated = true;

@@ -53,7 +53,7 @@ pub fn match_from_of(m: &OfMatch) -> Result<Match, OfError> {
                 if o.mask.is_some() {
                     return Err(bad_match(BMC_BAD_MASK));
                 }
-                let p = u16::try_from(o.value).map_err(|_| bad_match(BMC_BAD_VALUE))?;
+                let p = port_no(o.value).ok_or(bad_match(BMC_BAD_VALUE))?;
                 out.set(Field::IN_PORT, p as u64, 0xffff);
             }
             oxm::ETH_DST | oxm::ETH_SRC => {
@@ -67,9 +67,11 @@ pub fn match_from_of(m: &OfMatch) -> Result<Match, OfError> {
             }
             oxm::ETH_TYPE => out.set(Field::DL_TYPE, o.value as u64 & 0xffff, 0xffff),
             oxm::VLAN_VID => {
-                // OFPVID_PRESENT is the TCI's CFI bit in the table's key.
+                // OFPVID_PRESENT is the TCI's CFI bit in the table's key; a
+                // VLAN_PCP already set keeps its bits.
                 let (v, mk) = vm(o, 13);
-                out.set(Field::VLAN_TCI, v, mk);
+                let (cur_v, cur_m) = out.get(Field::VLAN_TCI);
+                out.set(Field::VLAN_TCI, (cur_v & 0xe000) | v, (cur_m & 0xe000) | mk);
             }
             oxm::VLAN_PCP => {
                 let vid = m.get(oxm::VLAN_VID);
@@ -213,7 +215,7 @@ pub fn action_from_of(a: &OfAction, ctx: Context) -> Result<Action, OfError> {
             ofp::CONTROLLER => Action::Controller { max_len: *max_len },
             ofp::TABLE if ctx == Context::PacketOut => Action::Resubmit(0),
             p if p <= ofp::MAX => {
-                Action::Output(u16::try_from(p).map_err(|_| bad_action(BAC_BAD_OUT_PORT))?)
+                Action::Output(port_no(p as u128).ok_or(bad_action(BAC_BAD_OUT_PORT))?)
             }
             _ => return Err(bad_action(BAC_BAD_OUT_PORT)),
         },
@@ -239,7 +241,20 @@ pub fn action_from_of(a: &OfAction, ctx: Context) -> Result<Action, OfError> {
     })
 }
 
+/// Ferrovs port numbers go up to 0xfeff (the flow syntax's range; above it
+/// are OpenFlow 1.0's reserved numbers, which rules must not alias).
+fn port_no(v: u128) -> Option<u16> {
+    u16::try_from(v).ok().filter(|p| *p <= 0xfeff)
+}
+
+/// Actions one rule may hold: bounded so a rule's FLOW stats entry fits in
+/// one message (a flood to every port of a big bridge is well within).
+pub const MAX_ACTIONS: usize = 1024;
+
 pub fn actions_from_of(v: &[OfAction], ctx: Context) -> Result<Vec<Action>, OfError> {
+    if v.len() > MAX_ACTIONS {
+        return Err(bad_action(BAC_TOO_MANY));
+    }
     v.iter().map(|a| action_from_of(a, ctx)).collect()
 }
 
@@ -267,6 +282,9 @@ pub fn instructions_from_of(ins: &[Instruction], table: u8) -> Result<Vec<Action
             Instruction::WriteMetadata { .. } => return Err(bad(BIC_UNSUP_METADATA)),
             _ => return Err(bad(BIC_UNSUP_INST)),
         }
+    }
+    if actions.len() > MAX_ACTIONS {
+        return Err(bad_action(BAC_TOO_MANY));
     }
     actions.extend(goto.map(Action::GotoTable));
     Ok(actions)
@@ -398,6 +416,13 @@ mod tests {
         assert_eq!(e.code, BMC_BAD_FIELD, "IPv6 is not in the table's key");
         let e = match_from_of(&of(&[Oxm::exact(oxm::IN_PORT, 0x1_0000)])).unwrap_err();
         assert_eq!(e.code, BMC_BAD_VALUE);
+        // VLAN_PCP before VLAN_VID keeps both.
+        let m = match_from_of(&of(&[
+            Oxm::exact(oxm::VLAN_PCP, 5),
+            Oxm::exact(oxm::VLAN_VID, 0x1064),
+        ]));
+        let m = m.unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(m.get(Field::VLAN_TCI), (0xb064, 0xffff));
     }
 
     #[test]

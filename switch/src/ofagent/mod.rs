@@ -69,6 +69,10 @@ const REDIAL_MAX: Duration = Duration::from_secs(8);
 /// How long a standalone bridge waits for a controller before it forwards
 /// as a learning switch on its own.
 const FAIL_OPEN_AFTER: Duration = Duration::from_secs(3);
+/// Connections the agent serves at once (accepted ones beyond are closed).
+const MAX_CONNS: usize = 64;
+/// A closing connection whose peer does not take its last replies goes after this.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// One line of `show`'s controller list.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -257,7 +261,8 @@ impl Agent {
                     match *owner {
                         Owner::Listener(i) => self.accept(i),
                         Owner::Dialer(i) => self.dial_done(i),
-                        Owner::Conn(i) => self.input(i),
+                        Owner::Conn(i) if !self.conns[i].closing => self.input(i),
+                        Owner::Conn(_) => {}
                     }
                 }
             }
@@ -302,7 +307,8 @@ impl Agent {
             }
         }
         for (i, c) in self.conns.iter().enumerate() {
-            let mut ev = libc::POLLIN;
+            // A closing connection is only written to.
+            let mut ev = if c.closing { 0 } else { libc::POLLIN };
             if c.wants_write() {
                 ev |= libc::POLLOUT;
             }
@@ -343,6 +349,10 @@ impl Agent {
                 },
             };
             if let Some(c) = c {
+                if self.conns.len() >= MAX_CONNS {
+                    tracing::warn!(peer = %c.peer, "OpenFlow: {MAX_CONNS} connections already; refused");
+                    continue; // dropped: the socket closes
+                }
                 self.add_conn(c);
             }
         }
@@ -421,7 +431,7 @@ impl Agent {
                     openflow::error::HFC_INCOMPATIBLE,
                 );
                 self.send_error(i, e, &[], h.xid);
-                self.conns[i].closing = true;
+                self.conns[i].close();
                 return;
             }
         }
@@ -432,7 +442,7 @@ impl Agent {
                 Err(conn::Unframeable) => {
                     // A length shorter than a header: nothing after it can be framed.
                     self.send_error(i, openflow::OfError::new(1, 6), &[], 0);
-                    self.conns[i].closing = true;
+                    self.conns[i].close();
                     break;
                 }
             }
@@ -442,7 +452,7 @@ impl Agent {
         }
         self.apply_pending();
         if !alive {
-            self.conns[i].closing = true;
+            self.conns[i].close();
         }
     }
 
@@ -483,7 +493,11 @@ impl Agent {
                 },
                 m: openflow::oxm::OfMatch(vec![openflow::oxm::Oxm::exact(
                     openflow::oxm::IN_PORT,
-                    p.in_port as u128,
+                    if p.in_port == crate::datapath::pipeline::FROM_CONTROLLER {
+                        openflow::port::CONTROLLER as u128
+                    } else {
+                        p.in_port as u128
+                    },
                 )]),
                 data: data[..keep].to_vec(),
             });
@@ -517,7 +531,7 @@ impl Agent {
             let quiet = now.saturating_duration_since(c.last_input);
             if quiet >= DEAD_AFTER {
                 tracing::info!(peer = %c.peer, "OpenFlow peer silent for {quiet:?}: disconnecting");
-                c.closing = true;
+                c.close();
             } else if quiet >= ECHO_AFTER && c.echo_sent.is_none() && c.negotiated {
                 c.send(&Message::EchoRequest(Vec::new()), 0);
                 c.echo_sent = Some(now);
@@ -606,10 +620,14 @@ impl Agent {
 
     fn flush_and_reap(&mut self) {
         let mut i = 0;
+        let now = Instant::now();
         while i < self.conns.len() {
             let c = &mut self.conns[i];
-            let failed = c.flush().is_err();
-            if failed || (c.closing && !c.wants_write()) {
+            let failed = c.overflowed || c.flush().is_err();
+            let lingered = c
+                .closing_since
+                .is_some_and(|t| now.saturating_duration_since(t) > CLOSE_LINGER);
+            if failed || (c.closing && (!c.wants_write() || lingered)) {
                 let c = self.conns.remove(i);
                 tracing::info!(peer = %c.peer, "OpenFlow connection closed");
                 if let Kind::Controller(d) = c.kind {
