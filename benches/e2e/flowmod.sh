@@ -38,9 +38,10 @@ measure() { # SWITCH TARGET
   done
 }
 
-# ferrovsd: two vhost-user ports (port 2 exists), PMD on CPU 1, the rest on CPU 0.
+# ferrovsd: two vhost-user ports (port 2 exists), PMD on CPU 1 (its other threads are
+# not pinned yet: issue 14).
 printf '[pmd]\nsleep-max = 100\n[[port]]\nname = "a"\ntype = "vhost-user"\npath = "a.sock"\n[[port]]\nname = "b"\ntype = "vhost-user"\npath = "b.sock"\n' > "$W/fv.toml"
-taskset -c 0 "$FERROVSD" --config "$W/fv.toml" --run-dir "$W/fv" --pmd-cores 1 --metrics-addr off > "$W/fv.log" 2>&1 &
+"$FERROVSD" --config "$W/fv.toml" --run-dir "$W/fv" --pmd-cores 1 --metrics-addr off > "$W/fv.log" 2>&1 &
 FV_PID=$!; PIDS+=("$FV_PID")
 for _ in $(seq 100); do [ -S "$W/fv/br0.mgmt" ] && break; sleep 0.1; done
 measure ferrovsd "unix:$W/fv/br0.mgmt"
