@@ -3,7 +3,8 @@
 //! error here, not a "-" on the screen.
 
 use ferrovs_proto::{
-    FdbShow, FlowEntry, Help, Link, PmdRxqShow, PmdStats, PortSet, PortStats, Reply, Show, ShowPort,
+    Command, FdbShow, FlowEntry, Help, Link, PmdRxqShow, PmdStats, PortSet, PortStats, Reply, Show,
+    ShowPort,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -292,16 +293,22 @@ fn set_port(o: &mut String, p: &PortSet) {
     o.push('\n');
 }
 
+/// Commands this ferrovs-ctl knows as its usage shows them; any other (a
+/// newer ferrovsd's) with the daemon's summary.
 fn help(o: &mut String, h: &Help) {
     for (name, summary) in &h.0 {
-        o.push_str(&ferrovs_proto::usage_line(name, summary));
+        let line = match Command::from_name(name) {
+            Ok(c) if c.name() == name => ferrovs_proto::usage_line(&c.synopsis(), c.help()),
+            _ => ferrovs_proto::usage_line(name, summary),
+        };
+        o.push_str(&line);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferrovs_proto::{Command, DriverInfo};
+    use ferrovs_proto::DriverInfo;
 
     fn port(driver: DriverInfo) -> ShowPort {
         ShowPort {
@@ -378,9 +385,19 @@ mod tests {
 
     #[test]
     fn help_lists_every_command() {
-        let o = text(&Reply::Help(Help::table()));
+        let mut h = Help::table();
+        h.0.insert("reboot".into(), "a newer daemon's".into());
+        let o = text(&Reply::Help(h));
         for c in Command::ALL {
             assert!(o.contains(&format!("  {} ", c.name())), "{o}");
         }
+        assert!(
+            o.contains("\n  del-port NAME                          remove a port\n"),
+            "{o}"
+        );
+        assert!(
+            o.contains("\n  reboot                                 a newer daemon's\n"),
+            "{o}"
+        );
     }
 }

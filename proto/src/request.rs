@@ -269,7 +269,7 @@ impl Request {
     }
 
     /// The arguments as they go on the wire (an object, empty for commands without).
-    fn args(&self) -> Value {
+    fn args(&self) -> Map<String, Value> {
         let v = match self {
             Request::AddPort(a) => serde_json::to_value(a),
             Request::DelPort(a) => serde_json::to_value(a),
@@ -286,9 +286,12 @@ impl Request {
             | Request::PmdStatsClear
             | Request::PmdRxqShow
             | Request::PmdRxqRebalance
-            | Request::Help => Ok(Value::Object(Map::new())),
+            | Request::Help => return Map::new(),
         };
-        v.expect("argument structs serialise to JSON objects")
+        match v {
+            Ok(Value::Object(args)) => args,
+            _ => unreachable!("argument structs serialise to JSON objects"),
+        }
     }
 }
 
@@ -319,12 +322,9 @@ impl TryFrom<RequestLine> for Request {
 
 impl From<Request> for RequestLine {
     fn from(r: Request) -> RequestLine {
-        let Value::Object(args) = r.args() else {
-            unreachable!("args() is an object")
-        };
         RequestLine {
             command: r.command().name().to_string(),
-            args: Some(args),
+            args: Some(r.args()),
         }
     }
 }
