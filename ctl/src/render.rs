@@ -3,8 +3,8 @@
 //! error here, not a "-" on the screen.
 
 use ferrovs_proto::{
-    Command, FdbShow, FlowEntry, Help, Link, PmdRxqShow, PmdStats, PortSet, PortStats, Reply, Show,
-    ShowPort,
+    Command, FdbShow, FlowEntry, Help, Link, OpenflowStatus, PmdRxqShow, PmdStats, PortSet,
+    PortStats, Reply, Show, ShowPort,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -90,6 +90,9 @@ fn show(o: &mut String, r: &Show) {
     if let Some(a) = &r.metrics_addr {
         let _ = writeln!(o, "  metrics http://{a}/metrics");
     }
+    if let Some(of) = &r.openflow {
+        openflow(o, of);
+    }
     for pmd in &r.pmds {
         let qs: Vec<String> = pmd
             .queues
@@ -107,6 +110,34 @@ fn show(o: &mut String, r: &Show) {
             }
         );
     }
+}
+
+fn openflow(o: &mut String, of: &OpenflowStatus) {
+    let _ = writeln!(
+        o,
+        "  openflow: datapath {} fail-mode {}{}, {} connection(s)",
+        of.datapath_id,
+        of.fail_mode,
+        if of.fail_open {
+            " (no controller: forwarding as a learning switch)"
+        } else {
+            ""
+        },
+        of.connections
+    );
+    let _ = writeln!(o, "    listening {}", of.listening.join(" "));
+    for c in &of.controllers {
+        let _ = writeln!(
+            o,
+            "    controller {} {} role {} for {} s",
+            c.target, c.state, c.role, c.seconds
+        );
+    }
+    let _ = writeln!(
+        o,
+        "    packet-ins {} (dropped {}) packet-outs {} errors sent {}",
+        of.packet_ins, of.packet_ins_dropped, of.packet_outs, of.errors_sent
+    );
 }
 
 fn show_port(o: &mut String, port: &ShowPort) {

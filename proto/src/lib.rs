@@ -35,4 +35,7 @@ pub use request::{
     AddFlow, AddFlows, AddPort, DelPort, DumpFlows, FlowSelection, NumberedFlow, PortStatsArgs,
     Request, RequestLine, RuntimeOptions, SetPort,
 };
-pub use show::{DriverInfo, FdbSummary, Link, MbufPool, PmdQueues, PolledQueue, Show, ShowPort};
+pub use show::{
+    ControllerStatus, DriverInfo, FdbSummary, Link, MbufPool, OpenflowStatus, PmdQueues,
+    PolledQueue, Show, ShowPort,
+};

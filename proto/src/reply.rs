@@ -52,6 +52,8 @@ impl<T> ReplyLine<T> {
 }
 
 /// The result of each command. On the wire it is the inner value alone.
+// One reply lives at a time: its size does not matter, boxing `show` would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Reply {

@@ -16,6 +16,8 @@ pub struct Show {
     pub fdb: FdbSummary,
     /// Rules in the flow table.
     pub flows: usize,
+    /// The OpenFlow agent (null until it runs).
+    pub openflow: Option<OpenflowStatus>,
 }
 
 /// One port: what the bridge knows, then what its driver reports.
@@ -120,4 +122,32 @@ pub struct FdbSummary {
     pub entries: usize,
     pub max: usize,
     pub aging_secs: u32,
+}
+
+/// The OpenFlow agent: its listeners, controllers and message counts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenflowStatus {
+    pub datapath_id: String,
+    /// standalone | secure
+    pub fail_mode: String,
+    /// Forwarding as a learning switch for want of a controller (standalone).
+    pub fail_open: bool,
+    pub listening: Vec<String>,
+    pub controllers: Vec<ControllerStatus>,
+    /// Connections now, dialed and accepted.
+    pub connections: usize,
+    pub packet_ins: u64,
+    pub packet_ins_dropped: u64,
+    pub packet_outs: u64,
+    pub errors_sent: u64,
+}
+
+/// A controller connection: one the agent dials, or one a listener accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerStatus {
+    pub target: String,
+    pub state: String,
+    pub role: String,
+    /// In this state for this long.
+    pub seconds: u64,
 }

@@ -128,6 +128,23 @@ fn show() -> Show {
             aging_secs: 300,
         },
         flows: 1,
+        openflow: Some(OpenflowStatus {
+            datapath_id: "00000000a1b2c3d4".into(),
+            fail_mode: "standalone".into(),
+            fail_open: false,
+            listening: vec!["punix:/tmp/wire/run/br0.mgmt".into()],
+            controllers: vec![ControllerStatus {
+                target: "tcp:127.0.0.1:6653".into(),
+                state: "connecting".into(),
+                role: "-".into(),
+                seconds: 2,
+            }],
+            connections: 0,
+            packet_ins: 0,
+            packet_ins_dropped: 0,
+            packet_outs: 0,
+            errors_sent: 0,
+        }),
     }
 }
 
@@ -433,7 +450,11 @@ fn replies_are_as_ferrovsd_sent_them() {
                    "mac": "02:fe:00:00:00:04", "mode": "client", "name": "v2", "path": "/tmp/wire/nonexist.sock",
                    "port_no": 4, "queue_pairs": "0/1", "queue_size": "1024", "state": "connecting", "tag": null,
                    "trunks": null, "type": "virtio-user", "vlan_mode": "trunk"}],
-        "run_dir": "/tmp/wire/run"}"#,
+        "run_dir": "/tmp/wire/run",
+        "openflow": {"connections": 0, "controllers": [{"role": "-", "seconds": 2, "state": "connecting",
+                     "target": "tcp:127.0.0.1:6653"}], "datapath_id": "00000000a1b2c3d4", "errors_sent": 0,
+                     "fail_mode": "standalone", "fail_open": false, "listening": ["punix:/tmp/wire/run/br0.mgmt"],
+                     "packet_ins": 0, "packet_ins_dropped": 0, "packet_outs": 0}}"#,
     );
     pinned(
         &vec![port_stats()],
@@ -504,6 +525,15 @@ fn replies_are_as_ferrovsd_sent_them() {
     pinned(&FlowsAdded { added: 1 }, r#"{"added": 1}"#);
     pinned(&FlowsModified { modified: 1 }, r#"{"modified": 1}"#);
     pinned(&FlowsDeleted { deleted: 1 }, r#"{"deleted": 1}"#);
+}
+
+#[test]
+fn show_before_the_openflow_agent_runs_says_null() {
+    let s = Show {
+        openflow: None,
+        ..show()
+    };
+    assert_eq!(serde_json::to_value(&s).unwrap()["openflow"], Value::Null);
 }
 
 #[test]

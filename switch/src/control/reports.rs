@@ -5,8 +5,9 @@ use crate::bridge::Bridge;
 use crate::config::{format_mac, PortConfig};
 use crate::datapath::snapshot::SwitchPort;
 use ferrovs_proto::{
-    DriverInfo, FdbEntry, FdbShow, FdbStats, FdbSummary, Link, MbufPool, PmdQueues, PmdRxqShow,
-    PmdRxqs, PmdStats, PolledQueue, PortStats, QueueStats, RxqUsage, Show, ShowPort,
+    ControllerStatus, DriverInfo, FdbEntry, FdbShow, FdbStats, FdbSummary, Link, MbufPool,
+    OpenflowStatus, PmdQueues, PmdRxqShow, PmdRxqs, PmdStats, PolledQueue, PortStats, QueueStats,
+    RxqUsage, Show, ShowPort,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -55,6 +56,31 @@ pub fn show(bridge: &Bridge) -> Show {
             aging_secs: bridge.fdb.aging_secs(),
         },
         flows: bridge.n_flows(),
+        openflow: bridge.openflow_status().map(openflow_status),
+    }
+}
+
+fn openflow_status(s: crate::ofagent::AgentStatus) -> OpenflowStatus {
+    OpenflowStatus {
+        datapath_id: s.datapath_id,
+        fail_mode: s.fail_mode,
+        fail_open: s.fail_open,
+        listening: s.listening,
+        controllers: s
+            .controllers
+            .into_iter()
+            .map(|c| ControllerStatus {
+                target: c.target,
+                state: c.state,
+                role: c.role,
+                seconds: c.seconds,
+            })
+            .collect(),
+        connections: s.connections,
+        packet_ins: s.packet_ins,
+        packet_ins_dropped: s.packet_ins_dropped,
+        packet_outs: s.packet_outs,
+        errors_sent: s.errors_sent,
     }
 }
 
@@ -278,5 +304,36 @@ pub fn fdb_show(bridge: &Bridge) -> FdbShow {
             refused: c.refused.load(Ordering::Relaxed),
             flushed: c.flushed.load(Ordering::Relaxed),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ofagent::{AgentStatus, ConnStatus};
+
+    #[test]
+    fn openflow_status_is_the_agent_s_on_the_wire() {
+        let s = AgentStatus {
+            datapath_id: "0000aabbccddeeff".into(),
+            fail_mode: "standalone".into(),
+            fail_open: true,
+            listening: vec!["punix:/run/ferrovs/br0.mgmt".into()],
+            controllers: vec![ConnStatus {
+                target: "tcp:127.0.0.1:6653".into(),
+                state: "connected".into(),
+                role: "master".into(),
+                seconds: 12,
+            }],
+            connections: 1,
+            packet_ins: 5,
+            packet_ins_dropped: 1,
+            packet_outs: 2,
+            errors_sent: 3,
+        };
+        assert_eq!(
+            serde_json::to_value(openflow_status(s.clone())).unwrap(),
+            serde_json::to_value(s).unwrap()
+        );
     }
 }
