@@ -39,11 +39,13 @@ fn bad_requests_get_errors_and_forwarding_continues() {
         ("not an object", b"[1,2,3]\n".to_vec(), false, "JSON object"),
         ("no command", b"{\"args\":{}}\n".to_vec(), false, "no \"command\""),
         ("unknown command", b"{\"command\":\"reboot\"}\n".to_vec(), false, "unknown command"),
-        ("missing argument", b"{\"command\":\"del-port\"}\n".to_vec(), false, "missing argument"),
-        ("wrong type", b"{\"command\":\"del-port\",\"args\":{\"name\":7}}\n".to_vec(), false, "must be a string"),
+        ("missing argument", b"{\"command\":\"del-port\"}\n".to_vec(), false, "missing field `name`"),
+        ("wrong type", b"{\"command\":\"del-port\",\"args\":{\"name\":7}}\n".to_vec(), false, "expected a string"),
+        ("unknown argument", b"{\"command\":\"add-port\",\"args\":{\"name\":\"x\",\"type\":\"vhost-user\",\"path\":\"x\",\"colour\":\"red\"}}\n".to_vec(), false, "unknown field `colour`"),
+        ("argument to a command without", b"{\"command\":\"fdb-show\",\"args\":{\"name\":\"x\"}}\n".to_vec(), false, "unknown field `name`"),
         ("bad port type", b"{\"command\":\"add-port\",\"args\":{\"name\":\"x\",\"type\":\"tap\",\"path\":\"x\"}}\n".to_vec(), false, "unknown port type"),
         ("bad port name", b"{\"command\":\"add-port\",\"args\":{\"name\":\"../x\",\"type\":\"vhost-user\",\"path\":\"x\"}}\n".to_vec(), false, "not a port name"),
-        ("bad number", b"{\"command\":\"add-port\",\"args\":{\"name\":\"x\",\"type\":\"vhost-user\",\"path\":\"x\",\"n-rxq\":\"9\"}}\n".to_vec(), false, "n-rxq must be a number from 1 to 8"),
+        ("bad number", b"{\"command\":\"add-port\",\"args\":{\"name\":\"x\",\"type\":\"vhost-user\",\"path\":\"x\",\"n-rxq\":\"9\"}}\n".to_vec(), false, "n-rxq: must be 1..=8"),
         ("jumbo on a 2 KiB pool", b"{\"command\":\"add-port\",\"args\":{\"name\":\"x\",\"type\":\"vhost-user\",\"path\":\"x\",\"mtu-request\":\"9000\"}}\n".to_vec(), false, "mbuf-data-room"),
         ("truncated", b"{\"command\":\"sh".to_vec(), true, "truncated"),
         ("oversized", vec![b'x'; 5 << 20], false, "longer than"),
@@ -73,6 +75,19 @@ fn bad_requests_get_errors_and_forwarding_continues() {
         assert!(l.contains("\"ok\":true"), "{l}");
     }
     drop(r);
+    // ferrovsd's help and ferrovs-ctl's usage list the same commands (one table).
+    let help = sw.ctl(&["help"]);
+    let usage = sw.ctl(&["--help"]);
+    for c in proto::Command::ALL {
+        assert!(help.contains(&format!("  {} ", c.name())), "{help}");
+        assert!(usage.contains(&format!("\n  {}", c.name())), "{usage}");
+    }
+    assert!(
+        sw.ctl_try(&["fdb-show", "vhost0"])
+            .unwrap_err()
+            .contains("unknown field `name`"),
+        "ferrovs-ctl refuses what ferrovsd would"
+    );
     let mut rest = Vec::new();
     s.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();

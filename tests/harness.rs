@@ -12,6 +12,8 @@ pub mod ovs;
 #[path = "vhost_frontend.rs"]
 pub mod vhost_frontend;
 
+pub use ferrovs_proto as proto;
+use ferrovs_proto::{PmdStats, PortStats, PortStatsArgs, Reply, ReplyLine, Request, Show};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::io::AsRawFd;
@@ -145,10 +147,7 @@ impl Ferrovsd {
 
     /// GET /metrics from this instance (address from `show`).
     pub fn scrape(&self) -> String {
-        let addr = self.ok("show", json!({}))["metrics_addr"]
-            .as_str()
-            .expect("metrics served")
-            .to_string();
+        let addr = self.show().metrics_addr.expect("metrics served");
         http_get(&addr, "/metrics").1
     }
 
@@ -208,68 +207,107 @@ impl Ferrovsd {
         self.child.as_ref().expect("running").id()
     }
 
-    /// Sends one request; returns the whole reply object.
-    pub fn request(&self, command: &str, args: Value) -> Value {
+    /// Sends one line to the management socket; returns the reply line.
+    fn exchange(&self, line: &[u8]) -> String {
         let mut s = UnixStream::connect(self.socket()).expect("connect management socket");
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let mut line = serde_json::to_vec(&json!({ "command": command, "args": args })).unwrap();
-        line.push(b'\n');
-        s.write_all(&line).unwrap();
+        s.write_all(line).unwrap();
+        s.write_all(b"\n").unwrap();
         let mut reply = String::new();
         BufReader::new(&s).read_line(&mut reply).unwrap();
+        reply
+    }
+
+    /// Sends one request as JSON, as given (malformed arguments too);
+    /// returns the whole reply object.
+    pub fn request(&self, command: &str, args: Value) -> Value {
+        let line = serde_json::to_vec(&json!({ "command": command, "args": args })).unwrap();
+        let reply = self.exchange(&line);
         serde_json::from_str(&reply).unwrap_or_else(|e| panic!("bad reply {reply:?}: {e}"))
     }
 
-    /// A request that must succeed; returns its result.
+    /// A request given as JSON that must succeed; returns its result.
     pub fn ok(&self, command: &str, args: Value) -> Value {
         let r = self.request(command, args);
         assert_eq!(r["ok"], json!(true), "{command} failed: {r}");
         r["result"].clone()
     }
 
+    /// Sends a typed request; its typed result, or ferrovsd's error.
+    pub fn call(&self, request: &Request) -> Result<Reply, String> {
+        let line = serde_json::to_vec(request).unwrap();
+        let reply = self.exchange(&line);
+        let r: ReplyLine =
+            serde_json::from_str(&reply).unwrap_or_else(|e| panic!("bad reply {reply:?}: {e}"));
+        let command = request.command();
+        let result = r.into_result()?;
+        Ok(Reply::parse(command, result.clone())
+            .unwrap_or_else(|e| panic!("{} reply does not parse ({e}): {result}", command.name())))
+    }
+
+    /// A typed request that must succeed.
+    pub fn typed(&self, request: Request) -> Reply {
+        self.call(&request).unwrap_or_else(|e| {
+            panic!(
+                "{} failed: {e}\nferrovsd log:\n{}",
+                request.command().name(),
+                self.log_text()
+            )
+        })
+    }
+
+    pub fn show(&self) -> Show {
+        match self.typed(Request::Show) {
+            Reply::Show(s) => s,
+            r => panic!("show answered {r:?}"),
+        }
+    }
+
+    /// `port-stats` of one port.
+    pub fn port_stats(&self, name: &str) -> PortStats {
+        let r = self.typed(Request::PortStats(PortStatsArgs {
+            name: Some(name.into()),
+        }));
+        match r {
+            Reply::PortStats(mut v) if v.len() == 1 => v.remove(0),
+            r => panic!("port-stats {name} answered {r:?}"),
+        }
+    }
+
+    pub fn pmd_stats(&self) -> Vec<PmdStats> {
+        match self.typed(Request::PmdStats) {
+            Reply::PmdStats(v) => v,
+            r => panic!("pmd-stats answered {r:?}"),
+        }
+    }
+
     /// Port counters from `port-stats`.
     pub fn port(&self, name: &str) -> PortCounters {
-        let r = self.ok("port-stats", json!({ "name": name }));
-        let p = &r[0];
-        let drops = |dir: &str| -> Vec<(String, u64)> {
-            let mut v = Vec::new();
-            for q in p[dir].as_array().unwrap() {
-                for (k, n) in q["drops"].as_object().unwrap() {
-                    v.push((k.clone(), n.as_u64().unwrap()));
-                }
-            }
-            v
+        let p = self.port_stats(name);
+        let drops = |queues: &[proto::QueueStats]| -> Vec<(String, u64)> {
+            queues
+                .iter()
+                .flat_map(|q| q.drops.iter().map(|(k, n)| (k.clone(), *n)))
+                .collect()
         };
         PortCounters {
-            rx: p["rx_packets"].as_u64().unwrap(),
-            tx: p["tx_packets"].as_u64().unwrap(),
-            rx_dropped: p["rx_dropped"].as_u64().unwrap(),
-            tx_dropped: p["tx_dropped"].as_u64().unwrap(),
-            rx_drops: drops("rx"),
-            tx_drops: drops("tx"),
+            rx: p.rx_packets,
+            tx: p.tx_packets,
+            rx_dropped: p.rx_dropped,
+            tx_dropped: p.tx_dropped,
+            rx_drops: drops(&p.rx),
+            tx_drops: drops(&p.tx),
         }
     }
 
     /// Names of the bridge's ports, in port-number order (from `show`).
     pub fn port_names(&self) -> Vec<String> {
-        let show = self.ok("show", json!({}));
-        show["ports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["name"].as_str().unwrap().to_string())
-            .collect()
+        self.show().ports.into_iter().map(|p| p.name).collect()
     }
 
     /// Sum of the switch's own drops (runt, same_port, no_buffer) over PMDs.
     pub fn datapath_drops(&self) -> u64 {
-        let r = self.ok("pmd-stats", json!({}));
-        r.as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|p| p["drops"].as_object().unwrap().values())
-            .map(|v| v.as_u64().unwrap())
-            .sum()
+        self.pmd_stats().iter().flat_map(|p| p.drops.values()).sum()
     }
 
     /// Waits until every port's counters stop moving (traffic has drained).

@@ -1,311 +1,434 @@
-//! Human-readable rendering of replies (the `--json` output is the reply itself).
+//! Replies as text for people (`--json` prints the reply itself). Each
+//! reads the typed reply, so a field renamed in the protocol is a compile
+//! error here, not a "-" on the screen.
 
-use serde_json::Value;
+use ferrovs_proto::{
+    Command, FdbShow, FlowEntry, Help, Link, OpenflowStatus, PmdRxqShow, PmdStats, PortSet,
+    PortStats, Reply, Show, ShowPort,
+};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
-pub const COMMANDS_HELP: &str = "Commands:
-  show                                   bridge, ports, negotiated features, PMD cores and queues
-  add-port NAME type=vhost-user path=SOCKET [mode=server|client] [mac=MAC]
-           [tx-retries-max=N] [mtu-request=N] [n-rxq=N] [pmd-rxq-affinity=Q:CORE,...]
-  del-port NAME
-  set-port NAME [tag=VID] [trunks=LIST] [vlan-mode=access|trunk|native-tagged|native-untagged]
-           [mac-limit=N]                 change VLAN options or the MAC limit at runtime (\"\" or none unsets)
-  add-flow FLOW | add-flows FILE         add rules (ovs-ofctl flow syntax; FILE: one a line, # comments)
-  mod-flows [--strict] FLOW              new actions for the rules FLOW selects
-  del-flows [--strict] [FLOW]            remove the rules FLOW selects (all without FLOW)
-  dump-flows [FLOW]                      rules with counters, as ovs-ofctl prints them
-  fdb-show | fdb-flush                   learned MAC table
-  port-stats [NAME]                      rx/tx packets, bytes, drops by reason, per queue
-  pmd-stats | pmd-stats-clear            per PMD core: packets, batches, busy/idle iterations and cycles
-  pmd-rxq-show | pmd-rxq-rebalance       which core polls which rx queue, and its share of the core";
+pub fn text(reply: &Reply) -> String {
+    let mut o = String::new();
+    match reply {
+        Reply::Show(s) => show(&mut o, s),
+        Reply::PortStats(ports) => ports.iter().for_each(|p| port_stats(&mut o, p)),
+        Reply::PmdStats(pmds) => pmds.iter().for_each(|p| pmd_stats(&mut o, p)),
+        Reply::PmdRxqShow(r) | Reply::PmdRxqRebalance(r) => pmd_rxq_show(&mut o, r),
+        Reply::DumpFlows(flows) => {
+            for f in flows {
+                let _ = writeln!(o, "{}", flow_line(f));
+            }
+        }
+        // Silent on success, as ovs-ofctl is.
+        Reply::AddFlow(_) | Reply::AddFlows(_) | Reply::ModFlows(_) | Reply::DelFlows(_) => {}
+        Reply::FdbShow(f) => fdb_show(&mut o, f),
+        Reply::FdbFlush(f) => {
+            let _ = writeln!(o, "flushed {} learned MAC(s)", f.flushed);
+        }
+        Reply::AddPort(a) => {
+            let _ = writeln!(o, "added port {} (port number {})", a.added, a.port_no);
+        }
+        Reply::DelPort(d) => {
+            let _ = writeln!(o, "removed port {}", d.removed);
+        }
+        Reply::SetPort(p) => set_port(&mut o, p),
+        Reply::PmdStatsClear(c) => {
+            let _ = writeln!(o, "cleared the counters of {} PMD core(s)", c.cleared);
+        }
+        Reply::Help(h) => help(&mut o, h),
+    }
+    o
+}
 
-fn s(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
+/// An optional fact, "-" when the port has none.
+fn opt(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("-")
+}
+
+fn drops(d: &BTreeMap<String, u64>) -> String {
+    if d.is_empty() {
+        return "none".into();
+    }
+    d.iter()
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn vlan(mode: &str, tag: Option<u16>, trunks: &Option<String>) -> String {
+    let mut s = format!("vlan {mode}");
+    if let Some(t) = tag {
+        let _ = write!(s, " tag {t}");
+    }
+    if let Some(t) = trunks {
+        let _ = write!(s, " trunks {t}");
+    }
+    s
+}
+
+fn show(o: &mut String, r: &Show) {
+    let _ = writeln!(o, "bridge {} (run dir {})", r.bridge, r.run_dir);
+    let p = &r.mbuf_pool;
+    let _ = writeln!(
+        o,
+        "  mbuf pool: {} buffers on {}, {} in use",
+        p.total, p.pages, p.in_use
+    );
+    let f = &r.fdb;
+    let _ = writeln!(
+        o,
+        "  fdb: {} of {} entries, aging {} s",
+        f.entries, f.max, f.aging_secs
+    );
+    for port in &r.ports {
+        show_port(o, port);
+    }
+    let _ = writeln!(o, "  flows: {} rule(s) (dump-flows)", r.flows);
+    let _ = writeln!(o, "  pmd sleep max {} us", r.pmd_sleep_max_us);
+    if let Some(a) = &r.metrics_addr {
+        let _ = writeln!(o, "  metrics http://{a}/metrics");
+    }
+    if let Some(of) = &r.openflow {
+        openflow(o, of);
+    }
+    for pmd in &r.pmds {
+        let qs: Vec<String> = pmd
+            .queues
+            .iter()
+            .map(|q| format!("{}/{}", q.port, q.queue))
+            .collect();
+        let _ = writeln!(
+            o,
+            "  pmd core {}: {}",
+            pmd.core,
+            if qs.is_empty() {
+                "idle".into()
+            } else {
+                qs.join(" ")
+            }
+        );
     }
 }
 
-fn drops(v: &Value) -> String {
-    match v.as_object() {
-        Some(o) if !o.is_empty() => o
-            .iter()
-            .map(|(k, n)| format!("{k}={n}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => "none".into(),
+fn openflow(o: &mut String, of: &OpenflowStatus) {
+    let _ = writeln!(
+        o,
+        "  openflow: datapath {} fail-mode {}{}, {} connection(s)",
+        of.datapath_id,
+        of.fail_mode,
+        if of.fail_open {
+            " (no controller: forwarding as a learning switch)"
+        } else {
+            ""
+        },
+        of.connections
+    );
+    let _ = writeln!(o, "    listening {}", of.listening.join(" "));
+    for c in &of.controllers {
+        let _ = writeln!(
+            o,
+            "    controller {} {} role {} for {} s",
+            c.target, c.state, c.role, c.seconds
+        );
+    }
+    let _ = writeln!(
+        o,
+        "    packet-ins {} (dropped {}) packet-outs {} errors sent {}",
+        of.packet_ins, of.packet_ins_dropped, of.packet_outs, of.errors_sent
+    );
+}
+
+fn show_port(o: &mut String, port: &ShowPort) {
+    let _ = writeln!(
+        o,
+        "  port {} ({}): {} link {} {}",
+        port.name,
+        port.port_no,
+        port.kind,
+        match port.link {
+            Link::Up => "up",
+            Link::Down => "down",
+        },
+        vlan(&port.vlan_mode, port.tag, &port.trunks)
+    );
+    let d = &port.driver;
+    if let Some(path) = &d.path {
+        let _ = writeln!(
+            o,
+            "    socket {path} mode {} state {} mac {}",
+            opt(&d.mode),
+            opt(&d.state),
+            opt(&port.mac)
+        );
+        let features = match d.features.as_deref() {
+            None | Some([]) => "-".into(),
+            Some(f) => f.join(" "),
+        };
+        let _ = writeln!(o, "    features {features} ({})", opt(&d.features_hex));
+        if let Some(e) = &d.last_error {
+            let _ = writeln!(o, "    last error: {e}");
+        }
+        if let Some(e) = &d.previous_error {
+            let _ = writeln!(o, "    previous error (link up since): {e}");
+        }
+    }
+    if let Some(driver) = &d.driver {
+        let _ = writeln!(
+            o,
+            "    devargs {} driver {driver} speed {} Mbit/s queues {} mtu {}",
+            opt(&d.devargs),
+            opt(&d.link_speed_mbps),
+            opt(&d.queues),
+            opt(&d.mtu)
+        );
+    }
+    for (k, v) in &d.extra {
+        let _ = writeln!(o, "    {k} {v}");
+    }
+}
+
+fn port_stats(o: &mut String, p: &PortStats) {
+    let _ = writeln!(o, "port {}:", p.name);
+    for (dir, queues) in [("rx", &p.rx), ("tx", &p.tx)] {
+        for q in queues {
+            let _ = writeln!(
+                o,
+                "  {dir} q{}: packets {} bytes {} dropped {} ({})",
+                q.queue,
+                q.packets,
+                q.bytes,
+                q.dropped,
+                drops(&q.drops)
+            );
+        }
+    }
+    let _ = writeln!(o, "  switch drops ({})", drops(&p.switch_drops));
+    let _ = writeln!(
+        o,
+        "  macs learned {} (refused by mac-limit {})",
+        p.macs_learned, p.mac_limit_refused
+    );
+    let _ = writeln!(
+        o,
+        "  guest notifications {} (not taken {})",
+        p.guest_notifications, p.guest_notify_failures
+    );
+}
+
+fn pmd_stats(o: &mut String, p: &PmdStats) {
+    let _ = writeln!(o, "pmd core {}:", p.core);
+    let _ = writeln!(
+        o,
+        "  packets {}  batches {}  avg batch {:.1}",
+        p.packets, p.batches, p.avg_batch
+    );
+    let _ = writeln!(
+        o,
+        "  busy iterations {}  idle iterations {}  busy {:.1}%",
+        p.busy_iterations, p.idle_iterations, p.busy_pct
+    );
+    let _ = writeln!(
+        o,
+        "  busy cycles {}  idle cycles {}  cycles/packet {:.1}",
+        p.busy_cycles, p.idle_cycles, p.cycles_per_packet
+    );
+    let _ = writeln!(
+        o,
+        "  cache hits {}  misses {}  classifier probes {} (masks searched)",
+        p.cache_hits, p.cache_misses, p.classifier_probes
+    );
+    let _ = writeln!(
+        o,
+        "  flooded {}  slept {} ms  drops {}",
+        p.flooded,
+        p.sleep_ms,
+        drops(&p.drops)
+    );
+}
+
+fn pmd_rxq_show(o: &mut String, r: &PmdRxqShow) {
+    let _ = writeln!(o, "rxq assignment: {}", r.assign);
+    for p in &r.pmds {
+        let _ = writeln!(o, "pmd core {}:", p.core);
+        for q in &p.queues {
+            let _ = writeln!(
+                o,
+                "  port: {:<12} queue-id: {:>2} ({}{})  pmd usage: {:>5.1} %",
+                q.port,
+                q.queue,
+                if q.enabled { "enabled" } else { "disabled" },
+                if q.pinned { ", pinned" } else { "" },
+                q.usage_pct
+            );
+        }
     }
 }
 
 /// One rule as `ovs-ofctl dump-flows` prints it.
-fn flow_line(f: &Value) -> String {
+fn flow_line(f: &FlowEntry) -> String {
     let mut l = format!(
         " cookie={:#x}, duration={:.3}s, table={}, n_packets={}, n_bytes={},",
-        f["cookie"].as_u64().unwrap_or(0),
-        f["duration_secs"].as_f64().unwrap_or(0.0),
-        s(&f["table"]),
-        s(&f["n_packets"]),
-        s(&f["n_bytes"])
+        f.cookie, f.duration_secs, f.table, f.n_packets, f.n_bytes
     );
-    for k in ["idle_timeout", "hard_timeout"] {
-        if f[k].as_u64().unwrap_or(0) != 0 {
-            l.push_str(&format!(" {k}={},", s(&f[k])));
-        }
+    if f.idle_timeout != 0 {
+        let _ = write!(l, " idle_timeout={},", f.idle_timeout);
     }
-    if f["idle_timeout"].as_u64().unwrap_or(0) != 0 {
-        l.push_str(&format!(" idle_age={},", s(&f["idle_age_secs"])));
+    if f.hard_timeout != 0 {
+        let _ = write!(l, " hard_timeout={},", f.hard_timeout);
     }
-    let m = f["match"].as_str().unwrap_or("");
-    l.push_str(&format!(" priority={}", s(&f["priority"])));
-    if !m.is_empty() {
+    if f.idle_timeout != 0 {
+        let _ = write!(l, " idle_age={},", f.idle_age_secs);
+    }
+    let _ = write!(l, " priority={}", f.priority);
+    if !f.matches.is_empty() {
         l.push(',');
-        l.push_str(m);
+        l.push_str(&f.matches);
     }
-    l.push_str(&format!(" actions={}", s(&f["actions"])));
+    let _ = write!(l, " actions={}", f.actions);
     l
 }
 
-pub fn text(command: &str, r: &Value) -> String {
-    let mut o = String::new();
-    match command {
-        "show" => {
-            let _ = writeln!(
-                o,
-                "bridge {} (run dir {})",
-                s(&r["bridge"]),
-                s(&r["run_dir"])
-            );
-            let p = &r["mbuf_pool"];
-            let _ = writeln!(
-                o,
-                "  mbuf pool: {} buffers on {}, {} in use",
-                s(&p["total"]),
-                s(&p["pages"]),
-                s(&p["in_use"])
-            );
-            let f = &r["fdb"];
-            let _ = writeln!(
-                o,
-                "  fdb: {} of {} entries, aging {} s",
-                s(&f["entries"]),
-                s(&f["max"]),
-                s(&f["aging_secs"])
-            );
-            for port in r["ports"].as_array().into_iter().flatten() {
-                let _ = writeln!(
-                    o,
-                    "  port {} ({}): {} link {} vlan {}{}{}",
-                    s(&port["name"]),
-                    s(&port["port_no"]),
-                    s(&port["type"]),
-                    s(&port["link"]),
-                    s(&port["vlan_mode"]),
-                    port["tag"]
-                        .as_u64()
-                        .map(|t| format!(" tag {t}"))
-                        .unwrap_or_default(),
-                    port["trunks"]
-                        .as_str()
-                        .map(|t| format!(" trunks {t}"))
-                        .unwrap_or_default()
-                );
-                if port.get("path").is_some() {
-                    let _ = writeln!(
-                        o,
-                        "    socket {} mode {} state {} mac {}",
-                        s(&port["path"]),
-                        s(&port["mode"]),
-                        s(&port["state"]),
-                        s(&port["mac"])
-                    );
-                    let feats: Vec<String> = port["features"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(s)
-                        .collect();
-                    let _ = writeln!(
-                        o,
-                        "    features {} ({})",
-                        if feats.is_empty() {
-                            "-".into()
-                        } else {
-                            feats.join(" ")
-                        },
-                        s(&port["features_hex"])
-                    );
-                    if let Some(e) = port.get("last_error") {
-                        let _ = writeln!(o, "    last error: {}", s(e));
-                    }
-                    if let Some(e) = port.get("previous_error") {
-                        let _ = writeln!(o, "    previous error (link up since): {}", s(e));
-                    }
-                }
-                if port.get("driver").is_some() {
-                    let _ = writeln!(
-                        o,
-                        "    devargs {} driver {} speed {} Mbit/s queues {} mtu {}",
-                        s(&port["devargs"]),
-                        s(&port["driver"]),
-                        s(&port["link_speed_mbps"]),
-                        s(&port["queues"]),
-                        s(&port["mtu"])
-                    );
-                }
-            }
-            let _ = writeln!(o, "  flows: {} rule(s) (dump-flows)", s(&r["flows"]));
-            let _ = writeln!(o, "  pmd sleep max {} us", s(&r["pmd_sleep_max_us"]));
-            for pmd in r["pmds"].as_array().into_iter().flatten() {
-                let qs: Vec<String> = pmd["queues"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|q| format!("{}/{}", s(&q["port"]), s(&q["queue"])))
-                    .collect();
-                let _ = writeln!(
-                    o,
-                    "  pmd core {}: {}",
-                    s(&pmd["core"]),
-                    if qs.is_empty() {
-                        "idle".into()
-                    } else {
-                        qs.join(" ")
-                    }
-                );
-            }
-        }
-        "port-stats" => {
-            for p in r.as_array().into_iter().flatten() {
-                let _ = writeln!(o, "port {}:", s(&p["name"]));
-                for (dir, key) in [("rx", "rx"), ("tx", "tx")] {
-                    for q in p[key].as_array().into_iter().flatten() {
-                        let _ = writeln!(
-                            o,
-                            "  {dir} q{}: packets {} bytes {} dropped {} ({})",
-                            s(&q["queue"]),
-                            s(&q["packets"]),
-                            s(&q["bytes"]),
-                            s(&q["dropped"]),
-                            drops(&q["drops"])
-                        );
-                    }
-                }
-                let _ = writeln!(o, "  switch drops ({})", drops(&p["switch_drops"]));
-                let _ = writeln!(
-                    o,
-                    "  macs learned {} (refused by mac-limit {})",
-                    s(&p["macs_learned"]),
-                    s(&p["mac_limit_refused"])
-                );
-                let _ = writeln!(
-                    o,
-                    "  guest notifications {} (not taken {})",
-                    s(&p["guest_notifications"]),
-                    s(&p["guest_notify_failures"])
-                );
-            }
-        }
-        "pmd-stats" | "pmd-stats-show" => {
-            for p in r.as_array().into_iter().flatten() {
-                let _ = writeln!(o, "pmd core {}:", s(&p["core"]));
-                let _ = writeln!(
-                    o,
-                    "  packets {}  batches {}  avg batch {:.1}",
-                    s(&p["packets"]),
-                    s(&p["batches"]),
-                    p["avg_batch"].as_f64().unwrap_or(0.0)
-                );
-                let _ = writeln!(
-                    o,
-                    "  busy iterations {}  idle iterations {}  busy {:.1}%",
-                    s(&p["busy_iterations"]),
-                    s(&p["idle_iterations"]),
-                    p["busy_pct"].as_f64().unwrap_or(0.0)
-                );
-                let _ = writeln!(
-                    o,
-                    "  busy cycles {}  idle cycles {}  cycles/packet {:.1}",
-                    s(&p["busy_cycles"]),
-                    s(&p["idle_cycles"]),
-                    p["cycles_per_packet"].as_f64().unwrap_or(0.0)
-                );
-                let _ = writeln!(
-                    o,
-                    "  cache hits {}  misses {}  classifier probes {} (masks searched)",
-                    s(&p["cache_hits"]),
-                    s(&p["cache_misses"]),
-                    s(&p["classifier_probes"])
-                );
-                let _ = writeln!(
-                    o,
-                    "  flooded {}  slept {} ms  drops {}",
-                    s(&p["flooded"]),
-                    s(&p["sleep_ms"]),
-                    drops(&p["drops"])
-                );
-            }
-        }
-        "pmd-rxq-show" | "pmd-rxq-rebalance" => {
-            let _ = writeln!(o, "rxq assignment: {}", s(&r["assign"]));
-            for p in r["pmds"].as_array().into_iter().flatten() {
-                let _ = writeln!(o, "pmd core {}:", s(&p["core"]));
-                for q in p["queues"].as_array().into_iter().flatten() {
-                    let _ = writeln!(
-                        o,
-                        "  port: {:<12} queue-id: {:>2} ({}{})  pmd usage: {:>5.1} %",
-                        s(&q["port"]),
-                        s(&q["queue"]),
-                        if q["enabled"] == true {
-                            "enabled"
-                        } else {
-                            "disabled"
-                        },
-                        if q["pinned"] == true { ", pinned" } else { "" },
-                        q["usage_pct"].as_f64().unwrap_or(0.0)
-                    );
-                }
-            }
-        }
-        "dump-flows" => {
-            for f in r.as_array().into_iter().flatten() {
-                o.push_str(&flow_line(f));
-                o.push('\n');
-            }
-        }
-        "add-flow" | "add-flows" | "mod-flows" | "del-flows" => {}
-        "fdb-show" => {
-            let _ = writeln!(
-                o,
-                "{:<10} {:>4}  {:<17}  {:>5}",
-                "port", "vlan", "mac", "age"
-            );
-            for e in r["entries"].as_array().into_iter().flatten() {
-                let _ = writeln!(
-                    o,
-                    "{:<10} {:>4}  {:<17}  {:>5}",
-                    s(&e["port"]),
-                    s(&e["vlan"]),
-                    s(&e["mac"]),
-                    s(&e["age"])
-                );
-            }
-            let st = &r["stats"];
-            let _ = writeln!(
-                o,
-                "entries {} of {}; learned {} moved {} aged {} refused {} flushed {}",
-                s(&st["current"]),
-                s(&st["max"]),
-                s(&st["learned"]),
-                s(&st["moved"]),
-                s(&st["aged"]),
-                s(&st["refused"]),
-                s(&st["flushed"])
-            );
-        }
-        _ => {
-            let _ = writeln!(o, "{}", serde_json::to_string_pretty(r).unwrap_or_default());
+fn fdb_show(o: &mut String, r: &FdbShow) {
+    let _ = writeln!(
+        o,
+        "{:<10} {:>4}  {:<17}  {:>5}",
+        "port", "vlan", "mac", "age"
+    );
+    for e in &r.entries {
+        let _ = writeln!(
+            o,
+            "{:<10} {:>4}  {:<17}  {:>5}",
+            e.port, e.vlan, e.mac, e.age
+        );
+    }
+    let s = &r.stats;
+    let _ = writeln!(
+        o,
+        "entries {} of {}; learned {} moved {} aged {} refused {} flushed {}",
+        s.current, s.max, s.learned, s.moved, s.aged, s.refused, s.flushed
+    );
+}
+
+fn set_port(o: &mut String, p: &PortSet) {
+    let _ = write!(
+        o,
+        "port {}: {}",
+        p.port,
+        vlan(&p.vlan_mode, p.tag, &p.trunks)
+    );
+    if let Some(n) = p.mac_limit {
+        let _ = write!(o, " mac-limit {n}");
+    }
+    o.push('\n');
+}
+
+/// Commands this ferrovs-ctl knows as its usage shows them; any other (a
+/// newer ferrovsd's) with the daemon's summary.
+fn help(o: &mut String, h: &Help) {
+    for (name, summary) in &h.0 {
+        let line = match Command::from_name(name) {
+            Ok(c) if c.name() == name => ferrovs_proto::usage_line(&c.synopsis(), c.help()),
+            _ => ferrovs_proto::usage_line(name, summary),
+        };
+        o.push_str(&line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrovs_proto::DriverInfo;
+
+    fn port(driver: DriverInfo) -> ShowPort {
+        ShowPort {
+            name: "v2".into(),
+            port_no: 4,
+            kind: "virtio-user".into(),
+            link: Link::Down,
+            vlan_mode: "access".into(),
+            tag: Some(10),
+            trunks: None,
+            mac: Some("02:fe:00:00:00:04".into()),
+            driver,
         }
     }
-    o
+
+    #[test]
+    fn a_socket_port_with_nothing_negotiated() {
+        let mut o = String::new();
+        show_port(
+            &mut o,
+            &port(DriverInfo {
+                path: Some("/run/b.sock".into()),
+                mode: Some("client".into()),
+                state: Some("connecting".into()),
+                features: Some(vec![]),
+                features_hex: Some("0x0".into()),
+                last_error: Some("connect: refused".into()),
+                ..DriverInfo::default()
+            }),
+        );
+        assert_eq!(
+            o,
+            "  port v2 (4): virtio-user link down vlan access tag 10\n    socket /run/b.sock mode client state connecting mac 02:fe:00:00:00:04\n    features - (0x0)\n    last error: connect: refused\n"
+        );
+    }
+
+    #[test]
+    fn a_dpdk_port_and_facts_without_a_field() {
+        let mut o = String::new();
+        let mut d = DriverInfo {
+            devargs: Some("net_tap0".into()),
+            driver: Some("net_tap".into()),
+            link_speed_mbps: Some("10000".into()),
+            queues: Some("1 rx, 1 tx".into()),
+            mtu: Some("1500".into()),
+            ..DriverInfo::default()
+        };
+        d.extra.insert("depth".into(), "1024".into());
+        show_port(&mut o, &port(d));
+        assert!(o.contains("\n    devargs net_tap0 driver net_tap speed 10000 Mbit/s queues 1 rx, 1 tx mtu 1500\n"), "{o}");
+        assert!(o.ends_with("\n    depth 1024\n"), "{o}");
+    }
+
+    #[test]
+    fn flows_print_as_ovs_ofctl() {
+        let f = FlowEntry {
+            table: 1,
+            priority: 100,
+            cookie: 0x50a4,
+            duration_secs: 4.2114,
+            idle_timeout: 10,
+            hard_timeout: 0,
+            idle_age_secs: 2,
+            n_packets: 1042,
+            n_bytes: 1540036,
+            matches: "tcp,tp_dst=443".into(),
+            actions: "NORMAL".into(),
+        };
+        assert_eq!(
+            flow_line(&f),
+            " cookie=0x50a4, duration=4.211s, table=1, n_packets=1042, n_bytes=1540036, idle_timeout=10, idle_age=2, priority=100,tcp,tp_dst=443 actions=NORMAL"
+        );
+    }
+
+    #[test]
+    fn help_lists_every_command() {
+        let mut h = Help::table();
+        h.0.insert("reboot".into(), "a newer daemon's".into());
+        let o = text(&Reply::Help(h));
+        for c in Command::ALL {
+            assert!(o.contains(&format!("  {} ", c.name())), "{o}");
+        }
+        assert!(
+            o.contains("\n  del-port NAME                          remove a port\n"),
+            "{o}"
+        );
+        assert!(
+            o.contains("\n  reboot                                 a newer daemon's\n"),
+            "{o}"
+        );
+    }
 }

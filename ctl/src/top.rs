@@ -3,47 +3,42 @@
 //! differences between refreshes. Redrawn in place on a terminal, blocks
 //! of plain lines when piped.
 
-use anyhow::Result;
-use serde_json::{json, Value};
+use anyhow::{bail, Result};
+use ferrovs_proto::{PmdStats, PortStats, PortStatsArgs, Reply, Request};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-type Call<'a> = &'a dyn Fn(&str, Value) -> Result<Value>;
+pub const NAME: &str = "top";
+pub const SYNOPSIS: &str = "top [interval=SECS] [count=N]";
+pub const HELP: &str =
+    "live view: per port rx/tx Mpps, Mbit/s, drops/s; per PMD core Mpps, busy %, cycles/pkt, batch";
 
-fn num(v: &Value, k: &str) -> f64 {
-    v[k].as_f64().unwrap_or(0.0)
-}
+type Call<'a> = &'a dyn Fn(&Request) -> Result<Reply>;
 
 struct Sample {
     at: Instant,
-    ports: HashMap<String, Value>,
-    pmds: HashMap<u64, Value>,
+    ports: HashMap<String, PortStats>,
+    pmds: HashMap<usize, PmdStats>,
 }
 
 fn take(call: Call) -> Result<Sample> {
-    let ports = call("port-stats", json!({}))?;
-    let pmds = call("pmd-stats", json!({}))?;
+    let Reply::PortStats(ports) = call(&Request::PortStats(PortStatsArgs::default()))? else {
+        bail!("port-stats answered with another reply");
+    };
+    let Reply::PmdStats(pmds) = call(&Request::PmdStats)? else {
+        bail!("pmd-stats answered with another reply");
+    };
     Ok(Sample {
         at: Instant::now(),
-        ports: ports
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| (p["name"].as_str().unwrap_or("?").to_string(), p.clone()))
-            .collect(),
-        pmds: pmds
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| (p["core"].as_u64().unwrap_or(0), p.clone()))
-            .collect(),
+        ports: ports.into_iter().map(|p| (p.name.clone(), p)).collect(),
+        pmds: pmds.into_iter().map(|p| (p.core, p)).collect(),
     })
 }
 
 fn frame(prev: &Sample, cur: &Sample) -> String {
     let secs = cur.at.duration_since(prev.at).as_secs_f64().max(1e-3);
-    let rate = |a: &Value, b: &Value, k: &str| (num(b, k) - num(a, k)).max(0.0) / secs;
+    let per_sec = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
     let mut out = format!(
         "{:<16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
         "PORT", "RX Mpps", "RX Mbit/s", "TX Mpps", "TX Mbit/s", "RX drop/s", "TX drop/s"
@@ -51,35 +46,38 @@ fn frame(prev: &Sample, cur: &Sample) -> String {
     let mut names: Vec<&String> = cur.ports.keys().collect();
     names.sort();
     for n in names {
-        let (b, a) = (&cur.ports[n], prev.ports.get(n).unwrap_or(&cur.ports[n]));
+        let b = &cur.ports[n];
+        let a = prev.ports.get(n).unwrap_or(b);
         out += &format!(
             "{:<16} {:>10.3} {:>10.1} {:>10.3} {:>10.1} {:>10.0} {:>10.0}\n",
             n,
-            rate(a, b, "rx_packets") / 1e6,
-            rate(a, b, "rx_bytes") * 8.0 / 1e6,
-            rate(a, b, "tx_packets") / 1e6,
-            rate(a, b, "tx_bytes") * 8.0 / 1e6,
-            rate(a, b, "rx_dropped"),
-            rate(a, b, "tx_dropped"),
+            per_sec(a.rx_packets, b.rx_packets) / 1e6,
+            per_sec(a.rx_bytes, b.rx_bytes) * 8.0 / 1e6,
+            per_sec(a.tx_packets, b.tx_packets) / 1e6,
+            per_sec(a.tx_bytes, b.tx_bytes) * 8.0 / 1e6,
+            per_sec(a.rx_dropped, b.rx_dropped),
+            per_sec(a.tx_dropped, b.tx_dropped),
         );
     }
     out += &format!(
         "\n{:<16} {:>10} {:>10} {:>10} {:>10}\n",
         "PMD CORE", "Mpps", "busy %", "cyc/pkt", "avg batch"
     );
-    let mut cores: Vec<&u64> = cur.pmds.keys().collect();
+    let mut cores: Vec<&usize> = cur.pmds.keys().collect();
     cores.sort();
     for c in cores {
-        let (b, a) = (&cur.pmds[c], prev.pmds.get(c).unwrap_or(&cur.pmds[c]));
-        let pk = num(b, "packets") - num(a, "packets");
-        let busy = num(b, "busy_cycles") - num(a, "busy_cycles");
-        let idle = num(b, "idle_cycles") - num(a, "idle_cycles");
-        let batches = num(b, "batches") - num(a, "batches");
+        let b = &cur.pmds[c];
+        let a = prev.pmds.get(c).unwrap_or(b);
+        // Differences; a pmd-stats-clear in between reads as zero, not as a huge number.
+        let pk = b.packets.saturating_sub(a.packets) as f64;
+        let busy = b.busy_cycles.saturating_sub(a.busy_cycles) as f64;
+        let idle = b.idle_cycles.saturating_sub(a.idle_cycles) as f64;
+        let batches = b.batches.saturating_sub(a.batches) as f64;
         let div = |x: f64, y: f64| if y > 0.0 { x / y } else { 0.0 };
         out += &format!(
             "{:<16} {:>10.3} {:>10.1} {:>10.0} {:>10.1}\n",
             c,
-            pk.max(0.0) / secs / 1e6,
+            pk / secs / 1e6,
             100.0 * div(busy, busy + idle),
             div(busy, pk),
             div(pk, batches),

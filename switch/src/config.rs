@@ -274,6 +274,10 @@ pub const MAX_MAC_LIMIT: u32 = 1 << 20;
 
 pub const MAX_QUEUE_PAIRS: u16 = 8;
 
+/// `dpdk` ports: descriptors per queue (n-rxq-desc, n-txq-desc).
+pub const MIN_QUEUE_DESC: u16 = 64;
+pub const MAX_QUEUE_DESC: u16 = 4096;
+
 /// "0:3,1:7" -> [(0, 3), (1, 7)].
 pub fn parse_affinity(s: &str) -> Result<Vec<(u16, usize)>, String> {
     s.split(',')
@@ -349,6 +353,7 @@ pub fn data_room_for_mtu(mtu: u32) -> usize {
 }
 
 pub const DEFAULT_TX_RETRIES: u32 = 8;
+pub const MAX_TX_RETRIES: u32 = 32;
 
 fn default_tx_retries() -> u32 {
     DEFAULT_TX_RETRIES
@@ -474,55 +479,63 @@ impl Config {
 /// Checks a port list (the config's, or a state file's): names unique and
 /// usable in flows, every option in range. Errors name the key, `port[i].…`.
 pub fn validate_ports(ports: &[PortConfig]) -> Result<(), (String, String)> {
-    let bad = |key: &str, msg: String| (key.to_string(), msg);
     let mut names = std::collections::HashSet::new();
     for (i, p) in ports.iter().enumerate() {
-        validate_port_name(&p.name).map_err(|m| bad(&format!("port[{i}].name"), m))?;
+        validate_port(p).map_err(|(key, msg)| (format!("port[{i}].{key}"), msg))?;
         if !names.insert(&p.name) {
-            return Err(bad(
-                &format!("port[{i}].name"),
+            return Err((
+                format!("port[{i}].name"),
                 format!("duplicate port name {:?}", p.name),
             ));
         }
-        if let Some(m) = &p.mac {
-            parse_mac(m).map_err(|e| bad(&format!("port[{i}].mac"), e))?;
+    }
+    Ok(())
+}
+
+/// Checks one port's options: the one check of a `[[port]]`, a state
+/// file's port and `add-port`. Errors are (key, message).
+pub fn validate_port(p: &PortConfig) -> Result<(), (String, String)> {
+    let bad = |key: &str, msg: String| (key.to_string(), msg);
+    validate_port_name(&p.name).map_err(|m| bad("name", m))?;
+    if let Some(m) = &p.mac {
+        parse_mac(m).map_err(|e| bad("mac", e))?;
+    }
+    if let Some(n) = p.n_rxq {
+        if !(1..=MAX_QUEUE_PAIRS).contains(&n) {
+            return Err(bad("n-rxq", format!("must be 1..={MAX_QUEUE_PAIRS}")));
         }
-        if let Some(n) = p.n_rxq {
-            if !(1..=MAX_QUEUE_PAIRS).contains(&n) {
-                return Err(bad(
-                    &format!("port[{i}].n-rxq"),
-                    format!("must be 1..={MAX_QUEUE_PAIRS}"),
-                ));
-            }
-        }
-        if let Some(a) = &p.pmd_rxq_affinity {
-            let pins =
-                parse_affinity(a).map_err(|e| bad(&format!("port[{i}].pmd-rxq-affinity"), e))?;
-            if let Some((q, _)) = pins.iter().find(|(q, _)| *q >= p.n_rxq.unwrap_or(1)) {
-                return Err(bad(
-                    &format!("port[{i}].pmd-rxq-affinity"),
-                    format!("queue {q} is beyond n-rxq"),
-                ));
-            }
-        }
-        if let Some(m) = p.mtu_request {
-            if !(68..=MAX_MTU).contains(&m) {
-                return Err(bad(
-                    &format!("port[{i}].mtu-request"),
-                    format!("must be 68..={MAX_MTU}"),
-                ));
-            }
-        }
-        p.check_runtime_options().map_err(|e| {
-            let (key, msg) = e.split_once(": ").unwrap_or(("vlan", &e));
-            bad(&format!("port[{i}].{key}"), msg.to_string())
-        })?;
-        if p.tx_retries_max > 32 {
+    }
+    for (key, n) in [("n-rxq-desc", p.n_rxq_desc), ("n-txq-desc", p.n_txq_desc)] {
+        if n.is_some_and(|n| !(MIN_QUEUE_DESC..=MAX_QUEUE_DESC).contains(&n)) {
             return Err(bad(
-                &format!("port[{i}].tx-retries-max"),
-                "must be 0..=32".into(),
+                key,
+                format!("must be {MIN_QUEUE_DESC}..={MAX_QUEUE_DESC}"),
             ));
         }
+    }
+    if let Some(a) = &p.pmd_rxq_affinity {
+        let pins = parse_affinity(a).map_err(|e| bad("pmd-rxq-affinity", e))?;
+        if let Some((q, _)) = pins.iter().find(|(q, _)| *q >= p.n_rxq.unwrap_or(1)) {
+            return Err(bad(
+                "pmd-rxq-affinity",
+                format!("queue {q} is beyond n-rxq"),
+            ));
+        }
+    }
+    if let Some(m) = p.mtu_request {
+        if !(68..=MAX_MTU).contains(&m) {
+            return Err(bad("mtu-request", format!("must be 68..={MAX_MTU}")));
+        }
+    }
+    p.check_runtime_options().map_err(|e| {
+        let (key, msg) = e.split_once(": ").unwrap_or(("vlan", &e));
+        bad(key, msg.to_string())
+    })?;
+    if p.tx_retries_max > MAX_TX_RETRIES {
+        return Err(bad(
+            "tx-retries-max",
+            format!("must be 0..={MAX_TX_RETRIES}"),
+        ));
     }
     Ok(())
 }

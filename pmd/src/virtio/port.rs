@@ -468,9 +468,10 @@ impl Port for VirtioPort {
             ("queue_size", self.config.queue_size.to_string()),
             ("connections", self.connections().to_string()),
         ];
-        if s.negotiated.features != 0 {
-            v.push(("features", names(s.negotiated.features).join(",")));
-        }
+        // As the vhost-user port reports them (an empty list before negotiation).
+        let f = s.negotiated.features;
+        v.push(("features", names(f).join(",")));
+        v.push(("features_hex", format!("{f:#x}")));
         if let Some(e) = &s.error {
             v.push(("last_error", e.clone()));
         }

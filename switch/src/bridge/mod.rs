@@ -13,6 +13,7 @@ use crate::flow::classifier::Classifier;
 use crate::flow::syntax::{self, PortNames};
 use crate::flow::table::FlowTable;
 use crate::state::{Desired, StateFile};
+use ferrovs_proto::FlowEntry;
 use pmd::vhost::VhostControl;
 use pmd::Pool;
 use std::collections::BTreeMap;
@@ -69,24 +70,6 @@ impl PortNames for State {
             .find(|(_, sp)| sp.no == no)
             .map(|(_, sp)| sp.name.clone())
     }
-}
-
-/// One rule as `dump-flows` shows it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct FlowView {
-    pub table: u8,
-    pub priority: u16,
-    pub cookie: u64,
-    pub duration_secs: f64,
-    pub idle_timeout: u16,
-    pub hard_timeout: u16,
-    pub idle_age_secs: u64,
-    pub n_packets: u64,
-    pub n_bytes: u64,
-    /// The match in ovs-ofctl syntax ("" matches everything).
-    #[serde(rename = "match")]
-    pub matches: String,
-    pub actions: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -419,19 +402,19 @@ impl Bridge {
     }
 
     /// `dump-flows`: the rules the line selects, in table and priority order.
-    pub fn dump_flows(&self, line: &str) -> Result<Vec<FlowView>, String> {
+    pub fn dump_flows(&self, line: &str) -> Result<Vec<FlowEntry>, String> {
         let st = self.state.lock().expect("bridge state poisoned");
         let (filter, change) = syntax::parse_filter(line, &*st, false)?;
         if change.actions.is_some() {
             return Err("actions: not allowed in dump-flows".into());
         }
         let now = std::time::Instant::now();
-        let mut v: Vec<FlowView> = st
+        let mut v: Vec<FlowEntry> = st
             .flows
             .select(&filter)
             .map(|e| {
                 let (n_packets, n_bytes) = e.stats.total();
-                FlowView {
+                FlowEntry {
                     table: e.rule.table,
                     priority: e.rule.priority,
                     cookie: e.rule.cookie,

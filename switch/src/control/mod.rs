@@ -1,5 +1,5 @@
 //! The management socket: a unix stream socket (mode 0600 by default) that
-//! speaks one JSON object per line.
+//! speaks one JSON object per line, the protocol of `ferrovs_proto`.
 //!
 //! Request:  `{"command": "port-stats", "args": {"name": "vhost0"}}`
 //! Reply:    `{"ok": true, "result": ...}` or `{"ok": false, "error": "..."}`
@@ -9,9 +9,11 @@
 //! reply; nothing a client sends can stop the daemon or its PMDs.
 
 pub mod commands;
+mod port_options;
+mod reports;
 
 use crate::bridge::Bridge;
-use serde_json::{json, Map, Value};
+use ferrovs_proto::{Reply, ReplyLine, Request};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -115,39 +117,15 @@ fn serve(listener: UnixListener, bridge: Arc<Bridge>, stop: Arc<AtomicBool>) {
     }
 }
 
-fn reply(s: &mut UnixStream, r: Result<Value, String>) -> std::io::Result<()> {
-    let v = match r {
-        Ok(result) => json!({ "ok": true, "result": result }),
-        Err(error) => json!({ "ok": false, "error": error }),
-    };
-    let mut line = serde_json::to_vec(&v).expect("JSON values serialise");
+fn reply(s: &mut UnixStream, r: Result<Reply, String>) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(&ReplyLine::from(r)).expect("replies serialise");
     line.push(b'\n');
     s.write_all(&line)
 }
 
-/// Parses one request line into (command, args).
-pub fn parse_request(line: &[u8]) -> Result<(String, Map<String, Value>), String> {
-    let v: Value =
-        serde_json::from_slice(line).map_err(|e| format!("request is not valid JSON: {e}"))?;
-    let Value::Object(mut o) = v else {
-        return Err("request must be a JSON object like {\"command\": \"show\"}".into());
-    };
-    let command = match o.remove("command") {
-        Some(Value::String(c)) => c,
-        Some(_) => return Err("\"command\" must be a string".into()),
-        None => return Err("request has no \"command\"".into()),
-    };
-    let args = match o.remove("args") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(a)) => a,
-        Some(_) => return Err("\"args\" must be an object".into()),
-    };
-    if let Some(k) = o.keys().next() {
-        return Err(format!(
-            "unknown request field {k:?} (known: command, args)"
-        ));
-    }
-    Ok((command, args))
+/// Parses one request line (errors say what is wrong with it).
+pub fn parse_request(line: &[u8]) -> Result<Request, String> {
+    Request::parse(line)
 }
 
 /// One client: requests are lines; each must be complete within
@@ -219,7 +197,7 @@ fn client(mut s: UnixStream, bridge: &Bridge, stop: &AtomicBool) {
             if !complete {
                 break;
             }
-            let r = parse_request(&line).and_then(|(c, a)| commands::dispatch(bridge, &c, &a));
+            let r = parse_request(&line).and_then(|req| commands::dispatch(bridge, req));
             line.clear();
             began = None;
             if reply(&mut out, r).is_err() {
@@ -235,9 +213,12 @@ mod tests {
 
     #[test]
     fn request_shapes() {
-        assert_eq!(parse_request(br#"{"command":"show"}"#).unwrap().0, "show");
-        let (_, a) = parse_request(br#"{"command":"del-port","args":{"name":"x"}}"#).unwrap();
-        assert_eq!(a["name"], "x");
+        assert_eq!(parse_request(br#"{"command":"show"}"#), Ok(Request::Show));
+        let r = parse_request(br#"{"command":"del-port","args":{"name":"x"}}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::DelPort(ferrovs_proto::DelPort { name: "x".into() })
+        );
         assert!(parse_request(b"garbage")
             .unwrap_err()
             .contains("not valid JSON"));

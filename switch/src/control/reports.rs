@@ -1,0 +1,339 @@
+//! The read-only replies, built from the bridge as it is now: `show`,
+//! `port-stats`, `pmd-stats`, `pmd-rxq-show` and `fdb-show`.
+
+use crate::bridge::Bridge;
+use crate::config::{format_mac, PortConfig};
+use crate::datapath::snapshot::SwitchPort;
+use ferrovs_proto::{
+    ControllerStatus, DriverInfo, FdbEntry, FdbShow, FdbStats, FdbSummary, Link, MbufPool,
+    OpenflowStatus, PmdQueues, PmdRxqShow, PmdRxqs, PmdStats, PolledQueue, PortStats, QueueStats,
+    RxqUsage, Show, ShowPort,
+};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+pub fn show(bridge: &Bridge) -> Show {
+    let snap = bridge.datapath.current();
+    let pool = bridge.pool.stats();
+    let pmds = bridge
+        .datapath
+        .pmds
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PmdQueues {
+            core: p.core,
+            queues: snap
+                .poll_list(i)
+                .iter()
+                .map(|q| PolledQueue {
+                    port: snap.ports[q.slot as usize].name.clone(),
+                    queue: q.qid,
+                })
+                .collect(),
+        })
+        .collect();
+    Show {
+        bridge: bridge.name.clone(),
+        run_dir: bridge.run_dir.display().to_string(),
+        ports: bridge
+            .ports()
+            .iter()
+            .map(|(cfg, sp)| show_port(cfg, sp))
+            .collect(),
+        pmds,
+        pmd_sleep_max_us: bridge.datapath.sleep_max(),
+        metrics_addr: bridge.metrics_addr(),
+        mbuf_pool: MbufPool {
+            pages: bridge.pool.page_kind().as_str().into(),
+            total: pool.total,
+            in_use: pool.in_use,
+            free_shared: pool.free_shared,
+            in_thread_caches: pool.in_thread_caches,
+        },
+        fdb: FdbSummary {
+            entries: bridge.fdb.len(),
+            max: bridge.fdb.max(),
+            aging_secs: bridge.fdb.aging_secs(),
+        },
+        flows: bridge.n_flows(),
+        openflow: bridge.openflow_status().map(openflow_status),
+    }
+}
+
+fn openflow_status(s: crate::ofagent::AgentStatus) -> OpenflowStatus {
+    OpenflowStatus {
+        datapath_id: s.datapath_id,
+        fail_mode: s.fail_mode,
+        fail_open: s.fail_open,
+        listening: s.listening,
+        controllers: s
+            .controllers
+            .into_iter()
+            .map(|c| ControllerStatus {
+                target: c.target,
+                state: c.state,
+                role: c.role,
+                seconds: c.seconds,
+            })
+            .collect(),
+        connections: s.connections,
+        packet_ins: s.packet_ins,
+        packet_ins_dropped: s.packet_ins_dropped,
+        packet_outs: s.packet_outs,
+        errors_sent: s.errors_sent,
+    }
+}
+
+fn show_port(cfg: &PortConfig, sp: &SwitchPort) -> ShowPort {
+    let mut p = ShowPort {
+        name: sp.name.clone(),
+        port_no: sp.no,
+        kind: sp.port.kind().into(),
+        link: if sp.port.link_up() {
+            Link::Up
+        } else {
+            Link::Down
+        },
+        // Every stored config passed check_runtime_options().
+        vlan_mode: cfg.vlan().map_or("invalid", |v| v.mode.name()).into(),
+        tag: cfg.tag,
+        trunks: cfg.trunks.clone(),
+        mac: sp.port.mac().map(|m| format_mac(&m)),
+        driver: DriverInfo::default(),
+    };
+    for (key, v) in sp.port.info() {
+        let d = &mut p.driver;
+        let field = match key {
+            "path" => &mut d.path,
+            "mode" => &mut d.mode,
+            "state" => &mut d.state,
+            "features_hex" => &mut d.features_hex,
+            "queue_pairs" => &mut d.queue_pairs,
+            "queue_size" => &mut d.queue_size,
+            "running_vrings" => &mut d.running_vrings,
+            "connections" => &mut d.connections,
+            "last_error" => &mut d.last_error,
+            "previous_error" => &mut d.previous_error,
+            "mtu" => &mut d.mtu,
+            "devargs" => &mut d.devargs,
+            "driver" => &mut d.driver,
+            "dpdk_port" => &mut d.dpdk_port,
+            "link_speed_mbps" => &mut d.link_speed_mbps,
+            "queues" => &mut d.queues,
+            "features" => {
+                d.features = Some(
+                    v.split(',')
+                        .filter(|f| !f.is_empty())
+                        .map(String::from)
+                        .collect(),
+                );
+                continue;
+            }
+            // A driver without `Port::mac` reports it among its facts.
+            "mac" => &mut p.mac,
+            other => {
+                d.extra.insert(other.into(), v);
+                continue;
+            }
+        };
+        field.get_or_insert(v);
+    }
+    p
+}
+
+fn queue_stats(queue: usize, c: pmd::port::QueueCounters) -> QueueStats {
+    QueueStats {
+        queue,
+        packets: c.packets,
+        bytes: c.bytes,
+        dropped: c.total_drops(),
+        drops: by_reason(&c.drops),
+    }
+}
+
+fn by_reason(drops: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    drops.iter().map(|(r, n)| (r.to_string(), *n)).collect()
+}
+
+/// Every port's counters, or `only` that port's.
+pub fn port_stats(bridge: &Bridge, only: Option<&str>) -> Result<Vec<PortStats>, String> {
+    let ports = bridge.ports();
+    if let Some(n) = only {
+        if !ports.iter().any(|(_, sp)| sp.name == n) {
+            return Err(format!("no port named {n:?}"));
+        }
+    }
+    Ok(ports
+        .iter()
+        .filter(|(_, sp)| only.is_none_or(|n| n == sp.name))
+        .map(|(_, sp)| {
+            let p = &sp.port;
+            p.refresh_stats();
+            let rx: Vec<QueueStats> = (0..p.n_rxq())
+                .map(|q| queue_stats(q, p.rxq_stats(q).snapshot()))
+                .collect();
+            let tx: Vec<QueueStats> = (0..p.n_txq())
+                .map(|q| queue_stats(q, p.txq_stats(q).snapshot()))
+                .collect();
+            let sum = |v: &[QueueStats], f: fn(&QueueStats) -> u64| v.iter().map(f).sum::<u64>();
+            let peer = p.peer_counters();
+            let (macs_learned, mac_limit_refused) = bridge.fdb.port_macs(sp.no);
+            PortStats {
+                name: sp.name.clone(),
+                rx_packets: sum(&rx, |q| q.packets),
+                rx_bytes: sum(&rx, |q| q.bytes),
+                rx_dropped: sum(&rx, |q| q.dropped),
+                tx_packets: sum(&tx, |q| q.packets),
+                tx_bytes: sum(&tx, |q| q.bytes),
+                tx_dropped: sum(&tx, |q| q.dropped),
+                guest_notifications: peer.notifications,
+                guest_notify_failures: peer.notify_failures,
+                macs_learned,
+                mac_limit_refused,
+                switch_drops: by_reason(&sp.drops.read()),
+                rx,
+                tx,
+            }
+        })
+        .collect())
+}
+
+pub fn pmd_stats(bridge: &Bridge) -> Vec<PmdStats> {
+    let tsc = bridge.datapath.tsc_per_us();
+    let ratio = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
+    bridge
+        .datapath
+        .pmds
+        .iter()
+        .map(|p| {
+            let c = p.read();
+            let sleep_cycles = c.sleep_ns * tsc / 1000;
+            let all_cycles = c.busy_cycles + c.idle_cycles + sleep_cycles;
+            PmdStats {
+                core: p.core,
+                packets: c.packets,
+                batches: c.batches,
+                avg_batch: ratio(c.packets, c.batches),
+                busy_iterations: c.busy_iterations,
+                idle_iterations: c.idle_iterations,
+                busy_cycles: c.busy_cycles,
+                idle_cycles: c.idle_cycles,
+                busy_pct: 100.0 * ratio(c.busy_cycles, all_cycles),
+                cycles_per_packet: ratio(c.busy_cycles, c.packets),
+                flooded: c.flooded,
+                cache_hits: c.cache_hits,
+                cache_misses: c.cache_misses,
+                classifier_probes: c.classifier_probes,
+                sleep_ms: c.sleep_ns / 1_000_000,
+                drops: by_reason(&c.drops),
+            }
+        })
+        .collect()
+}
+
+pub fn pmd_rxq_show(bridge: &Bridge) -> PmdRxqShow {
+    let snap = bridge.datapath.current();
+    let pmds = bridge
+        .datapath
+        .pmds
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let total =
+                p.busy_cycles.load(Ordering::Relaxed) + p.idle_cycles.load(Ordering::Relaxed);
+            let queues = snap
+                .poll_list(i)
+                .iter()
+                .map(|q| {
+                    let sp = &snap.ports[q.slot as usize];
+                    let cycles = sp.rxq_cycles[q.qid as usize].load(Ordering::Relaxed);
+                    RxqUsage {
+                        port: sp.name.clone(),
+                        queue: q.qid,
+                        enabled: sp.port.rxq_enabled(q.qid as usize),
+                        pinned: sp.rxq_affinity[q.qid as usize].is_some(),
+                        usage_pct: if total > 0 {
+                            100.0 * cycles as f64 / total as f64
+                        } else {
+                            0.0
+                        },
+                    }
+                })
+                .collect();
+            PmdRxqs {
+                core: p.core,
+                queues,
+            }
+        })
+        .collect();
+    PmdRxqShow {
+        assign: format!("{:?}", bridge.rxq_assign).to_lowercase(),
+        pmds,
+    }
+}
+
+pub fn fdb_show(bridge: &Bridge) -> FdbShow {
+    let names: std::collections::HashMap<u16, String> = bridge
+        .ports()
+        .into_iter()
+        .map(|(_, sp)| (sp.no, sp.name.clone()))
+        .collect();
+    let entries = bridge
+        .fdb
+        .entries()
+        .into_iter()
+        .map(|e| FdbEntry {
+            port: names
+                .get(&e.port)
+                .cloned()
+                .unwrap_or_else(|| format!("#{}", e.port)),
+            vlan: e.vlan,
+            mac: format_mac(&e.mac),
+            age: e.age_secs,
+        })
+        .collect();
+    let c = &bridge.fdb.counters;
+    FdbShow {
+        entries,
+        stats: FdbStats {
+            current: bridge.fdb.len(),
+            max: bridge.fdb.max(),
+            learned: c.learned.load(Ordering::Relaxed),
+            moved: c.moved.load(Ordering::Relaxed),
+            aged: c.aged.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            flushed: c.flushed.load(Ordering::Relaxed),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ofagent::{AgentStatus, ConnStatus};
+
+    #[test]
+    fn openflow_status_is_the_agent_s_on_the_wire() {
+        let s = AgentStatus {
+            datapath_id: "0000aabbccddeeff".into(),
+            fail_mode: "standalone".into(),
+            fail_open: true,
+            listening: vec!["punix:/run/ferrovs/br0.mgmt".into()],
+            controllers: vec![ConnStatus {
+                target: "tcp:127.0.0.1:6653".into(),
+                state: "connected".into(),
+                role: "master".into(),
+                seconds: 12,
+            }],
+            connections: 1,
+            packet_ins: 5,
+            packet_ins_dropped: 1,
+            packet_outs: 2,
+            errors_sent: 3,
+        };
+        assert_eq!(
+            serde_json::to_value(openflow_status(s.clone())).unwrap(),
+            serde_json::to_value(s).unwrap()
+        );
+    }
+}
