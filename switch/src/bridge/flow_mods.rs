@@ -57,7 +57,7 @@ impl Bridge {
     /// Applies one change; returns the rules it removed (a delete's, for
     /// FLOW_REMOVED). The new rules are running when it returns.
     pub fn change_flow(&self, c: FlowChange) -> Result<Vec<Removed>, FlowChangeError> {
-        self.change_flows_batch(vec![c])
+        self.change_flows_batch(vec![c], false)
             .pop()
             .expect("one result per change")
     }
@@ -65,9 +65,14 @@ impl Bridge {
     /// Applies changes in order, each on its own (one failing leaves the
     /// others), and compiles and publishes once for all of them: a
     /// controller's burst of thousands of FLOW_MODs costs one snapshot.
+    /// `defer`: leave compiling and publishing to a later [`Bridge::sync_rules`]
+    /// (the OpenFlow agent coalesces `ovs-ofctl`'s one-rule-per-barrier
+    /// streams this way; the datapath follows within milliseconds, as OVS's
+    /// datapath follows its revalidators).
     pub fn change_flows_batch(
         &self,
         changes: Vec<FlowChange>,
+        defer: bool,
     ) -> Vec<Result<Vec<Removed>, FlowChangeError>> {
         let mut st = self.state.lock().expect("bridge state poisoned");
         let mut changed = false;
@@ -80,9 +85,26 @@ impl Bridge {
             })
             .collect();
         if changed {
-            self.rules_changed(&mut st);
+            if defer {
+                st.rules_dirty = true;
+                st.flows_changed = true;
+                st.persist_pending = true;
+            } else {
+                self.rules_changed(&mut st);
+            }
         }
         results
+    }
+
+    /// Compiles and publishes rule changes left by a deferred batch.
+    /// Returns whether there were any.
+    pub fn sync_rules(&self) -> bool {
+        let mut st = self.state.lock().expect("bridge state poisoned");
+        if !st.rules_dirty {
+            return false;
+        }
+        self.rules_changed(&mut st);
+        true
     }
 
     /// One change; Ok((whether anything changed, removed rules)).
@@ -138,6 +160,7 @@ impl Bridge {
     /// Recompiles and publishes; the state file follows on the next tick.
     fn rules_changed(&self, st: &mut State) {
         st.compiled = Arc::new(st.flows.compile());
+        st.rules_dirty = false;
         st.flows_changed = true;
         st.persist_pending = true;
         self.republish(st);

@@ -58,6 +58,9 @@ struct State {
     /// fail-mode standalone without a controller: forward as a learning
     /// switch whatever the rules say (they stay, for when it returns).
     fail_open: bool,
+    /// The table changed (a controller's FLOW_MODs) and is not compiled into
+    /// the running snapshot yet: `sync_rules` does it.
+    rules_dirty: bool,
 }
 
 impl PortNames for State {
@@ -117,6 +120,7 @@ impl Bridge {
                     flows_changed: false,
                     persist_pending: false,
                     fail_open: false,
+                    rules_dirty: false,
                 }
             }),
             state_file,
@@ -324,6 +328,7 @@ impl Bridge {
         let n = f(&mut st)?;
         if n > 0 {
             st.compiled = Arc::new(st.flows.compile());
+            st.rules_dirty = false;
             st.flows_changed = true;
             self.republish(&mut st);
             self.persist(&st);
@@ -396,6 +401,7 @@ impl Bridge {
         }
         st.flows = table;
         st.compiled = Arc::new(st.flows.compile());
+        st.rules_dirty = false;
         st.flows_changed = true;
         self.republish(&mut st);
         st.flows.len()
@@ -458,6 +464,7 @@ impl Bridge {
         }
         tracing::debug!("{} rule(s) timed out", gone.len());
         st.compiled = Arc::new(st.flows.compile());
+        st.rules_dirty = false;
         st.flows_changed = true;
         self.republish(&mut st);
         self.persist(&st);

@@ -152,7 +152,13 @@ impl Datapath {
     pub fn publish(&self, snap: Snapshot) -> Arc<Snapshot> {
         let generation = snap.generation;
         let snap = Arc::new(snap);
-        *self.shared.snapshot.lock().expect("snapshot lock poisoned") = snap.clone();
+        // Held until every PMD has moved on, so that the last reference to
+        // the old snapshot (its classifier, thousands of rules) is dropped
+        // here and its memory freed on this thread, never on a PMD's.
+        let _old = std::mem::replace(
+            &mut *self.shared.snapshot.lock().expect("snapshot lock poisoned"),
+            snap.clone(),
+        );
         self.shared.generation.store(generation, Ordering::Release);
         let started = Instant::now();
         let mut next_warning = started + Duration::from_secs(2);

@@ -224,7 +224,9 @@ impl Agent {
         }
         let pending = std::mem::take(&mut self.pending);
         let changes = pending.iter().map(|p| p.3.clone()).collect();
-        let results = self.bridge.change_flows_batch(changes);
+        let results = self.bridge.change_flows_batch(changes, true);
+        self.rules_dirty_since
+            .get_or_insert_with(std::time::Instant::now);
         let fail = |c| OfError::new(FLOW_MOD_FAILED, c);
         for ((i, xid, raw, _), r) in pending.into_iter().zip(results) {
             match r {
@@ -321,6 +323,8 @@ impl Agent {
     }
 
     fn packet_out(&mut self, po: PacketOut) -> Result<(), OfError> {
+        // Output to TABLE must meet the rules sent before it.
+        self.sync_rules();
         if po.buffer_id != NO_BUFFER {
             return Err(OfError::new(BAD_REQUEST, BRC_BUFFER_UNKNOWN));
         }

@@ -73,6 +73,9 @@ const FAIL_OPEN_AFTER: Duration = Duration::from_secs(3);
 const MAX_CONNS: usize = 64;
 /// A closing connection whose peer does not take its last replies goes after this.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// Longest a controller's rule changes wait to be compiled into the datapath
+/// while FLOW_MODs keep coming.
+const RULE_SYNC: Duration = Duration::from_millis(10);
 
 /// One line of `show`'s controller list.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -139,6 +142,10 @@ pub(crate) struct Agent {
     counters: AgentStatus,
     /// FLOW_MODs read but not applied yet: (connection, xid, message, change).
     pending: Vec<(usize, u32, Vec<u8>, crate::bridge::flow_mods::FlowChange)>,
+    /// Applied to the table but not yet compiled into the datapath, since when.
+    rules_dirty_since: Option<Instant>,
+    /// Some connection delivered messages in this loop iteration.
+    got_input: bool,
 }
 
 /// Handle to the agent thread.
@@ -188,6 +195,8 @@ impl OfAgent {
             status: status.clone(),
             counters: AgentStatus::default(),
             pending: Vec::new(),
+            rules_dirty_since: None,
+            got_input: false,
         };
         let s = stop.clone();
         let thread = std::thread::Builder::new()
@@ -250,7 +259,14 @@ impl Agent {
             self.dial_due();
             let (mut fds, owners) = self.pollfds();
             let busy = self.conns.iter().any(|c| c.negotiated);
-            let timeout = if busy { 2 } else { 50 };
+            // Rule changes waiting: look again at once, to sync when senders pause.
+            let timeout = if self.rules_dirty_since.is_some() {
+                1
+            } else if busy {
+                2
+            } else {
+                50
+            };
             // SAFETY: fds is a valid array of pollfd of the given length.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
             if n > 0 {
@@ -268,6 +284,14 @@ impl Agent {
             }
             self.forward_packet_ins();
             let now = Instant::now();
+            // Rule changes reach the datapath once the senders pause, or every
+            // RULE_SYNC while they keep going (one compile per burst, not per rule).
+            if let Some(t) = self.rules_dirty_since {
+                if !self.got_input || now.saturating_duration_since(t) >= RULE_SYNC {
+                    self.sync_rules();
+                }
+            }
+            self.got_input = false;
             if now >= next_tick {
                 next_tick = now + Duration::from_millis(100);
                 self.tick(now);
@@ -279,6 +303,7 @@ impl Agent {
                 let _ = std::fs::remove_file(p);
             }
         }
+        self.sync_rules();
         if self.fail_open {
             self.bridge.set_fail_open(false);
         }
@@ -416,7 +441,19 @@ impl Agent {
         }
     }
 
+    pub(super) fn sync_rules(&mut self) {
+        self.apply_pending();
+        if let Some(t) = self.rules_dirty_since.take() {
+            self.bridge.sync_rules();
+            tracing::debug!(
+                "rule changes in the datapath {:?} after the first",
+                t.elapsed()
+            );
+        }
+    }
+
     fn input(&mut self, i: usize) {
+        self.got_input = true;
         let alive = self.conns[i].read().unwrap_or_default();
         // The first message must be a HELLO: anything else (garbage, another
         // protocol) is refused as soon as its header is in, not when its
@@ -629,6 +666,8 @@ impl Agent {
                 .is_some_and(|t| now.saturating_duration_since(t) > CLOSE_LINGER);
             if failed || (c.closing && (!c.wants_write() || lingered)) {
                 let c = self.conns.remove(i);
+                // A tool that sent rules and left expects them in force.
+                self.sync_rules();
                 tracing::info!(peer = %c.peer, "OpenFlow connection closed");
                 if let Kind::Controller(d) = c.kind {
                     self.controller_lost_at = Instant::now();
