@@ -9,6 +9,7 @@ import json
 import socket
 import struct
 import sys
+import threading
 import time
 
 
@@ -57,30 +58,38 @@ def main():
     delete = "--delete" in sys.argv
     s = connect(target)
     s.sendall(msg(0, struct.pack("!HHI", 1, 8, 1 << 4), 1))
-    buf = bytearray()
-    want = 0
+    want = n // k + (1 if n % k else 0)
+    counts = {"barriers": 0, "errors": 0}
+
+    # Replies are read while requests go out: a switch may drop a client
+    # that lets its replies pile up (OVS resets it).
+    def reader():
+        buf = bytearray()
+        while counts["barriers"] < want:
+            data = s.recv(1 << 16)
+            if not data:
+                break
+            buf += data
+            for t, _ in read_msgs(s, buf):
+                if t == 21:
+                    counts["barriers"] += 1
+                elif t == 1:
+                    counts["errors"] += 1
+
+    rd = threading.Thread(target=reader)
     t0 = time.monotonic()
+    rd.start()
     out = bytearray()
     for i in range(n):
         out += flow_mod(i, 3 if delete else 0)
         if (i + 1) % k == 0 or i + 1 == n:
             out += msg(20, b"", 7)
-            want += 1
-        if len(out) > 1 << 16:
+        if len(out) > 1 << 14:
             s.sendall(out)
             out.clear()
     s.sendall(out)
-    got, errors = 0, 0
-    while got < want:
-        data = s.recv(1 << 16)
-        if not data:
-            break
-        buf += data
-        for t, _ in read_msgs(s, buf):
-            if t == 21:
-                got += 1
-            elif t == 1:
-                errors += 1
+    rd.join()
+    got, errors = counts["barriers"], counts["errors"]
     dt = time.monotonic() - t0
     print(json.dumps({"flow_mods": n, "barrier_every": k, "barriers": got, "errors": errors,
                       "seconds": round(dt, 3), "per_second": round(n / dt)}))
