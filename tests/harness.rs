@@ -608,6 +608,31 @@ pub fn ferrovs_testpmd(args: &[String], timeout: Duration) -> Value {
     FerrovsTestpmd::spawn(args).finish(timeout)
 }
 
+/// `n` checked 64 B frames at 20 kpps from port `from`'s peer (MAC 1) to
+/// port `to`'s (MAC 2), two virtio-user ports of one ferrovs-testpmd; its summary.
+pub fn checked_frames(sw: &Ferrovsd, from: &str, to: &str, n: u64) -> Value {
+    let port = |name: &str, m: u8| {
+        format!(
+            "--port=virtio-user:path={},mac={}",
+            sw.port_socket(name).display(),
+            mac(m)
+        )
+    };
+    let args: Vec<String> = vec![
+        port(from, 1),
+        port(to, 2),
+        "--forward-mode=flowgen".into(),
+        "--tx-ports=0".into(),
+        "--txpkts=64".into(),
+        "--tx-pps=20000".into(),
+        format!("--nb-pkts={n}"),
+        "--lcores=0".into(),
+        "--link-wait=20".into(),
+        "--duration=60".into(),
+    ];
+    ferrovs_testpmd(&args, Duration::from_secs(90))
+}
+
 /// Starts ferrovs-testpmd in the background (for runs a test steers while
 /// they go on); the child is killed on drop.
 pub struct FerrovsTestpmd {

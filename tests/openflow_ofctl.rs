@@ -57,27 +57,7 @@ fn of13(sw: &Ferrovsd, args: &[&str]) -> String {
 
 /// `n` checked 64 B frames from vhost0 to vhost1; what vhost1's peer got.
 fn traffic(sw: &Ferrovsd, n: u64) -> u64 {
-    let args: Vec<String> = vec![
-        format!(
-            "--port=virtio-user:path={},mac={}",
-            sw.port_socket("vhost0").display(),
-            mac(1)
-        ),
-        format!(
-            "--port=virtio-user:path={},mac={}",
-            sw.port_socket("vhost1").display(),
-            mac(2)
-        ),
-        "--forward-mode=flowgen".into(),
-        "--tx-ports=0".into(),
-        "--txpkts=64".into(),
-        "--tx-pps=20000".into(),
-        format!("--nb-pkts={n}"),
-        "--lcores=0".into(),
-        "--link-wait=20".into(),
-        "--duration=60".into(),
-    ];
-    let s = ferrovs_testpmd(&args, Duration::from_secs(90));
+    let s = checked_frames(sw, "vhost0", "vhost1", n);
     assert_eq!(s["ports"][1]["checked"]["bad"], 0, "{s:#}");
     s["ports"][1]["rx_packets"].as_u64().unwrap()
 }

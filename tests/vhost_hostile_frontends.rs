@@ -20,27 +20,7 @@ fn switch(dir: &std::path::Path) -> Ferrovsd {
 /// vhost1 to vhost2 through the same PMD.
 fn witnesses_forward(sw: &Ferrovsd) {
     let n = 2000u64;
-    let args: Vec<String> = vec![
-        format!(
-            "--port=virtio-user:path={},mac={}",
-            sw.port_socket("vhost1").display(),
-            mac(1)
-        ),
-        format!(
-            "--port=virtio-user:path={},mac={}",
-            sw.port_socket("vhost2").display(),
-            mac(2)
-        ),
-        "--forward-mode=flowgen".into(),
-        "--tx-ports=0".into(),
-        "--txpkts=64".into(),
-        "--tx-pps=20000".into(),
-        format!("--nb-pkts={n}"),
-        "--lcores=0".into(),
-        "--link-wait=20".into(),
-        "--duration=60".into(),
-    ];
-    let s = ferrovs_testpmd(&args, Duration::from_secs(90));
+    let s = checked_frames(sw, "vhost1", "vhost2", n);
     assert_eq!(s["ports"][1]["rx_packets"], n, "witness lost frames: {s:#}");
     assert_eq!(s["ports"][1]["checked"]["bad"], 0, "{s:#}");
 }

@@ -1,7 +1,7 @@
 //! Actions (`ofp_action_*`) and instructions (`ofp_instruction_*`).
 
 use crate::error::*;
-use crate::oxm::{field_len, Oxm};
+use crate::oxm::Oxm;
 use crate::wire::{Put, Reader};
 
 pub const OUTPUT: u16 = 0;
@@ -271,12 +271,6 @@ pub fn encode_instructions(ins: &[Instruction], out: &mut Vec<u8>) {
     for i in ins {
         i.encode(out);
     }
-}
-
-/// Whether a field may be the target of SET_FIELD in this codec's eyes
-/// (known and of a fixed width).
-pub fn settable(field: u8) -> bool {
-    field_len(field).is_some()
 }
 
 #[cfg(test)]

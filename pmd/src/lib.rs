@@ -8,6 +8,7 @@ pub mod mbuf;
 pub mod mem;
 pub mod port;
 pub mod ring;
+pub mod sock;
 pub mod sync;
 pub mod vhost;
 pub mod virtio;

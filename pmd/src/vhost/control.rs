@@ -181,54 +181,19 @@ fn request_level(e: &VuError) -> bool {
     )
 }
 
-/// Connects without waiting: a listener whose backlog is full (a peer that
-/// never accepts) fails with EAGAIN at once instead of blocking this thread.
+/// Connects without waiting (see `crate::sock`); a full backlog is reported
+/// as WouldBlock with a message `show` can print.
 fn connect_nonblocking(path: &Path) -> io::Result<UnixStream> {
-    let bytes = path.as_os_str().as_encoded_bytes();
-    // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
-    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    if bytes.len() >= sa.sun_path.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "socket path too long",
-        ));
-    }
-    sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (d, s) in sa.sun_path.iter_mut().zip(bytes) {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: plain syscall; the result is checked.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: socket() just returned this descriptor and nothing else owns it.
-    let stream = unsafe { <UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    // SAFETY: sa is a valid sockaddr_un and its size is passed with it.
-    let rc = unsafe {
-        libc::connect(
-            fd,
-            (&sa as *const libc::sockaddr_un).cast(),
-            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
+    crate::sock::connect_unix_nonblocking(path).map_err(|e| {
         if e.raw_os_error() == Some(libc::EAGAIN) {
-            return Err(io::Error::new(
+            io::Error::new(
                 io::ErrorKind::WouldBlock,
                 "the listener accepts no connections (backlog full)",
-            ));
+            )
+        } else {
+            e
         }
-        return Err(e);
-    }
-    Ok(stream)
+    })
 }
 
 /// What the bytes queued on a connection amount to.

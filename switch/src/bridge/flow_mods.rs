@@ -54,14 +54,6 @@ pub struct RuleView {
 }
 
 impl Bridge {
-    /// Applies one change; returns the rules it removed (a delete's, for
-    /// FLOW_REMOVED). The new rules are running when it returns.
-    pub fn change_flow(&self, c: FlowChange) -> Result<Vec<Removed>, FlowChangeError> {
-        self.change_flows_batch(vec![c], false)
-            .pop()
-            .expect("one result per change")
-    }
-
     /// Applies changes in order, each on its own (one failing leaves the
     /// others), and compiles and publishes once for all of them: a
     /// controller's burst of thousands of FLOW_MODs costs one snapshot.

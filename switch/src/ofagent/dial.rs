@@ -55,34 +55,7 @@ pub fn start(target: &Dial) -> io::Result<Connecting> {
             }
             Ok(Connecting::Pending(TcpStream::from(fd)))
         }
-        Dial::Unix(p) => {
-            let fd = socket(libc::AF_UNIX)?;
-            let bytes = p.as_os_str().as_encoded_bytes();
-            // SAFETY: sockaddr_un is plain data; zeroed is valid.
-            let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-            if bytes.len() >= sa.sun_path.len() {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "socket path too long",
-                ));
-            }
-            sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
-            for (d, s) in sa.sun_path.iter_mut().zip(bytes) {
-                *d = *s as libc::c_char;
-            }
-            // SAFETY: as above, for a sockaddr_un.
-            let rc = unsafe {
-                libc::connect(
-                    fd.as_raw_fd(),
-                    (&sa as *const libc::sockaddr_un).cast(),
-                    std::mem::size_of::<libc::sockaddr_un>() as u32,
-                )
-            };
-            if rc != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(Connecting::Unix(UnixStream::from(fd)))
-        }
+        Dial::Unix(p) => Ok(Connecting::Unix(pmd::sock::connect_unix_nonblocking(p)?)),
     }
 }
 

@@ -340,7 +340,6 @@ impl Agent {
             return Err(OfError::new(BAD_REQUEST, BRC_BAD_PACKET));
         }
         let Some(mut m) = self.cache.alloc() else {
-            self.counters.packet_ins_dropped += 0;
             return Err(OfError::new(BAD_REQUEST, BRC_EPERM));
         };
         if po.data.len() > m.capacity() {
