@@ -89,8 +89,7 @@ fn bench(c: &mut Criterion) {
             .iter()
             .map(|l| parse_rule(l, &Names).unwrap())
             .collect();
-        let stats: Vec<_> = rules.iter().map(|_| RuleStats::new(1)).collect();
-        let cls = Classifier::build(rules.iter().zip(&stats));
+        let cls = Classifier::from_rules(&rules);
         g.bench_function(format!("classifier_lookup/{n}_rules"), |b| {
             b.iter(|| {
                 let mut s = 0u32;

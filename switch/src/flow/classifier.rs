@@ -85,7 +85,8 @@ pub struct CompiledRule {
     pub priority: u16,
     /// Goes with the rule's packet-ins (controllers recognise their rules by it).
     pub cookie: u64,
-    pub actions: Box<[Action]>,
+    /// Shared with the table's entry: a compile clones no action list.
+    pub actions: Arc<[Action]>,
     pub stats: Arc<RuleStats>,
     /// The actions are just `normal` (the packet path's shortest way).
     pub only_normal: bool,
@@ -115,18 +116,18 @@ pub struct Classifier {
 impl Classifier {
     /// Compiles `(rule, its counters)`.
     pub fn build<'a>(
-        rules: impl IntoIterator<Item = (&'a Rule, &'a Arc<RuleStats>)>,
+        rules: impl IntoIterator<Item = (&'a Rule, &'a Arc<[Action]>, &'a Arc<RuleStats>)>,
     ) -> Classifier {
         let mut c = Classifier::default();
         // Per table: mask -> [(rule, its masked value)].
         let mut groups: Vec<HashMap<FlowKey, Vec<(u32, FlowKey)>>> = Vec::new();
-        for (r, stats) in rules {
+        for (r, actions, stats) in rules {
             let idx = c.rules.len() as u32;
             c.rules.push(CompiledRule {
                 only_normal: r.actions == [Action::Normal],
                 priority: r.priority,
                 cookie: r.cookie,
-                actions: r.actions.clone().into_boxed_slice(),
+                actions: actions.clone(),
                 stats: stats.clone(),
             });
             let t = r.table as usize;
@@ -141,7 +142,7 @@ impl Classifier {
         for g in groups {
             let mut table = Table::default();
             for (mask, idxs) in g {
-                let mut map = KeyMap::default();
+                let mut map = KeyMap::with_capacity_and_hasher(idxs.len(), Default::default());
                 let mut max_priority = 0;
                 for (i, value) in idxs {
                     let p = c.rules[i as usize].priority;
@@ -173,6 +174,13 @@ impl Classifier {
             c.tables.push(table);
         }
         c
+    }
+
+    /// Compiles rules with fresh counters (tests and benchmarks).
+    pub fn from_rules(rules: &[Rule]) -> Classifier {
+        let actions: Vec<Arc<[Action]>> = rules.iter().map(|r| r.actions.as_slice().into()).collect();
+        let stats: Vec<_> = rules.iter().map(|_| RuleStats::new(1)).collect();
+        Classifier::build(rules.iter().zip(&actions).zip(&stats).map(|((r, a), s)| (r, a, s)))
     }
 
     pub fn rule(&self, i: u32) -> &CompiledRule {
@@ -243,8 +251,7 @@ mod tests {
             .iter()
             .map(|l| parse_rule(l, &NoNames).unwrap())
             .collect();
-        let stats: Vec<_> = rules.iter().map(|_| RuleStats::new(1)).collect();
-        let c = Classifier::build(rules.iter().zip(&stats));
+        let c = Classifier::from_rules(&rules);
         (rules, c)
     }
 

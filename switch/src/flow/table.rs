@@ -38,6 +38,9 @@ impl Removed {
 pub struct Entry {
     pub rule: Rule,
     pub stats: Arc<RuleStats>,
+    /// `rule.actions`, shared with every compiled classifier (a compile of
+    /// 100 000 rules then allocates no action lists).
+    actions: Arc<[Action]>,
     pub created: Instant,
     /// An OpenFlow controller asked to hear of its removal (SEND_FLOW_REM).
     pub notify: bool,
@@ -49,6 +52,7 @@ pub struct Entry {
 impl Entry {
     fn new(rule: Rule, n_pmds: usize, now: Instant) -> Entry {
         Entry {
+            actions: rule.actions.as_slice().into(),
             rule,
             stats: RuleStats::new(n_pmds),
             created: now,
@@ -196,6 +200,7 @@ impl FlowTable {
             .filter(|e| f.selects(&e.rule, strict))
         {
             e.rule.actions = actions.to_vec();
+            e.actions = actions.into();
             if let Some(c) = new_cookie {
                 e.rule.cookie = c;
             }
@@ -254,7 +259,7 @@ impl FlowTable {
     }
 
     pub fn compile(&self) -> Classifier {
-        Classifier::build(self.entries.iter().map(|e| (&e.rule, &e.stats)))
+        Classifier::build(self.entries.iter().map(|e| (&e.rule, &e.actions, &e.stats)))
     }
 }
 
