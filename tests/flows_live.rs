@@ -66,12 +66,6 @@ fn rule_set(d: &[Value]) -> Vec<String> {
     v
 }
 
-/// A switch drop counted on `port` (`port-stats` "switch_drops"; 0 when absent).
-fn switch_drop(sw: &Ferrovsd, port: &str, reason: &str) -> u64 {
-    let r = sw.ok("port-stats", json!({ "name": port }));
-    r[0]["switch_drops"][reason].as_u64().unwrap_or(0)
-}
-
 fn two_ports(dir: &Path) -> Ferrovsd {
     Ferrovsd::start(dir, Some(&config_with_ports(2)))
 }
@@ -182,7 +176,7 @@ fn snap(sw: &Ferrovsd) -> Snap {
         a_rx: a.rx,
         b_tx: b.tx,
         b_tx_dropped: b.tx_dropped,
-        acl: switch_drop(sw, "vhost0", "acl"),
+        acl: sw.switch_drop("vhost0", "acl"),
         pass: n(50),
         default: n(0),
     }
@@ -481,7 +475,7 @@ fn mod_flows_keeps_counters_and_strict_delete_removes_only_the_exact_rule() {
     let r = finish_run(&sw, spawn_run(&sw, 8_000, false), 8_000, s);
     assert_eq!(r.received, 4_000, "{r:?}");
     assert_eq!(hits(&sw, 100), 4_000);
-    assert_eq!(switch_drop(&sw, "vhost0", "acl"), 4_000);
+    assert_eq!(sw.switch_drop("vhost0", "acl"), 4_000);
 
     // mod-flows (strict) under traffic: from drop to normal.
     let n = 16_000;
@@ -495,7 +489,7 @@ fn mod_flows_keeps_counters_and_strict_delete_removes_only_the_exact_rule() {
     ]);
     assert_eq!(out["modified"], 1, "{out}");
     let r = finish_run(&sw, run, n, s);
-    let acl = switch_drop(&sw, "vhost0", "acl") - 4_000;
+    let acl = sw.switch_drop("vhost0", "acl") - 4_000;
     eprintln!("mod-flows under traffic: {r:?}, acl drops in the run {acl}");
     let d = dump(&sw);
     let rule = rule_at(&d, 100).expect("the rule is still there");
@@ -564,12 +558,12 @@ fn mod_flows_keeps_counters_and_strict_delete_removes_only_the_exact_rule() {
         "only the priority-150 rule went: {d:#?}"
     );
     // Traffic follows what is left: 1003 dropped (priority 300), 1002 normal.
-    let acl0 = switch_drop(&sw, "vhost0", "acl");
+    let acl0 = sw.switch_drop("vhost0", "acl");
     let (h300, h100) = (hits(&sw, 300), hits(&sw, 100));
     let s = sw.port("vhost0").rx;
     let r = finish_run(&sw, spawn_run(&sw, 8_000, false), 8_000, s);
     assert_eq!(r.received, 6_000, "{r:?}");
-    assert_eq!(switch_drop(&sw, "vhost0", "acl") - acl0, 2_000);
+    assert_eq!(sw.switch_drop("vhost0", "acl") - acl0, 2_000);
     assert_eq!(
         (hits(&sw, 300) - h300, hits(&sw, 100) - h100),
         (2_000, 2_000)
@@ -614,11 +608,11 @@ fn rules_persist_across_restarts() {
     );
 
     let check_traffic = |sw: &Ferrovsd, what: &str| {
-        let acl0 = switch_drop(sw, "vhost0", "acl");
+        let acl0 = sw.switch_drop("vhost0", "acl");
         let s = sw.port("vhost0").rx;
         let r = finish_run(sw, spawn_run(sw, 8_000, false), 8_000, s);
         assert_eq!(r.received, 4_000, "{what}: {r:?}");
-        assert_eq!(switch_drop(sw, "vhost0", "acl") - acl0, 4_000, "{what}");
+        assert_eq!(sw.switch_drop("vhost0", "acl") - acl0, 4_000, "{what}");
     };
     check_traffic(&sw, "before the restart");
 
@@ -651,8 +645,8 @@ fn rules_persist_across_restarts() {
     let s = sw.port("vhost0").rx;
     let r = finish_run(&sw, spawn_run(&sw, 8_000, false), 8_000, s);
     assert_eq!(r.received, 0, "{r:?}");
-    assert_eq!(switch_drop(&sw, "vhost0", "acl"), 4_000);
-    assert_eq!(switch_drop(&sw, "vhost0", "no_match"), 4_000);
+    assert_eq!(sw.switch_drop("vhost0", "acl"), 4_000);
+    assert_eq!(sw.switch_drop("vhost0", "no_match"), 4_000);
 
     // Every rule deleted: the empty table persists (not the default rule).
     let out = sw.ctl_json(&["del-flows"]);
@@ -668,7 +662,7 @@ fn rules_persist_across_restarts() {
     let s = sw.port("vhost0").rx;
     let r = finish_run(&sw, spawn_run(&sw, 4_000, false), 4_000, s);
     assert_eq!(r.received, 0, "{r:?}");
-    assert_eq!(switch_drop(&sw, "vhost0", "no_match"), 4_000);
+    assert_eq!(sw.switch_drop("vhost0", "no_match"), 4_000);
 }
 
 /// idle_timeout and hard_timeout: a hard timeout expires a rule that is in

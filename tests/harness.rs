@@ -264,6 +264,15 @@ impl Ferrovsd {
     }
 
     /// `port-stats` of one port.
+    /// A switch drop counted on `port` (`port-stats` switch_drops; 0 when absent).
+    pub fn switch_drop(&self, port: &str, reason: &str) -> u64 {
+        self.port_stats(port)
+            .switch_drops
+            .get(reason)
+            .copied()
+            .unwrap_or(0)
+    }
+
     pub fn port_stats(&self, name: &str) -> PortStats {
         let r = self.typed(Request::PortStats(PortStatsArgs {
             name: Some(name.into()),

@@ -340,3 +340,136 @@ fn a_hostile_openflow_client_gets_errors_and_forwarding_goes_on() {
     assert_eq!(traffic(&sw, 1000), 1000, "forwarding goes on");
     drop(half);
 }
+
+/// Lines of the monitor's output that contain `needle`, once at least `n` do
+/// (or after 5 s).
+fn monitor_lines(out: &std::path::Path, needle: &str, n: usize) -> usize {
+    let t0 = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(out).unwrap_or_default();
+        let k = text.lines().filter(|l| l.contains(needle)).count();
+        if k >= n || t0.elapsed() > Duration::from_secs(5) {
+            return k;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `ovs-ofctl mod-port` turns a port down, off for forwarding or receiving,
+/// or off for packet-ins, and the traffic and counters follow; `ovs-ofctl
+/// monitor` sees the PORT_STATUS and the packet-ins (NO_MATCH from the
+/// table-miss entry, ACTION from any other rule, cut to the action's max_len).
+#[test]
+fn ovs_ofctl_mod_port_and_monitor() {
+    let _g = serial();
+    let dir = TempDir::new("ofctl-port");
+    let sw = Ferrovsd::start(dir.path(), Some(&config_with_ports(2)));
+    let out = dir.path().join("monitor.txt");
+    let mut monitor = Command::new("ovs-ofctl")
+        .args(["-O", "OpenFlow13", "monitor"])
+        .arg(format!("unix:{}", mgmt(&sw).display()))
+        .arg("65534")
+        // Its control socket goes to OVS_RUNDIR (default /var/run/openvswitch).
+        .env("OVS_RUNDIR", dir.path())
+        // It prints what it hears on stderr when stdout is not a terminal.
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::options().append(true).open(&out).unwrap())
+        .spawn()
+        .expect("ovs-ofctl");
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let t0 = Instant::now();
+    while sw.ok("show", serde_json::json!({}))["openflow"]["connections"] != 1 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the monitor never connected"
+        );
+        assert!(
+            monitor.try_wait().unwrap().is_none(),
+            "ovs-ofctl monitor exited"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let monitor = Reap(monitor);
+
+    of13(&sw, &["del-flows"]);
+    of13(
+        &sw,
+        &[
+            "add-flow",
+            "priority=100,in_port=vhost0,actions=output:vhost1",
+        ],
+    );
+    assert_eq!(traffic(&sw, 300), 300);
+
+    // no-forward: output to vhost1 is dropped and counted on the input port.
+    of13(&sw, &["mod-port", "vhost1", "no-forward"]);
+    let desc = of13(&sw, &["dump-ports-desc"]);
+    assert!(desc.contains("NO_FWD"), "{desc}");
+    assert_eq!(traffic(&sw, 500), 0);
+    assert_eq!(sw.switch_drop("vhost0", "no_fwd"), 500);
+    of13(&sw, &["mod-port", "vhost1", "forward"]);
+    assert_eq!(traffic(&sw, 300), 300);
+
+    // down: vhost0 receives nothing; the monitor hears of it.
+    of13(&sw, &["mod-port", "vhost0", "down"]);
+    let desc = of13(&sw, &["dump-ports-desc"]);
+    assert!(
+        desc.contains("PORT_DOWN") && desc.contains("LINK_DOWN"),
+        "{desc}"
+    );
+    assert_eq!(traffic(&sw, 400), 0);
+    assert_eq!(sw.switch_drop("vhost0", "no_recv"), 400);
+    of13(&sw, &["mod-port", "vhost0", "up"]);
+    assert_eq!(traffic(&sw, 300), 300);
+    assert!(
+        monitor_lines(&out, "PORT_DOWN", 1) >= 1,
+        "no PORT_STATUS with PORT_DOWN:\n{}",
+        std::fs::read_to_string(&out).unwrap_or_default()
+    );
+
+    // Packet-ins: the table-miss entry's say no_match, another rule's action.
+    of13(&sw, &["del-flows"]);
+    of13(&sw, &["add-flow", "priority=0,actions=controller"]);
+    traffic(&sw, 5);
+    assert_eq!(
+        monitor_lines(&out, "(via no_match)", 5),
+        5,
+        "{}",
+        std::fs::read_to_string(&out).unwrap()
+    );
+    of13(
+        &sw,
+        &[
+            "add-flow",
+            "priority=10,in_port=vhost0,actions=controller:60",
+        ],
+    );
+    traffic(&sw, 5);
+    assert_eq!(
+        monitor_lines(&out, "(via action) data_len=60", 5),
+        5,
+        "{}",
+        std::fs::read_to_string(&out).unwrap()
+    );
+
+    // no-packet-in: the rule still matches (and counts), no copy is sent.
+    of13(&sw, &["mod-port", "vhost0", "no-packet-in"]);
+    traffic(&sw, 5);
+    std::thread::sleep(Duration::from_millis(300));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("OFPT_PACKET_IN"))
+            .count(),
+        10,
+        "{text}"
+    );
+    assert_eq!(n_packets(&of13(&sw, &["dump-flows"]), "priority=10"), 10);
+    drop(monitor);
+}

@@ -4,7 +4,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use switch::flow::cache::ExactCache;
-use switch::flow::classifier::{Classifier, RuleStats};
+use switch::flow::classifier::Classifier;
 use switch::flow::key::FlowKey;
 use switch::flow::rule::Rule;
 use switch::flow::syntax::{parse_rule, PortNames};

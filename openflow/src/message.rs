@@ -178,6 +178,15 @@ pub struct AsyncConfig {
     pub flow_removed: [u32; 2],
 }
 
+impl AsyncConfig {
+    /// No asynchronous message at all.
+    pub const NONE: AsyncConfig = AsyncConfig {
+        packet_in: [0, 0],
+        port_status: [0, 0],
+        flow_removed: [0, 0],
+    };
+}
+
 impl Default for AsyncConfig {
     /// The spec's defaults: a master gets every packet-in reason except
     /// invalid TTL, every port status and every flow removal; a slave only

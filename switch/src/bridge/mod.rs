@@ -4,8 +4,10 @@
 
 mod drivers;
 pub mod flow_mods;
+mod port_mods;
 
 use crate::config::{parse_mac, validate_port_name, PortConfig};
+use crate::datapath::port_admin::PortAdmin;
 use crate::datapath::snapshot::{RxqAssign, Snapshot, SwitchPort};
 use crate::datapath::Datapath;
 use crate::fdb::Fdb;
@@ -16,7 +18,7 @@ use crate::state::{Desired, StateFile};
 use ferrovs_proto::FlowEntry;
 use pmd::vhost::VhostControl;
 use pmd::Pool;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -61,6 +63,8 @@ struct State {
     /// The table changed (a controller's FLOW_MODs) and is not compiled into
     /// the running snapshot yet: `sync_rules` does it.
     rules_dirty: bool,
+    /// PORT_MOD settings by port number (absent: all on); not persisted.
+    admin: HashMap<u16, PortAdmin>,
 }
 
 impl PortNames for State {
@@ -121,6 +125,7 @@ impl Bridge {
                     persist_pending: false,
                     fail_open: false,
                     rules_dirty: false,
+                    admin: HashMap::new(),
                 }
             }),
             state_file,
@@ -259,6 +264,7 @@ impl Bridge {
             .ports
             .remove(name)
             .ok_or_else(|| BridgeError::NoSuchPort(name.into()))?;
+        st.admin.remove(&sp.no);
         // After this returns no PMD polls or sends to the port any more.
         self.republish(&mut st);
         if let Some(o) = st.opened.remove(name) {
@@ -288,7 +294,8 @@ impl Bridge {
         self.datapath.publish(
             Snapshot::build(st.generation, ports, &cores, self.rxq_assign)
                 .with_flows(flows)
-                .with_vlans(&vlans),
+                .with_vlans(&vlans)
+                .with_admin(&st.admin),
         );
     }
 

@@ -11,6 +11,7 @@ pub mod controller;
 pub mod normal;
 pub mod pipeline;
 pub mod pmd;
+pub mod port_admin;
 pub mod snapshot;
 pub mod stats;
 pub mod tx;

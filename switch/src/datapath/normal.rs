@@ -65,7 +65,8 @@ impl Work {
     fn flood_vlan(&mut self, snap: &Snapshot, m: Mbuf, vlan: u16) {
         bump(&self.stats.flooded, 1);
         let in_slot = self.burst.in_slot;
-        let carries = |s: usize| s != in_slot && snap.vlans[s].includes(vlan);
+        let carries =
+            |s: usize| s != in_slot && snap.vlans[s].includes(vlan) && snap.admin[s].forwards();
         let Some(last) = (0..snap.ports.len()).rev().find(|&s| carries(s)) else {
             self.cache.free(m);
             return;

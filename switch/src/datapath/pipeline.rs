@@ -35,14 +35,25 @@ impl Work {
             in_slot,
             in_no,
             now,
+            no_packet_in: snap.admin[in_slot].no_packet_in,
             ..Burst::default()
         };
+        if !snap.admin[in_slot].receives() {
+            let mut rx = std::mem::take(&mut self.rx);
+            for m in rx.drain() {
+                self.drop_pkt(m, DpDrop::NoRecv);
+            }
+            self.rx = rx;
+            self.finish_burst(snap);
+            return;
+        }
         let flows = &*snap.flows;
         let mut rx = std::mem::take(&mut self.rx);
         if let Some(r) = flows.catch_all(0) {
             let rule = flows.rule(r);
             let only_normal = rule.only_normal;
             (self.burst.table, self.burst.cookie) = (0, rule.cookie);
+            self.burst.table_miss = rule.table_miss;
             let (mut packets, mut bytes) = (0, 0);
             for m in rx.drain() {
                 if m.len() < 14 {
@@ -139,6 +150,10 @@ impl Work {
     /// A copy for the controllers (the packet as the actions left it so
     /// far); counted when the agent's queue is full.
     fn copy_to_controller(&mut self, m: pmd::Mbuf, max_len: u16, reason: Reason) {
+        if self.burst.no_packet_in {
+            self.cache.free(m);
+            return;
+        }
         let p = ToController {
             m,
             in_port: self.burst.in_no,
@@ -238,6 +253,7 @@ impl Work {
         self.count_rule(flows, r, self.burst.pkt_len);
         let rule = flows.rule(r);
         (self.burst.table, self.burst.cookie) = (table, rule.cookie);
+        self.burst.table_miss = rule.table_miss;
         self.run_actions(snap, fdb, &rule.actions, cur, Some(k), depth, last);
     }
 
@@ -338,7 +354,12 @@ impl Work {
                 }
                 Action::InPort => self.enqueue(snap, self.burst.in_slot, p),
                 Action::Controller { max_len } => {
-                    self.copy_to_controller(p, *max_len, Reason::Action)
+                    let reason = if self.burst.table_miss {
+                        Reason::NoMatch
+                    } else {
+                        Reason::Action
+                    };
+                    self.copy_to_controller(p, *max_len, reason)
                 }
                 Action::Normal => self.normal(snap, fdb, p),
                 Action::Flood | Action::All => self.output_all(snap, p),

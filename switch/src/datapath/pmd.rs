@@ -68,9 +68,13 @@ pub(super) struct Burst {
     pub(super) outputs: u32,
     pub(super) resubmits: u32,
     pub(super) ended_by: Option<DpDrop>,
-    /// The table and cookie of the rule running (for packet-ins).
+    /// The table and cookie of the rule running, and whether it is the
+    /// table-miss entry (for packet-ins).
     pub(super) table: u8,
     pub(super) cookie: u64,
+    pub(super) table_miss: bool,
+    /// The input port is set not to send packet-ins (PORT_MOD).
+    pub(super) no_packet_in: bool,
     /// The last lookup: (key with table, rule or NO_MATCH).
     pub(super) memo: Option<(crate::flow::key::FlowKey, u32)>,
     /// Rule counts not yet added: (rule, packets, bytes).

@@ -3,6 +3,7 @@
 //! every change; a PMD swaps to it between iterations, and an old port lives
 //! until the last PMD drops the snapshot that held it (RCU by `Arc`).
 
+use super::port_admin::PortAdmin;
 use super::stats::SwitchDrops;
 use crate::flow::classifier::Classifier;
 use crate::flow::vlan::PortVlan;
@@ -67,6 +68,8 @@ pub struct Snapshot {
     pub poll: Vec<Vec<RxqRef>>,
     /// Per slot: the port's VLAN options (the `normal` action applies them).
     pub vlans: Vec<PortVlan>,
+    /// Per slot: what PORT_MOD turned off.
+    pub admin: Vec<PortAdmin>,
     /// The rules, compiled.
     pub flows: Arc<Classifier>,
 }
@@ -87,6 +90,7 @@ impl Snapshot {
             slot_of: Vec::new(),
             poll: vec![Vec::new(); n_pmds],
             vlans: Vec::new(),
+            admin: Vec::new(),
             flows: default_flows(),
         }
     }
@@ -102,6 +106,16 @@ impl Snapshot {
         for (slot, p) in self.ports.iter().enumerate() {
             if let Some(v) = by_no.get(&p.no) {
                 self.vlans[slot] = v.clone();
+            }
+        }
+        self
+    }
+
+    /// Sets PORT_MOD settings by port number (ports not named: all on).
+    pub fn with_admin(mut self, by_no: &HashMap<u16, PortAdmin>) -> Snapshot {
+        for (slot, p) in self.ports.iter().enumerate() {
+            if let Some(a) = by_no.get(&p.no) {
+                self.admin[slot] = *a;
             }
         }
         self
@@ -174,6 +188,7 @@ impl Snapshot {
         Snapshot {
             generation,
             vlans: vec![PortVlan::default(); ports.len()],
+            admin: vec![PortAdmin::default(); ports.len()],
             ports,
             slot_of,
             poll,

@@ -29,10 +29,14 @@ pub enum DpDrop {
     ReservedMac,
     /// `controller`: the queue to the OpenFlow agent was full (the copy is lost).
     ControllerQueue,
+    /// Received on a port that is down or set not to receive (PORT_MOD).
+    NoRecv,
+    /// Sent to a port that is down or set not to forward (PORT_MOD).
+    NoFwd,
 }
 
 impl DpDrop {
-    pub const ALL: [DpDrop; 10] = [
+    pub const ALL: [DpDrop; 12] = [
         DpDrop::Runt,
         DpDrop::SamePort,
         DpDrop::NoBuffer,
@@ -43,6 +47,8 @@ impl DpDrop {
         DpDrop::NoPort,
         DpDrop::ReservedMac,
         DpDrop::ControllerQueue,
+        DpDrop::NoRecv,
+        DpDrop::NoFwd,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -56,6 +62,8 @@ impl DpDrop {
             DpDrop::NoPort => "no_port",
             DpDrop::ReservedMac => "reserved_mac",
             DpDrop::ControllerQueue => "controller_queue",
+            DpDrop::NoRecv => "no_recv",
+            DpDrop::NoFwd => "no_fwd",
         }
     }
 }

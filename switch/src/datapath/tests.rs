@@ -540,7 +540,7 @@ fn controller_copies_and_packet_outs_run_through_the_pipeline() {
         &[
             "table=0,priority=10,in_port=r0,actions=mod_vlan_vid:100,goto_table:1",
             "table=1,cookie=0x5adc,priority=5,actions=controller:96,strip_vlan,output:r1",
-            "table=0,priority=0,actions=drop",
+            "table=0,priority=0,actions=controller",
         ],
     );
     let mut f = frame([0xff; 6], mac(1));
@@ -564,6 +564,19 @@ fn controller_copies_and_packet_outs_run_through_the_pipeline() {
         &[0x81, 0x00, 0x00, 100],
         "the copy carries the tag table 0 pushed"
     );
+    r.cache.free(p.m);
+
+    // The table-miss entry's copies say NO_MATCH.
+    r.send(2, &[f.clone()]);
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while got.is_empty() && Instant::now() < deadline {
+        r.dp.drain_to_controller(|p| got.push(p));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(got.len(), 1);
+    let p = got.pop().unwrap();
+    assert_eq!((p.in_port, p.table, p.reason), (3, 0, Reason::NoMatch));
     r.cache.free(p.m);
 
     // From the controller: out of r2 directly, then through the table as if from r0.

@@ -10,6 +10,9 @@ use pmd::Mbuf;
 impl Work {
     #[inline]
     pub(super) fn enqueue(&mut self, snap: &Snapshot, slot: usize, m: Mbuf) {
+        if !snap.admin[slot].forwards() {
+            return self.drop_pkt(m, DpDrop::NoFwd);
+        }
         let b = &mut self.tx[slot];
         if b.is_empty() {
             self.dirty.push(slot as u16);
@@ -81,11 +84,12 @@ impl Work {
     /// `flood` and `all`: every port but the input one, as the packet is.
     pub(super) fn output_all(&mut self, snap: &Snapshot, m: Mbuf) {
         let in_slot = self.burst.in_slot;
-        let Some(last) = (0..snap.ports.len()).rev().find(|&s| s != in_slot) else {
+        let to = |s: usize| s != in_slot && snap.admin[s].forwards();
+        let Some(last) = (0..snap.ports.len()).rev().find(|&s| to(s)) else {
             self.cache.free(m);
             return;
         };
-        for s in (0..last).filter(|&s| s != in_slot) {
+        for s in (0..last).filter(|&s| to(s)) {
             if let Some(c) = self.copy_of(&m) {
                 self.enqueue(snap, s, c);
             }

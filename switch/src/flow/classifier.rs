@@ -90,6 +90,9 @@ pub struct CompiledRule {
     pub stats: Arc<RuleStats>,
     /// The actions are just `normal` (the packet path's shortest way).
     pub only_normal: bool,
+    /// Priority 0, matches everything: OpenFlow's table-miss entry (its
+    /// packet-ins say NO_MATCH).
+    pub table_miss: bool,
 }
 
 struct Subtable {
@@ -125,6 +128,7 @@ impl Classifier {
             let idx = c.rules.len() as u32;
             c.rules.push(CompiledRule {
                 only_normal: r.actions == [Action::Normal],
+                table_miss: r.priority == 0 && r.m.mask.is_zero(),
                 priority: r.priority,
                 cookie: r.cookie,
                 actions: actions.clone(),
@@ -178,9 +182,16 @@ impl Classifier {
 
     /// Compiles rules with fresh counters (tests and benchmarks).
     pub fn from_rules(rules: &[Rule]) -> Classifier {
-        let actions: Vec<Arc<[Action]>> = rules.iter().map(|r| r.actions.as_slice().into()).collect();
+        let actions: Vec<Arc<[Action]>> =
+            rules.iter().map(|r| r.actions.as_slice().into()).collect();
         let stats: Vec<_> = rules.iter().map(|_| RuleStats::new(1)).collect();
-        Classifier::build(rules.iter().zip(&actions).zip(&stats).map(|((r, a), s)| (r, a, s)))
+        Classifier::build(
+            rules
+                .iter()
+                .zip(&actions)
+                .zip(&stats)
+                .map(|((r, a), s)| (r, a, s)),
+        )
     }
 
     pub fn rule(&self, i: u32) -> &CompiledRule {

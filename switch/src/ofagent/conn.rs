@@ -21,7 +21,8 @@ const MAX_INPUT: usize = 1 << 20;
 
 /// How a connection came to be: dialed controllers get asynchronous
 /// messages by default; connections accepted on a listening socket
-/// (`ovs-ofctl`, OVS's "service" connections) only after SET_ASYNC.
+/// (`ovs-ofctl`, OVS's "service" connections) only after SET_ASYNC, or after
+/// a SET_CONFIG with a non-zero miss_send_len (`ovs-ofctl monitor`), as OVS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// Dialed: the index of the configured controller.
@@ -56,6 +57,8 @@ pub struct Conn {
     pub closing: bool,
     pub role: u32,
     pub async_cfg: AsyncConfig,
+    /// The peer chose `async_cfg` itself (SET_ASYNC).
+    pub async_set: bool,
     pub last_input: Instant,
     pub echo_sent: Option<Instant>,
     pub since: Instant,
@@ -81,12 +84,9 @@ impl Conn {
             role: openflow::message::ROLE_EQUAL,
             async_cfg: match kind {
                 Kind::Controller(_) => AsyncConfig::default(),
-                Kind::Service => AsyncConfig {
-                    packet_in: [0, 0],
-                    port_status: [0, 0],
-                    flow_removed: [0, 0],
-                },
+                Kind::Service => AsyncConfig::NONE,
             },
+            async_set: false,
             last_input: now,
             echo_sent: None,
             since: now,

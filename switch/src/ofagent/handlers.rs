@@ -3,6 +3,7 @@
 //! OpenFlow names for it, with the request's xid and first bytes; the
 //! connection goes on (only a failed negotiation closes it).
 
+use super::conn::Kind;
 use super::mapping::{self, Context};
 use super::{role_name, Agent};
 use crate::bridge::flow_mods::{FlowChange, FlowChangeError};
@@ -87,6 +88,14 @@ impl Agent {
             },
             Message::GetConfigRequest => Message::GetConfigReply(self.switch_config),
             Message::SetConfig(c) => {
+                let conn = &mut self.conns[i];
+                if conn.kind == Kind::Service && !conn.async_set {
+                    conn.async_cfg = if c.miss_send_len != 0 {
+                        AsyncConfig::default()
+                    } else {
+                        AsyncConfig::NONE
+                    };
+                }
                 self.switch_config = c;
                 return;
             }
@@ -94,6 +103,7 @@ impl Agent {
             Message::GetAsyncRequest => Message::GetAsyncReply(self.conns[i].async_cfg),
             Message::SetAsync(c) => {
                 self.conns[i].async_cfg = c;
+                self.conns[i].async_set = true;
                 return;
             }
             Message::RoleRequest(r) => match self.role(i, r) {
@@ -474,16 +484,18 @@ impl Agent {
 
 /// Every port as OpenFlow describes it (10G copper, as OVS shows virtual ports).
 pub fn port_descs(bridge: &Bridge) -> Vec<PortDesc> {
+    let admins = bridge.port_admins();
     bridge
         .ports()
         .iter()
         .map(|(_, sp)| {
-            let up = sp.port.link_up();
+            let admin = admins.get(&sp.no).copied().unwrap_or_default();
+            let up = sp.port.link_up() && !admin.down;
             PortDesc {
                 port_no: mapping::port_to_of(sp.no),
                 hw_addr: sp.port.mac().unwrap_or([0; 6]),
                 name: sp.name.clone(),
-                config: 0,
+                config: mapping::port_admin_to_of(&admin),
                 state: if up { ofp::PS_LIVE } else { ofp::PS_LINK_DOWN },
                 curr: ofp::PF_10GB_FD | ofp::PF_COPPER,
                 advertised: 0,
@@ -536,8 +548,8 @@ fn port_stats(bridge: &Bridge, port_no: u32) -> Result<Vec<PortStats>, OfError> 
         .collect())
 }
 
-/// PORT_MOD: ports have no administrative state to change here; a request
-/// that changes nothing is accepted, one that would is refused by name.
+/// PORT_MOD: down, no-receive, no-forward, no-packet-in (the change reaches
+/// the controllers as a PORT_STATUS with the next port scan).
 fn port_mod(bridge: &Bridge, pm: PortMod) -> Result<(), OfError> {
     let ports = bridge.ports();
     let Some((_, sp)) = ports
@@ -551,9 +563,12 @@ fn port_mod(bridge: &Bridge, pm: PortMod) -> Result<(), OfError> {
             return Err(OfError::new(PORT_MOD_FAILED, PMFC_BAD_HW_ADDR));
         }
     }
-    if pm.mask & pm.config != 0 {
+    if pm.mask & !mapping::PORT_CONFIG_BITS != 0 {
         return Err(OfError::new(PORT_MOD_FAILED, PMFC_BAD_CONFIG));
     }
+    bridge
+        .set_port_admin(sp.no, |a| mapping::apply_port_config(a, pm.config, pm.mask))
+        .map_err(|_| OfError::new(PORT_MOD_FAILED, PMFC_BAD_PORT))?;
     Ok(())
 }
 

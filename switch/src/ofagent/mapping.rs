@@ -6,6 +6,7 @@
 //! reserved ports map to the table's actions (IN_PORT, NORMAL, FLOOD, ALL,
 //! CONTROLLER; TABLE only in packet-outs).
 
+use crate::datapath::port_admin::PortAdmin;
 use crate::flow::key::{
     Field, ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_VLAN, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
 };
@@ -342,6 +343,36 @@ pub fn instructions_to_of(actions: &[Action]) -> Vec<Instruction> {
 /// The OFPP number ferrovs' port `no` has (its own number).
 pub fn port_to_of(no: u16) -> u32 {
     no as u32
+}
+
+/// The OFPPC_* bits PORT_MOD can set here (OpenFlow 1.3 has no NO_FLOOD).
+pub const PORT_CONFIG_BITS: u32 =
+    ofp::PC_PORT_DOWN | ofp::PC_NO_RECV | ofp::PC_NO_FWD | ofp::PC_NO_PACKET_IN;
+
+pub fn port_admin_to_of(a: &PortAdmin) -> u32 {
+    [
+        (a.down, ofp::PC_PORT_DOWN),
+        (a.no_recv, ofp::PC_NO_RECV),
+        (a.no_fwd, ofp::PC_NO_FWD),
+        (a.no_packet_in, ofp::PC_NO_PACKET_IN),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .fold(0, |bits, (_, b)| bits | b)
+}
+
+/// Sets the bits of `mask` to those of `config` (PORT_MOD).
+pub fn apply_port_config(a: &mut PortAdmin, config: u32, mask: u32) {
+    for (field, bit) in [
+        (&mut a.down, ofp::PC_PORT_DOWN),
+        (&mut a.no_recv, ofp::PC_NO_RECV),
+        (&mut a.no_fwd, ofp::PC_NO_FWD),
+        (&mut a.no_packet_in, ofp::PC_NO_PACKET_IN),
+    ] {
+        if mask & bit != 0 {
+            *field = config & bit != 0;
+        }
+    }
 }
 
 /// A filter's `out_port`: ANY for none; a reserved port selects nothing we

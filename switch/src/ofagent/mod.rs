@@ -76,6 +76,10 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// Longest a controller's rule changes wait to be compiled into the datapath
 /// while FLOW_MODs keep coming, for tables that compile quickly.
 const RULE_SYNC: Duration = Duration::from_millis(10);
+/// Senders that sent nothing for this long have paused: their rule changes
+/// go to the datapath. (`ovs-ofctl add-flows` waits for a barrier reply after
+/// each FLOW_MOD, so "nothing queued right now" is no pause.)
+const RULE_QUIET: Duration = Duration::from_millis(1);
 /// While FLOW_MODs keep coming, a compile waits this many times as long as the
 /// last one took: the whole-table compile then costs at most a fifth of the
 /// agent's time, so loading 100 000 rules stays linear instead of compiling
@@ -151,8 +155,8 @@ pub(crate) struct Agent {
     rules_dirty_since: Option<Instant>,
     /// How long the last compile and publish took.
     last_compile: Duration,
-    /// Some connection delivered messages in this loop iteration.
-    got_input: bool,
+    /// When a connection last delivered bytes.
+    last_input: Instant,
 }
 
 /// Handle to the agent thread.
@@ -204,7 +208,7 @@ impl OfAgent {
             pending: Vec::new(),
             rules_dirty_since: None,
             last_compile: Duration::ZERO,
-            got_input: false,
+            last_input: Instant::now(),
         };
         let s = stop.clone();
         let thread = std::thread::Builder::new()
@@ -297,11 +301,11 @@ impl Agent {
             // compile per burst, not per rule.
             if let Some(t) = self.rules_dirty_since {
                 let wait = RULE_SYNC.max(self.last_compile * RULE_SYNC_PER_COMPILE);
-                if !self.got_input || now.saturating_duration_since(t) >= wait {
+                let quiet = now.saturating_duration_since(self.last_input) >= RULE_QUIET;
+                if quiet || now.saturating_duration_since(t) >= wait {
                     self.sync_rules();
                 }
             }
-            self.got_input = false;
             if now >= next_tick {
                 next_tick = now + Duration::from_millis(100);
                 self.tick(now);
@@ -465,7 +469,7 @@ impl Agent {
     }
 
     fn input(&mut self, i: usize) {
-        self.got_input = true;
+        self.last_input = Instant::now();
         let alive = self.conns[i].read().unwrap_or_default();
         // The first message must be a HELLO: anything else (garbage, another
         // protocol) is refused as soon as its header is in, not when its
@@ -521,10 +525,10 @@ impl Agent {
                 crate::datapath::controller::Reason::Action => openflow::message::PR_ACTION,
             };
             let data = p.m.data();
-            let keep = match reason {
-                openflow::message::PR_NO_MATCH => self.switch_config.miss_send_len,
-                _ => p.max_len,
-            };
+            // A table-miss entry's copy (NO_MATCH) is cut to its action's
+            // max_len like any other, as OVS does; miss_send_len only
+            // concerned OpenFlow 1.0's implicit misses.
+            let keep = p.max_len;
             let keep = if keep == u16::MAX {
                 data.len()
             } else {
@@ -535,11 +539,9 @@ impl Agent {
                 total_len: data.len() as u16,
                 reason,
                 table_id: p.table,
-                cookie: if reason == openflow::message::PR_NO_MATCH {
-                    u64::MAX
-                } else {
-                    p.cookie
-                },
+                // The table-miss entry's own cookie too (OpenFlow 1.3 §7.4.1;
+                // -1 is for packets no entry sent).
+                cookie: p.cookie,
                 m: openflow::oxm::OfMatch(vec![openflow::oxm::Oxm::exact(
                     openflow::oxm::IN_PORT,
                     if p.in_port == crate::datapath::pipeline::FROM_CONTROLLER {
