@@ -3,7 +3,9 @@
 //! pipeline, learns hosts from packet-ins and installs their rules. Two
 //! VLANs over four ports: hosts in one VLAN reach each other, not the other
 //! VLAN's. Faucet restarted: ferrovsd reconnects; ferrovsd kill -9'd and
-//! restarted: Faucet programs it again.
+//! restarted: Faucet programs it again. Gauge (Faucet's statistics
+//! collector, a second controller connection) polls port stats, and what it
+//! logs equals ferrovsd's own counters.
 //!
 //! The virtual environment is made once and cached
 //! (`FERROVS_FAUCET_VENV`, default /var/tmp/ferrovs-faucet-venv).
@@ -67,12 +69,19 @@ fn venv() -> PathBuf {
     dir
 }
 
+/// A Faucet or Gauge process (`app`: "faucet" or "gauge"); its settings come
+/// from FAUCET_* or GAUGE_* variables.
 struct Faucet {
     child: Child,
 }
 
 impl Faucet {
     fn start(venv: &Path, dir: &Path, port: u16) -> Faucet {
+        Faucet::start_app("faucet", venv, dir, port)
+    }
+
+    fn start_app(app: &str, venv: &Path, dir: &Path, port: u16) -> Faucet {
+        let env = app.to_uppercase();
         std::fs::write(
             dir.join("ryu.conf"),
             "[DEFAULT]\necho_request_interval=3\nmaximum_unreplied_echo_requests=5\n",
@@ -81,14 +90,14 @@ impl Faucet {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.join("faucet.stderr"))
+            .open(dir.join(format!("{app}.stderr")))
             .unwrap();
         let path = format!(
             "{}:{}",
             venv.join("bin").display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let child = Command::new(venv.join("bin/faucet"))
+        let child = Command::new(venv.join("bin").join(app))
             .arg(format!(
                 "--ryu-config-file={}",
                 dir.join("ryu.conf").display()
@@ -96,16 +105,19 @@ impl Faucet {
             .arg("--ryu-ofp-listen-host=127.0.0.1")
             .arg(format!("--ryu-ofp-tcp-listen-port={port}"))
             .env("PATH", path)
-            .env("FAUCET_CONFIG", dir.join("faucet.yaml"))
-            .env("FAUCET_LOG", dir.join("faucet.log"))
-            .env("FAUCET_EXCEPTION_LOG", dir.join("faucet_exception.log"))
-            .env("FAUCET_PROMETHEUS_ADDR", "127.0.0.1")
-            .env("FAUCET_PROMETHEUS_PORT", "0")
+            .env(format!("{env}_CONFIG"), dir.join(format!("{app}.yaml")))
+            .env(format!("{env}_LOG"), dir.join(format!("{app}.log")))
+            .env(
+                format!("{env}_EXCEPTION_LOG"),
+                dir.join(format!("{app}_exception.log")),
+            )
+            .env(format!("{env}_PROMETHEUS_ADDR"), "127.0.0.1")
+            .env(format!("{env}_PROMETHEUS_PORT"), "0")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("start faucet");
+            .unwrap_or_else(|e| panic!("start {app}: {e}"));
         Faucet { child }
     }
 }
@@ -125,12 +137,65 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn config(port: u16) -> String {
+fn config(port: u16, gauge: u16) -> String {
     let mut c = config_with_ports(4);
     c.push_str(&format!(
-        "[openflow]\ncontroller = [\"tcp:127.0.0.1:{port}\"]\nfail-mode = \"secure\"\ndatapath-id = \"0x1\"\n"
+        "[openflow]\ncontroller = [\"tcp:127.0.0.1:{port}\", \"tcp:127.0.0.1:{gauge}\"]\n\
+         fail-mode = \"secure\"\ndatapath-id = \"0x1\"\n"
     ));
     c
+}
+
+/// Gauge's port stats watcher, logging to `port_stats.txt` every second.
+fn gauge_yaml(dir: &Path) -> String {
+    format!(
+        "faucet_configs:\n  - {}\n\
+         watchers:\n  port_stats:\n    dps: ['fv1']\n    type: 'port_stats'\n    interval: 1\n    db: 'text'\n\
+         dbs:\n  text:\n    type: 'text'\n    file: '{}'\n",
+        dir.join("faucet.yaml").display(),
+        dir.join("port_stats.txt").display()
+    )
+}
+
+/// Gauge's latest value of `stat` (e.g. "fv1-vhost0-packets-in").
+fn gauge_stat(dir: &Path, stat: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join("port_stats.txt")).ok()?;
+    text.lines()
+        .rev()
+        .find_map(|l| {
+            let mut f = l.split('\t');
+            let (_, name, value) = (f.next()?, f.next()?, f.next()?);
+            (name == stat).then(|| value.parse().ok())
+        })
+        .flatten()
+}
+
+/// Gauge's port counters, polled over OpenFlow, equal ferrovsd's (the
+/// traffic has stopped; Gauge polls once a second).
+fn gauge_agrees(sw: &Ferrovsd, dir: &Path) {
+    let t0 = Instant::now();
+    loop {
+        let mut diffs = Vec::new();
+        for i in 0..4 {
+            let p = sw.port_stats(&format!("vhost{i}"));
+            for (what, ours) in [("packets-in", p.rx_packets), ("packets-out", p.tx_packets)] {
+                let stat = format!("fv1-vhost{i}-{what}");
+                let gauge = gauge_stat(dir, &stat);
+                if gauge != Some(ours) {
+                    diffs.push(format!("{stat}: Gauge {gauge:?}, ferrovsd {ours}"));
+                }
+            }
+        }
+        if diffs.is_empty() {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "Gauge disagrees: {diffs:?}\ngauge log:\n{}",
+            std::fs::read_to_string(dir.join("gauge.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
 
 /// Waits until ferrovsd says its controller is connected and Faucet's
@@ -141,7 +206,7 @@ fn programmed(sw: &Ferrovsd, dir: &Path) {
         let show = sw.ok("show", json!({}));
         let connected = show["openflow"]["controllers"]
             .as_array()
-            .is_some_and(|c| c.iter().any(|c| c["state"] == "connected"));
+            .is_some_and(|c| !c.is_empty() && c.iter().all(|c| c["state"] == "connected"));
         let flows = sw.ok("dump-flows", json!({ "flow": "table=3" }));
         if connected && flows.as_array().is_some_and(|f| f.len() > 3) {
             return;
@@ -254,10 +319,14 @@ fn faucet_programs_ferrovsd_two_vlans_and_survives_restarts() {
     .unwrap();
     let port = free_port();
     let mut faucet = Faucet::start(&venv, dir.path(), port);
-    let cfg = config(port);
+    let gauge_port = free_port();
+    std::fs::write(dir.path().join("gauge.yaml"), gauge_yaml(dir.path())).unwrap();
+    let gauge = Faucet::start_app("gauge", &venv, dir.path(), gauge_port);
+    let cfg = config(port, gauge_port);
     let mut sw = Ferrovsd::start(dir.path(), Some(&cfg));
     programmed(&sw, dir.path());
     learn_and_check(&sw, dir.path());
+    gauge_agrees(&sw, dir.path());
     // Faucet's view agrees with ferrovsd's: it saw every port up.
     let log = std::fs::read_to_string(dir.path().join("faucet.log")).unwrap();
     assert!(
@@ -280,5 +349,7 @@ fn faucet_programs_ferrovsd_two_vlans_and_survives_restarts() {
     sw = Ferrovsd::start(dir.path(), Some(&cfg));
     programmed(&sw, dir.path());
     learn_and_check(&sw, dir.path());
+    gauge_agrees(&sw, dir.path());
+    drop(gauge);
     drop(faucet);
 }
