@@ -425,6 +425,8 @@ fn ovs_ofctl_mod_port_and_monitor() {
     );
     assert_eq!(traffic(&sw, 400), 0);
     assert_eq!(sw.switch_drop("vhost0", "no_recv"), 400);
+    let show = sw.ctl(&["show"]);
+    assert!(show.contains("set by OpenFlow PORT_MOD: down"), "{show}");
     of13(&sw, &["mod-port", "vhost0", "up"]);
     assert_eq!(traffic(&sw, 300), 300);
     assert!(
@@ -471,5 +473,27 @@ fn ovs_ofctl_mod_port_and_monitor() {
         "{text}"
     );
     assert_eq!(n_packets(&of13(&sw, &["dump-flows"]), "priority=10"), 10);
+
+    // /metrics: the agent's counters and the PORT_MOD drops.
+    std::thread::sleep(Duration::from_millis(200));
+    let text = sw.scrape();
+    let value = |line: &str| -> u64 {
+        let l = text
+            .lines()
+            .find(|l| l.starts_with(line))
+            .unwrap_or_else(|| panic!("no {line} in:\n{text}"));
+        l.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(value("ferrovs_openflow_packet_ins_total "), 10);
+    assert_eq!(
+        value("ferrovs_openflow_flow_mods_total "),
+        5,
+        "del, add, del, add, add"
+    );
+    assert_eq!(value("ferrovs_openflow_connections "), 1, "the monitor");
+    assert_eq!(
+        value("ferrovs_port_switch_dropped_total{port=\"vhost0\",reason=\"no_fwd\"} "),
+        500
+    );
     drop(monitor);
 }

@@ -153,6 +153,9 @@ fn show_port(o: &mut String, port: &ShowPort) {
         },
         vlan(&port.vlan_mode, port.tag, &port.trunks)
     );
+    if !port.admin.is_empty() {
+        let _ = writeln!(o, "    set by OpenFlow PORT_MOD: {}", port.admin.join(", "));
+    }
     let d = &port.driver;
     if let Some(path) = &d.path {
         let _ = writeln!(
@@ -351,6 +354,7 @@ mod tests {
             tag: Some(10),
             trunks: None,
             mac: Some("02:fe:00:00:00:04".into()),
+            admin: Vec::new(),
             driver,
         }
     }

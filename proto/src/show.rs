@@ -34,6 +34,9 @@ pub struct ShowPort {
     pub trunks: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// What OpenFlow's PORT_MOD turned off: down, no_recv, no_fwd, no_packet_in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin: Vec<String>,
     #[serde(flatten)]
     pub driver: DriverInfo,
 }
@@ -124,8 +127,9 @@ pub struct FdbSummary {
     pub aging_secs: u32,
 }
 
-/// The OpenFlow agent: its listeners, controllers and message counts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The OpenFlow agent: its listeners, controllers and message counts (the
+/// agent keeps its status in this very type).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenflowStatus {
     pub datapath_id: String,
     /// standalone | secure
@@ -136,6 +140,8 @@ pub struct OpenflowStatus {
     pub controllers: Vec<ControllerStatus>,
     /// Connections now, dialed and accepted.
     pub connections: usize,
+    #[serde(default)]
+    pub flow_mods: u64,
     pub packet_ins: u64,
     pub packet_ins_dropped: u64,
     pub packet_outs: u64,
@@ -146,6 +152,9 @@ pub struct OpenflowStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ControllerStatus {
     pub target: String,
+    /// A configured controller (else a client that connected to us).
+    #[serde(default)]
+    pub dialed: bool,
     pub state: String,
     pub role: String,
     /// In this state for this long.

@@ -72,6 +72,7 @@ fn show() -> Show {
                 tag: Some(10),
                 trunks: None,
                 mac: Some("02:fe:00:00:00:01".into()),
+                admin: Vec::new(),
                 driver: DriverInfo {
                     path: Some("/tmp/wire/run/vhost0.sock".into()),
                     mode: Some("server".into()),
@@ -94,6 +95,7 @@ fn show() -> Show {
                 tag: None,
                 trunks: None,
                 mac: Some("02:fe:00:00:00:04".into()),
+                admin: vec!["down".into(), "no_fwd".into()],
                 driver: DriverInfo {
                     path: Some("/tmp/wire/nonexist.sock".into()),
                     mode: Some("client".into()),
@@ -135,11 +137,13 @@ fn show() -> Show {
             listening: vec!["punix:/tmp/wire/run/br0.mgmt".into()],
             controllers: vec![ControllerStatus {
                 target: "tcp:127.0.0.1:6653".into(),
+                dialed: true,
                 state: "connecting".into(),
                 role: "-".into(),
                 seconds: 2,
             }],
             connections: 0,
+            flow_mods: 7,
             packet_ins: 0,
             packet_ins_dropped: 0,
             packet_outs: 0,
@@ -446,14 +450,14 @@ fn replies_are_as_ferrovsd_sent_them() {
                    "mode": "server", "mtu": "1500", "name": "vhost0", "path": "/tmp/wire/run/vhost0.sock", "port_no": 1,
                    "queue_pairs": "1", "running_vrings": "", "state": "waiting", "tag": 10, "trunks": null,
                    "type": "vhost-user", "vlan_mode": "access"},
-                  {"connections": "0", "last_error": "connect: No such file or directory (os error 2)", "link": "down",
+                  {"admin": ["down", "no_fwd"], "connections": "0", "last_error": "connect: No such file or directory (os error 2)", "link": "down",
                    "mac": "02:fe:00:00:00:04", "mode": "client", "name": "v2", "path": "/tmp/wire/nonexist.sock",
                    "port_no": 4, "queue_pairs": "0/1", "queue_size": "1024", "state": "connecting", "tag": null,
                    "trunks": null, "type": "virtio-user", "vlan_mode": "trunk"}],
         "run_dir": "/tmp/wire/run",
-        "openflow": {"connections": 0, "controllers": [{"role": "-", "seconds": 2, "state": "connecting",
+        "openflow": {"connections": 0, "controllers": [{"dialed": true, "role": "-", "seconds": 2, "state": "connecting",
                      "target": "tcp:127.0.0.1:6653"}], "datapath_id": "00000000a1b2c3d4", "errors_sent": 0,
-                     "fail_mode": "standalone", "fail_open": false, "listening": ["punix:/tmp/wire/run/br0.mgmt"],
+                     "fail_mode": "standalone", "fail_open": false, "flow_mods": 7, "listening": ["punix:/tmp/wire/run/br0.mgmt"],
                      "packet_ins": 0, "packet_ins_dropped": 0, "packet_outs": 0}}"#,
     );
     pinned(

@@ -3,11 +3,11 @@
 
 use crate::bridge::Bridge;
 use crate::config::{format_mac, PortConfig};
+use crate::datapath::port_admin::PortAdmin;
 use crate::datapath::snapshot::SwitchPort;
 use ferrovs_proto::{
-    ControllerStatus, DriverInfo, FdbEntry, FdbShow, FdbStats, FdbSummary, Link, MbufPool,
-    OpenflowStatus, PmdQueues, PmdRxqShow, PmdRxqs, PmdStats, PolledQueue, PortStats, QueueStats,
-    RxqUsage, Show, ShowPort,
+    DriverInfo, FdbEntry, FdbShow, FdbStats, FdbSummary, Link, MbufPool, PmdQueues, PmdRxqShow,
+    PmdRxqs, PmdStats, PolledQueue, PortStats, QueueStats, RxqUsage, Show, ShowPort,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -32,13 +32,14 @@ pub fn show(bridge: &Bridge) -> Show {
                 .collect(),
         })
         .collect();
+    let admins = bridge.port_admins();
     Show {
         bridge: bridge.name.clone(),
         run_dir: bridge.run_dir.display().to_string(),
         ports: bridge
             .ports()
             .iter()
-            .map(|(cfg, sp)| show_port(cfg, sp))
+            .map(|(cfg, sp)| show_port(cfg, sp, admins.get(&sp.no).copied().unwrap_or_default()))
             .collect(),
         pmds,
         pmd_sleep_max_us: bridge.datapath.sleep_max(),
@@ -56,35 +57,11 @@ pub fn show(bridge: &Bridge) -> Show {
             aging_secs: bridge.fdb.aging_secs(),
         },
         flows: bridge.n_flows(),
-        openflow: bridge.openflow_status().map(openflow_status),
+        openflow: bridge.openflow_status(),
     }
 }
 
-fn openflow_status(s: crate::ofagent::AgentStatus) -> OpenflowStatus {
-    OpenflowStatus {
-        datapath_id: s.datapath_id,
-        fail_mode: s.fail_mode,
-        fail_open: s.fail_open,
-        listening: s.listening,
-        controllers: s
-            .controllers
-            .into_iter()
-            .map(|c| ControllerStatus {
-                target: c.target,
-                state: c.state,
-                role: c.role,
-                seconds: c.seconds,
-            })
-            .collect(),
-        connections: s.connections,
-        packet_ins: s.packet_ins,
-        packet_ins_dropped: s.packet_ins_dropped,
-        packet_outs: s.packet_outs,
-        errors_sent: s.errors_sent,
-    }
-}
-
-fn show_port(cfg: &PortConfig, sp: &SwitchPort) -> ShowPort {
+fn show_port(cfg: &PortConfig, sp: &SwitchPort, admin: PortAdmin) -> ShowPort {
     let mut p = ShowPort {
         name: sp.name.clone(),
         port_no: sp.no,
@@ -99,6 +76,7 @@ fn show_port(cfg: &PortConfig, sp: &SwitchPort) -> ShowPort {
         tag: cfg.tag,
         trunks: cfg.trunks.clone(),
         mac: sp.port.mac().map(|m| format_mac(&m)),
+        admin: admin.names(),
         driver: DriverInfo::default(),
     };
     for (key, v) in sp.port.info() {
@@ -304,36 +282,5 @@ pub fn fdb_show(bridge: &Bridge) -> FdbShow {
             refused: c.refused.load(Ordering::Relaxed),
             flushed: c.flushed.load(Ordering::Relaxed),
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ofagent::{AgentStatus, ConnStatus};
-
-    #[test]
-    fn openflow_status_is_the_agent_s_on_the_wire() {
-        let s = AgentStatus {
-            datapath_id: "0000aabbccddeeff".into(),
-            fail_mode: "standalone".into(),
-            fail_open: true,
-            listening: vec!["punix:/run/ferrovs/br0.mgmt".into()],
-            controllers: vec![ConnStatus {
-                target: "tcp:127.0.0.1:6653".into(),
-                state: "connected".into(),
-                role: "master".into(),
-                seconds: 12,
-            }],
-            connections: 1,
-            packet_ins: 5,
-            packet_ins_dropped: 1,
-            packet_outs: 2,
-            errors_sent: 3,
-        };
-        assert_eq!(
-            serde_json::to_value(openflow_status(s.clone())).unwrap(),
-            serde_json::to_value(s).unwrap()
-        );
     }
 }

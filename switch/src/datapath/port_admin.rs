@@ -30,4 +30,18 @@ impl PortAdmin {
     pub fn is_default(&self) -> bool {
         *self == PortAdmin::default()
     }
+
+    /// What is turned off, by name (`show`).
+    pub fn names(&self) -> Vec<String> {
+        [
+            (self.down, "down"),
+            (self.no_recv, "no_recv"),
+            (self.no_fwd, "no_fwd"),
+            (self.no_packet_in, "no_packet_in"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| name.to_string())
+        .collect()
+    }
 }

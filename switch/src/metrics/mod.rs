@@ -94,7 +94,7 @@ pub const CATALOG: &[MetricDef] = &[
     c("ferrovs_pmd_flooded_total", &["core"], "Packets flooded (unknown or broadcast destination)."),
     c("ferrovs_pmd_sleep_seconds_total", &["core"], "Time the PMD slept in idle back-off (pmd.sleep-max)."),
     h("ferrovs_pmd_batch_size", &["core"], "Packets per non-empty receive burst."),
-    c("ferrovs_pmd_dropped_total", &["core", "reason"], "Packets the switch dropped itself: runt, same_port, no_buffer, vlan, no_match, acl, resubmit_depth, no_port."),
+    c("ferrovs_pmd_dropped_total", &["core", "reason"], "Packets the switch dropped itself: runt, same_port, no_buffer, vlan, no_match, acl, resubmit_depth, no_port, reserved_mac, controller_queue, no_recv, no_fwd."),
     c("ferrovs_port_switch_dropped_total", &["port", "reason"], "Frames received on the port that the switch dropped, by reason (vlan, no_match, acl ...)."),
     c("ferrovs_port_mac_limit_refused_total", &["port"], "MACs not learned on the port because of its mac-limit."),
     g("ferrovs_port_macs", &["port"], "MACs learned on the port now."),
@@ -109,6 +109,13 @@ pub const CATALOG: &[MetricDef] = &[
     c("ferrovs_fdb_aged_total", &[], "Entries removed by aging."),
     c("ferrovs_fdb_refused_total", &[], "MACs not learned because the table was full."),
     c("ferrovs_fdb_flushed_total", &[], "Entries removed by a flush or a port removal."),
+    g("ferrovs_openflow_connections", &[], "OpenFlow connections now: dialed controllers and accepted clients (ovs-ofctl)."),
+    g("ferrovs_openflow_controller_connected", &["target"], "1 while the configured controller is connected and speaks OpenFlow 1.3."),
+    c("ferrovs_openflow_flow_mods_total", &[], "FLOW_MODs received (applied or refused)."),
+    c("ferrovs_openflow_packet_ins_total", &[], "PACKET_INs sent (one per packet and connection that wants it)."),
+    c("ferrovs_openflow_packet_ins_dropped_total", &[], "PACKET_INs not sent: the connection's output was full."),
+    c("ferrovs_openflow_packet_outs_total", &[], "PACKET_OUTs accepted."),
+    c("ferrovs_openflow_errors_sent_total", &[], "OpenFlow ERROR replies sent (malformed or refused requests)."),
     g("ferrovs_mbufs", &[], "Packet buffers in the pool."),
     g("ferrovs_mbufs_in_use", &[], "Packet buffers in flight (in rings, batches or queues)."),
     g("ferrovs_mbufs_in_thread_caches", &[], "Free packet buffers held in per-thread caches."),
@@ -307,6 +314,30 @@ pub fn render(bridge: &Bridge) -> String {
         s.counter(metric)
             .with_label_values(NO_LABELS)
             .inc_by(v.load(Relaxed));
+    }
+
+    if let Some(of) = bridge.openflow_status() {
+        s.gauge("ferrovs_openflow_connections")
+            .with_label_values(NO_LABELS)
+            .set(gauge_i(of.connections as u64));
+        let connected = s.gauge("ferrovs_openflow_controller_connected");
+        for c in of.controllers.iter().filter(|c| c.dialed) {
+            connected
+                .with_label_values(&[&c.target])
+                .set((c.state == "connected") as i64);
+        }
+        for (metric, v) in [
+            ("ferrovs_openflow_flow_mods_total", of.flow_mods),
+            ("ferrovs_openflow_packet_ins_total", of.packet_ins),
+            (
+                "ferrovs_openflow_packet_ins_dropped_total",
+                of.packet_ins_dropped,
+            ),
+            ("ferrovs_openflow_packet_outs_total", of.packet_outs),
+            ("ferrovs_openflow_errors_sent_total", of.errors_sent),
+        ] {
+            s.counter(metric).with_label_values(NO_LABELS).inc_by(v);
+        }
     }
 
     let pool = bridge.pool.stats();

@@ -233,6 +233,7 @@ impl Agent {
             return;
         }
         let pending = std::mem::take(&mut self.pending);
+        self.counters.flow_mods += pending.len() as u64;
         let changes = pending.iter().map(|p| p.3.clone()).collect();
         let results = self.bridge.change_flows_batch(changes, true);
         self.rules_dirty_since

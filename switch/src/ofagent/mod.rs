@@ -86,29 +86,9 @@ const RULE_QUIET: Duration = Duration::from_millis(1);
 /// a growing table every 10 ms.
 const RULE_SYNC_PER_COMPILE: u32 = 4;
 
-/// One line of `show`'s controller list.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct ConnStatus {
-    pub target: String,
-    pub state: String,
-    pub role: String,
-    pub seconds: u64,
-}
-
-/// What `show` reports about the agent.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct AgentStatus {
-    pub datapath_id: String,
-    pub fail_mode: String,
-    pub fail_open: bool,
-    pub listening: Vec<String>,
-    pub controllers: Vec<ConnStatus>,
-    pub connections: usize,
-    pub packet_ins: u64,
-    pub packet_ins_dropped: u64,
-    pub packet_outs: u64,
-    pub errors_sent: u64,
-}
+/// What `show` and /metrics report about the agent (the management
+/// protocol's own type).
+pub use ferrovs_proto::{ControllerStatus as ConnStatus, OpenflowStatus as AgentStatus};
 
 enum Dialer {
     Idle {
@@ -709,6 +689,7 @@ impl Agent {
                 };
                 ConnStatus {
                     target: t.to_string(),
+                    dialed: true,
                     state: state.into(),
                     role: role.into(),
                     seconds: now.saturating_duration_since(since).as_secs(),
@@ -721,6 +702,7 @@ impl Agent {
                 .filter(|c| c.kind == Kind::Service)
                 .map(|c| ConnStatus {
                     target: c.peer.clone(),
+                    dialed: false,
                     state: if c.negotiated {
                         "connected"
                     } else {
