@@ -15,6 +15,9 @@
 #        FLOWS=N: distinct flows from the ferrovs generator (source IP and UDP port vary);
 #        FERROVSD_BASE=path: switch `ferrovsd-base` is that ferrovsd binary (an earlier build,
 #        for before/after ratios in one run)
+#        Switch `ferrovsd+churn` / `ovs+churn`: that switch while an OpenFlow client
+#        (rule_churn.py) adds or deletes a rule every 10 ms (FLOW_MOD + barrier), to set
+#        against the same switch's idle tables (use with RULES)
 #        VHOST_MODE=client: the switches dial the generator's sockets (the production shape:
 #        ferrovsd `mode = "client"`, OVS dpdkvhostuserclient, testpmd net_vhost client=1; the
 #        dpdk generator's virtio-user listens with server=1); only GENS=dpdk
@@ -52,7 +55,17 @@ start_ferrovsd() { # [BINARY]
   mkdir -p "$W/fv/run"
   "$bin" --config "$W/fv/bench.toml" --run-dir "$W/fv/run" --pmd-cores 1 > "$W/fv/log" 2>&1 &
   SW_PID=$!; PIDS+=("$SW_PID")
-  local i; for i in $(seq 100); do [ -S "$W/fv/run/ferrovsd.sock" ] && { [ "$VHOST_MODE" = client ] || [ -S "$SOCK1" ]; } && return 0; sleep 0.1; done
+  local i t
+  for i in $(seq 100); do
+    if [ -S "$W/fv/run/ferrovsd.sock" ] && { [ "$VHOST_MODE" = client ] || [ -S "$SOCK1" ]; }; then
+      # Its other threads on CPU 0, as ovs-vswitchd's (--control-cores is issue 14).
+      for t in /proc/"$SW_PID"/task/*; do
+        grep -q '^pmd' "$t/comm" || taskset -pc 0 "$(basename "$t")" > /dev/null
+      done
+      return 0
+    fi
+    sleep 0.1
+  done
   cat "$W/fv/log" >&2; return 1
 }
 stop_ferrovsd() { kill "$SW_PID"; wait "$SW_PID" 2>/dev/null || true; }
@@ -111,7 +124,30 @@ load_rules() { # SWITCH
   esac
 }
 
+# rule_churn.py on the switch's OpenFlow socket (switches named SWITCH+churn).
+start_churn() { # SWITCH
+  local of
+  case $1 in
+    ferrovsd*) of=$W/fv/run/br0.mgmt ;;
+    ovs) of=$W/ovs/br0.mgmt ;;
+  esac
+  # On the generator's CPU, as the switches' own control threads: never the PMD's.
+  taskset -c 0 python3 "$here/rule_churn.py" "unix:$of" > "$W/churn.json" &
+  CHURN_PID=$!; PIDS+=("$CHURN_PID")
+}
+stop_churn() {
+  [ -n "${CHURN_PID:-}" ] || return 0
+  kill -TERM "$CHURN_PID" 2>/dev/null; wait "$CHURN_PID" 2>/dev/null || true
+  CHURN_PID=
+  echo "  rule churn: $(cat "$W/churn.json" 2>/dev/null)" >&2
+}
+
 start_switch() {
+  if [[ $1 == *+churn ]]; then
+    start_switch "${1%+churn}"
+    start_churn "${1%+churn}"
+    return
+  fi
   case $1 in
     ferrovsd) start_ferrovsd ;;
     ferrovsd-base) start_ferrovsd "${FERROVSD_BASE:?set FERROVSD_BASE to an earlier ferrovsd build}" ;;
@@ -120,10 +156,15 @@ start_switch() {
   esac
   load_rules "$1"
 }
-stop_switch() { case $1 in ferrovsd|ferrovsd-base) stop_ferrovsd ;; ovs) stop_ovs ;; testpmd) stop_testpmd_switch ;; esac; }
+stop_switch() {
+  stop_churn
+  case ${1%+churn} in ferrovsd|ferrovsd-base) stop_ferrovsd ;; ovs) stop_ovs ;; testpmd) stop_testpmd_switch ;; esac
+}
 
 run_one() { # SWITCH SIZE GEN -> appends one JSON line
   local sw=$1 size=$2 gen=$3 server=""
+  # The churn client shares the generator's CPU (a few per cent of it).
+  if [[ $sw == *+churn ]]; then GEN_CPU_MIN=0.9; else GEN_CPU_MIN=0.97; fi
   [ "$VHOST_MODE" = client ] && server=",server=1"
   start_switch "$sw"
   if [ "$gen" = dpdk ]; then

@@ -6,14 +6,14 @@
 die() { echo "$SCRIPT: $*" >&2; exit 1; }
 for c in dpdk-testpmd stdbuf python3; do command -v "$c" >/dev/null || die "$c not found (apt-get install dpdk-dev coreutils python3)"; done
 OVS_VSWITCHD=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
-if [[ " $SWITCHES " == *" ovs "* ]]; then
+if [[ " $SWITCHES " == *" ovs"[\ +]* ]]; then
   [ -x "$OVS_VSWITCHD" ] || die "OVS-DPDK not found: apt-get install openvswitch-switch-dpdk"
   command -v ovsdb-server >/dev/null || die "ovsdb-server not found: apt-get install openvswitch-switch"
 fi
 [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (switch on CPU 1, generator on CPU 0)"
 # OVS-DPDK needs 1 GiB of 2 MiB hugepages (it always runs --in-memory).
 hp=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
-if [[ " $SWITCHES " == *" ovs "* ]] && [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -lt 700 ]; then
+if [[ " $SWITCHES " == *" ovs"[\ +]* ]] && [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -lt 700 ]; then
   echo $(( $(cat "$hp") + 768 )) > "$hp" 2>/dev/null || die "OVS-DPDK needs ~700 free 2 MiB hugepages: echo 1024 > $hp"
 fi
 
@@ -119,13 +119,13 @@ stop_ovs() {
 # Cycles the switch spent in iterations that moved packets, per packet: its own
 # accounting (ferrovsd pmd-stats, OVS pmd-stats-show); testpmd has none.
 proc_begin() {
-  case $1 in
+  case ${1%+churn} in
     ferrovsd|ferrovsd-base) "$FERROVS_CTL" --socket "$W/fv/run/ferrovsd.sock" --json pmd-stats > "$W/proc0.json" ;;
     ovs) ovs-appctl -t "$(ls "$W"/ovs/ovs-vswitchd*.ctl)" dpif-netdev/pmd-stats-clear > /dev/null ;;
   esac
 }
 proc_end() { # -> cycles per packet, or null
-  case $1 in
+  case ${1%+churn} in
     ferrovsd|ferrovsd-base)
       "$FERROVS_CTL" --socket "$W/fv/run/ferrovsd.sock" --json pmd-stats > "$W/proc1.json"
       python3 -c "import json,sys; a=json.load(open(sys.argv[1]))[0]; b=json.load(open(sys.argv[2]))[0]; p=b['packets']-a['packets']; print((b['busy_cycles']-a['busy_cycles'])/p if p else 'null')" "$W/proc0.json" "$W/proc1.json" ;;

@@ -47,6 +47,14 @@ def main():
                 p = med.get((peer, size, gen))
                 if f and p:
                     ratios[f"ferrovsd/{peer}@{size}B,{gen}-gen"] = f / p
+            # Rule churn: each switch against its own idle tables, then the two switches.
+            for sw in ("ferrovsd", "ovs"):
+                idle, churn = med.get((sw, size, gen)), med.get((sw + "+churn", size, gen))
+                if idle and churn:
+                    ratios[f"{sw}+churn/{sw}@{size}B,{gen}-gen"] = churn / idle
+            f, p = med.get(("ferrovsd+churn", size, gen)), med.get(("ovs+churn", size, gen))
+            if f and p:
+                ratios[f"ferrovsd+churn/ovs+churn@{size}B,{gen}-gen"] = f / p
         for sw in sorted({r["switch"] for r in rows}):
             a, b = med.get((sw, size, "ferrovs")), med.get((sw, size, "dpdk"))
             if a and b:
