@@ -264,6 +264,34 @@ impl Ferrovsd {
     }
 
     /// `port-stats` of one port.
+    /// Every rx queue as `pmd-rxq-show` reports it.
+    pub fn rxqs(&self) -> Vec<proto::RxqUsage> {
+        match self.typed(Request::PmdRxqShow) {
+            Reply::PmdRxqShow(r) => r.pmds.into_iter().flat_map(|p| p.queues).collect(),
+            r => panic!("pmd-rxq-show answered {r:?}"),
+        }
+    }
+
+    /// Rx queue `queue` of `port` as `pmd-rxq-show` reports it.
+    pub fn rxq(&self, port: &str, queue: u16) -> proto::RxqUsage {
+        self.rxqs()
+            .into_iter()
+            .find(|q| q.port == port && q.queue == queue)
+            .unwrap_or_else(|| panic!("no rx queue {port}/{queue} in pmd-rxq-show"))
+    }
+
+    /// Waits until rx queue `queue` of `port` is in `mode`; false after `within`.
+    pub fn wait_rxq_mode(&self, port: &str, queue: u16, mode: &str, within: Duration) -> bool {
+        let t0 = Instant::now();
+        while t0.elapsed() < within {
+            if self.rxq(port, queue).mode == mode {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// A switch drop counted on `port` (`port-stats` switch_drops; 0 when absent).
     pub fn switch_drop(&self, port: &str, reason: &str) -> u64 {
         self.port_stats(port)

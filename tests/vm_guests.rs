@@ -90,6 +90,22 @@ fn two_guests_ping_transfer_and_negotiate_features() {
     }
     let stats = sw.port("vhost1");
     assert!(stats.tx > 4 * 1024 * 1024 / 1514, "{stats:?}");
+
+    // Hybrid polling with a real virtio-net driver (EVENT_IDX): A's idle
+    // transmit queue stops being polled and waits for a kick; a ping wakes it.
+    assert!(
+        sw.wait_rxq_mode("vhost0", 0, "notified", Duration::from_secs(20)),
+        "an idle guest's queue never went to notified mode: {:?}",
+        sw.rxq("vhost0", 0)
+    );
+    let before = sw.rxq("vhost0", 0).wakeups;
+    let (code, out) = a.sh("ping -c 3 -i 0.5 -W 2 10.0.0.2", CMD);
+    assert_eq!(code, 0, "a ping from the idle guest:\n{out}");
+    let q = sw.rxq("vhost0", 0);
+    assert!(
+        q.wakeups > before,
+        "the guest's kick did not wake its queue: {q:?}"
+    );
 }
 
 #[test]

@@ -258,12 +258,19 @@ fn pmd_rxq_show(o: &mut String, r: &PmdRxqShow) {
         for q in &p.queues {
             let _ = writeln!(
                 o,
-                "  port: {:<12} queue-id: {:>2} ({}{})  pmd usage: {:>5.1} %",
+                "  port: {:<12} queue-id: {:>2} ({}{})  pmd usage: {:>5.1} %  {} (wake-ups {}{})",
                 q.port,
                 q.queue,
                 if q.enabled { "enabled" } else { "disabled" },
                 if q.pinned { ", pinned" } else { "" },
-                q.usage_pct
+                q.usage_pct,
+                q.mode,
+                q.wakeups,
+                if q.late_wakeups > 0 {
+                    format!(", {} late", q.late_wakeups)
+                } else {
+                    String::new()
+                }
             );
         }
     }

@@ -4,6 +4,7 @@
 
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod limits;
 pub mod mbuf;
 pub mod mem;
 pub mod port;

@@ -157,6 +157,26 @@ pub type PortInfo = Vec<(&'static str, String)>;
 
 /// A poll-mode port. Any thread may call any method; a queue is used by one
 /// thread at a time (drivers enforce it where a queue could be shared).
+/// What [`Port::arm_rx_notify`] did for an idle rx queue (hybrid polling:
+/// a queue silent for a while stops being polled and waits to be told).
+#[derive(Debug)]
+pub enum RxNotify {
+    /// The driver cannot ask its peer to signal this queue: keep polling it.
+    Unsupported,
+    /// Packets came in while arming (or the queue is busy being changed):
+    /// notifications are off again, keep polling.
+    Pending,
+    /// The peer will make `fd` (a duplicate the caller owns) readable when
+    /// it adds packets. `epoch` is [`Port::rx_notify_epoch`] as it was.
+    Armed {
+        fd: std::os::fd::OwnedFd,
+        epoch: u64,
+    },
+    /// Nothing can arrive (no peer, queue not set up): poll again when the
+    /// epoch moves.
+    Parked { epoch: u64 },
+}
+
 pub trait Port: Send + Sync {
     /// Driver name shown to operators (`vhost-user`, `ring`, ...).
     fn kind(&self) -> &'static str;
@@ -200,5 +220,26 @@ pub trait Port: Send + Sync {
     /// return false at once and the caller keeps polling.
     fn wait_rx(&self, _qid: usize, _timeout: std::time::Duration) -> bool {
         false
+    }
+    /// Hybrid polling: asks the peer to signal new packets on rx queue `qid`
+    /// and looks at the queue once more after asking (a peer that added
+    /// packets before it saw the request would not signal). Called by the
+    /// queue's PMD only, when the queue has been idle for a while.
+    fn arm_rx_notify(&self, _qid: usize) -> RxNotify {
+        RxNotify::Unsupported
+    }
+    /// Back to polling: the peer need not signal any more.
+    fn disarm_rx_notify(&self, _qid: usize) {}
+    /// Whether rx queue `qid` has packets waiting (a look, nothing taken;
+    /// drivers that cannot tell say no).
+    fn rx_pending(&self, _qid: usize) -> bool {
+        false
+    }
+    /// Moves whenever queue `qid`'s notification channel is replaced or goes
+    /// (the peer reconnected, the ring was set up again): an armed or parked
+    /// queue whose epoch moved must be polled again. `None`: cannot tell now
+    /// (being changed); treat as moved.
+    fn rx_notify_epoch(&self, _qid: usize) -> Option<u64> {
+        Some(0)
     }
 }

@@ -59,4 +59,14 @@ pub struct RxqUsage {
     pub pinned: bool,
     /// Cycles spent on this queue over all of the core's cycles.
     pub usage_pct: f64,
+    /// polled | notified (waits for its peer's signal) | parked (nothing to
+    /// poll until its peer sets it up again); see pmd.rxq-notify-after.
+    #[serde(default)]
+    pub mode: String,
+    /// Times a signal brought the queue back to the poll list.
+    #[serde(default)]
+    pub wakeups: u64,
+    /// Times a periodic look found packets a signal should have announced.
+    #[serde(default)]
+    pub late_wakeups: u64,
 }

@@ -220,6 +220,9 @@ fn rxq_show() -> PmdRxqShow {
                 enabled: false,
                 pinned: false,
                 usage_pct: 0.0,
+                mode: "notified".into(),
+                wakeups: 3,
+                late_wakeups: 0,
             }],
         }],
     }
@@ -479,7 +482,8 @@ fn replies_are_as_ferrovsd_sent_them() {
     pinned(
         &rxq_show(),
         r#"{"assign": "cycles", "pmds": [{"core": 1, "queues": [{"enabled": false, "pinned": false,
-            "port": "vhost0", "queue": 0, "usage_pct": 0.0}]}]}"#,
+            "port": "vhost0", "queue": 0, "usage_pct": 0.0,
+            "mode": "notified", "wakeups": 3, "late_wakeups": 0}]}]}"#,
     );
     pinned(
         &vec![flow()],

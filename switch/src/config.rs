@@ -56,6 +56,10 @@ pub struct PmdConfig {
     pub cores: String,
     /// Longest idle sleep in microseconds (OVS: pmd-sleep-max); 0 = always poll.
     pub sleep_max: u32,
+    /// An rx queue silent this many microseconds leaves the poll list and
+    /// waits for its peer's notification (hybrid polling); 0 = poll every
+    /// queue always.
+    pub rxq_notify_after: u32,
     /// How rx queues are spread over PMDs (OVS: pmd-rxq-assign).
     pub rxq_assign: RxqAssignConfig,
 }
@@ -72,6 +76,7 @@ impl Default for PmdConfig {
         PmdConfig {
             cores: "auto".into(),
             sleep_max: 250,
+            rxq_notify_after: 1000,
             rxq_assign: RxqAssignConfig::Cycles,
         }
     }
@@ -453,6 +458,12 @@ impl Config {
             return Err(bad(
                 "pmd.sleep-max",
                 "must be at most 10000 microseconds".into(),
+            ));
+        }
+        if self.pmd.rxq_notify_after > 10_000_000 {
+            return Err(bad(
+                "pmd.rxq-notify-after",
+                "must be at most 10000000 microseconds (0: always poll)".into(),
             ));
         }
         if !(1024..=1 << 22).contains(&self.memory.n_mbufs) {

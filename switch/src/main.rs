@@ -97,6 +97,10 @@ fn main() -> Result<()> {
         print!("{}", switch::config::DEFAULT_CONFIG);
         return Ok(());
     }
+    match pmd::limits::raise_fd_limit() {
+        Ok(n) => tracing::debug!("open file limit {n}"),
+        Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),
+    }
     let sigs = block_signals();
     let cfg = Config::load(args.config.as_deref())?;
     let cores = pmd_cores(args.pmd_cores.as_deref().unwrap_or(&cfg.pmd.cores))?;
@@ -144,8 +148,14 @@ fn main() -> Result<()> {
         cfg.bridge.mac_table_size as usize,
         cfg.bridge.mac_aging_time,
     ));
-    let datapath = Datapath::start(&cores, fdb.clone(), pool.clone(), cfg.pmd.sleep_max)
-        .context("cannot start PMD threads")?;
+    let datapath = Datapath::start(
+        &cores,
+        fdb.clone(),
+        pool.clone(),
+        cfg.pmd.sleep_max,
+        cfg.pmd.rxq_notify_after,
+    )
+    .context("cannot start PMD threads")?;
     let policy = match cfg.pmd.rxq_assign {
         RxqAssignConfig::Roundrobin => RxqAssign::RoundRobin,
         RxqAssignConfig::Cycles => RxqAssign::Cycles,

@@ -185,7 +185,10 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
         tracing::debug!(index, has_fd = fd.is_some(), "set_vring_kick");
         let q = self.queue(index as u32)?;
         let mut s = q.state.lock();
-        // We poll and never read the kick fd; keeping it marks the ring started.
+        // Keeping the kick fd marks the ring started; a PMD waits on it only
+        // while the queue is idle (hybrid polling). Without one (the
+        // frontend polls too) the queue is always polled.
+        s.kick_is_fd = fd.is_some();
         s.kick = Some(match fd {
             Some(f) => f,
             None => File::open("/dev/null").map_err(Error::SocketError)?,
@@ -232,6 +235,8 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
         let mut s = q.state.lock();
         s.enabled = enable;
         s.enable_seen = true;
+        // A PMD that parked the disabled queue polls it again.
+        s.epoch += 1;
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 use super::queue::VirtQueue;
 use super::split_ring::RingFeatures;
 use crate::mbuf::{Batch, PoolCache};
-use crate::port::{DropReason, Port, PortInfo, QueueStats};
+use crate::port::{DropReason, Port, PortInfo, QueueStats, RxNotify};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -168,6 +168,57 @@ impl Port for VhostPort {
 
     fn n_txq(&self) -> usize {
         self.queues.len() / 2
+    }
+
+    fn arm_rx_notify(&self, qid: usize) -> RxNotify {
+        let q = self.rxq(qid);
+        let Some(mut st) = q.state.try_lock() else {
+            return RxNotify::Pending;
+        };
+        let epoch = st.epoch;
+        if !st.is_enabled() {
+            return RxNotify::Parked { epoch };
+        }
+        let st = &mut *st;
+        let (Some(ring), Some(kick)) = (st.ring.as_mut(), st.kick.as_ref()) else {
+            return RxNotify::Parked { epoch };
+        };
+        if !st.kick_is_fd {
+            return RxNotify::Unsupported;
+        }
+        if ring.arm_notify() {
+            return RxNotify::Pending;
+        }
+        // A duplicate: the control thread may close or replace the kick fd
+        // at any time (and the number be reused); the epoch tells us when.
+        match kick.try_clone() {
+            Ok(f) => RxNotify::Armed {
+                fd: f.into(),
+                epoch,
+            },
+            Err(_) => {
+                ring.disarm_notify();
+                RxNotify::Unsupported
+            }
+        }
+    }
+
+    fn disarm_rx_notify(&self, qid: usize) {
+        let mut st = self.rxq(qid).state.lock();
+        if let Some(ring) = st.ring.as_mut() {
+            ring.disarm_notify();
+        }
+    }
+
+    fn rx_pending(&self, qid: usize) -> bool {
+        self.rxq(qid)
+            .state
+            .try_lock()
+            .is_some_and(|st| st.ring.as_ref().is_some_and(|r| r.pending() != 0))
+    }
+
+    fn rx_notify_epoch(&self, qid: usize) -> Option<u64> {
+        self.rxq(qid).state.try_lock().map(|st| st.epoch)
     }
 
     fn rx_burst(&self, qid: usize, cache: &mut PoolCache, out: &mut Batch) -> usize {

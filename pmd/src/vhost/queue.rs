@@ -17,6 +17,8 @@ pub struct QueueState {
     pub addrs: Option<RingAddrs>,
     pub base: u16,
     pub kick: Option<File>,
+    /// `kick` is the frontend's eventfd (not a stand-in for "no fd").
+    pub kick_is_fd: bool,
     pub call: Option<File>,
     /// Last SET_VRING_ENABLE; see [`QueueState::is_enabled`].
     pub enabled: bool,
@@ -27,12 +29,16 @@ pub struct QueueState {
     /// Some while the ring runs: every parameter set and the kick fd received.
     pub ring: Option<SplitRing>,
     pub last_error: Option<String>,
+    /// Bumped whenever the ring or its kick fd is replaced or dropped: a
+    /// PMD waiting on the old kick fd must poll the queue again.
+    pub epoch: u64,
 }
 
 impl QueueState {
     /// (Re)starts the ring when everything it needs is known. Called after
     /// each message that changes one of its inputs.
     pub fn try_start(&mut self) {
+        self.epoch += 1;
         let last_avail = self
             .ring
             .as_ref()
@@ -56,6 +62,7 @@ impl QueueState {
 
     /// Stops the ring (GET_VRING_BASE) and returns where the guest should resume.
     pub fn stop(&mut self) -> u16 {
+        self.epoch += 1;
         if let Some(r) = self.ring.take() {
             self.base = r.last_avail;
         }
@@ -65,7 +72,9 @@ impl QueueState {
 
     /// Forgets the connection entirely (peer gone, RESET_OWNER).
     pub fn reset(&mut self) {
+        let epoch = self.epoch + 1;
         *self = QueueState::default();
+        self.epoch = epoch;
     }
 
     /// QEMU sends SET_VRING_ENABLE(1) as soon as the backend *offers*

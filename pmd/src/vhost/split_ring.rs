@@ -157,6 +157,45 @@ impl SplitRing {
         self.size
     }
 
+    /// avail_event: the u16 after the used ring's elements (EVENT_IDX).
+    #[inline]
+    fn write_avail_event(&mut self, v: u16) {
+        // SAFETY: the used area was translated for 6 + 8 * size bytes; avail_event
+        // is its last u16, at byte 4 + 8 * size.
+        unsafe { ptr::write_volatile(self.used.add(2 + 4 * self.size as usize), v) };
+    }
+
+    /// Hybrid polling: asks the guest to kick us when it adds entries (clears
+    /// NO_NOTIFY; under EVENT_IDX, avail_event = the next entry), then looks
+    /// once more: true when entries are already waiting (a guest that added
+    /// them before it could see the request would not kick), and then
+    /// notifications are off again and the caller goes on polling.
+    pub fn arm_notify(&mut self) -> bool {
+        if self.features.event_idx {
+            self.write_avail_event(self.last_avail);
+        }
+        // SAFETY: used[0] (flags) is inside the translated used area.
+        unsafe { ptr::write_volatile(self.used, 0) };
+        // The request must be visible before we read the index again.
+        fence(Ordering::SeqCst);
+        if self.pending() != 0 || self.broken {
+            self.disarm_notify();
+            return true;
+        }
+        false
+    }
+
+    /// Back to polling: the guest need not kick (under EVENT_IDX, the event
+    /// index is put just behind what the guest has added, so its next kick is
+    /// 65 536 entries away).
+    pub fn disarm_notify(&mut self) {
+        // SAFETY: used[0] (flags) is inside the translated used area.
+        unsafe { ptr::write_volatile(self.used, VRING_USED_F_NO_NOTIFY) };
+        if self.features.event_idx {
+            self.write_avail_event(self.last_avail.wrapping_sub(1));
+        }
+    }
+
     fn read_used_idx(&self) -> u16 {
         // SAFETY: used[1] is inside the translated used area.
         unsafe { ptr::read_volatile(self.used.add(1)) }

@@ -10,10 +10,10 @@ use super::frontend::{self, FeatureWish, Negotiated, SharedArea, VringAddrs};
 use super::split::{DriverRing, RingLayout, SplitRing};
 use crate::mbuf::{Batch, Pool, PoolCache};
 use crate::mem::Region;
-use crate::port::{DropReason, Port, PortInfo, QueueStats};
+use crate::port::{DropReason, Port, PortInfo, QueueStats, RxNotify};
 use crate::sync::SpinLock;
 use crate::vhost::features::{self as f, names};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -343,6 +343,52 @@ impl Port for VirtioPort {
 
     fn n_txq(&self) -> usize {
         self.config.queue_pairs as usize
+    }
+
+    fn arm_rx_notify(&self, qid: usize) -> RxNotify {
+        let Some(epoch) = self.rx_notify_epoch(qid) else {
+            return RxNotify::Pending;
+        };
+        if !self.usable(qid) {
+            return RxNotify::Parked { epoch };
+        }
+        let q = &self.queues[2 * qid];
+        let Some(mut r) = q.ring.try_lock() else {
+            return RxNotify::Pending;
+        };
+        if r.set_interrupts(true) {
+            r.set_interrupts(false);
+            return RxNotify::Pending;
+        }
+        match q.call.try_clone() {
+            // SAFETY: try_clone made a fresh descriptor that only this OwnedFd owns.
+            Ok(fd) => RxNotify::Armed {
+                fd: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd.into_raw_fd()) },
+                epoch,
+            },
+            Err(_) => {
+                r.set_interrupts(false);
+                RxNotify::Unsupported
+            }
+        }
+    }
+
+    fn rx_pending(&self, qid: usize) -> bool {
+        self.usable(qid)
+            && self.queues[2 * qid]
+                .ring
+                .try_lock()
+                .is_some_and(|r| r.has_used())
+    }
+
+    fn disarm_rx_notify(&self, qid: usize) {
+        self.queues[2 * qid].ring.lock().set_interrupts(false);
+    }
+
+    /// A new connection (or its end) moves the epoch: the rings are new.
+    fn rx_notify_epoch(&self, _qid: usize) -> Option<u64> {
+        let ready = self.ready.load(Ordering::Acquire) as u64;
+        Some(self.connections.load(Ordering::Relaxed) * 2 + ready)
     }
 
     fn rx_burst(&self, qid: usize, cache: &mut PoolCache, out: &mut Batch) -> usize {

@@ -89,6 +89,8 @@ pub trait DriverRing {
     /// Asks the device for a call on the next used buffer (true) or for none.
     /// Returns true when used buffers are already waiting.
     fn set_interrupts(&mut self, on: bool) -> bool;
+    /// The device has returned buffers we have not collected.
+    fn has_used(&self) -> bool;
 }
 
 /// One split virtqueue in memory the backend has mapped.
@@ -493,6 +495,10 @@ impl DriverRing for SplitRing {
 
     fn in_flight(&self) -> usize {
         self.published.wrapping_sub(self.used_idx()) as usize
+    }
+
+    fn has_used(&self) -> bool {
+        self.used_idx() != self.last_used
     }
 
     fn set_interrupts(&mut self, on: bool) -> bool {

@@ -4,6 +4,7 @@
 use crate::bridge::Bridge;
 use crate::config::{format_mac, PortConfig};
 use crate::datapath::port_admin::PortAdmin;
+use crate::datapath::rx_modes::RxqMode;
 use crate::datapath::snapshot::SwitchPort;
 use ferrovs_proto::{
     DriverInfo, FdbEntry, FdbShow, FdbStats, FdbSummary, Link, MbufPool, PmdQueues, PmdRxqShow,
@@ -235,6 +236,11 @@ pub fn pmd_rxq_show(bridge: &Bridge) -> PmdRxqShow {
                         } else {
                             0.0
                         },
+                        mode: RxqMode::from_u8(sp.rxq_mode[q.qid as usize].load(Ordering::Relaxed))
+                            .name()
+                            .into(),
+                        wakeups: sp.rxq_wakeups[q.qid as usize].load(Ordering::Relaxed),
+                        late_wakeups: sp.rxq_late_wakeups[q.qid as usize].load(Ordering::Relaxed),
                     }
                 })
                 .collect();

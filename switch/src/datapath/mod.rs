@@ -12,6 +12,7 @@ pub mod normal;
 pub mod pipeline;
 pub mod pmd;
 pub mod port_admin;
+pub mod rx_modes;
 pub mod snapshot;
 pub mod stats;
 pub mod tx;
@@ -21,6 +22,7 @@ use ::pmd::Pool;
 use controller::{Channel, FromController, ToController};
 use snapshot::Snapshot;
 use stats::PmdStats;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -33,7 +35,12 @@ pub(crate) struct Shared {
     pub fdb: Arc<Fdb>,
     pub pool: Arc<Pool>,
     pub sleep_max_us: AtomicU32,
+    /// pmd.rxq-notify-after (µs; 0: always poll).
+    pub notify_after_us: AtomicU32,
     pub tsc_per_us: u64,
+    /// Per PMD: an eventfd in its epoll set, written when it must look up
+    /// (a new snapshot, a packet-out, stop) while it waits for its queues.
+    pub wakes: Vec<OwnedFd>,
     /// Per PMD: packets to and from the OpenFlow agent.
     pub channels: Vec<Arc<Channel>>,
     /// Which PMD takes the next packet-out.
@@ -41,6 +48,21 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Wakes PMD `i` if it waits in its epoll set (never blocks).
+    fn wake(&self, i: usize) {
+        if let Some(fd) = self.wakes.get(i) {
+            let one = 1u64;
+            // SAFETY: writes 8 bytes from a u64 to our own non-blocking eventfd.
+            unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
+    }
+
+    fn wake_all(&self) {
+        for i in 0..self.wakes.len() {
+            self.wake(i);
+        }
+    }
+
     /// Only taken when the generation changed, never per iteration.
     fn current(&self) -> Arc<Snapshot> {
         self.snapshot
@@ -85,7 +107,20 @@ impl Datapath {
         fdb: Arc<Fdb>,
         pool: Arc<Pool>,
         sleep_max_us: u32,
+        notify_after_us: u32,
     ) -> std::io::Result<Datapath> {
+        let wakes = cores
+            .iter()
+            .map(|_| {
+                // SAFETY: eventfd returns a new descriptor or -1.
+                let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // SAFETY: a fresh descriptor nobody else owns.
+                Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
         let shared = Arc::new(Shared {
             snapshot: Mutex::new(Arc::new(Snapshot::empty(cores.len()))),
             generation: AtomicU64::new(0),
@@ -93,7 +128,9 @@ impl Datapath {
             fdb,
             pool,
             sleep_max_us: AtomicU32::new(sleep_max_us),
+            notify_after_us: AtomicU32::new(notify_after_us),
             tsc_per_us: tsc_per_us(),
+            wakes,
             channels: cores.iter().map(|_| Arc::new(Channel::default())).collect(),
             next_out: Default::default(),
         });
@@ -161,6 +198,7 @@ impl Datapath {
             snap.clone(),
         );
         self.shared.generation.store(generation, Ordering::Release);
+        self.shared.wake_all();
         let started = Instant::now();
         let mut next_warning = started + Duration::from_secs(2);
         loop {
@@ -209,11 +247,21 @@ impl Datapath {
             return Err(p);
         }
         let i = self.shared.next_out.fetch_add(1, Ordering::Relaxed) % n;
-        self.shared.channels[i].from_agent.push(p)
+        self.shared.channels[i].from_agent.push(p)?;
+        self.shared.wake(i);
+        Ok(())
     }
 
     pub fn set_sleep_max(&self, us: u32) {
         self.shared.sleep_max_us.store(us, Ordering::Relaxed);
+    }
+
+    pub fn set_notify_after(&self, us: u32) {
+        self.shared.notify_after_us.store(us, Ordering::Relaxed);
+    }
+
+    pub fn notify_after(&self) -> u32 {
+        self.shared.notify_after_us.load(Ordering::Relaxed)
     }
 
     pub fn sleep_max(&self) -> u32 {
@@ -222,6 +270,7 @@ impl Datapath {
 
     pub fn stop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.wake_all();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }

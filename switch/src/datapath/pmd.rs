@@ -3,6 +3,7 @@
 //! count, and back off when idle. No syscall, allocation, lock or log line
 //! per packet.
 
+use super::rx_modes::{RxQueues, EPOCH_CHECK_MS};
 use super::snapshot::Snapshot;
 use super::stats::{DpDrop, PmdStats};
 use super::Shared;
@@ -10,9 +11,9 @@ use crate::fdb::Fdb;
 use crate::flow::cache::ExactCache;
 use pmd::port::bump;
 use pmd::{Batch, PoolCache};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Consecutive empty iterations before the thread starts to sleep.
 const IDLE_SPINS_BEFORE_SLEEP: u32 = 256;
@@ -48,6 +49,8 @@ pub(super) struct Work {
     pub(super) burst: Burst,
     /// This PMD's queues to and from the OpenFlow agent.
     pub(super) channel: Arc<super::controller::Channel>,
+    /// Its rx queues: which are polled, which wait for a notification.
+    pub(super) rxqs: RxQueues,
 }
 
 type VlanMac = (u16, [u8; 6]);
@@ -97,6 +100,9 @@ impl Pmd {
     pub(super) fn new(index: usize, shared: Arc<Shared>, stats: Arc<PmdStats>) -> Pmd {
         let cache = PoolCache::new(shared.pool.clone());
         let snap = shared.current();
+        let mut rxqs = RxQueues::new(shared.wakes[index].as_raw_fd(), shared.tsc_per_us)
+            .expect("an epoll set for the PMD");
+        rxqs.set_notify_after_us(shared.notify_after_us.load(Relaxed) as u64);
         let work = Work {
             index,
             stats,
@@ -107,6 +113,7 @@ impl Pmd {
             emc: ExactCache::default(),
             burst: Burst::default(),
             channel: shared.channels[index].clone(),
+            rxqs,
         };
         let mut p = Pmd { shared, snap, work };
         p.adopt_snapshot();
@@ -120,6 +127,7 @@ impl Pmd {
         w.dirty = Vec::with_capacity(self.snap.ports.len());
         // Rules, ports or VLANs changed: nothing cached may answer any more.
         w.emc.clear();
+        w.rxqs.adopt(&self.snap, w.index, tsc());
         w.stats.generation.store(self.snap.generation, Release);
     }
 
@@ -130,6 +138,7 @@ impl Pmd {
         let clock_period = self.shared.tsc_per_us * 10_000;
         let mut now = self.shared.fdb.now();
         let mut next_clock = tsc() + clock_period;
+        let mut notify_after = self.shared.notify_after_us.load(Relaxed);
         while !self.shared.stop.load(Relaxed) {
             if self.shared.generation.load(Acquire) != self.snap.generation {
                 self.work.flush_all(&self.snap);
@@ -140,9 +149,16 @@ impl Pmd {
             if t0 >= next_clock {
                 now = self.shared.fdb.now();
                 next_clock = t0 + clock_period;
+                let n = self.shared.notify_after_us.load(Relaxed);
+                if n != notify_after {
+                    notify_after = n;
+                    self.work.rxqs.set_notify_after_us(n as u64);
+                }
             }
             let got = self.work.iterate(&self.snap, now, &self.shared.fdb);
             let t1 = tsc();
+            // Idle queues leave the poll list, notified ones come back.
+            self.work.rxqs.after_sweep(&self.snap, t1);
             if got > 0 {
                 bump(&self.work.stats.busy_iterations, 1);
                 bump(&self.work.stats.busy_cycles, t1 - t0);
@@ -155,9 +171,20 @@ impl Pmd {
             idle_streak = idle_streak.saturating_add(1);
             let max = self.shared.sleep_max_us.load(Relaxed) as u64;
             if max > 0 && idle_streak > IDLE_SPINS_BEFORE_SLEEP {
-                // Grow the nap while every queue stays empty, like OVS's pmd-sleep-max.
-                sleep_us = (sleep_us * 2).clamp(1, max);
-                std::thread::sleep(Duration::from_micros(sleep_us));
+                // Grow the nap while every polled queue stays empty, like
+                // OVS's pmd-sleep-max; with none to poll, wait for a
+                // notification (or the next epoch check). A notification
+                // or a wake-up (new snapshot, packet-out) ends it at once.
+                let timeout = if self.work.rxqs.active().is_empty() {
+                    EPOCH_CHECK_MS * 1000
+                } else {
+                    sleep_us = (sleep_us * 2).clamp(1, max);
+                    sleep_us
+                };
+                if self.work.rxqs.take_events(&self.snap, timeout, t1) {
+                    idle_streak = 0;
+                    sleep_us = 0;
+                }
                 bump(
                     &self.work.stats.sleep_ns,
                     (tsc() - t1) * 1000 / self.shared.tsc_per_us.max(1),
@@ -177,15 +204,21 @@ impl Work {
         if !self.channel.from_agent.is_empty() {
             total += self.packet_outs(snap, now, fdb);
         }
-        for rq in &snap.poll[self.index] {
+        let mut k = 0;
+        while k < self.rxqs.active().len() {
+            let i = self.rxqs.active()[k];
+            k += 1;
+            let rq = self.rxqs.rxq(i);
             let sp = &snap.ports[rq.slot as usize];
             let t0 = tsc();
             let n = sp
                 .port
                 .rx_burst(rq.qid as usize, &mut self.cache, &mut self.rx);
             if n == 0 {
+                self.rxqs.empty(i, t0);
                 continue;
             }
+            self.rxqs.received(i, t0);
             total += n;
             bump(&self.stats.batches, 1);
             bump(&self.stats.batch_sizes.0[n.min(pmd::BURST)], 1);

@@ -25,6 +25,12 @@ pub struct SwitchPort {
     pub rxq_cycles: Vec<std::sync::atomic::AtomicU64>,
     /// Per rx queue: a PMD core it is pinned to (OVS pmd-rxq-affinity).
     pub rxq_affinity: Vec<Option<usize>>,
+    /// Per rx queue: polled, notified or parked (`rx_modes::RxqMode`), and
+    /// how often a notification (or a late look) brought it back. Written
+    /// by the one PMD polling the queue.
+    pub rxq_mode: Vec<std::sync::atomic::AtomicU8>,
+    pub rxq_wakeups: Vec<std::sync::atomic::AtomicU64>,
+    pub rxq_late_wakeups: Vec<std::sync::atomic::AtomicU64>,
     /// Frames received on this port that the switch dropped, by reason.
     pub drops: SwitchDrops,
 }
@@ -38,6 +44,9 @@ impl SwitchPort {
             port,
             rxq_cycles: (0..n).map(|_| Default::default()).collect(),
             rxq_affinity: vec![None; n],
+            rxq_mode: (0..n).map(|_| Default::default()).collect(),
+            rxq_wakeups: (0..n).map(|_| Default::default()).collect(),
+            rxq_late_wakeups: (0..n).map(|_| Default::default()).collect(),
             drops: SwitchDrops::default(),
         }
     }

@@ -53,7 +53,7 @@ impl Rig {
         let pool = Pool::new(4096, false).unwrap();
         let fdb = Arc::new(Fdb::new(1024, 300));
         let core = core_affinity::get_core_ids().unwrap()[0].id;
-        let dp = Datapath::start(&[core], fdb.clone(), pool.clone(), 50).unwrap();
+        let dp = Datapath::start(&[core], fdb.clone(), pool.clone(), 50, 1000).unwrap();
         let ends = (0..n_ports).map(|_| RingPort::pair(256)).collect();
         let mut r = Rig {
             dp,

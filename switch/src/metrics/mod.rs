@@ -83,6 +83,8 @@ pub const CATALOG: &[MetricDef] = &[
     c("ferrovs_port_tx_retries_total", &["port"], "Extra attempts into a full guest receive ring (tx-retries-max)."),
     c("ferrovs_port_guest_notifications_total", &["port"], "Interrupts (call eventfd writes) sent to the guest."),
     c("ferrovs_port_guest_notify_failures_total", &["port"], "Interrupts the guest's call fd did not take (a full pipe or eventfd): never waited for."),
+    g("ferrovs_rxq_notified", PQ, "1 while the rx queue waits for its peer's notification instead of being polled (pmd.rxq-notify-after)."),
+    c("ferrovs_rxq_wakeups_total", PQ, "Notifications that brought the rx queue back to the poll list."),
     g("ferrovs_port_link_up", &["port", "type"], "1 when a peer is attached and the port carries traffic."),
     g("ferrovs_port_info", &["port", "type", "features"], "Always 1; negotiated virtio features as a label."),
     c("ferrovs_pmd_busy_cycles_total", &["core"], "TSC cycles in poll iterations that moved packets."),
@@ -189,6 +191,8 @@ pub fn render(bridge: &Bridge) -> String {
     let notif = s.counter("ferrovs_port_guest_notifications_total");
     let notif_fail = s.counter("ferrovs_port_guest_notify_failures_total");
     let link = s.gauge("ferrovs_port_link_up");
+    let notified = s.gauge("ferrovs_rxq_notified");
+    let wakeups = s.counter("ferrovs_rxq_wakeups_total");
     let info = s.gauge("ferrovs_port_info");
     for (_, sp) in bridge.ports() {
         let p = &sp.port;
@@ -222,6 +226,16 @@ pub fn render(bridge: &Bridge) -> String {
             .find(|(k, _)| *k == "features")
             .map(|(_, v)| v)
             .unwrap_or_default();
+        for q in 0..p.n_rxq() {
+            let qs = q.to_string();
+            let mode = sp.rxq_mode[q].load(Relaxed);
+            notified
+                .with_label_values(&[name, &qs])
+                .set((mode == crate::datapath::rx_modes::RxqMode::Notified as u8) as i64);
+            wakeups
+                .with_label_values(&[name, &qs])
+                .inc_by(sp.rxq_wakeups[q].load(Relaxed));
+        }
         let pc = p.peer_counters();
         retries.with_label_values(&[name]).inc_by(pc.tx_retries);
         notif.with_label_values(&[name]).inc_by(pc.notifications);
