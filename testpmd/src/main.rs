@@ -264,6 +264,8 @@ fn main() {
 }
 
 fn run(a: Args) -> Result<()> {
+    // Hundreds of ports: a socket and two eventfds per queue each.
+    let _ = pmd::limits::raise_fd_limit();
     if !(1..=pmd::BURST).contains(&a.burst) {
         bail!("--burst must be 1..={}", pmd::BURST);
     }
