@@ -103,9 +103,26 @@ impl Ferrovsd {
 
     /// As `start`, with PMD threads on `cores` (a CPU list such as "0-1").
     pub fn start_on(dir: &Path, config: Option<&str>, cores: &str) -> Ferrovsd {
+        Ferrovsd::start_under(dir, config, cores, &[])
+    }
+
+    /// As `start_on`, run through `wrapper` (e.g. `taskset -c 0`).
+    pub fn start_under(
+        dir: &Path,
+        config: Option<&str>,
+        cores: &str,
+        wrapper: &[&str],
+    ) -> Ferrovsd {
         let run_dir = dir.join("run");
         let log = dir.join("ferrovsd.log");
-        let mut cmd = Command::new(bin("ferrovsd"));
+        let mut cmd = match wrapper.split_first() {
+            Some((w, rest)) => {
+                let mut c = Command::new(w);
+                c.args(rest).arg(bin("ferrovsd"));
+                c
+            }
+            None => Command::new(bin("ferrovsd")),
+        };
         // Port 0: every instance gets its own free port for /metrics.
         cmd.arg("--run-dir")
             .arg(&run_dir)

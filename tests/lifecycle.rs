@@ -103,12 +103,9 @@ fn sigterm_stops_cleanly_and_removes_sockets() {
     );
     let comms: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
-        .map(|t| {
-            std::fs::read_to_string(t.unwrap().path().join("comm"))
-                .unwrap()
-                .trim()
-                .to_string()
-        })
+        // A short-lived thread may be gone by the time its comm is read.
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|c| c.trim().to_string())
         .collect();
     assert!(
         comms.contains(&format!("pmd{}", pmd_cpu())),
@@ -127,4 +124,46 @@ fn sigterm_stops_cleanly_and_removes_sockets() {
         .collect();
     assert!(left.is_empty(), "sockets left in the run dir: {left:?}");
     assert!(sw.log_text().contains("stopped"));
+}
+
+/// Started under `taskset -c 0` with its PMD on CPU 1 (OVS's pmd-cpu-mask
+/// may name CPUs outside the inherited affinity too): the PMD runs on 1,
+/// every other thread (vhost control, management, OpenFlow, metrics,
+/// housekeeping) on 0.
+#[test]
+fn the_pmd_gets_its_core_and_every_other_thread_the_control_cores() {
+    if pmd_cpu() < 1 {
+        eprintln!("SKIPPED: needs 2 CPUs");
+        return;
+    }
+    let _g = serial();
+    let dir = TempDir::new("cores");
+    let sw = Ferrovsd::start_under(dir.path(), None, "1", &["taskset", "-c", "0"]);
+    // A scrape starts the metrics server's connection thread too.
+    let _ = sw.scrape();
+    let show = sw.ctl(&["show"]);
+    assert!(show.contains("control threads on CPU(s) 0"), "{show}");
+    let mut seen = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{}/task", sw.pid())).unwrap() {
+        let t = t.unwrap().path();
+        // A short-lived thread may be gone by now.
+        let (Ok(comm), Ok(status)) = (
+            std::fs::read_to_string(t.join("comm")),
+            std::fs::read_to_string(t.join("status")),
+        ) else {
+            continue;
+        };
+        let comm = comm.trim().to_string();
+        let cpus = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap()
+            .trim()
+            .to_string();
+        let want = if comm.starts_with("pmd") { "1" } else { "0" };
+        assert_eq!(cpus, want, "thread {comm} may run on {cpus}");
+        seen.push(comm);
+    }
+    assert!(seen.iter().any(|c| c == "pmd1"), "{seen:?}");
+    assert!(seen.len() >= 4, "{seen:?}");
 }

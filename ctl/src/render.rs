@@ -87,6 +87,10 @@ fn show(o: &mut String, r: &Show) {
     }
     let _ = writeln!(o, "  flows: {} rule(s) (dump-flows)", r.flows);
     let _ = writeln!(o, "  pmd sleep max {} us", r.pmd_sleep_max_us);
+    if !r.control_cores.is_empty() {
+        let cpus: Vec<String> = r.control_cores.iter().map(|c| c.to_string()).collect();
+        let _ = writeln!(o, "  control threads on CPU(s) {}", cpus.join(","));
+    }
     if let Some(a) = &r.metrics_addr {
         let _ = writeln!(o, "  metrics http://{a}/metrics");
     }

@@ -9,6 +9,9 @@ pub struct Show {
     pub run_dir: String,
     pub ports: Vec<ShowPort>,
     pub pmds: Vec<PmdQueues>,
+    /// CPUs of every thread but the PMDs.
+    #[serde(default)]
+    pub control_cores: Vec<usize>,
     pub pmd_sleep_max_us: u32,
     /// Where /metrics is served (null until the server runs).
     pub metrics_addr: Option<String>,

@@ -115,6 +115,7 @@ fn show() -> Show {
                 queue: 0,
             }],
         }],
+        control_cores: vec![0],
         pmd_sleep_max_us: 1000,
         metrics_addr: Some("127.0.0.1:39411".into()),
         mbuf_pool: MbufPool {
@@ -447,7 +448,7 @@ fn replies_are_as_ferrovsd_sent_them() {
         &show(),
         r#"{"bridge": "br0", "fdb": {"aging_secs": 300, "entries": 0, "max": 8192}, "flows": 1,
         "mbuf_pool": {"free_shared": 4096, "in_thread_caches": 0, "in_use": 0, "pages": "hugepages-2048kB", "total": 4096},
-        "metrics_addr": "127.0.0.1:39411", "pmd_sleep_max_us": 1000,
+        "metrics_addr": "127.0.0.1:39411", "pmd_sleep_max_us": 1000, "control_cores": [0],
         "pmds": [{"core": 1, "queues": [{"port": "vhost0", "queue": 0}]}],
         "ports": [{"connections": "0", "features": [], "features_hex": "0x0", "link": "down", "mac": "02:fe:00:00:00:01",
                    "mode": "server", "mtu": "1500", "name": "vhost0", "path": "/tmp/wire/run/vhost0.sock", "port_no": 1,

@@ -132,6 +132,9 @@ impl Default for DpdkConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct ControlConfig {
+    /// CPUs of every thread but the PMDs (OVS's dpdk-lcore-mask): a CPU
+    /// list, or "auto" = the CPUs ferrovsd was allowed minus the PMD cores.
+    pub cores: String,
     /// Octal permission bits of the management socket.
     pub socket_mode: String,
     /// Where Prometheus scrapes `/metrics` (HOST:PORT), or "off".
@@ -214,6 +217,7 @@ impl OpenflowConfig {
 impl Default for ControlConfig {
     fn default() -> Self {
         ControlConfig {
+            cores: "auto".into(),
             socket_mode: "0600".into(),
             metrics_addr: DEFAULT_METRICS_ADDR.into(),
         }
@@ -454,6 +458,7 @@ impl Config {
             ));
         }
         parse_cpu_list(&self.pmd.cores).map_err(|m| bad("pmd.cores", m))?;
+        parse_cpu_list(&self.control.cores).map_err(|m| bad("control.cores", m))?;
         if self.pmd.sleep_max > 10_000 {
             return Err(bad(
                 "pmd.sleep-max",

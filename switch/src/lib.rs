@@ -6,6 +6,7 @@
 pub mod bridge;
 pub mod config;
 pub mod control;
+pub mod cores;
 pub mod datapath;
 pub mod fdb;
 pub mod flow;

@@ -1,15 +1,13 @@
 //! ferrovsd: the ferrovs switch daemon.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use switch::bridge::Bridge;
-use switch::config::{
-    data_room_for_mtu, parse_cpu_list, parse_mode, Config, Hugepages, RxqAssignConfig,
-};
+use switch::config::{data_room_for_mtu, parse_mode, Config, Hugepages, RxqAssignConfig};
 use switch::control::ControlServer;
 use switch::datapath::snapshot::RxqAssign;
 use switch::datapath::Datapath;
@@ -32,6 +30,10 @@ struct Args {
     /// PMD CPU list, e.g. "1" or "2-3"; overrides [pmd] cores.
     #[arg(long)]
     pmd_cores: Option<String>,
+    /// CPUs of every other thread, e.g. "0"; overrides [control] cores
+    /// (default: the CPUs ferrovsd may use minus the PMD cores).
+    #[arg(long)]
+    control_cores: Option<String>,
     /// Desired-state file (runtime port changes); default <run-dir>/ferrovsd.state.json.
     /// When it exists, its port list replaces the config file's.
     #[arg(long)]
@@ -43,23 +45,6 @@ struct Args {
     /// Print the embedded default configuration and exit.
     #[arg(long)]
     print_default_config: bool,
-}
-
-fn pmd_cores(spec: &str) -> Result<Vec<usize>> {
-    let allowed: Vec<usize> = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    match parse_cpu_list(spec).map_err(|e| anyhow::anyhow!("pmd cores: {e}"))? {
-        None => Ok(vec![allowed.iter().copied().max().unwrap_or(0)]),
-        Some(list) => {
-            if let Some(c) = list.iter().find(|c| !allowed.contains(c)) {
-                bail!("pmd cores: CPU {c} is not available to this process (allowed: {allowed:?})");
-            }
-            Ok(list)
-        }
-    }
 }
 
 /// Blocks the termination signals in this thread and every thread it starts,
@@ -103,7 +88,27 @@ fn main() -> Result<()> {
     }
     let sigs = block_signals();
     let cfg = Config::load(args.config.as_deref())?;
-    let cores = pmd_cores(args.pmd_cores.as_deref().unwrap_or(&cfg.pmd.cores))?;
+    let plan = switch::cores::plan(
+        args.pmd_cores.as_deref().unwrap_or(&cfg.pmd.cores),
+        args.control_cores.as_deref().unwrap_or(&cfg.control.cores),
+        &switch::cores::allowed(),
+        &switch::cores::online(),
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    // Every thread started from here on inherits this; PMDs pin themselves.
+    if let Err(e) = switch::cores::pin_current_thread(&plan.control) {
+        tracing::warn!(
+            "cannot pin the control threads to CPU(s) {:?}: {e}",
+            plan.control
+        );
+    }
+    if plan.shared {
+        tracing::warn!(
+            "control threads share CPU(s) {} with PMDs (no other CPU allowed)",
+            switch::cores::cpu_list(&plan.control)
+        );
+    }
+    let cores = plan.pmd.clone();
     std::fs::create_dir_all(&args.run_dir)
         .with_context(|| format!("cannot create run directory {}", args.run_dir.display()))?;
     let run_dir = args.run_dir.canonicalize()?;
@@ -148,7 +153,7 @@ fn main() -> Result<()> {
         cfg.bridge.mac_table_size as usize,
         cfg.bridge.mac_aging_time,
     ));
-    let datapath = Datapath::start(
+    let mut datapath = Datapath::start(
         &cores,
         fdb.clone(),
         pool.clone(),
@@ -156,6 +161,7 @@ fn main() -> Result<()> {
         cfg.pmd.rxq_notify_after,
     )
     .context("cannot start PMD threads")?;
+    datapath.control_cores = plan.control.clone();
     let policy = match cfg.pmd.rxq_assign {
         RxqAssignConfig::Roundrobin => RxqAssign::RoundRobin,
         RxqAssignConfig::Cycles => RxqAssign::Cycles,

@@ -43,6 +43,7 @@ pub fn show(bridge: &Bridge) -> Show {
             .map(|(cfg, sp)| show_port(cfg, sp, admins.get(&sp.no).copied().unwrap_or_default()))
             .collect(),
         pmds,
+        control_cores: bridge.datapath.control_cores.clone(),
         pmd_sleep_max_us: bridge.datapath.sleep_max(),
         metrics_addr: bridge.metrics_addr(),
         mbuf_pool: MbufPool {

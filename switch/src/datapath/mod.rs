@@ -76,6 +76,8 @@ pub struct Datapath {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     pub pmds: Vec<Arc<PmdStats>>,
+    /// CPUs of the other threads (for `show`; set by the daemon).
+    pub control_cores: Vec<usize>,
 }
 
 /// Marks its PMD as gone when dropped, also when the thread unwinds.
@@ -163,6 +165,7 @@ impl Datapath {
             shared,
             threads,
             pmds,
+            control_cores: Vec::new(),
         })
     }
 

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Summary of density.sh runs: per (switch, silent ports) the median Mpps
+(range) of the busy pair, busy cycles per packet, the idle PMD's CPU share
+and the wake-up latency; ratios to the same switch with no silent port and
+ferrovsd/OVS; a PNG of Mpps against ports for both switches.
+
+usage: density_report.py RESULTS.jsonl OUT.png
+"""
+import json
+import statistics
+import sys
+
+
+def main():
+    rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+    rows = [r for r in rows if "silent_ports" in r and not r.get("disturbed")]
+    cases = {}
+    for r in rows:
+        cases.setdefault((r["switch"], r["silent_ports"]), []).append(r)
+    med = {}
+    for (sw, n), rs in sorted(cases.items()):
+        m = [r["mpps"] for r in rs]
+        busy = [r["processing_cycles_per_packet"] for r in rs if r.get("processing_cycles_per_packet")]
+        idle = [r["idle_pmd_share"] for r in rs]
+        med[(sw, n)] = statistics.median(m)
+        lat = [r["wake_latency"] for r in rs if r.get("wake_latency")]
+        line = (f"{sw:<9} {n:>5} silent: {statistics.median(m):6.2f} Mpps ({min(m):.2f}-{max(m):.2f}), "
+                f"busy {statistics.median(busy) if busy else float('nan'):4.0f} cyc/pkt, "
+                f"idle PMD {100 * statistics.median(idle):5.1f}% of its core")
+        if lat:
+            line += (f", wake-up latency p50 {statistics.median(l['p50_us'] for l in lat):.1f} us"
+                     f" p99 {statistics.median(l['p99_us'] for l in lat):.1f} us")
+        print(line + f"  [{len(rs)} runs]")
+    for (sw, n), v in sorted(med.items()):
+        base = med.get((sw, 0))
+        if base and n:
+            print(f"ratio {sw} {n} silent / none: {v / base:.2f}")
+        o = med.get(("ovs", n))
+        if sw == "ferrovsd" and o:
+            print(f"ratio ferrovsd/ovs at {n} silent: {v / o:.2f}")
+    if len(sys.argv) > 2:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for sw, label in (("ferrovsd", "ferrovsd"), ("ovs", "OVS-DPDK 3.1")):
+            pts = sorted((n + 2, v) for (s, n), v in med.items() if s == sw)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("vhost-user ports on the PMD core (2 busy, the rest silent)")
+        ax.set_ylabel("busy pair, Mpps (64 B, median)")
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(sys.argv[2], dpi=100)
+        print(f"plot: {sys.argv[2]}")
+
+
+if __name__ == "__main__":
+    main()
