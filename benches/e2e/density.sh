@@ -3,7 +3,9 @@
 # txonly -> checking rxonly, 64 B) with 0, 14, 62, 254 ... silent connected
 # vhost-user ports beside it on the same PMD, for ferrovsd and OVS-DPDK 3.1,
 # both with their default settings (ferrovsd: pmd.sleep-max 250 us,
-# pmd.rxq-notify-after 1 ms; OVS: busy polling). The silent ports' peers are
+# pmd.rxq-notify-after 1 ms; OVS: busy polling), and `ferrovsd-poll`:
+# ferrovsd busy-polling like OVS (sleep-max 0; idle queues still wait for
+# kicks). The silent ports' peers are
 # the virtio-user ports of one ferrovs-testpmd in interrupt mode (rxonly).
 # Per (switch, silent ports), per round:
 #   - B's receive rate and the PMD's busy cycles per packet (the switch's own
@@ -14,27 +16,34 @@
 # Rounds interleave the switches. Prints JSON lines, then medians (ranges)
 # and ratios to the same switch with no silent port; draws
 # benches/e2e/density.png (Mpps against ports, both switches).
-#   benches/e2e/density.sh     env: COUNTS="0 14 62 254" SWITCHES="ferrovsd ovs"
+#   benches/e2e/density.sh     env: COUNTS="0 14 62 254" SWITCHES="ferrovsd ferrovsd-poll ovs"
 #                                   REPEATS=3 DURATION=8 WARMUP=3 OUT=benches/e2e/results-density.json
 set -euo pipefail
 SCRIPT=density.sh
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-COUNTS=${COUNTS:-"0 14 62 254"}; SWITCHES=${SWITCHES:-"ferrovsd ovs"}
+COUNTS=${COUNTS:-"0 14 62 254"}; SWITCHES=${SWITCHES:-"ferrovsd ferrovsd-poll ovs"}
 REPEATS=${REPEATS:-3}; DURATION=${DURATION:-8}; WARMUP=${WARMUP:-3}; FLOWS=1
 OUT=${OUT:-$here/results-density.json}
 # shellcheck source=lib.sh
 . "$here/lib.sh"
-python3 -c "import matplotlib" 2>/dev/null || apt-get install -y -qq python3-matplotlib > /dev/null || die "apt-get install python3-matplotlib"
+# The plot needs matplotlib: the first python3 that has it (Debian's after apt-get).
+PLOT_PY=
+for py in python3 /usr/bin/python3; do "$py" -c "import matplotlib" 2>/dev/null && { PLOT_PY=$py; break; }; done
+if [ -z "$PLOT_PY" ]; then
+  apt-get install -y -qq python3-matplotlib > /dev/null 2>&1 || true
+  /usr/bin/python3 -c "import matplotlib" 2>/dev/null && PLOT_PY=/usr/bin/python3
+fi
+[ -n "$PLOT_PY" ] || die "matplotlib not found: apt-get install python3-matplotlib"
 MAX=$(printf '%s\n' $COUNTS | sort -n | tail -1)
 GEN_CPU_MIN=0.9   # the silent peers' process shares the generator's CPU
 
 # --- switches with 2 + N vhost-user server ports; SOCK0/SOCK1 the pair, SILENT_SOCKS the rest
-start_ferrovsd_n() { # N
-  local n=$1 i
+start_ferrovsd_n() { # N SLEEP_MAX
+  local n=$1 sleep_max=$2 i
   mkdir -p "$W/fv/run"
   {
-    printf '[pmd]\ncores = "1"\n[memory]\nn-mbufs = 32768\n'
+    printf '[pmd]\ncores = "1"\nsleep-max = %d\n[memory]\nn-mbufs = 32768\n' "$sleep_max"
     for i in $(seq 0 $((n + 1))); do
       printf '[[port]]\nname = "vhost%d"\ntype = "vhost-user"\npath = "vhost%d.sock"\n' "$i" "$i"
     done
@@ -62,7 +71,7 @@ start_ovs_n() { # N
 }
 stop_switch() {
   [ -n "${SILENT_PID:-}" ] && { kill "$SILENT_PID" 2>/dev/null; wait "$SILENT_PID" 2>/dev/null || true; SILENT_PID=; }
-  case ${1%@*} in ferrovsd) kill "$SW_PID"; wait "$SW_PID" 2>/dev/null || true; rm -rf "$W/fv" ;; ovs) stop_ovs ;; esac
+  case ${1%@*} in ferrovsd*) kill "$SW_PID"; wait "$SW_PID" 2>/dev/null || true; rm -rf "$W/fv" ;; ovs) stop_ovs ;; esac
 }
 
 # The silent peers: one ferrovs-testpmd, interrupt mode, receiving only.
@@ -88,7 +97,7 @@ start_silent() {
 }
 links_up() { # SWITCH -> connected ports
   case ${1%@*} in
-    ferrovsd) "$FERROVS_CTL" --socket "$W/fv/run/ferrovsd.sock" --json show | python3 -c "import json,sys; print(sum(p['link']=='up' for p in json.load(sys.stdin)['ports']))" ;;
+    ferrovsd*) "$FERROVS_CTL" --socket "$W/fv/run/ferrovsd.sock" --json show | python3 -c "import json,sys; print(sum(p['link']=='up' for p in json.load(sys.stdin)['ports']))" ;;
     ovs) ovs-appctl -t "$(ls "$W"/ovs/ovs-vswitchd*.ctl)" dpif-netdev/pmd-rxq-show | grep -c 'port: vhu.*enabled' || true ;;
   esac
 }
@@ -104,7 +113,11 @@ idle_share() {
 
 one() { # SWITCH N
   local sw=$1 n=$2 tag="$1@$2"
-  case $sw in ferrovsd) start_ferrovsd_n "$n" ;; ovs) start_ovs_n "$n" ;; esac
+  case $sw in
+    ferrovsd) start_ferrovsd_n "$n" 250 ;;
+    ferrovsd-poll) start_ferrovsd_n "$n" 0 ;;
+    ovs) start_ovs_n "$n" ;;
+  esac
   start_silent "$sw"
   sleep 2
   local idle; idle=$(idle_share)
@@ -159,4 +172,4 @@ for rep in $(seq "$REPEATS"); do
   done
 done
 cp "$RUNS" "$OUT"
-python3 "$here/density_report.py" "$OUT" "$here/density.png"
+$PLOT_PY "$here/density_report.py" "$OUT" "$here/density.png"

@@ -36,14 +36,15 @@ def main():
         if base and n:
             print(f"ratio {sw} {n} silent / none: {v / base:.2f}")
         o = med.get(("ovs", n))
-        if sw == "ferrovsd" and o:
-            print(f"ratio ferrovsd/ovs at {n} silent: {v / o:.2f}")
+        if sw.startswith("ferrovsd") and o:
+            print(f"ratio {sw}/ovs at {n} silent: {v / o:.2f}")
     if len(sys.argv) > 2:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(7, 4))
-        for sw, label in (("ferrovsd", "ferrovsd"), ("ovs", "OVS-DPDK 3.1")):
+        for sw, label in (("ferrovsd", "ferrovsd (defaults)"), ("ferrovsd-poll", "ferrovsd, sleep-max 0"),
+                          ("ovs", "OVS-DPDK 3.1 (defaults)")):
             pts = sorted((n + 2, v) for (s, n), v in med.items() if s == sw)
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)

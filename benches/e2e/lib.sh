@@ -121,14 +121,14 @@ stop_ovs() {
 proc_begin() {
   local s=${1%+churn}; s=${s%@*}
   case $s in
-    ferrovsd|ferrovsd-base) "$FERROVS_CTL" --socket "$W/fv/run/ferrovsd.sock" --json pmd-stats > "$W/proc0.json" ;;
+    ferrovsd*) "$FERROVS_CTL" --socket "$W/fv/run/ferrovsd.sock" --json pmd-stats > "$W/proc0.json" ;;
     ovs) ovs-appctl -t "$(ls "$W"/ovs/ovs-vswitchd*.ctl)" dpif-netdev/pmd-stats-clear > /dev/null ;;
   esac
 }
 proc_end() { # -> cycles per packet, or null
   local s=${1%+churn}; s=${s%@*}
   case $s in
-    ferrovsd|ferrovsd-base)
+    ferrovsd*)
       "$FERROVS_CTL" --socket "$W/fv/run/ferrovsd.sock" --json pmd-stats > "$W/proc1.json"
       python3 -c "import json,sys; a=json.load(open(sys.argv[1]))[0]; b=json.load(open(sys.argv[2]))[0]; p=b['packets']-a['packets']; print((b['busy_cycles']-a['busy_cycles'])/p if p else 'null')" "$W/proc0.json" "$W/proc1.json" ;;
     ovs)
