@@ -111,16 +111,19 @@ idle_share() {
   python3 -c "print(round(($c1 - $c0) / ($t1 - $t0), 4))"
 }
 
+# One measured run; fails (for the retry loop) when any step does: the
+# caller's `if` turns off set -e inside it.
 one() { # SWITCH N
   local sw=$1 n=$2 tag="$1@$2"
+  local rows; rows=$(wc -l < "$RUNS")
   case $sw in
     ferrovsd) start_ferrovsd_n "$n" 250 ;;
     ferrovsd-poll) start_ferrovsd_n "$n" 0 ;;
     ovs) start_ovs_n "$n" ;;
-  esac
-  start_silent "$sw"
+  esac || return 1
+  start_silent "$sw" || return 1
   sleep 2
-  local idle; idle=$(idle_share)
+  local idle; idle=$(idle_share) || return 1
   # The busy pair: A -> B as fast as the generator goes.
   "$FERROVS_TESTPMD" --port "virtio-user:path=$SOCK0,mac=02:00:00:00:00:01" \
     --port "virtio-user:path=$SOCK1,mac=02:00:00:00:00:02" --port-topology=loop --tx-ports=0 \
@@ -142,7 +145,9 @@ one() { # SWITCH N
       --lcores 0 --stats-period 1 --duration $((WARMUP + DURATION + 1)) --json --quiet > "$W/fgen.json" 2> "$W/fgen.err" &
     GEN_PID=$!; PIDS+=("$GEN_PID")
   fi
-  measure_and_record "$tag" 64 ferrovs
+  measure_and_record "$tag" 64 ferrovs || { tail -3 "$W/fgen.err" "$W/lat.err" >&2 2>/dev/null; return 1; }
+  # Exactly this run's row, or nothing was measured.
+  [ "$(wc -l < "$RUNS")" -eq $((rows + 1)) ] && tail -1 "$RUNS" | grep -q "\"switch\": \"$tag\"" || return 1
   python3 - "$RUNS" "$sw" "$n" "$idle" "$lat" <<'PY'
 import json, sys
 path, sw, n, idle, lat = sys.argv[1:]

@@ -31,6 +31,21 @@ def main():
             line += (f", wake-up latency p50 {statistics.median(l['p50_us'] for l in lat):.1f} us"
                      f" p99 {statistics.median(l['p99_us'] for l in lat):.1f} us")
         print(line + f"  [{len(rs)} runs]")
+    # This VM runs each process in a fast or a slow mode (about 2x apart):
+    # medians within each mode compare like with like (split at the middle
+    # of each count's range, when it spans both).
+    for n in sorted({n for _, n in cases}):
+        rs = [r for r in rows if r["silent_ports"] == n]
+        lo, hi = min(r["mpps"] for r in rs), max(r["mpps"] for r in rs)
+        if hi < 1.4 * lo:
+            continue
+        mid = (lo + hi) / 2
+        for mode, keep in (("fast", lambda r: r["mpps"] >= mid), ("slow", lambda r: r["mpps"] < mid)):
+            for sw in sorted({r["switch"] for r in rs}):
+                m = [r["mpps"] for r in rs if r["switch"] == sw and keep(r)]
+                if m:
+                    print(f"{mode} mode: {sw:<14} {n:>5} silent: {statistics.median(m):.2f} Mpps "
+                          f"({min(m):.2f}-{max(m):.2f}, {len(m)} runs)")
     for (sw, n), v in sorted(med.items()):
         base = med.get((sw, 0))
         if base and n:
