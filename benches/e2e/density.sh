@@ -128,7 +128,7 @@ one() { # SWITCH N
   "$FERROVS_TESTPMD" --port "virtio-user:path=$SOCK0,mac=02:00:00:00:00:01" \
     --port "virtio-user:path=$SOCK1,mac=02:00:00:00:00:02" --port-topology=loop --tx-ports=0 \
     --forward-mode=txonly --eth-peer=0,02:00:00:00:00:02 --txpkts=60 --tx-first \
-    --lcores 0 --stats-period 1 --duration $((WARMUP + DURATION + 1)) --json --quiet > "$W/fgen.json" 2> "$W/fgen.err" &
+    --lcores 0 --link-wait 90 --stats-period 1 --duration $((WARMUP + DURATION + 1)) --json --quiet > "$W/fgen.json" 2> "$W/fgen.err" &
   GEN_PID=$!; PIDS+=("$GEN_PID")
   local lat=null
   if [ "$n" = "$MAX" ]; then
@@ -137,14 +137,22 @@ one() { # SWITCH N
     "$FERROVS_TESTPMD" --port "virtio-user:path=$SOCK0,mac=02:00:00:00:00:01" \
       --port "virtio-user:path=$SOCK1,mac=02:00:00:00:00:02" --port-topology=loop --tx-ports=0 \
       --forward-mode=txonly --eth-peer=0,02:00:00:00:00:02 --txpkts=60 --latency --tx-pps=200 \
-      --lcores 0 --duration 10 --json --quiet > "$W/lat.json" 2> "$W/lat.err" || true
+      --lcores 0 --link-wait 90 --duration 10 --json --quiet > "$W/lat.json" 2> "$W/lat.err" || true
     lat=$(python3 -c "import json; print(json.dumps(json.load(open('$W/lat.json')).get('latency')))" 2>/dev/null || echo null)
     "$FERROVS_TESTPMD" --port "virtio-user:path=$SOCK0,mac=02:00:00:00:00:01" \
       --port "virtio-user:path=$SOCK1,mac=02:00:00:00:00:02" --port-topology=loop --tx-ports=0 \
       --forward-mode=txonly --eth-peer=0,02:00:00:00:00:02 --txpkts=60 --tx-first \
-      --lcores 0 --stats-period 1 --duration $((WARMUP + DURATION + 1)) --json --quiet > "$W/fgen.json" 2> "$W/fgen.err" &
+      --lcores 0 --link-wait 90 --stats-period 1 --duration $((WARMUP + DURATION + 1)) --json --quiet > "$W/fgen.json" 2> "$W/fgen.err" &
     GEN_PID=$!; PIDS+=("$GEN_PID")
   fi
+  # Its forwarding thread starts once both links are up (an OVS with
+  # hundreds of ports takes seconds to bring a new one up).
+  local w
+  for w in $(seq 900); do
+    tid_of "$GEN_PID" 'worker-0|lcore-0|^lcore0$' > /dev/null && break
+    kill -0 "$GEN_PID" 2>/dev/null || break
+    sleep 0.1
+  done
   measure_and_record "$tag" 64 ferrovs || { tail -3 "$W/fgen.err" "$W/lat.err" >&2 2>/dev/null; return 1; }
   # Exactly this run's row, or nothing was measured.
   [ "$(wc -l < "$RUNS")" -eq $((rows + 1)) ] && tail -1 "$RUNS" | grep -q "\"switch\": \"$tag\"" || return 1
