@@ -37,6 +37,7 @@ fi
 [ -n "$PLOT_PY" ] || die "matplotlib not found: apt-get install python3-matplotlib"
 MAX=$(printf '%s\n' $COUNTS | sort -n | tail -1)
 GEN_CPU_MIN=0.9   # the silent peers' process shares the generator's CPU
+SW_CPU_MIN=0      # ferrovsd's PMD sleeps when its generator falls behind: by design
 
 # --- switches with 2 + N vhost-user server ports; SOCK0/SOCK1 the pair, SILENT_SOCKS the rest
 start_ferrovsd_n() { # N SLEEP_MAX

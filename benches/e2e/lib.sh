@@ -154,7 +154,7 @@ kill_leftovers() { # after a failed try: nothing of it may survive into the next
 # (sink packets, switch and generator thread CPU ns, wall ns before/after).
 record_run() {
   local sw=$1 size=$2 b0=$3 b1=$4 s0=$5 s1=$6 g0=$7 g1=$8 t0=$9 t1=${10} mhz=${11} proc=${12} gen=${13}
-  python3 - "$sw" "$size" "$b0" "$b1" "$s0" "$s1" "$g0" "$g1" "$t0" "$t1" "$mhz" "$proc" "$gen" "${GEN_CPU_MIN:-0.97}" >> "$RUNS" <<'PY'
+  python3 - "$sw" "$size" "$b0" "$b1" "$s0" "$s1" "$g0" "$g1" "$t0" "$t1" "$mhz" "$proc" "$gen" "${GEN_CPU_MIN:-0.97}" "${SW_CPU_MIN:-0.97}" >> "$RUNS" <<'PY'
 import json, sys
 sw, size = sys.argv[1], int(sys.argv[2])
 b0, b1, s0, s1, g0, g1, t0, t1 = map(int, sys.argv[3:11]); mhz = float(sys.argv[11])
@@ -163,7 +163,7 @@ wall = t1 - t0; pkts = b1 - b0
 r = {"switch": sw, "size": size, "generator": sys.argv[13], "packets": pkts, "seconds": wall / 1e9,
      "mpps": pkts / wall * 1e3, "switch_cpu": (s1 - s0) / wall, "gen_cpu": (g1 - g0) / wall,
      "cycles_per_packet": (s1 - s0) * mhz / 1e3 / max(pkts, 1), "processing_cycles_per_packet": proc}
-r["disturbed"] = r["switch_cpu"] < 0.97 or r["gen_cpu"] < float(sys.argv[14])
+r["disturbed"] = r["switch_cpu"] < float(sys.argv[15]) or r["gen_cpu"] < float(sys.argv[14])
 print(json.dumps(r))
 PY
   tail -1 "$RUNS" >&2
