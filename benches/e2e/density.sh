@@ -59,8 +59,10 @@ start_ferrovsd_n() { # N SLEEP_MAX
 }
 start_ovs_n() { # N
   local n=$1 i args=()
-  start_ovs_daemon
-  "${VSCTL[@]}" set Open_vSwitch . other_config:per-port-memory=false
+  # One shared mempool: per-port pools (10 256 mbufs each) exhaust OVS's
+  # 1 GiB of socket memory after ~50 ports, and the ports beyond fail to
+  # configure (OVS reads the setting only when DPDK starts).
+  OVS_PER_PORT_MEMORY=false start_ovs_daemon
   for i in $(seq 0 $((n + 1))); do
     args+=(-- add-port br0 "vhu$i" -- set Interface "vhu$i" type=dpdkvhostuser)
   done

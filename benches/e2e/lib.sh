@@ -103,7 +103,7 @@ start_ovs_daemon() { # OVS-DPDK with an empty netdev bridge br0; sets VSCTL, SW_
   "${VSCTL[@]}" --no-wait init
   "${VSCTL[@]}" --no-wait set Open_vSwitch . other_config:dpdk-init=true other_config:pmd-cpu-mask=0x2 \
     other_config:dpdk-lcore-mask=0x1 other_config:dpdk-socket-mem=1024 \
-    "other_config:dpdk-extra=--no-pci --file-prefix fvb-ovs" other_config:per-port-memory=true
+    "other_config:dpdk-extra=--no-pci --file-prefix fvb-ovs" other_config:per-port-memory="${OVS_PER_PORT_MEMORY:-true}"
   # OVS always adds --in-memory (no hugepage files), which rules out --no-huge.
   taskset -c 0 "$OVS_VSWITCHD" unix:"$d/db.sock" --pidfile="$d/ovs-vswitchd.pid" --detach --log-file="$d/ovs-vswitchd.log" 2>> "$d/stderr.log"
   "${VSCTL[@]}" add-br br0 -- set bridge br0 datapath_type=netdev
