@@ -52,6 +52,25 @@ def read_msgs(s, buf):
         del buf[:n]
 
 
+def count_replies(s, counts, until=None):
+    """Reads replies until the socket ends (or `until` barrier replies),
+    counting barrier replies and errors into `counts`."""
+    buf = bytearray()
+    while until is None or counts["barriers"] < until:
+        try:
+            data = s.recv(1 << 16)
+        except OSError:
+            return
+        if not data:
+            return
+        buf += data
+        for t, _ in read_msgs(s, buf):
+            if t == 21:
+                counts["barriers"] += 1
+            elif t == 1:
+                counts["errors"] += 1
+
+
 def main():
     target, n = sys.argv[1], int(sys.argv[2])
     k = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3].isdigit() else 1
@@ -60,23 +79,9 @@ def main():
     s.sendall(msg(0, struct.pack("!HHI", 1, 8, 1 << 4), 1))
     want = n // k + (1 if n % k else 0)
     counts = {"barriers": 0, "errors": 0}
-
     # Replies are read while requests go out: a switch may drop a client
     # that lets its replies pile up (OVS resets it).
-    def reader():
-        buf = bytearray()
-        while counts["barriers"] < want:
-            data = s.recv(1 << 16)
-            if not data:
-                break
-            buf += data
-            for t, _ in read_msgs(s, buf):
-                if t == 21:
-                    counts["barriers"] += 1
-                elif t == 1:
-                    counts["errors"] += 1
-
-    rd = threading.Thread(target=reader)
+    rd = threading.Thread(target=count_replies, args=(s, counts, want))
     t0 = time.monotonic()
     rd.start()
     out = bytearray()

@@ -3,7 +3,7 @@
 adds `priority=1000,ip,nw_dst=10.0.195.80,actions=output:2` (no benchmark
 traffic matches it) and deletes it again, alternately, each FLOW_MOD followed by
 a BARRIER_REQUEST, reading the replies as they come. On exit it prints
-{"rule_changes": N, "barrier_replies": M, "errors": E} on stdout.
+{"rule_changes": N, "barriers": M, "errors": E} (barrier replies) on stdout.
 
 compare.sh runs it beside the switches named `SWITCH+churn` (forwarding while
 the rules change vs the same tables idle).
@@ -19,7 +19,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from of_burst import connect, flow_mod, msg, read_msgs  # noqa: E402
+from of_burst import connect, count_replies, flow_mod, msg  # noqa: E402
 
 
 def main():
@@ -29,25 +29,8 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     s = connect(target)
     s.sendall(msg(0, struct.pack("!HHI", 1, 8, 1 << 4), 1))  # HELLO, 1.3 only
-    counts = {"rule_changes": 0, "barrier_replies": 0, "errors": 0}
-
-    def reader():
-        buf = bytearray()
-        while True:
-            try:
-                data = s.recv(1 << 16)
-            except OSError:
-                return
-            if not data:
-                return
-            buf += data
-            for t, _ in read_msgs(s, buf):
-                if t == 21:
-                    counts["barrier_replies"] += 1
-                elif t == 1:
-                    counts["errors"] += 1
-
-    threading.Thread(target=reader, daemon=True).start()
+    counts = {"rule_changes": 0, "barriers": 0, "errors": 0}
+    threading.Thread(target=count_replies, args=(s, counts), daemon=True).start()
     i = 0
     next_at = time.monotonic()
     while not stop.is_set():

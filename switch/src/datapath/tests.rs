@@ -526,6 +526,18 @@ fn publish_waits_for_a_late_pmd_however_long() {
     assert!(done.load(SeqCst));
 }
 
+/// The one packet the PMDs copied for the controllers (waits up to 2 s).
+fn one_copy_for_the_controller(r: &Rig) -> super::controller::ToController {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while got.is_empty() && Instant::now() < deadline {
+        r.dp.drain_to_controller(|p| got.push(p));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(got.len(), 1);
+    got.pop().unwrap()
+}
+
 /// `controller` copies the packet (as edited so far) for the agent with the
 /// rule's table and cookie and goes on; a packet-out runs its actions as if
 /// received on its in_port, or from no port.
@@ -547,14 +559,7 @@ fn controller_copies_and_packet_outs_run_through_the_pipeline() {
     f.resize(200, 0xbb);
     r.send(0, &[f.clone()]);
     assert_eq!(r.recv(1, 1), vec![f.clone()], "forwarded untagged");
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while got.is_empty() && Instant::now() < deadline {
-        r.dp.drain_to_controller(|p| got.push(p));
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert_eq!(got.len(), 1);
-    let p = got.pop().unwrap();
+    let p = one_copy_for_the_controller(&r);
     assert_eq!(
         (p.in_port, p.table, p.cookie, p.reason, p.max_len),
         (1, 1, 0x5adc, Reason::Action, 96)
@@ -568,14 +573,7 @@ fn controller_copies_and_packet_outs_run_through_the_pipeline() {
 
     // The table-miss entry's copies say NO_MATCH.
     r.send(2, &[f.clone()]);
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while got.is_empty() && Instant::now() < deadline {
-        r.dp.drain_to_controller(|p| got.push(p));
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert_eq!(got.len(), 1);
-    let p = got.pop().unwrap();
+    let p = one_copy_for_the_controller(&r);
     assert_eq!((p.in_port, p.table, p.reason), (3, 0, Reason::NoMatch));
     r.cache.free(p.m);
 

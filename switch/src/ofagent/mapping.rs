@@ -349,26 +349,27 @@ pub fn port_to_of(no: u16) -> u32 {
 pub const PORT_CONFIG_BITS: u32 =
     ofp::PC_PORT_DOWN | ofp::PC_NO_RECV | ofp::PC_NO_FWD | ofp::PC_NO_PACKET_IN;
 
-pub fn port_admin_to_of(a: &PortAdmin) -> u32 {
+/// Each PORT_MOD setting with its OFPPC_* bit.
+fn port_config_fields(a: &mut PortAdmin) -> [(&mut bool, u32); 4] {
     [
-        (a.down, ofp::PC_PORT_DOWN),
-        (a.no_recv, ofp::PC_NO_RECV),
-        (a.no_fwd, ofp::PC_NO_FWD),
-        (a.no_packet_in, ofp::PC_NO_PACKET_IN),
-    ]
-    .iter()
-    .filter(|(on, _)| *on)
-    .fold(0, |bits, (_, b)| bits | b)
-}
-
-/// Sets the bits of `mask` to those of `config` (PORT_MOD).
-pub fn apply_port_config(a: &mut PortAdmin, config: u32, mask: u32) {
-    for (field, bit) in [
         (&mut a.down, ofp::PC_PORT_DOWN),
         (&mut a.no_recv, ofp::PC_NO_RECV),
         (&mut a.no_fwd, ofp::PC_NO_FWD),
         (&mut a.no_packet_in, ofp::PC_NO_PACKET_IN),
-    ] {
+    ]
+}
+
+pub fn port_admin_to_of(a: &PortAdmin) -> u32 {
+    let mut a = *a;
+    port_config_fields(&mut a)
+        .iter()
+        .filter(|(on, _)| **on)
+        .fold(0, |bits, (_, b)| bits | b)
+}
+
+/// Sets the bits of `mask` to those of `config` (PORT_MOD).
+pub fn apply_port_config(a: &mut PortAdmin, config: u32, mask: u32) {
+    for (field, bit) in port_config_fields(a) {
         if mask & bit != 0 {
             *field = config & bit != 0;
         }
