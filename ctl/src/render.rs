@@ -257,6 +257,16 @@ fn pmd_stats(o: &mut String, p: &PmdStats) {
 
 fn pmd_rxq_show(o: &mut String, r: &PmdRxqShow) {
     let _ = writeln!(o, "rxq assignment: {}", r.assign);
+    let a = &r.auto_lb;
+    if a.enabled {
+        let _ = writeln!(
+            o,
+            "auto-lb: on (load > {}%, improvement >= {}%, every {} s): {} check(s), {} rebalance(s); last: {}",
+            a.load_threshold_pct, a.improvement_threshold_pct, a.interval_s, a.checks, a.rebalances, a.last
+        );
+    } else {
+        let _ = writeln!(o, "auto-lb: off");
+    }
     for p in &r.pmds {
         let _ = writeln!(o, "pmd core {}:", p.core);
         for q in &p.queues {

@@ -27,7 +27,7 @@ mod wire_tests;
 pub use command::{known, usage, usage_line, Command};
 pub use fdb::{FdbEntry, FdbFlushed, FdbShow, FdbStats};
 pub use flows::{FlowEntry, FlowsAdded, FlowsDeleted, FlowsModified};
-pub use pmd::{PmdRxqShow, PmdRxqs, PmdStats, PmdStatsCleared, RxqUsage};
+pub use pmd::{AutoLbStatus, PmdRxqShow, PmdRxqs, PmdStats, PmdStatsCleared, RxqUsage};
 pub use port_stats::{PortStats, QueueStats};
 pub use ports::{PortAdded, PortRemoved, PortSet};
 pub use reply::{Help, Reply, ReplyLine};

@@ -40,6 +40,27 @@ pub struct PmdRxqShow {
     /// The placement policy (pmd.rxq-assign).
     pub assign: String,
     pub pmds: Vec<PmdRxqs>,
+    #[serde(default)]
+    pub auto_lb: AutoLbStatus,
+}
+
+/// Automatic rx queue rebalancing (OVS pmd-auto-lb): its settings and what
+/// its checks found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AutoLbStatus {
+    pub enabled: bool,
+    /// A PMD busier than this (% of its core) over an interval asks for a dry run.
+    pub load_threshold_pct: u8,
+    /// The dry run must cut the variance of PMD loads by this much (%).
+    pub improvement_threshold_pct: u8,
+    /// Measuring interval, and the least time between two rebalances.
+    pub interval_s: u64,
+    /// Intervals measured so far.
+    pub checks: u64,
+    /// Times queues were moved.
+    pub rebalances: u64,
+    /// What the last check found, in words.
+    pub last: String,
 }
 
 /// The rx queues one PMD core polls, with their share of it.
@@ -57,7 +78,8 @@ pub struct RxqUsage {
     pub enabled: bool,
     /// Placed by pmd-rxq-affinity.
     pub pinned: bool,
-    /// Cycles spent on this queue over all of the core's cycles.
+    /// Cycles spent on this queue over all of the core's cycles, in the
+    /// last measured interval (before the first: since start).
     pub usage_pct: f64,
     /// polled | notified (waits for its peer's signal) | parked (nothing to
     /// poll until its peer sets it up again); see pmd.rxq-notify-after.

@@ -226,6 +226,15 @@ fn rxq_show() -> PmdRxqShow {
                 late_wakeups: 0,
             }],
         }],
+        auto_lb: AutoLbStatus {
+            enabled: true,
+            load_threshold_pct: 95,
+            improvement_threshold_pct: 25,
+            interval_s: 60,
+            checks: 2,
+            rebalances: 1,
+            last: "core 1 97% busy; load variance 2401.0 -> 0.3 (100% better, threshold 25%): queues moved".into(),
+        },
     }
 }
 
@@ -484,7 +493,10 @@ fn replies_are_as_ferrovsd_sent_them() {
         &rxq_show(),
         r#"{"assign": "cycles", "pmds": [{"core": 1, "queues": [{"enabled": false, "pinned": false,
             "port": "vhost0", "queue": 0, "usage_pct": 0.0,
-            "mode": "notified", "wakeups": 3, "late_wakeups": 0}]}]}"#,
+            "mode": "notified", "wakeups": 3, "late_wakeups": 0}]}],
+            "auto_lb": {"enabled": true, "load_threshold_pct": 95, "improvement_threshold_pct": 25,
+                        "interval_s": 60, "checks": 2, "rebalances": 1,
+                        "last": "core 1 97% busy; load variance 2401.0 -> 0.3 (100% better, threshold 25%): queues moved"}}"#,
     );
     pinned(
         &vec![flow()],

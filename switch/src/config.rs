@@ -62,6 +62,18 @@ pub struct PmdConfig {
     pub rxq_notify_after: u32,
     /// How rx queues are spread over PMDs (OVS: pmd-rxq-assign).
     pub rxq_assign: RxqAssignConfig,
+    /// Move rx queues between PMDs at runtime when that balances them
+    /// better (OVS: pmd-auto-lb); needs rxq-assign = "cycles".
+    pub auto_lb: bool,
+    /// A PMD busier than this (% of its core) over an interval asks for a
+    /// dry run (OVS: pmd-auto-lb-load-threshold).
+    pub auto_lb_load_threshold: u8,
+    /// The dry run must cut the variance of the PMDs' loads by this much, in
+    /// % (OVS: pmd-auto-lb-improvement-threshold).
+    pub auto_lb_improvement_threshold: u8,
+    /// Seconds per measuring interval, also the least time between two
+    /// rebalances (OVS: pmd-auto-lb-rebal-interval, in minutes).
+    pub auto_lb_rebal_interval: u32,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -78,6 +90,10 @@ impl Default for PmdConfig {
             sleep_max: 250,
             rxq_notify_after: 1000,
             rxq_assign: RxqAssignConfig::Cycles,
+            auto_lb: false,
+            auto_lb_load_threshold: 95,
+            auto_lb_improvement_threshold: 25,
+            auto_lb_rebal_interval: 60,
         }
     }
 }
@@ -471,6 +487,32 @@ impl Config {
                 "must be at most 10000000 microseconds (0: always poll)".into(),
             ));
         }
+        for (key, v) in [
+            (
+                "pmd.auto-lb-load-threshold",
+                self.pmd.auto_lb_load_threshold,
+            ),
+            (
+                "pmd.auto-lb-improvement-threshold",
+                self.pmd.auto_lb_improvement_threshold,
+            ),
+        ] {
+            if v > 100 {
+                return Err(bad(key, "must be a percentage, 0 to 100".into()));
+            }
+        }
+        if !(1..=86_400).contains(&self.pmd.auto_lb_rebal_interval) {
+            return Err(bad(
+                "pmd.auto-lb-rebal-interval",
+                "must be between 1 and 86400 seconds".into(),
+            ));
+        }
+        if self.pmd.auto_lb && self.pmd.rxq_assign != RxqAssignConfig::Cycles {
+            return Err(bad(
+                "pmd.auto-lb",
+                "balances by measured load: needs pmd.rxq-assign = \"cycles\"".into(),
+            ));
+        }
         if !(1024..=1 << 22).contains(&self.memory.n_mbufs) {
             return Err(bad(
                 "memory.n-mbufs",
@@ -697,6 +739,23 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("tap"), "{e}");
+        for (toml, key) in [
+            (
+                "[pmd]\nauto-lb = true\nrxq-assign = \"roundrobin\"\n",
+                "pmd.auto-lb",
+            ),
+            (
+                "[pmd]\nauto-lb-load-threshold = 101\n",
+                "pmd.auto-lb-load-threshold",
+            ),
+            (
+                "[pmd]\nauto-lb-rebal-interval = 0\n",
+                "pmd.auto-lb-rebal-interval",
+            ),
+        ] {
+            let e = Config::parse(toml, "t").unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
     }
 
     #[test]

@@ -176,6 +176,12 @@ fn main() -> Result<()> {
         policy,
     )?;
     bridge.set_dpdk_eal_args(cfg.dpdk.eal_args.clone());
+    bridge.set_auto_lb(switch::bridge::auto_lb::AutoLbConfig {
+        enabled: cfg.pmd.auto_lb,
+        load_threshold: cfg.pmd.auto_lb_load_threshold,
+        improvement_threshold: cfg.pmd.auto_lb_improvement_threshold,
+        interval: Duration::from_secs(cfg.pmd.auto_lb_rebal_interval as u64),
+    });
     if flows.is_some() {
         bridge.hold_traffic();
     }
@@ -234,6 +240,7 @@ fn main() -> Result<()> {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(200));
                     bridge.fdb.age(bridge.fdb.now());
+                    bridge.auto_lb_tick();
                     if std::time::Instant::now() >= next_expiry {
                         bridge.expire_flows();
                         bridge.persist_if_pending();

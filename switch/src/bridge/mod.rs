@@ -2,6 +2,7 @@
 //! numbers, its rules, and every change turned into a new datapath snapshot.
 //! Opening a port is its driver's business ([`drivers`]).
 
+pub mod auto_lb;
 mod drivers;
 pub mod flow_mods;
 mod port_mods;
@@ -41,6 +42,8 @@ pub struct Bridge {
     expired: Mutex<Vec<(crate::flow::table::Removed, bool)>>,
     /// The OpenFlow agent's state, for `show` (once it runs).
     openflow: Mutex<Option<Arc<Mutex<crate::ofagent::AgentStatus>>>>,
+    /// Rx queue loads and pmd-auto-lb.
+    auto_lb: Mutex<auto_lb::Sampler>,
 }
 
 struct State {
@@ -49,7 +52,6 @@ struct State {
     /// sees only `dyn Port`).
     opened: BTreeMap<String, drivers::Opened>,
     next_no: u16,
-    generation: u64,
     flows: FlowTable,
     /// `flows` compiled (recompiled on every rule change, not per port change).
     compiled: Arc<Classifier>,
@@ -118,7 +120,6 @@ impl Bridge {
                     ports: BTreeMap::new(),
                     opened: BTreeMap::new(),
                     next_no: 1,
-                    generation: 0,
                     compiled: Arc::new(flows.compile()),
                     flows,
                     flows_changed: false,
@@ -134,6 +135,7 @@ impl Bridge {
             dpdk_eal_args: String::new(),
             expired: Mutex::new(Vec::new()),
             openflow: Mutex::new(None),
+            auto_lb: Mutex::new(auto_lb::Sampler::default()),
         })
     }
 
@@ -147,6 +149,30 @@ impl Bridge {
 
     pub fn metrics_addr(&self) -> Option<String> {
         self.metrics_addr.lock().expect("poisoned").clone()
+    }
+
+    pub fn set_auto_lb(&self, cfg: auto_lb::AutoLbConfig) {
+        *self.auto_lb.lock().expect("poisoned") = auto_lb::Sampler::new(cfg);
+    }
+
+    /// Measures rx queue loads once per interval and, with pmd-auto-lb on,
+    /// moves queues when that pays (housekeeping calls it often).
+    pub fn auto_lb_tick(&self) {
+        let move_queues = self
+            .auto_lb
+            .lock()
+            .expect("poisoned")
+            .tick(self, std::time::Instant::now());
+        if move_queues {
+            self.rebalance();
+        }
+    }
+
+    /// pmd-auto-lb's settings and last finding, and the cycles of the last
+    /// measured interval (0: none yet).
+    pub fn auto_lb_status(&self) -> (ferrovs_proto::AutoLbStatus, u64) {
+        let s = self.auto_lb.lock().expect("poisoned");
+        (s.status.clone(), s.window_cycles)
     }
 
     /// Recomputes the rx queue placement (OVS dpif-netdev/pmd-rxq-rebalance).
@@ -277,7 +303,6 @@ impl Bridge {
     }
 
     fn republish(&self, st: &mut State) {
-        st.generation += 1;
         let ports = st.ports.values().map(|(_, sp)| sp.clone()).collect();
         // Every stored config passed `check_runtime_options()` when it was stored.
         let vlans = st
@@ -292,7 +317,7 @@ impl Bridge {
             st.compiled.clone()
         };
         self.datapath.publish(
-            Snapshot::build(st.generation, ports, &cores, self.rxq_assign)
+            Snapshot::build(ports, &cores, self.rxq_assign)
                 .with_flows(flows)
                 .with_vlans(&vlans)
                 .with_admin(&st.admin),

@@ -213,6 +213,7 @@ pub fn pmd_stats(bridge: &Bridge) -> Vec<PmdStats> {
 
 pub fn pmd_rxq_show(bridge: &Bridge) -> PmdRxqShow {
     let snap = bridge.datapath.current();
+    let (auto_lb, window) = bridge.auto_lb_status();
     let pmds = bridge
         .datapath
         .pmds
@@ -226,22 +227,28 @@ pub fn pmd_rxq_show(bridge: &Bridge) -> PmdRxqShow {
                 .iter()
                 .map(|q| {
                     let sp = &snap.ports[q.slot as usize];
-                    let cycles = sp.rxq_cycles[q.qid as usize].load(Ordering::Relaxed);
+                    let qi = q.qid as usize;
+                    // The last measured interval; before the first, since start.
+                    let (cycles, total) = if window > 0 {
+                        (sp.rxq_load[qi].load(Ordering::Relaxed), window)
+                    } else {
+                        (sp.rxq_cycles[qi].load(Ordering::Relaxed), total)
+                    };
                     RxqUsage {
                         port: sp.name.clone(),
                         queue: q.qid,
-                        enabled: sp.port.rxq_enabled(q.qid as usize),
-                        pinned: sp.rxq_affinity[q.qid as usize].is_some(),
+                        enabled: sp.port.rxq_enabled(qi),
+                        pinned: sp.rxq_affinity[qi].is_some(),
                         usage_pct: if total > 0 {
                             100.0 * cycles as f64 / total as f64
                         } else {
                             0.0
                         },
-                        mode: RxqMode::from_u8(sp.rxq_mode[q.qid as usize].load(Ordering::Relaxed))
+                        mode: RxqMode::from_u8(sp.rxq_mode[qi].load(Ordering::Relaxed))
                             .name()
                             .into(),
-                        wakeups: sp.rxq_wakeups[q.qid as usize].load(Ordering::Relaxed),
-                        late_wakeups: sp.rxq_late_wakeups[q.qid as usize].load(Ordering::Relaxed),
+                        wakeups: sp.rxq_wakeups[qi].load(Ordering::Relaxed),
+                        late_wakeups: sp.rxq_late_wakeups[qi].load(Ordering::Relaxed),
                     }
                 })
                 .collect();
@@ -254,6 +261,7 @@ pub fn pmd_rxq_show(bridge: &Bridge) -> PmdRxqShow {
     PmdRxqShow {
         assign: format!("{:?}", bridge.rxq_assign).to_lowercase(),
         pmds,
+        auto_lb,
     }
 }
 

@@ -2,14 +2,15 @@
 //! runs (receive), [`pipeline`] the stages of a burst (flow key, cache,
 //! classifier, actions), [`normal`] the learning switch action, [`tx`] the
 //! output batches; [`snapshot`] is the immutable picture of ports and rules
-//! a PMD works from, [`stats`] its counters; [`controller`] carries packets
-//! to and from the OpenFlow agent.
+//! a PMD works from, [`placement`] which PMD polls which queue, [`stats`]
+//! its counters; [`controller`] carries packets to and from the OpenFlow agent.
 //!
 //! This module owns the PMD threads and publishes snapshots to them.
 
 pub mod controller;
 pub mod normal;
 pub mod pipeline;
+pub mod placement;
 pub mod pmd;
 pub mod port_admin;
 pub mod rx_modes;
@@ -188,19 +189,29 @@ impl Datapath {
 
     /// Installs a new snapshot and waits until every PMD runs it, so that
     /// whatever the old one held (a removed port, its driver's memory) is no
-    /// longer in use by a PMD. Never gives up: freeing a port under a late PMD
-    /// is worse than a slow control plane, which it says in the log.
+    /// longer in use by a PMD. A queue that changes PMD is first taken off
+    /// every poll list (one more snapshot), so two PMDs never poll one ring;
+    /// its packets wait in the ring meanwhile. Sets the generation.
     pub fn publish(&self, snap: Snapshot) -> Arc<Snapshot> {
-        let generation = snap.generation;
+        if let Some(between) = snap.without_moved_queues(&self.current()) {
+            self.install(between);
+        }
+        self.install(snap)
+    }
+
+    /// Never gives up waiting: freeing a port under a late PMD is worse than
+    /// a slow control plane, which it says in the log.
+    fn install(&self, mut snap: Snapshot) -> Arc<Snapshot> {
+        let mut current = self.shared.snapshot.lock().expect("snapshot lock poisoned");
+        let generation = current.generation + 1;
+        snap.generation = generation;
         let snap = Arc::new(snap);
         // Held until every PMD has moved on, so that the last reference to
         // the old snapshot (its classifier, thousands of rules) is dropped
         // here and its memory freed on this thread, never on a PMD's.
-        let _old = std::mem::replace(
-            &mut *self.shared.snapshot.lock().expect("snapshot lock poisoned"),
-            snap.clone(),
-        );
+        let _old = std::mem::replace(&mut *current, snap.clone());
         self.shared.generation.store(generation, Ordering::Release);
+        drop(current);
         self.shared.wake_all();
         let started = Instant::now();
         let mut next_warning = started + Duration::from_secs(2);

@@ -3,12 +3,14 @@
 //! every change; a PMD swaps to it between iterations, and an old port lives
 //! until the last PMD drops the snapshot that held it (RCU by `Arc`).
 
+use super::placement;
 use super::port_admin::PortAdmin;
 use super::stats::SwitchDrops;
 use crate::flow::classifier::Classifier;
 use crate::flow::vlan::PortVlan;
 use pmd::Port;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 
 /// A port as the switch knows it.
@@ -23,6 +25,9 @@ pub struct SwitchPort {
     /// Per rx queue: cycles PMDs spent on it (for `cycles` assignment and
     /// pmd-rxq-show). Written by the one PMD polling the queue.
     pub rxq_cycles: Vec<std::sync::atomic::AtomicU64>,
+    /// Per rx queue: cycles it cost in the last measured interval (set by
+    /// `bridge::auto_lb`'s sampler; what `cycles` placement balances).
+    pub rxq_load: Vec<std::sync::atomic::AtomicU64>,
     /// Per rx queue: a PMD core it is pinned to (OVS pmd-rxq-affinity).
     pub rxq_affinity: Vec<Option<usize>>,
     /// Per rx queue: polled, notified or parked (`rx_modes::RxqMode`), and
@@ -43,6 +48,7 @@ impl SwitchPort {
             name,
             port,
             rxq_cycles: (0..n).map(|_| Default::default()).collect(),
+            rxq_load: (0..n).map(|_| Default::default()).collect(),
             rxq_affinity: vec![None; n],
             rxq_mode: (0..n).map(|_| Default::default()).collect(),
             rxq_wakeups: (0..n).map(|_| Default::default()).collect(),
@@ -68,6 +74,7 @@ pub struct RxqRef {
     pub qid: u16,
 }
 
+#[derive(Clone)]
 pub struct Snapshot {
     pub generation: u64,
     pub ports: Vec<Arc<SwitchPort>>,
@@ -130,72 +137,35 @@ impl Snapshot {
         self
     }
 
-    /// Builds a snapshot for PMDs on `cores` (in PMD order): rx queues with
-    /// an affinity go to that core's PMD (which then takes no others, as OVS
-    /// isolates pinned cores); the rest are spread by `policy`.
-    pub fn build(
-        generation: u64,
-        mut ports: Vec<Arc<SwitchPort>>,
-        cores: &[usize],
-        policy: RxqAssign,
-    ) -> Snapshot {
+    /// Builds a snapshot for PMDs on `cores` (in PMD order), its queues
+    /// placed by [`placement::place`] from each queue's last measured load.
+    /// The generation is set when the snapshot is published.
+    pub fn build(mut ports: Vec<Arc<SwitchPort>>, cores: &[usize], policy: RxqAssign) -> Snapshot {
         ports.sort_by_key(|p| p.no);
         let max_no = ports.iter().map(|p| p.no as usize).max().unwrap_or(0);
-        let n_pmds = cores.len().max(1);
         let mut slot_of = vec![u16::MAX; max_no + 1];
-        let mut poll = vec![Vec::new(); n_pmds];
-        let mut free = Vec::new();
-        let mut isolated = vec![false; n_pmds];
+        let mut queues = Vec::new();
         for (slot, p) in ports.iter().enumerate() {
             slot_of[p.no as usize] = slot as u16;
             for qid in 0..p.port.n_rxq() {
-                let r = RxqRef {
-                    slot: slot as u16,
-                    qid: qid as u16,
-                };
-                let pinned = p
-                    .rxq_affinity
-                    .get(qid)
-                    .copied()
-                    .flatten()
-                    .and_then(|c| cores.iter().position(|&x| x == c));
-                match pinned {
-                    Some(pmd) => {
-                        poll[pmd].push(r);
-                        isolated[pmd] = true;
-                    }
-                    None => free.push((
-                        r,
-                        p.rxq_cycles[qid].load(std::sync::atomic::Ordering::Relaxed),
-                    )),
-                }
+                queues.push(placement::Queue {
+                    rq: RxqRef {
+                        slot: slot as u16,
+                        qid: qid as u16,
+                    },
+                    pinned: p
+                        .rxq_affinity
+                        .get(qid)
+                        .copied()
+                        .flatten()
+                        .and_then(|c| cores.iter().position(|&x| x == c)),
+                    load: p.rxq_load[qid].load(Relaxed),
+                });
             }
         }
-        let mut targets: Vec<usize> = (0..n_pmds).filter(|&i| !isolated[i]).collect();
-        if targets.is_empty() {
-            targets = (0..n_pmds).collect();
-        }
-        match policy {
-            RxqAssign::RoundRobin => {
-                for (i, (r, _)) in free.into_iter().enumerate() {
-                    poll[targets[i % targets.len()]].push(r);
-                }
-            }
-            RxqAssign::Cycles => {
-                free.sort_by_key(|f| std::cmp::Reverse(f.1));
-                let mut load = vec![0u64; n_pmds];
-                for (r, c) in free {
-                    let pmd = *targets
-                        .iter()
-                        .min_by_key(|&&t| (load[t], poll[t].len()))
-                        .expect("a PMD");
-                    load[pmd] += c;
-                    poll[pmd].push(r);
-                }
-            }
-        }
+        let poll = placement::place(&queues, cores.len(), policy);
         Snapshot {
-            generation,
+            generation: 0,
             vlans: vec![PortVlan::default(); ports.len()],
             admin: vec![PortAdmin::default(); ports.len()],
             ports,
@@ -203,6 +173,39 @@ impl Snapshot {
             poll,
             flows: default_flows(),
         }
+    }
+
+    /// The queues this snapshot polls on another PMD than `old` does
+    /// (by driver and queue), to be taken off every poll list first: a
+    /// queue moves only once the PMD that had it has let go, so two PMDs
+    /// never poll one ring. None when nothing moves.
+    pub fn without_moved_queues(&self, old: &Snapshot) -> Option<Snapshot> {
+        let key = |s: &Snapshot, r: &RxqRef| {
+            (
+                Arc::as_ptr(&s.ports[r.slot as usize].port) as *const () as usize,
+                r.qid,
+            )
+        };
+        let mut was: HashMap<(usize, u16), usize> = HashMap::new();
+        for (pmd, list) in old.poll.iter().enumerate() {
+            for r in list {
+                was.insert(key(old, r), pmd);
+            }
+        }
+        let moved = |pmd: usize, r: &RxqRef| matches!(was.get(&key(self, r)), Some(&p) if p != pmd);
+        if !self
+            .poll
+            .iter()
+            .enumerate()
+            .any(|(pmd, l)| l.iter().any(|r| moved(pmd, r)))
+        {
+            return None;
+        }
+        let mut between = self.clone();
+        for (pmd, list) in between.poll.iter_mut().enumerate() {
+            list.retain(|r| !moved(pmd, r));
+        }
+        Some(between)
     }
 
     /// The rx queues PMD `pmd` polls (empty for an unknown PMD).
@@ -231,7 +234,7 @@ mod tests {
 
     #[test]
     fn queues_spread_round_robin() {
-        let s = Snapshot::build(1, vec![sp(5), sp(2), sp(9)], &[1, 2], RxqAssign::RoundRobin);
+        let s = Snapshot::build(vec![sp(5), sp(2), sp(9)], &[1, 2], RxqAssign::RoundRobin);
         assert_eq!(s.slot(2), Some(0));
         assert_eq!(s.slot(9), Some(2));
         assert_eq!(s.slot(3), None);
@@ -248,9 +251,9 @@ mod tests {
         use std::sync::atomic::Ordering;
         let ports = vec![sp(1), sp(2), sp(3), sp(4)];
         for (p, c) in ports.iter().zip([100u64, 90, 10, 5]) {
-            p.rxq_cycles[0].store(c, Ordering::Relaxed);
+            p.rxq_load[0].store(c, Ordering::Relaxed);
         }
-        let s = Snapshot::build(1, ports.clone(), &[1, 2], RxqAssign::Cycles);
+        let s = Snapshot::build(ports.clone(), &[1, 2], RxqAssign::Cycles);
         let load = |i: usize| {
             s.poll[i]
                 .iter()
@@ -260,12 +263,35 @@ mod tests {
         assert!(load(0).abs_diff(load(1)) <= 15, "{:?}", s.poll);
         let mut pinned = vec![sp(1), sp(2), sp(3)];
         Arc::get_mut(&mut pinned[0]).unwrap().rxq_affinity[0] = Some(2);
-        let s = Snapshot::build(2, pinned, &[1, 2], RxqAssign::RoundRobin);
+        let s = Snapshot::build(pinned, &[1, 2], RxqAssign::RoundRobin);
         assert_eq!(
             s.poll[1],
             vec![RxqRef { slot: 0, qid: 0 }],
             "core 2 polls only its pinned queue"
         );
         assert_eq!(s.poll[0].len(), 2);
+    }
+
+    #[test]
+    fn a_moved_queue_leaves_every_poll_list_first() {
+        use std::sync::atomic::Ordering;
+        let ports = vec![sp(1), sp(2), sp(3), sp(4)];
+        let old = Snapshot::build(ports.clone(), &[1, 2], RxqAssign::Cycles);
+        assert!(old.without_moved_queues(&old).is_none());
+        // Ports 1 and 3 (PMD 0 by count) turn busy: one of them moves.
+        ports[0].rxq_load[0].store(900, Ordering::Relaxed);
+        ports[2].rxq_load[0].store(800, Ordering::Relaxed);
+        let new = Snapshot::build(ports.clone(), &[1, 2], RxqAssign::Cycles);
+        let between = new.without_moved_queues(&old).expect("queues move");
+        let n = |s: &Snapshot| s.poll.iter().map(Vec::len).sum::<usize>();
+        assert_eq!(n(&new), 4);
+        let gone = n(&new) - n(&between);
+        assert!(gone >= 1, "{:?} -> {:?}", old.poll, new.poll);
+        // What stays, stays where it was in both.
+        for (pmd, l) in between.poll.iter().enumerate() {
+            for r in l {
+                assert!(old.poll[pmd].contains(r) && new.poll[pmd].contains(r));
+            }
+        }
     }
 }

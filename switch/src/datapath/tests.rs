@@ -20,7 +20,6 @@ struct Rig {
     cache: PoolCache,
     /// Our ends of each switch port: (switch side, test side).
     ends: Vec<(Arc<RingPort>, Arc<RingPort>)>,
-    generation: u64,
     /// Rules of the last `publish_with` (their counters live here).
     table: FlowTable,
     snap: Option<Arc<Snapshot>>,
@@ -60,7 +59,6 @@ impl Rig {
             fdb,
             cache: PoolCache::new(pool),
             ends,
-            generation: 0,
             table: FlowTable::new(1),
             snap: None,
         };
@@ -71,7 +69,6 @@ impl Rig {
     /// As `publish`, with VLAN options (by index) and rules (ports named
     /// `r<index>` in the flow syntax).
     fn publish_with(&mut self, which: &[usize], vlans: &[(usize, PortVlan)], flows: &[&str]) {
-        self.generation += 1;
         let ports = which
             .iter()
             .map(|&i| {
@@ -89,7 +86,7 @@ impl Rig {
             .map(|(i, v)| (*i as u16 + 1, v.clone()))
             .collect();
         let cores = self.dp.cores();
-        let snap = Snapshot::build(self.generation, ports, &cores, RxqAssign::RoundRobin)
+        let snap = Snapshot::build(ports, &cores, RxqAssign::RoundRobin)
             .with_flows(Arc::new(self.table.compile()))
             .with_vlans(&by_no);
         self.snap = Some(self.dp.publish(snap));
@@ -497,17 +494,10 @@ fn publish_waits_for_a_late_pmd_however_long() {
         port.clone() as Arc<dyn Port>,
     ));
     let cores = r.dp.cores();
-    r.generation += 1;
-    r.dp.publish(Snapshot::build(
-        r.generation,
-        vec![sp],
-        &cores,
-        RxqAssign::RoundRobin,
-    ));
+    r.dp.publish(Snapshot::build(vec![sp], &cores, RxqAssign::RoundRobin));
     wait_for("the PMD inside the port", || port.inside.load(SeqCst));
     // Remove the port while the PMD is inside it.
-    r.generation += 1;
-    let snap = Snapshot::build(r.generation, Vec::new(), &cores, RxqAssign::RoundRobin);
+    let snap = Snapshot::build(Vec::new(), &cores, RxqAssign::RoundRobin);
     let dp = &r.dp;
     let done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -613,4 +603,141 @@ fn controller_copies_and_packet_outs_run_through_the_pipeline() {
         "normal floods a controller's broadcast"
     );
     assert_eq!(r.fdb.lookup(0, &mac(9)), None);
+}
+
+/// A port that counts rx_bursts entered while another was still inside
+/// (two PMDs polling one ring), and stays inside a while to make that likely.
+struct ExclusivePort {
+    inner: Arc<RingPort>,
+    inside: std::sync::atomic::AtomicBool,
+    overlaps: std::sync::atomic::AtomicU64,
+}
+
+impl Port for ExclusivePort {
+    fn kind(&self) -> &'static str {
+        "exclusive"
+    }
+    fn n_rxq(&self) -> usize {
+        1
+    }
+    fn n_txq(&self) -> usize {
+        self.inner.n_txq()
+    }
+    fn rx_burst(&self, qid: usize, cache: &mut PoolCache, out: &mut Batch) -> usize {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.inside.swap(true, SeqCst) {
+            self.overlaps.fetch_add(1, SeqCst);
+        }
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_micros(20) {
+            std::hint::spin_loop();
+        }
+        let n = self.inner.rx_burst(qid, cache, out);
+        self.inside.store(false, SeqCst);
+        n
+    }
+    fn tx_burst(&self, qid: usize, cache: &mut PoolCache, pkts: &mut Batch) -> usize {
+        self.inner.tx_burst(qid, cache, pkts)
+    }
+    fn rxq_stats(&self, q: usize) -> &pmd::QueueStats {
+        self.inner.rxq_stats(q)
+    }
+    fn txq_stats(&self, q: usize) -> &pmd::QueueStats {
+        self.inner.txq_stats(q)
+    }
+    fn link_up(&self) -> bool {
+        true
+    }
+    fn info(&self) -> pmd::port::PortInfo {
+        Vec::new()
+    }
+}
+
+/// Issue 14 (auto-lb): a queue that moves to another PMD while packets
+/// flow is never polled by two PMDs at once and loses nothing.
+#[test]
+fn queues_move_between_pmds_under_traffic_without_loss_or_overlap() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let pool = Pool::new(4096, false).unwrap();
+    let fdb = Arc::new(Fdb::new(1024, 300));
+    let cpus: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    let cores = [cpus[0], *cpus.last().unwrap()];
+    let dp = Datapath::start(&cores, fdb, pool.clone(), 0, 0).unwrap();
+    let (a_sw, a_test) = RingPort::pair(1024);
+    let (b_sw, b_test) = RingPort::pair(1024);
+    let a = Arc::new(ExclusivePort {
+        inner: a_sw,
+        inside: Default::default(),
+        overlaps: Default::default(),
+    });
+    // The same drivers, their queue pinned to one PMD or the other.
+    let snap_on = |pmd: usize| {
+        let mut pa = SwitchPort::new(1, "a".into(), a.clone() as Arc<dyn Port>);
+        pa.rxq_affinity[0] = Some(cores[pmd]);
+        let mut pb = SwitchPort::new(2, "b".into(), b_sw.clone() as Arc<dyn Port>);
+        pb.rxq_affinity[0] = Some(cores[1 - pmd]);
+        let flows = "in_port=1,actions=output:2";
+        let mut t = FlowTable::empty(1);
+        t.add(parse_rule(flows, &RigNames).unwrap()).unwrap();
+        Snapshot::build(vec![Arc::new(pa), Arc::new(pb)], &cores, RxqAssign::Cycles)
+            .with_flows(Arc::new(t.compile()))
+    };
+    dp.publish(snap_on(0));
+    const N: usize = 40_000;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let got = std::thread::scope(|s| {
+        let sender = s.spawn(|| {
+            let mut cache = PoolCache::new(pool.clone());
+            let f = frame(mac(2), mac(1));
+            let mut sent = 0;
+            while sent < N {
+                let mut b = Batch::new();
+                while b.len() < 8 && sent + b.len() < N {
+                    let Some(mut m) = cache.alloc() else { break };
+                    m.fill(&f);
+                    b.push(m).unwrap();
+                }
+                let n = b.len();
+                let taken = a_test.tx_burst(0, &mut cache, &mut b);
+                cache.free_batch(&mut b);
+                sent += taken.min(n);
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        });
+        let receiver = s.spawn(|| {
+            let mut cache = PoolCache::new(pool.clone());
+            let mut got = 0;
+            let mut last = Instant::now();
+            // Until all came, or nothing more for 1 s after the sender ended.
+            while got < N && !(stop.load(SeqCst) && last.elapsed() > Duration::from_secs(1)) {
+                let mut b = Batch::new();
+                let n = b_test.rx_burst(0, &mut cache, &mut b);
+                if n > 0 {
+                    got += n;
+                    last = Instant::now();
+                }
+                cache.free_batch(&mut b);
+            }
+            got
+        });
+        let mut moves = 0;
+        while !sender.is_finished() {
+            moves += 1;
+            dp.publish(snap_on(moves % 2));
+        }
+        sender.join().unwrap();
+        assert!(moves > 20, "only {moves} moves while the traffic ran");
+        stop.store(true, SeqCst);
+        receiver.join().unwrap()
+    });
+    assert_eq!(
+        a.overlaps.load(SeqCst),
+        0,
+        "two PMDs polled one queue at once"
+    );
+    assert_eq!(got, N, "frames lost while the queue moved");
 }
