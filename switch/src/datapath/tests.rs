@@ -480,7 +480,7 @@ impl Port for StallingPort {
 #[test]
 fn publish_waits_for_a_late_pmd_however_long() {
     use std::sync::atomic::Ordering::SeqCst;
-    let mut r = Rig::new(1);
+    let r = Rig::new(1);
     let (a, _b) = RingPort::pair(16);
     let port = Arc::new(StallingPort {
         inner: a,
