@@ -215,9 +215,8 @@ fn main() -> Result<()> {
         None
     } else {
         let b = bridge.clone();
-        match switch::metrics::MetricsServer::start(&metrics_addr, move || {
-            switch::metrics::render(&b)
-        }) {
+        let exporter = switch::metrics::Exporter::default();
+        match switch::metrics::MetricsServer::start(&metrics_addr, move || exporter.render(&b)) {
             Ok(m) => {
                 tracing::info!("Prometheus metrics at http://{}/metrics", m.addr);
                 bridge.set_metrics_addr(m.addr.to_string());

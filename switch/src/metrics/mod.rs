@@ -4,17 +4,19 @@
 //! the control plane's).
 //!
 //! [`CATALOG`] is the one list of what is exported (name, type, labels,
-//! help); families can only be made from it, and the README's table is
-//! checked against it by a test.
+//! help); families can only be written from it ([`exposition`]), and the
+//! README's table is checked against it by a test.
 
+pub mod exposition;
 pub mod http;
 
 use crate::bridge::Bridge;
+use crate::datapath::rx_modes::RxqMode;
+use crate::datapath::snapshot::SwitchPort;
+use exposition::{escape_label, PortLabels, Text};
 use pmd::port::DropReason;
-use prometheus::{
-    proto, CounterVec, Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
-};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Mutex;
 
 pub use http::MetricsServer;
 
@@ -68,7 +70,6 @@ const fn h(name: &'static str, labels: &'static [&'static str], help: &'static s
     }
 }
 
-const NO_LABELS: &[&str] = &[];
 const PQ: &[&str] = &["port", "queue"];
 const PQR: &[&str] = &["port", "queue", "reason"];
 
@@ -123,153 +124,177 @@ pub const CATALOG: &[MetricDef] = &[
     g("ferrovs_mbufs_in_thread_caches", &[], "Free packet buffers held in per-thread caches."),
 ];
 
-fn def(name: &str) -> &'static MetricDef {
-    CATALOG
-        .iter()
-        .find(|d| d.name == name)
-        .unwrap_or_else(|| panic!("metric {name} is not in the catalog"))
+fn gauge_i(v: u64) -> u64 {
+    v.min(i64::MAX as u64)
 }
 
-/// One scrape's registry; families are created from the catalog only.
-struct Scrape {
-    reg: Registry,
+/// Renders /metrics, keeping each port's label text between scrapes
+/// (rebuilt when the set of ports changes).
+#[derive(Default)]
+pub struct Exporter {
+    layout: Mutex<Vec<PortLabels>>,
 }
 
-impl Scrape {
-    fn counter(&self, name: &str) -> IntCounterVec {
-        let d = def(name);
-        assert!(d.kind == Kind::Counter);
-        let v = IntCounterVec::new(Opts::new(d.name, d.help), d.labels).expect("valid metric");
-        self.reg
-            .register(Box::new(v.clone()))
-            .expect("unique metric");
-        v
+impl Exporter {
+    /// The text exposition of every metric, now.
+    pub fn render(&self, bridge: &Bridge) -> String {
+        let ports = bridge.ports();
+        let mut layout = self.layout.lock().expect("metrics layout poisoned");
+        let fits = layout.len() == ports.len()
+            && layout.iter().zip(&ports).all(|(l, (_, sp))| {
+                l.fits(sp.no, &sp.name, sp.port.n_rxq(), sp.port.n_txq())
+            });
+        if !fits {
+            *layout = ports
+                .iter()
+                .map(|(_, sp)| {
+                    PortLabels::new(sp.no, &sp.name, sp.port.kind(), sp.port.n_rxq(), sp.port.n_txq())
+                })
+                .collect();
+        }
+        let mut t = Text::with_capacity(1024 + ports.len() * 1024);
+        t.family("ferrovs_build_info");
+        t.sample(concat!("version=\"", env!("CARGO_PKG_VERSION"), "\""), 1);
+        let pairs: Vec<(&PortLabels, &SwitchPort)> = layout
+            .iter()
+            .zip(&ports)
+            .map(|(l, (_, sp))| (l, sp.as_ref()))
+            .collect();
+        for (_, sp) in &pairs {
+            sp.port.refresh_stats();
+        }
+        port_queue_families(&mut t, &pairs);
+        port_families(&mut t, &pairs, bridge);
+        pmd_families(&mut t, bridge);
+        bridge_families(&mut t, bridge);
+        t.finish()
     }
-
-    /// A counter in seconds (base unit), kept as f64.
-    fn counter_seconds(&self, name: &str) -> CounterVec {
-        let d = def(name);
-        assert!(d.kind == Kind::Counter && d.name.ends_with("_seconds_total"));
-        let v = CounterVec::new(Opts::new(d.name, d.help), d.labels).expect("valid metric");
-        self.reg
-            .register(Box::new(v.clone()))
-            .expect("unique metric");
-        v
-    }
-
-    fn gauge(&self, name: &str) -> IntGaugeVec {
-        let d = def(name);
-        assert!(d.kind == Kind::Gauge);
-        let v = IntGaugeVec::new(Opts::new(d.name, d.help), d.labels).expect("valid metric");
-        self.reg
-            .register(Box::new(v.clone()))
-            .expect("unique metric");
-        v
-    }
 }
 
-fn gauge_i(v: u64) -> i64 {
-    v.min(i64::MAX as u64) as i64
-}
-
-/// The text exposition of every metric, now.
-pub fn render(bridge: &Bridge) -> String {
-    let s = Scrape {
-        reg: Registry::new(),
-    };
-    s.gauge("ferrovs_build_info")
-        .with_label_values(&[env!("CARGO_PKG_VERSION")])
-        .set(1);
-
-    let rx_p = s.counter("ferrovs_port_rx_packets_total");
-    let rx_b = s.counter("ferrovs_port_rx_bytes_total");
-    let tx_p = s.counter("ferrovs_port_tx_packets_total");
-    let tx_b = s.counter("ferrovs_port_tx_bytes_total");
-    let rx_d = s.counter("ferrovs_port_rx_dropped_total");
-    let tx_d = s.counter("ferrovs_port_tx_dropped_total");
-    let retries = s.counter("ferrovs_port_tx_retries_total");
-    let notif = s.counter("ferrovs_port_guest_notifications_total");
-    let notif_fail = s.counter("ferrovs_port_guest_notify_failures_total");
-    let link = s.gauge("ferrovs_port_link_up");
-    let notified = s.gauge("ferrovs_rxq_notified");
-    let wakeups = s.counter("ferrovs_rxq_wakeups_total");
-    let info = s.gauge("ferrovs_port_info");
-    for (_, sp) in bridge.ports() {
-        let p = &sp.port;
-        let name = sp.name.as_str();
-        p.refresh_stats();
-        for (q, rx) in (0..p.n_rxq())
-            .map(|q| (q, true))
-            .chain((0..p.n_txq()).map(|q| (q, false)))
-        {
-            let qs = q.to_string();
-            let st = if rx { p.rxq_stats(q) } else { p.txq_stats(q) };
-            let (pk, by, dr) = if rx {
-                (&rx_p, &rx_b, &rx_d)
-            } else {
-                (&tx_p, &tx_b, &tx_d)
-            };
-            pk.with_label_values(&[name, &qs])
-                .inc_by(st.packets.load(Relaxed));
-            by.with_label_values(&[name, &qs])
-                .inc_by(st.bytes.load(Relaxed));
-            for r in DropReason::ALL {
-                let n = st.drops(r);
-                if n > 0 {
-                    dr.with_label_values(&[name, &qs, r.name()]).inc_by(n);
+/// Per port and queue: packets, bytes, drops by reason, rx modes.
+fn port_queue_families(t: &mut Text, ports: &[(&PortLabels, &SwitchPort)]) {
+    type Read = fn(&pmd::QueueStats) -> u64;
+    let rx: [(&str, Read); 2] = [
+        ("ferrovs_port_rx_packets_total", |s| s.packets.load(Relaxed)),
+        ("ferrovs_port_rx_bytes_total", |s| s.bytes.load(Relaxed)),
+    ];
+    for (name, read) in rx {
+        t.family(name);
+        for (l, sp) in ports {
+            for (q, labels) in l.rxq.iter().enumerate() {
+                t.sample(labels, read(sp.port.rxq_stats(q)));
+            }
+        }
+    }
+    let tx: [(&str, Read); 2] = [
+        ("ferrovs_port_tx_packets_total", |s| s.packets.load(Relaxed)),
+        ("ferrovs_port_tx_bytes_total", |s| s.bytes.load(Relaxed)),
+    ];
+    for (name, read) in tx {
+        t.family(name);
+        for (l, sp) in ports {
+            for (q, labels) in l.txq.iter().enumerate() {
+                t.sample(labels, read(sp.port.txq_stats(q)));
+            }
+        }
+    }
+    for rx in [true, false] {
+        t.family(if rx {
+            "ferrovs_port_rx_dropped_total"
+        } else {
+            "ferrovs_port_tx_dropped_total"
+        });
+        for (l, sp) in ports {
+            let queues = if rx { &l.rxq } else { &l.txq };
+            for (q, labels) in queues.iter().enumerate() {
+                let st = if rx {
+                    sp.port.rxq_stats(q)
+                } else {
+                    sp.port.txq_stats(q)
+                };
+                for r in DropReason::ALL {
+                    let n = st.drops(r);
+                    if n > 0 {
+                        t.sample_with(labels, &format!("reason=\"{}\"", r.name()), n);
+                    }
                 }
             }
         }
-        let features = p
+    }
+    t.family("ferrovs_rxq_notified");
+    for (l, sp) in ports {
+        for (q, labels) in l.rxq.iter().enumerate() {
+            let mode = sp.rxq_mode[q].load(Relaxed);
+            t.sample(labels, (mode == RxqMode::Notified as u8) as u64);
+        }
+    }
+    t.family("ferrovs_rxq_wakeups_total");
+    for (l, sp) in ports {
+        for (q, labels) in l.rxq.iter().enumerate() {
+            t.sample(labels, sp.rxq_wakeups[q].load(Relaxed));
+        }
+    }
+}
+
+/// Per port: peer counters, link, negotiated features, switch drops, MACs.
+fn port_families(t: &mut Text, ports: &[(&PortLabels, &SwitchPort)], bridge: &Bridge) {
+    let peer: Vec<_> = ports.iter().map(|(_, sp)| sp.port.peer_counters()).collect();
+    type Read = fn(&pmd::port::PeerCounters) -> u64;
+    let peer_families: [(&str, Read); 3] = [
+        ("ferrovs_port_tx_retries_total", |c| c.tx_retries),
+        ("ferrovs_port_guest_notifications_total", |c| c.notifications),
+        ("ferrovs_port_guest_notify_failures_total", |c| c.notify_failures),
+    ];
+    for (name, read) in peer_families {
+        t.family(name);
+        for ((l, _), c) in ports.iter().zip(&peer) {
+            t.sample(&l.port, read(c));
+        }
+    }
+    t.family("ferrovs_port_link_up");
+    for (l, sp) in ports {
+        t.sample(&l.port_type, sp.port.link_up() as u64);
+    }
+    t.family("ferrovs_port_info");
+    for (l, sp) in ports {
+        let features = sp
+            .port
             .info()
             .into_iter()
             .find(|(k, _)| *k == "features")
             .map(|(_, v)| v)
             .unwrap_or_default();
-        for q in 0..p.n_rxq() {
-            let qs = q.to_string();
-            let mode = sp.rxq_mode[q].load(Relaxed);
-            notified
-                .with_label_values(&[name, &qs])
-                .set((mode == crate::datapath::rx_modes::RxqMode::Notified as u8) as i64);
-            wakeups
-                .with_label_values(&[name, &qs])
-                .inc_by(sp.rxq_wakeups[q].load(Relaxed));
-        }
-        let pc = p.peer_counters();
-        retries.with_label_values(&[name]).inc_by(pc.tx_retries);
-        notif.with_label_values(&[name]).inc_by(pc.notifications);
-        notif_fail
-            .with_label_values(&[name])
-            .inc_by(pc.notify_failures);
-        link.with_label_values(&[name, p.kind()])
-            .set(p.link_up() as i64);
-        info.with_label_values(&[name, p.kind(), &features]).set(1);
+        t.sample_with(
+            &l.port_type,
+            &format!("features=\"{}\"", escape_label(&features)),
+            1,
+        );
     }
-
-    let sw_drops = s.counter("ferrovs_port_switch_dropped_total");
-    let mac_refused = s.counter("ferrovs_port_mac_limit_refused_total");
-    let macs = s.gauge("ferrovs_port_macs");
-    for (_, sp) in bridge.ports() {
+    t.family("ferrovs_port_switch_dropped_total");
+    for (l, sp) in ports {
         for (reason, n) in sp.drops.read() {
-            sw_drops.with_label_values(&[&sp.name, reason]).inc_by(n);
+            t.sample_with(&l.port, &format!("reason=\"{reason}\""), n);
         }
-        let (learned, refused) = bridge.fdb.port_macs(sp.no);
-        mac_refused.with_label_values(&[&sp.name]).inc_by(refused);
-        macs.with_label_values(&[&sp.name]).set(learned as i64);
     }
-    s.gauge("ferrovs_flows")
-        .with_label_values(NO_LABELS)
-        .set(gauge_i(bridge.n_flows() as u64));
+    let macs: Vec<_> = ports.iter().map(|(_, sp)| bridge.fdb.port_macs(sp.no)).collect();
+    t.family("ferrovs_port_mac_limit_refused_total");
+    for ((l, _), (_, refused)) in ports.iter().zip(&macs) {
+        t.sample(&l.port, *refused);
+    }
+    t.family("ferrovs_port_macs");
+    for ((l, _), (learned, _)) in ports.iter().zip(&macs) {
+        t.sample(&l.port, *learned as u64);
+    }
+}
 
+/// Per PMD core: cycles, iterations, packets, sleep, batch sizes, drops, cache.
+fn pmd_families(t: &mut Text, bridge: &Bridge) {
+    let pmds = &bridge.datapath.pmds;
+    let cores: Vec<String> = pmds.iter().map(|p| format!("core=\"{}\"", p.core)).collect();
     type Read = fn(&crate::datapath::stats::PmdStats) -> u64;
-    let pmd_counters: [(&str, Read); 10] = [
-        ("ferrovs_pmd_busy_cycles_total", |p| {
-            p.busy_cycles.load(Relaxed)
-        }),
-        ("ferrovs_pmd_idle_cycles_total", |p| {
-            p.idle_cycles.load(Relaxed)
-        }),
+    let counters: [(&str, Read); 10] = [
+        ("ferrovs_pmd_busy_cycles_total", |p| p.busy_cycles.load(Relaxed)),
+        ("ferrovs_pmd_idle_cycles_total", |p| p.idle_cycles.load(Relaxed)),
         ("ferrovs_pmd_busy_iterations_total", |p| {
             p.busy_iterations.load(Relaxed)
         }),
@@ -279,68 +304,83 @@ pub fn render(bridge: &Bridge) -> String {
         ("ferrovs_pmd_packets_total", |p| p.packets.load(Relaxed)),
         ("ferrovs_pmd_batches_total", |p| p.batches.load(Relaxed)),
         ("ferrovs_pmd_flooded_total", |p| p.flooded.load(Relaxed)),
-        ("ferrovs_pmd_cache_hits_total", |p| {
-            p.cache_hits.load(Relaxed)
-        }),
-        ("ferrovs_pmd_cache_misses_total", |p| {
-            p.cache_misses.load(Relaxed)
-        }),
+        ("ferrovs_pmd_cache_hits_total", |p| p.cache_hits.load(Relaxed)),
+        ("ferrovs_pmd_cache_misses_total", |p| p.cache_misses.load(Relaxed)),
         ("ferrovs_pmd_classifier_probes_total", |p| {
             p.classifier_probes.load(Relaxed)
         }),
     ];
-    for (metric, read) in pmd_counters {
-        let v = s.counter(metric);
-        for p in &bridge.datapath.pmds {
-            v.with_label_values(&[&p.core.to_string()]).inc_by(read(p));
+    for (name, read) in counters {
+        t.family(name);
+        for (p, core) in pmds.iter().zip(&cores) {
+            t.sample(core, read(p));
         }
     }
-    let sleep = s.counter_seconds("ferrovs_pmd_sleep_seconds_total");
-    for p in &bridge.datapath.pmds {
-        sleep
-            .with_label_values(&[&p.core.to_string()])
-            .inc_by(p.sleep_ns.load(Relaxed) as f64 / 1e9);
+    t.family("ferrovs_pmd_sleep_seconds_total");
+    for (p, core) in pmds.iter().zip(&cores) {
+        t.sample_f64(core, p.sleep_ns.load(Relaxed) as f64 / 1e9);
     }
-    let drops = s.counter("ferrovs_pmd_dropped_total");
-    for p in &bridge.datapath.pmds {
+    // Batch sizes as a histogram (buckets 1, 2, 4 ... BURST) from each
+    // PMD's per-size counters.
+    t.family("ferrovs_pmd_batch_size");
+    for (p, core) in pmds.iter().zip(&cores) {
+        let counts: Vec<u64> = p.batch_sizes.0.iter().map(|c| c.load(Relaxed)).collect();
+        let mut buckets = Vec::new();
+        let mut le = 1;
+        while le <= pmd::BURST {
+            buckets.push((le as f64, counts[..=le].iter().sum()));
+            le *= 2;
+        }
+        let sum = counts
+            .iter()
+            .enumerate()
+            .map(|(n, c)| (n as u64 * c) as f64)
+            .sum();
+        t.histogram(core, &buckets, counts.iter().sum(), sum);
+    }
+    t.family("ferrovs_pmd_dropped_total");
+    for (p, core) in pmds.iter().zip(&cores) {
         for d in crate::datapath::stats::DpDrop::ALL {
-            drops
-                .with_label_values(&[&p.core.to_string(), d.name()])
-                .inc_by(p.drops[d as usize].load(Relaxed));
+            t.sample_with(
+                core,
+                &format!("reason=\"{}\"", d.name()),
+                p.drops[d as usize].load(Relaxed),
+            );
         }
     }
+}
 
+/// Bridge-wide: flows, FDB, OpenFlow agent, packet buffers.
+fn bridge_families(t: &mut Text, bridge: &Bridge) {
+    t.family("ferrovs_flows");
+    t.sample("", gauge_i(bridge.n_flows() as u64));
     let fdb = &bridge.fdb;
-    s.gauge("ferrovs_fdb_entries")
-        .with_label_values(NO_LABELS)
-        .set(gauge_i(fdb.len() as u64));
-    s.gauge("ferrovs_fdb_max_entries")
-        .with_label_values(NO_LABELS)
-        .set(gauge_i(fdb.max() as u64));
+    t.family("ferrovs_fdb_entries");
+    t.sample("", gauge_i(fdb.len() as u64));
+    t.family("ferrovs_fdb_max_entries");
+    t.sample("", gauge_i(fdb.max() as u64));
     let fc = &fdb.counters;
-    for (metric, v) in [
+    for (name, v) in [
         ("ferrovs_fdb_learned_total", &fc.learned),
         ("ferrovs_fdb_moved_total", &fc.moved),
         ("ferrovs_fdb_aged_total", &fc.aged),
         ("ferrovs_fdb_refused_total", &fc.refused),
         ("ferrovs_fdb_flushed_total", &fc.flushed),
     ] {
-        s.counter(metric)
-            .with_label_values(NO_LABELS)
-            .inc_by(v.load(Relaxed));
+        t.family(name);
+        t.sample("", v.load(Relaxed));
     }
-
     if let Some(of) = bridge.openflow_status() {
-        s.gauge("ferrovs_openflow_connections")
-            .with_label_values(NO_LABELS)
-            .set(gauge_i(of.connections as u64));
-        let connected = s.gauge("ferrovs_openflow_controller_connected");
+        t.family("ferrovs_openflow_connections");
+        t.sample("", gauge_i(of.connections as u64));
+        t.family("ferrovs_openflow_controller_connected");
         for c in of.controllers.iter().filter(|c| c.dialed) {
-            connected
-                .with_label_values(&[&c.target])
-                .set((c.state == "connected") as i64);
+            t.sample(
+                &format!("target=\"{}\"", escape_label(&c.target)),
+                (c.state == "connected") as u64,
+            );
         }
-        for (metric, v) in [
+        for (name, v) in [
             ("ferrovs_openflow_flow_mods_total", of.flow_mods),
             ("ferrovs_openflow_packet_ins_total", of.packet_ins),
             (
@@ -350,70 +390,19 @@ pub fn render(bridge: &Bridge) -> String {
             ("ferrovs_openflow_packet_outs_total", of.packet_outs),
             ("ferrovs_openflow_errors_sent_total", of.errors_sent),
         ] {
-            s.counter(metric).with_label_values(NO_LABELS).inc_by(v);
+            t.family(name);
+            t.sample("", v);
         }
     }
-
     let pool = bridge.pool.stats();
-    s.gauge("ferrovs_mbufs")
-        .with_label_values(NO_LABELS)
-        .set(gauge_i(pool.total as u64));
-    s.gauge("ferrovs_mbufs_in_use")
-        .with_label_values(NO_LABELS)
-        .set(gauge_i(pool.in_use as u64));
-    s.gauge("ferrovs_mbufs_in_thread_caches")
-        .with_label_values(NO_LABELS)
-        .set(gauge_i(pool.in_thread_caches as u64));
-
-    let mut families = s.reg.gather();
-    families.push(batch_histogram(bridge));
-    let mut out = Vec::new();
-    TextEncoder::new()
-        .encode(&families, &mut out)
-        .expect("text encoding cannot fail");
-    String::from_utf8(out).expect("text exposition is UTF-8")
-}
-
-/// Batch sizes as a Prometheus histogram (buckets 1, 2, 4 ... BURST), built
-/// from each PMD's per-size counters.
-fn batch_histogram(bridge: &Bridge) -> proto::MetricFamily {
-    let d = def("ferrovs_pmd_batch_size");
-    let mut metrics = Vec::new();
-    for p in &bridge.datapath.pmds {
-        let counts: Vec<u64> = p.batch_sizes.0.iter().map(|c| c.load(Relaxed)).collect();
-        let mut buckets = Vec::new();
-        let mut le = 1;
-        while le <= pmd::BURST {
-            let mut b = proto::Bucket::default();
-            b.set_upper_bound(le as f64);
-            b.set_cumulative_count(counts[..=le].iter().sum());
-            buckets.push(b);
-            le *= 2;
-        }
-        let mut hist = proto::Histogram::default();
-        hist.set_sample_count(counts.iter().sum());
-        hist.set_sample_sum(
-            counts
-                .iter()
-                .enumerate()
-                .map(|(n, c)| (n as u64 * c) as f64)
-                .sum(),
-        );
-        hist.set_bucket(buckets);
-        let mut label = proto::LabelPair::default();
-        label.set_name("core".into());
-        label.set_value(p.core.to_string());
-        let mut m = proto::Metric::default();
-        m.set_label(vec![label]);
-        m.set_histogram(hist);
-        metrics.push(m);
+    for (name, v) in [
+        ("ferrovs_mbufs", pool.total),
+        ("ferrovs_mbufs_in_use", pool.in_use),
+        ("ferrovs_mbufs_in_thread_caches", pool.in_thread_caches),
+    ] {
+        t.family(name);
+        t.sample("", gauge_i(v as u64));
     }
-    let mut f = proto::MetricFamily::default();
-    f.set_name(d.name.into());
-    f.set_help(d.help.into());
-    f.set_field_type(proto::MetricType::HISTOGRAM);
-    f.set_metric(metrics);
-    f
 }
 
 #[cfg(test)]
