@@ -51,7 +51,7 @@ enum RxMode {
     about = "testpmd-style generator, sink and forwarder over ferrovs' drivers"
 )]
 struct Args {
-    /// A port: virtio-user:path=SOCK[,queues=N,...] | vhost:path=SOCK[,client] | ring |
+    /// A port: virtio-user:path=SOCK[,server][,queues=N,...] | vhost:path=SOCK[,client] | ring |
     /// dpdk:[queues=N,]devargs=DEVARGS (repeatable)
     #[arg(long = "port", value_name = "SPEC", required = true)]
     ports: Vec<String>,

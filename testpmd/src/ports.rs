@@ -157,6 +157,7 @@ impl Ports {
                     let path = o.remove("path").context("virtio-user needs path=SOCKET")?;
                     let mut c = VirtioUserConfig::new(path);
                     c.mac = mac;
+                    c.server = take_bool(&mut o, "server", false)?;
                     c.queue_pairs = take_num(&mut o, "queues")?.unwrap_or(1);
                     c.queue_size = take_num(&mut o, "queue-size")?.unwrap_or(1024);
                     c.tx_indirect = take_bool(&mut o, "tx-indirect", false)?;

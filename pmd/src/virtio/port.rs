@@ -14,7 +14,7 @@ use crate::port::{DropReason, Port, PortInfo, QueueStats, RxNotify};
 use crate::sync::SpinLock;
 use crate::vhost::features::{self as f, names};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,8 +28,11 @@ pub const MAX_QUEUE_PAIRS: u16 = 8;
 
 #[derive(Clone, Debug)]
 pub struct VirtioUserConfig {
-    /// The backend's vhost-user socket (we connect to it).
+    /// The backend's vhost-user socket: we connect to it, or with `server`
+    /// listen on it and take the backend's connection (QEMU's `server=on`,
+    /// the peer of a backend in client mode).
     pub path: PathBuf,
+    pub server: bool,
     pub queue_pairs: u16,
     /// Descriptors per vring (power of two, 64..=4096).
     pub queue_size: u16,
@@ -46,6 +49,7 @@ impl VirtioUserConfig {
     pub fn new(path: impl Into<PathBuf>) -> VirtioUserConfig {
         VirtioUserConfig {
             path: path.into(),
+            server: false,
             queue_pairs: 1,
             queue_size: 1024,
             mac: [0x02, 0xfe, 0, 0, 0, 1],
@@ -198,8 +202,23 @@ impl VirtioPort {
     fn control_loop(self: Arc<Self>) {
         let mut cache = PoolCache::new(Arc::clone(&self.pool));
         let mut backoff = Duration::from_millis(10);
+        let listener = if self.config.server {
+            match self.listen() {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    self.set_status("stopped", Some(e));
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         while !self.stop.load(Ordering::Relaxed) {
-            match self.session(&mut cache) {
+            let stream = match &listener {
+                Some(l) => self.accept(l),
+                None => UnixStream::connect(&self.config.path).map_err(|e| format!("connect: {e}")),
+            };
+            match stream.and_then(|s| self.session(s, &mut cache)) {
                 Ok(()) => backoff = Duration::from_millis(10),
                 Err(e) => {
                     tracing::debug!(path = %self.config.path.display(), "virtio-user: {e}");
@@ -208,8 +227,11 @@ impl VirtioPort {
             }
             self.ready.store(false, Ordering::Release);
             self.reset_rings(&mut cache);
-            self.sleep_unless_stopped(backoff);
-            backoff = (backoff * 2).min(Duration::from_secs(1));
+            // A listener waits in accept; a dialler backs off.
+            if listener.is_none() {
+                self.sleep_unless_stopped(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
         }
         self.set_status("stopped", None);
     }
@@ -222,8 +244,42 @@ impl VirtioPort {
     }
 
     /// One connection: set up, then wait for the backend to go away.
-    fn session(&self, cache: &mut PoolCache) -> Result<(), String> {
-        let sock = UnixStream::connect(&self.config.path).map_err(|e| format!("connect: {e}"))?;
+    /// Binds the socket for server mode (replacing a stale file).
+    fn listen(&self) -> Result<UnixListener, String> {
+        let path = &self.config.path;
+        if std::fs::symlink_metadata(path).is_ok() && UnixStream::connect(path).is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        let l = UnixListener::bind(path).map_err(|e| format!("bind {}: {e}", path.display()))?;
+        l.set_nonblocking(true).map_err(|e| e.to_string())?;
+        Ok(l)
+    }
+
+    /// Waits for the backend to connect (or stop).
+    fn accept(&self, l: &UnixListener) -> Result<UnixStream, String> {
+        self.set_status("listening", None);
+        while !self.stop.load(Ordering::Relaxed) {
+            match l.accept() {
+                Ok((s, _)) => {
+                    s.set_nonblocking(false).map_err(|e| e.to_string())?;
+                    return Ok(s);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let mut pfd = libc::pollfd {
+                        fd: l.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: polls one valid pollfd for at most 100 ms.
+                    unsafe { libc::poll(&mut pfd, 1, 100) };
+                }
+                Err(e) => return Err(format!("accept: {e}")),
+            }
+        }
+        Err("stopped".into())
+    }
+
+    fn session(&self, sock: UnixStream, cache: &mut PoolCache) -> Result<(), String> {
         let watch = sock.try_clone().map_err(|e| e.to_string())?;
         let mut fe = Frontend::from_stream(sock, self.queues.len() as u64);
         self.set_status("negotiating", None);
