@@ -215,12 +215,6 @@ pub trait Port: Send + Sync {
     fn peer_counters(&self) -> PeerCounters {
         PeerCounters::default()
     }
-    /// Interrupt mode for idle receivers: sleeps until queue `qid` may have
-    /// packets or `timeout` passes. Drivers without a notification channel
-    /// return false at once and the caller keeps polling.
-    fn wait_rx(&self, _qid: usize, _timeout: std::time::Duration) -> bool {
-        false
-    }
     /// Hybrid polling: asks the peer to signal new packets on rx queue `qid`
     /// and looks at the queue once more after asking (a peer that added
     /// packets before it saw the request would not signal). Called by the

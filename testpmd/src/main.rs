@@ -8,6 +8,7 @@
 
 mod engine;
 mod frame;
+mod interrupt;
 mod latency;
 mod ports;
 mod report;
@@ -682,12 +683,27 @@ fn lcore(
         eprintln!("ferrovs-testpmd: warning: cannot pin to CPU {cpu}");
     }
     let mut cache = pmd::PoolCache::new(pool);
+    let mut waiter = interrupt
+        .then(|| interrupt::RxWaiter::new(work.len()))
+        .transpose()
+        .unwrap_or_else(|e| {
+            eprintln!("ferrovs-testpmd: warning: no epoll set ({e}); polling");
+            None
+        });
+    // Idle sweeps before sleeping: ~64 queue polls' worth, at least one sweep.
+    let sweeps_before_wait = (64 / work.len().max(1)).max(1) as u32;
     let mut idle = 0u32;
     let mut it = 0u32;
     loop {
         let mut busy = 0;
-        for (s, e) in work.iter_mut() {
-            busy += e.burst(s, &mut cache);
+        for (i, (s, e)) in work.iter_mut().enumerate() {
+            let n = e.burst(s, &mut cache);
+            if n > 0 {
+                if let Some(w) = &mut waiter {
+                    w.received(i);
+                }
+            }
+            busy += n;
         }
         it = it.wrapping_add(1);
         if it.is_multiple_of(1024) && quit.load(Ordering::Relaxed) {
@@ -695,10 +711,15 @@ fn lcore(
         }
         if busy == 0 {
             idle += 1;
-            if interrupt && idle > 64 {
-                let (s, _) = &work[0];
-                s.rx.wait_rx(s.rxq, Duration::from_millis(10));
+            if let Some(w) = waiter.as_mut().filter(|_| idle >= sweeps_before_wait) {
+                w.wait(
+                    work.iter().map(|(s, _)| (&s.rx, s.rxq)),
+                    Duration::from_millis(50),
+                );
                 idle = 0;
+                if quit.load(Ordering::Relaxed) {
+                    break;
+                }
             }
         } else {
             idle = 0;

@@ -580,35 +580,6 @@ impl Port for VirtioPort {
         v
     }
 
-    /// Sleeps until the backend calls on receive queue `qid` or `timeout`
-    /// passes (interrupt mode for idle receivers). True if packets wait.
-    fn wait_rx(&self, qid: usize, timeout: Duration) -> bool {
-        if !self.usable(qid) {
-            std::thread::sleep(timeout.min(Duration::from_millis(10)));
-            return false;
-        }
-        let q = &self.queues[2 * qid];
-        if q.ring.lock().set_interrupts(true) {
-            q.ring.lock().set_interrupts(false);
-            return true;
-        }
-        let mut pfd = libc::pollfd {
-            fd: q.call.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one pollfd on our own eventfd.
-        let r = unsafe {
-            libc::poll(
-                &mut pfd,
-                1,
-                timeout.as_millis().min(i32::MAX as u128) as i32,
-            )
-        };
-        let _ = q.call.read();
-        q.ring.lock().set_interrupts(false) || r > 0
-    }
-
     fn tx_in_flight(&self, qid: usize) -> usize {
         if !self.usable(qid) {
             return 0;
