@@ -8,7 +8,7 @@
 //! `rte_thread_register` on first use so mempool caches work.
 
 use crate::mbuf::{Batch, PoolCache, BURST};
-use crate::port::{DropReason, Port, PortInfo, QueueStats};
+use crate::port::{DropReason, Port, PortInfo, QueueStats, RxNotify};
 use crate::sync::SpinLock;
 use dpdk_sys as sys;
 use std::cell::Cell;
@@ -133,7 +133,22 @@ pub struct DpdkPort {
     txq: Vec<SpinLock<QueueBufs>>,
     rx_stats: Vec<QueueStats>,
     tx_stats: Vec<QueueStats>,
+    /// Per rx queue: the device's interrupt fd (rx interrupts, for hybrid
+    /// polling), if its driver has one.
+    rx_intr: Vec<Option<RxIntr>>,
     stopped: Mutex<bool>,
+}
+
+/// An rx queue's interrupt channel as DPDK set it up.
+#[derive(Clone, Copy, Debug)]
+struct RxIntr {
+    fd: std::os::fd::RawFd,
+    /// An eventfd (virtio-user's call fd, VFIO's): emptied by the waiter.
+    /// Otherwise the data fd itself (net_tap), readable while packets wait.
+    counter: bool,
+    /// The driver switches the interrupt on and off (rx_intr_enable); a
+    /// data fd needs no switching.
+    switched: bool,
 }
 
 // SAFETY: the mempool pointer is DPDK's thread-safe mempool; queues are
@@ -272,12 +287,14 @@ impl DpdkPort {
                 .into_owned()
         };
         IN_USE.lock().expect("poisoned").push(port_id);
+        let rx_intr = (0..config.n_rxq).map(|q| rx_intr_of(port_id, q)).collect();
         let bufs = || QueueBufs([std::ptr::null_mut(); BURST]);
         Ok(DpdkPort {
             rxq: (0..config.n_rxq).map(|_| SpinLock::new(bufs())).collect(),
             txq: (0..config.n_txq).map(|_| SpinLock::new(bufs())).collect(),
             rx_stats: (0..config.n_rxq).map(|_| QueueStats::default()).collect(),
             tx_stats: (0..config.n_txq).map(|_| QueueStats::default()).collect(),
+            rx_intr,
             config,
             port_id,
             driver,
@@ -303,11 +320,19 @@ impl DpdkPort {
             conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
         }
+        // Rx interrupts where the driver has them (hybrid polling: an idle
+        // queue sleeps on its fd); drivers that refuse them are configured
+        // without.
+        conf.intr_conf.set_rxq(1);
         // SAFETY: valid port, queue counts checked, conf lives for the call.
-        check(
-            unsafe { sys::rte_eth_dev_configure(port_id, config.n_rxq, config.n_txq, &conf) },
-            "rte_eth_dev_configure",
-        )?;
+        if unsafe { sys::rte_eth_dev_configure(port_id, config.n_rxq, config.n_txq, &conf) } < 0 {
+            conf.intr_conf.set_rxq(0);
+            // SAFETY: as above.
+            check(
+                unsafe { sys::rte_eth_dev_configure(port_id, config.n_rxq, config.n_txq, &conf) },
+                "rte_eth_dev_configure",
+            )?;
+        }
         for q in 0..config.n_rxq {
             // SAFETY: valid port/queue; default rx conf (null); our pool.
             let rc = unsafe {
@@ -351,6 +376,25 @@ impl DpdkPort {
     pub fn driver(&self) -> &str {
         &self.driver
     }
+}
+
+/// Queue `q`'s rx interrupt fd, when its driver made one.
+fn rx_intr_of(port_id: u16, q: u16) -> Option<RxIntr> {
+    // SAFETY: valid, started port; returns -1 when the queue has no interrupt.
+    let fd = unsafe { sys::rte_eth_dev_rx_intr_ctl_q_get_fd(port_id, q) };
+    if fd < 0 {
+        return None;
+    }
+    let counter = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .map(|l| l.to_string_lossy().contains("eventfd"))
+        .unwrap_or(false);
+    // SAFETY: valid port and queue; enabling and disabling again is harmless.
+    let switched = unsafe { sys::rte_eth_dev_rx_intr_disable(port_id, q) } == 0;
+    Some(RxIntr {
+        fd,
+        counter,
+        switched,
+    })
 }
 
 impl Port for DpdkPort {
@@ -456,6 +500,47 @@ impl Port for DpdkPort {
         &self.tx_stats[qid]
     }
 
+    /// Hybrid polling through DPDK rx interrupts (net_tap, virtio-user,
+    /// VFIO NICs); drivers without them (af_packet, af_xdp, ring) stay polled.
+    fn arm_rx_notify(&self, qid: usize) -> RxNotify {
+        let Some(intr) = self.rx_intr[qid] else {
+            return RxNotify::Unsupported;
+        };
+        if intr.switched {
+            // SAFETY: valid port and queue.
+            if unsafe { sys::rte_eth_dev_rx_intr_enable(self.port_id, qid as u16) } < 0 {
+                return RxNotify::Unsupported;
+            }
+            // Packets that came before the request raised nothing: look once
+            // more (drivers that cannot count answer < 0; a late packet is
+            // then found by the datapath's periodic look).
+            // SAFETY: valid port and queue.
+            if unsafe { sys::rte_eth_rx_queue_count(self.port_id, qid as u16) } > 0 {
+                self.disarm_rx_notify(qid);
+                return RxNotify::Pending;
+            }
+        }
+        // SAFETY: dup of DPDK's fd; the duplicate is ours to close.
+        let dup = unsafe { libc::fcntl(intr.fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            self.disarm_rx_notify(qid);
+            return RxNotify::Unsupported;
+        }
+        RxNotify::Armed {
+            // SAFETY: a fresh descriptor nobody else owns.
+            fd: unsafe { std::os::fd::FromRawFd::from_raw_fd(dup) },
+            epoch: 0,
+            counter: intr.counter,
+        }
+    }
+
+    fn disarm_rx_notify(&self, qid: usize) {
+        if self.rx_intr[qid].is_some_and(|i| i.switched) {
+            // SAFETY: valid port and queue.
+            unsafe { sys::rte_eth_dev_rx_intr_disable(self.port_id, qid as u16) };
+        }
+    }
+
     fn refresh_stats(&self) {
         let mut st = sys::rte_eth_stats::default();
         // SAFETY: valid port and out pointer; ethdev stats reads are safe
@@ -487,6 +572,15 @@ impl Port for DpdkPort {
                 format!("{} rx, {} tx", self.rxq.len(), self.txq.len()),
             ),
             ("mtu", self.config.mtu.to_string()),
+            (
+                "rx_interrupts",
+                if self.rx_intr.iter().all(Option::is_some) {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .into(),
+            ),
         ]
     }
 

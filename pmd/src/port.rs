@@ -168,9 +168,13 @@ pub enum RxNotify {
     Pending,
     /// The peer will make `fd` (a duplicate the caller owns) readable when
     /// it adds packets. `epoch` is [`Port::rx_notify_epoch`] as it was.
+    /// `counter`: `fd` is an eventfd whose count the waiter empties once it
+    /// fired; otherwise it is the data channel itself (a tap fd: reading it
+    /// would take a packet) and stays readable while packets wait.
     Armed {
         fd: std::os::fd::OwnedFd,
         epoch: u64,
+        counter: bool,
     },
     /// Nothing can arrive (no peer, queue not set up): poll again when the
     /// epoch moves.

@@ -16,6 +16,8 @@ use std::time::Duration;
 struct Armed {
     fd: OwnedFd,
     epoch: u64,
+    /// An eventfd to empty once it fired (see `RxNotify::Armed`).
+    counter: bool,
     port: Arc<dyn Port>,
     qid: usize,
 }
@@ -83,7 +85,7 @@ impl RxWaiter {
                 self.disarm(i);
             }
             match port.arm_rx_notify(qid) {
-                RxNotify::Armed { fd, epoch } => {
+                RxNotify::Armed { fd, epoch, counter } => {
                     let mut ev = libc::epoll_event {
                         events: libc::EPOLLIN as u32,
                         u64: i as u64,
@@ -101,6 +103,7 @@ impl RxWaiter {
                         self.armed[i] = Some(Armed {
                             fd,
                             epoch,
+                            counter,
                             port: Arc::clone(port),
                             qid,
                         });
@@ -129,7 +132,7 @@ impl RxWaiter {
             // The signal is taken (emptied: else the next arming would find
             // it readable at once): the queue is polled again.
             let i = self.events[k].u64 as usize;
-            if let Some(a) = &self.armed[i] {
+            if let Some(a) = self.armed[i].as_ref().filter(|a| a.counter) {
                 let mut v = 0u64;
                 // SAFETY: reads 8 bytes into a u64 we own from an eventfd
                 // epoll found readable (non-blocking, as the driver made it).

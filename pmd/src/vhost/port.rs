@@ -195,6 +195,7 @@ impl Port for VhostPort {
             Ok(f) => RxNotify::Armed {
                 fd: f.into(),
                 epoch,
+                counter: true,
             },
             Err(_) => {
                 ring.disarm_notify();

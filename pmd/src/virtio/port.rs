@@ -421,6 +421,7 @@ impl Port for VirtioPort {
             Ok(fd) => RxNotify::Armed {
                 fd: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd.into_raw_fd()) },
                 epoch,
+                counter: true,
             },
             Err(_) => {
                 r.set_interrupts(false);

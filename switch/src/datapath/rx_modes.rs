@@ -68,6 +68,8 @@ enum Mode {
     Notified {
         fd: OwnedFd,
         epoch: u64,
+        /// An eventfd to empty after it fired (see `RxNotify::Armed`).
+        counter: bool,
     },
     Parked {
         epoch: u64,
@@ -297,9 +299,9 @@ impl RxQueues {
                 q.last_rx = now;
                 return false;
             }
-            RxNotify::Armed { fd, epoch } => {
+            RxNotify::Armed { fd, epoch, counter } => {
                 let raw = fd.as_raw_fd();
-                q.mode = Mode::Notified { fd, epoch };
+                q.mode = Mode::Notified { fd, epoch, counter };
                 if self.ctl(libc::EPOLL_CTL_ADD, raw, i as u64).is_err() {
                     // Not pollable after all: stay polled for good.
                     port.disarm_rx_notify(qid);
@@ -319,12 +321,14 @@ impl RxQueues {
         let q = &mut self.queues[i as usize];
         let qid = q.rq.qid as usize;
         match std::mem::replace(&mut q.mode, Mode::Polled { can_notify: true }) {
-            Mode::Notified { fd, .. } => {
+            Mode::Notified { fd, counter, .. } => {
                 q.port.disarm_rx_notify(qid);
                 // The kick fd lives on in the control thread: closing our
                 // duplicate alone would leave it in the epoll set.
                 let _ = self.ctl(libc::EPOLL_CTL_DEL, fd.as_raw_fd(), 0);
-                drain(&fd);
+                if counter {
+                    drain(&fd);
+                }
             }
             Mode::Parked { .. } => {}
             Mode::Polled { .. } => return,

@@ -91,7 +91,13 @@ impl Text {
             let le = format!("le=\"{le}\"");
             self.line(d.name, "_bucket", labels, &le, format_args!("{n}"));
         }
-        self.line(d.name, "_bucket", labels, "le=\"+Inf\"", format_args!("{count}"));
+        self.line(
+            d.name,
+            "_bucket",
+            labels,
+            "le=\"+Inf\"",
+            format_args!("{count}"),
+        );
         self.line(d.name, "_sum", labels, "", format_args!("{sum}"));
         self.line(d.name, "_count", labels, "", format_args!("{count}"));
     }
@@ -176,8 +182,15 @@ mod tests {
         t.family("ferrovs_fdb_entries");
         t.sample("", 7);
         let s = t.finish();
-        assert!(!s.contains("ferrovs_flows"), "a family without samples is left out");
-        assert_eq!(s.matches("# TYPE ferrovs_port_rx_packets_total counter").count(), 1);
+        assert!(
+            !s.contains("ferrovs_flows"),
+            "a family without samples is left out"
+        );
+        assert_eq!(
+            s.matches("# TYPE ferrovs_port_rx_packets_total counter")
+                .count(),
+            1
+        );
         assert!(s.contains("ferrovs_port_rx_packets_total{port=\"a\\\"b\\\\c\",queue=\"0\"} 5\n"));
         assert!(s.contains(",queue=\"1\",reason=\"x\"} 6\n"));
         assert!(s.contains("\nferrovs_fdb_entries 7\n"));

@@ -141,14 +141,21 @@ impl Exporter {
         let ports = bridge.ports();
         let mut layout = self.layout.lock().expect("metrics layout poisoned");
         let fits = layout.len() == ports.len()
-            && layout.iter().zip(&ports).all(|(l, (_, sp))| {
-                l.fits(sp.no, &sp.name, sp.port.n_rxq(), sp.port.n_txq())
-            });
+            && layout
+                .iter()
+                .zip(&ports)
+                .all(|(l, (_, sp))| l.fits(sp.no, &sp.name, sp.port.n_rxq(), sp.port.n_txq()));
         if !fits {
             *layout = ports
                 .iter()
                 .map(|(_, sp)| {
-                    PortLabels::new(sp.no, &sp.name, sp.port.kind(), sp.port.n_rxq(), sp.port.n_txq())
+                    PortLabels::new(
+                        sp.no,
+                        &sp.name,
+                        sp.port.kind(),
+                        sp.port.n_rxq(),
+                        sp.port.n_txq(),
+                    )
                 })
                 .collect();
         }
@@ -238,12 +245,19 @@ fn port_queue_families(t: &mut Text, ports: &[(&PortLabels, &SwitchPort)]) {
 
 /// Per port: peer counters, link, negotiated features, switch drops, MACs.
 fn port_families(t: &mut Text, ports: &[(&PortLabels, &SwitchPort)], bridge: &Bridge) {
-    let peer: Vec<_> = ports.iter().map(|(_, sp)| sp.port.peer_counters()).collect();
+    let peer: Vec<_> = ports
+        .iter()
+        .map(|(_, sp)| sp.port.peer_counters())
+        .collect();
     type Read = fn(&pmd::port::PeerCounters) -> u64;
     let peer_families: [(&str, Read); 3] = [
         ("ferrovs_port_tx_retries_total", |c| c.tx_retries),
-        ("ferrovs_port_guest_notifications_total", |c| c.notifications),
-        ("ferrovs_port_guest_notify_failures_total", |c| c.notify_failures),
+        ("ferrovs_port_guest_notifications_total", |c| {
+            c.notifications
+        }),
+        ("ferrovs_port_guest_notify_failures_total", |c| {
+            c.notify_failures
+        }),
     ];
     for (name, read) in peer_families {
         t.family(name);
@@ -276,7 +290,10 @@ fn port_families(t: &mut Text, ports: &[(&PortLabels, &SwitchPort)], bridge: &Br
             t.sample_with(&l.port, &format!("reason=\"{reason}\""), n);
         }
     }
-    let macs: Vec<_> = ports.iter().map(|(_, sp)| bridge.fdb.port_macs(sp.no)).collect();
+    let macs: Vec<_> = ports
+        .iter()
+        .map(|(_, sp)| bridge.fdb.port_macs(sp.no))
+        .collect();
     t.family("ferrovs_port_mac_limit_refused_total");
     for ((l, _), (_, refused)) in ports.iter().zip(&macs) {
         t.sample(&l.port, *refused);
@@ -290,11 +307,18 @@ fn port_families(t: &mut Text, ports: &[(&PortLabels, &SwitchPort)], bridge: &Br
 /// Per PMD core: cycles, iterations, packets, sleep, batch sizes, drops, cache.
 fn pmd_families(t: &mut Text, bridge: &Bridge) {
     let pmds = &bridge.datapath.pmds;
-    let cores: Vec<String> = pmds.iter().map(|p| format!("core=\"{}\"", p.core)).collect();
+    let cores: Vec<String> = pmds
+        .iter()
+        .map(|p| format!("core=\"{}\"", p.core))
+        .collect();
     type Read = fn(&crate::datapath::stats::PmdStats) -> u64;
     let counters: [(&str, Read); 10] = [
-        ("ferrovs_pmd_busy_cycles_total", |p| p.busy_cycles.load(Relaxed)),
-        ("ferrovs_pmd_idle_cycles_total", |p| p.idle_cycles.load(Relaxed)),
+        ("ferrovs_pmd_busy_cycles_total", |p| {
+            p.busy_cycles.load(Relaxed)
+        }),
+        ("ferrovs_pmd_idle_cycles_total", |p| {
+            p.idle_cycles.load(Relaxed)
+        }),
         ("ferrovs_pmd_busy_iterations_total", |p| {
             p.busy_iterations.load(Relaxed)
         }),
@@ -304,8 +328,12 @@ fn pmd_families(t: &mut Text, bridge: &Bridge) {
         ("ferrovs_pmd_packets_total", |p| p.packets.load(Relaxed)),
         ("ferrovs_pmd_batches_total", |p| p.batches.load(Relaxed)),
         ("ferrovs_pmd_flooded_total", |p| p.flooded.load(Relaxed)),
-        ("ferrovs_pmd_cache_hits_total", |p| p.cache_hits.load(Relaxed)),
-        ("ferrovs_pmd_cache_misses_total", |p| p.cache_misses.load(Relaxed)),
+        ("ferrovs_pmd_cache_hits_total", |p| {
+            p.cache_hits.load(Relaxed)
+        }),
+        ("ferrovs_pmd_cache_misses_total", |p| {
+            p.cache_misses.load(Relaxed)
+        }),
         ("ferrovs_pmd_classifier_probes_total", |p| {
             p.classifier_probes.load(Relaxed)
         }),
