@@ -2,7 +2,8 @@
 //! virtio-user ports of one ferrovs-testpmd in interrupt mode. Idle queues
 //! leave the poll list and wait for a kick (hybrid polling); a queue that
 //! starts sending is served and goes back to waiting once it stops; no
-//! queue strands a packet.
+//! queue strands a packet. And a thousand client-mode ports survive a
+//! reconnection storm.
 
 use ferrovs_tests::*;
 use serde_json::Value;
@@ -158,4 +159,103 @@ fn two_hundred_fifty_six_ports_on_one_pmd_wait_for_kicks_and_strand_nothing() {
         "latency port 0 -> 1 (receiver in interrupt mode): {}",
         s["latency"]
     );
+}
+
+/// Ports whose link is up, as `show` reports them.
+fn links_up(sw: &Ferrovsd) -> usize {
+    sw.show()
+        .ports
+        .iter()
+        .filter(|p| p.link == proto::Link::Up)
+        .count()
+}
+
+/// Waits until `n` ports are up; the time since `t0`.
+fn wait_all_up(sw: &Ferrovsd, n: usize, t0: Instant, within: Duration) -> Duration {
+    while links_up(sw) < n {
+        assert!(
+            t0.elapsed() < within,
+            "{} of {n} ports up after {within:?}",
+            links_up(sw)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    t0.elapsed()
+}
+
+/// A thousand client-mode ports (the production shape: each VM's QEMU
+/// listens, the switch dials). Their peers are the listening virtio-user
+/// ports of one ferrovs-testpmd. Every port comes up; after a kill -9 and a
+/// restart (a reconnection storm: the switch dials all thousand at once)
+/// every port comes up again, and `show`, `port-stats` and /metrics hold.
+#[test]
+fn a_thousand_client_mode_ports_all_come_back_after_a_restart() {
+    const N: usize = 1000;
+    let _g = serial();
+    let dir = TempDir::new("storm");
+    let peers_dir = dir.path().join("peers");
+    std::fs::create_dir_all(&peers_dir).unwrap();
+    let sock = |i: usize| peers_dir.join(format!("p{i}.sock"));
+    let mut args: Vec<String> = (0..N)
+        .map(|i| {
+            format!(
+                "--port=virtio-user:path={},server,mac={},queue-size=64",
+                sock(i).display(),
+                mac16(i)
+            )
+        })
+        .collect();
+    args.extend(
+        [
+            "--forward-mode=rxonly",
+            "--lcores=0",
+            "--rx-mode=interrupt",
+            "--no-huge",
+            "--link-wait=120",
+            "--duration=300",
+        ]
+        .map(String::from),
+    );
+    args.push(format!("--total-num-mbufs={}", (N + 64) * 128));
+    let _peers = FerrovsTestpmd::spawn(&args);
+    let t0 = Instant::now();
+    while (0..N).any(|i| !sock(i).exists()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "peers did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut cfg = String::from("[pmd]\nsleep-max = 100\n[memory]\nn-mbufs = 16384\n");
+    for i in 0..N {
+        cfg.push_str(&format!(
+            "[[port]]\nname = \"vm{i}\"\ntype = \"vhost-user\"\npath = \"{}\"\nmode = \"client\"\n",
+            sock(i).display()
+        ));
+    }
+    let t0 = Instant::now();
+    let mut sw = Ferrovsd::start(dir.path(), Some(&cfg));
+    let first = wait_all_up(&sw, N, t0, Duration::from_secs(120));
+    let mut c = sw.child.take().unwrap();
+    c.kill().unwrap();
+    c.wait().unwrap();
+    drop(sw);
+    let t0 = Instant::now();
+    let sw = Ferrovsd::start(dir.path(), Some(&cfg));
+    let again = wait_all_up(&sw, N, t0, Duration::from_secs(120));
+    eprintln!(
+        "{N} client-mode ports up {first:?} after ferrovsd started; after kill -9, {again:?} after it started again"
+    );
+    match sw.typed(proto::Request::PortStats(proto::PortStatsArgs {
+        name: None,
+    })) {
+        proto::Reply::PortStats(v) => assert_eq!(v.len(), N),
+        r => panic!("port-stats answered {r:?}"),
+    }
+    let text = sw.scrape();
+    let up = text
+        .lines()
+        .filter(|l| l.starts_with("ferrovs_port_link_up{") && l.ends_with(" 1"))
+        .count();
+    assert_eq!(up, N, "/metrics should say every port is up");
 }

@@ -1,28 +1,32 @@
 #!/usr/bin/env bash
 # Many VM ports on one PMD core (issue 14): a busy pair A -> B (ferrovs-testpmd
-# txonly -> checking rxonly, 64 B) with 0, 14, 62, 254 ... silent connected
+# txonly -> checking rxonly, 64 B) with 0, 14, 62, 254, 998 silent connected
 # vhost-user ports beside it on the same PMD, for ferrovsd and OVS-DPDK 3.1,
 # both with their default settings (ferrovsd: pmd.sleep-max 250 us,
 # pmd.rxq-notify-after 1 ms; OVS: busy polling), and `ferrovsd-poll`:
 # ferrovsd busy-polling like OVS (sleep-max 0; idle queues still wait for
-# kicks). The silent ports' peers are
-# the virtio-user ports of one ferrovs-testpmd in interrupt mode (rxonly).
+# kicks). `ferrovsd-nonotify` (not run by default): busy polling of every
+# queue, hybrid polling off (sleep-max 0, rxq-notify-after 0) -- what
+# hybrid polling costs a busy PMD. The silent ports' peers are the
+# virtio-user ports of one ferrovs-testpmd in interrupt mode (rxonly).
 # Per (switch, silent ports), per round:
 #   - B's receive rate and the PMD's busy cycles per packet (the switch's own
 #     accounting), through measure_and_record (lib.sh);
 #   - with no traffic: the PMD thread's CPU share over 5 s;
-#   - at the largest count: one-way latency of 200 frames/s from A (silent
-#     between frames, so its queue waits for a kick each time) to B.
+#   - at the smallest and the largest count: one-way latency of 200
+#     frames/s from A (silent between frames, so its queue waits for a kick
+#     each time) to B.
 # Rounds interleave the switches. Prints JSON lines, then medians (ranges)
 # and ratios to the same switch with no silent port; draws
 # benches/e2e/density.png (Mpps against ports, both switches).
-#   benches/e2e/density.sh     env: COUNTS="0 14 62 254" SWITCHES="ferrovsd ferrovsd-poll ovs"
+#   benches/e2e/density.sh     env: COUNTS="0 14 62 254 998" SWITCHES="ferrovsd ferrovsd-poll ovs"
 #                                   REPEATS=3 DURATION=8 WARMUP=3 OUT=benches/e2e/results-density.json
+#                                   PLOT=benches/e2e/density.png
 set -euo pipefail
 SCRIPT=density.sh
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-COUNTS=${COUNTS:-"0 14 62 254"}; SWITCHES=${SWITCHES:-"ferrovsd ferrovsd-poll ovs"}
+COUNTS=${COUNTS:-"0 14 62 254 998"}; SWITCHES=${SWITCHES:-"ferrovsd ferrovsd-poll ovs"}
 REPEATS=${REPEATS:-3}; DURATION=${DURATION:-8}; WARMUP=${WARMUP:-3}; FLOWS=1
 OUT=${OUT:-$here/results-density.json}
 # shellcheck source=lib.sh
@@ -35,16 +39,16 @@ if [ -z "$PLOT_PY" ]; then
   /usr/bin/python3 -c "import matplotlib" 2>/dev/null && PLOT_PY=/usr/bin/python3
 fi
 [ -n "$PLOT_PY" ] || die "matplotlib not found: apt-get install python3-matplotlib"
-MAX=$(printf '%s\n' $COUNTS | sort -n | tail -1)
+MAX=$(printf '%s\n' $COUNTS | sort -n | tail -1); MIN=$(printf '%s\n' $COUNTS | sort -n | head -1)
 GEN_CPU_MIN=0.9   # the silent peers' process shares the generator's CPU
 SW_CPU_MIN=0      # ferrovsd's PMD sleeps when its generator falls behind: by design
 
 # --- switches with 2 + N vhost-user server ports; SOCK0/SOCK1 the pair, SILENT_SOCKS the rest
-start_ferrovsd_n() { # N SLEEP_MAX
-  local n=$1 sleep_max=$2 i
+start_ferrovsd_n() { # N SLEEP_MAX [NOTIFY_AFTER]
+  local n=$1 sleep_max=$2 notify=${3:-1000} i
   mkdir -p "$W/fv/run"
   {
-    printf '[pmd]\ncores = "1"\nsleep-max = %d\n[memory]\nn-mbufs = 32768\n' "$sleep_max"
+    printf '[pmd]\ncores = "1"\nsleep-max = %d\nrxq-notify-after = %d\n[memory]\nn-mbufs = 32768\n' "$sleep_max" "$notify"
     for i in $(seq 0 $((n + 1))); do
       printf '[[port]]\nname = "vhost%d"\ntype = "vhost-user"\npath = "vhost%d.sock"\n' "$i" "$i"
     done
@@ -122,6 +126,7 @@ one() { # SWITCH N
   case $sw in
     ferrovsd) start_ferrovsd_n "$n" 250 ;;
     ferrovsd-poll) start_ferrovsd_n "$n" 0 ;;
+    ferrovsd-nonotify) start_ferrovsd_n "$n" 0 0 ;;
     ovs) start_ovs_n "$n" ;;
   esac || return 1
   start_silent "$sw" || return 1
@@ -134,7 +139,7 @@ one() { # SWITCH N
     --lcores 0 --link-wait 90 --stats-period 1 --duration $((WARMUP + DURATION + 1)) --json --quiet > "$W/fgen.json" 2> "$W/fgen.err" &
   GEN_PID=$!; PIDS+=("$GEN_PID")
   local lat=null
-  if [ "$n" = "$MAX" ]; then
+  if [ "$n" = "$MAX" ] || [ "$n" = "$MIN" ]; then
     # measure_and_record stops the switch: the latency run goes first, on its own.
     wait "$GEN_PID" || true
     "$FERROVS_TESTPMD" --port "virtio-user:path=$SOCK0,mac=02:00:00:00:00:01" \
@@ -188,4 +193,4 @@ for rep in $(seq "$REPEATS"); do
   done
 done
 cp "$RUNS" "$OUT"
-$PLOT_PY "$here/density_report.py" "$OUT" "$here/density.png"
+$PLOT_PY "$here/density_report.py" "$OUT" "${PLOT:-$here/density.png}"

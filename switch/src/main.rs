@@ -185,11 +185,9 @@ fn main() -> Result<()> {
     if flows.is_some() {
         bridge.hold_traffic();
     }
-    for p in &ports {
-        bridge
-            .add_port(p.clone())
-            .with_context(|| format!("port {:?}", p.name))?;
-    }
+    bridge
+        .add_ports(&ports)
+        .map_err(|(name, e)| anyhow::anyhow!("port {name:?}: {e}"))?;
     if let Some(f) = &flows {
         let n = bridge.restore_flows(f);
         tracing::info!("{n} rule(s) restored");

@@ -228,6 +228,30 @@ impl Bridge {
     }
 
     pub fn add_port(&self, cfg: PortConfig) -> Result<u16, BridgeError> {
+        let mut st = self.state.lock().expect("bridge state poisoned");
+        let no = self.insert_port(&mut st, cfg)?;
+        self.republish(&mut st);
+        Ok(no)
+    }
+
+    /// Adds the ports of a config or state file with one snapshot for all
+    /// (a thousand ports at start-up: one publish, not a thousand). On an
+    /// error, the ports before it stay.
+    pub fn add_ports(&self, cfgs: &[PortConfig]) -> Result<(), (String, BridgeError)> {
+        let mut st = self.state.lock().expect("bridge state poisoned");
+        let mut result = Ok(());
+        for c in cfgs {
+            if let Err(e) = self.insert_port(&mut st, c.clone()) {
+                result = Err((c.name.clone(), e));
+                break;
+            }
+        }
+        self.republish(&mut st);
+        result
+    }
+
+    /// Opens a port and records it; the caller publishes.
+    fn insert_port(&self, st: &mut State, cfg: PortConfig) -> Result<u16, BridgeError> {
         validate_port_name(&cfg.name).map_err(BridgeError::Invalid)?;
         cfg.check_runtime_options().map_err(BridgeError::Invalid)?;
         let pins = match &cfg.pmd_rxq_affinity {
@@ -235,7 +259,6 @@ impl Bridge {
                 .map_err(|e| BridgeError::Invalid(format!("pmd-rxq-affinity: {e}")))?,
             None => Vec::new(),
         };
-        let mut st = self.state.lock().expect("bridge state poisoned");
         if st.ports.contains_key(&cfg.name) {
             return Err(BridgeError::Exists(cfg.name));
         }
@@ -280,7 +303,6 @@ impl Bridge {
         st.opened.insert(cfg.name.clone(), opened);
         self.fdb.set_port_limit(no, cfg.mac_limit.unwrap_or(0));
         st.ports.insert(cfg.name.clone(), (cfg, Arc::new(sp)));
-        self.republish(&mut st);
         Ok(no)
     }
 
