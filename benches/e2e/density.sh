@@ -90,7 +90,9 @@ start_silent() {
     a+=("--port=virtio-user:path=$s,mac=02:00:00:01:$(printf %02x:%02x $((i >> 8)) $((i & 255))),queue-size=256")
     i=$((i + 1))
   done
-  "$FERROVS_TESTPMD" "${a[@]}" --forward-mode=rxonly --rx-mode=interrupt --lcores=0 --no-huge \
+  # Every thread of it on CPU 0 (its per-port control threads too): the
+  # PMD's CPU is the switch's alone.
+  taskset -c 0 "$FERROVS_TESTPMD" "${a[@]}" --forward-mode=rxonly --rx-mode=interrupt --lcores=0 --no-huge \
     --total-num-mbufs=$(( (${#SILENT_SOCKS[@]} + 64) * 512 )) --link-wait=120 --duration=100000 \
     --quiet > "$W/silent.log" 2>&1 &
   SILENT_PID=$!; PIDS+=("$SILENT_PID")

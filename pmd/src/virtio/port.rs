@@ -98,6 +98,9 @@ pub struct VirtioPort {
     connections: AtomicU64,
     status: Mutex<Status>,
     stop: AtomicBool,
+    /// Written with `stop`: ends the control thread's waits at once (they
+    /// block without a timeout, so a thousand idle ports cost no wake-ups).
+    stop_fd: EventFd,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -148,6 +151,7 @@ impl VirtioPort {
                 ..Status::default()
             }),
             stop: AtomicBool::new(false),
+            stop_fd: EventFd::new(EFD_NONBLOCK).map_err(|e| e.to_string())?,
             thread: Mutex::new(None),
         });
         let p = Arc::clone(&port);
@@ -244,6 +248,25 @@ impl VirtioPort {
     }
 
     /// One connection: set up, then wait for the backend to go away.
+    /// Blocks until `fd` is readable (true) or the port stops (false).
+    fn wait_readable(&self, fd: std::os::fd::RawFd) -> bool {
+        let mut pfds = [
+            libc::pollfd {
+                fd,
+                events: libc::POLLIN | libc::POLLRDHUP,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.stop_fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds we own; no timeout (stop_fd ends it).
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), 2, -1) };
+        r > 0 && pfds[0].revents != 0
+    }
+
     /// Binds the socket for server mode (replacing a stale file).
     fn listen(&self) -> Result<UnixListener, String> {
         let path = &self.config.path;
@@ -265,13 +288,7 @@ impl VirtioPort {
                     return Ok(s);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    let mut pfd = libc::pollfd {
-                        fd: l.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    };
-                    // SAFETY: polls one valid pollfd for at most 100 ms.
-                    unsafe { libc::poll(&mut pfd, 1, 100) };
+                    self.wait_readable(l.as_raw_fd());
                 }
                 Err(e) => return Err(format!("accept: {e}")),
             }
@@ -350,14 +367,7 @@ impl VirtioPort {
         tracing::info!(path = %self.config.path.display(), pairs, "virtio-user connected");
         // The backend sends nothing unprompted: readable means it hung up.
         while !self.stop.load(Ordering::Relaxed) {
-            let mut pfd = libc::pollfd {
-                fd: watch.as_raw_fd(),
-                events: libc::POLLIN | libc::POLLRDHUP,
-                revents: 0,
-            };
-            // SAFETY: one pollfd on a socket we own, 100 ms timeout.
-            let r = unsafe { libc::poll(&mut pfd, 1, 100) };
-            if r > 0 {
+            if self.wait_readable(watch.as_raw_fd()) {
                 self.set_status("disconnected", Some("backend closed the connection".into()));
                 return Ok(());
             }
@@ -590,6 +600,7 @@ impl Port for VirtioPort {
 
     fn shutdown(&self) {
         self.stop.store(true, Ordering::Relaxed);
+        let _ = self.stop_fd.write(1);
         let h = self.thread.lock().expect("poisoned").take();
         if let Some(h) = h {
             let _ = h.join();
