@@ -143,10 +143,11 @@ one() { # SWITCH N
   local lat=null
   if [ "$n" = "$MAX" ] || [ "$n" = "$MIN" ]; then
     # measure_and_record stops the switch: the latency run goes first, on its own.
+    # --tx-first: the switch learns B first (else every frame floods to all ports).
     wait "$GEN_PID" || true
     "$FERROVS_TESTPMD" --port "virtio-user:path=$SOCK0,mac=02:00:00:00:00:01" \
       --port "virtio-user:path=$SOCK1,mac=02:00:00:00:00:02" --port-topology=loop --tx-ports=0 \
-      --forward-mode=txonly --eth-peer=0,02:00:00:00:00:02 --txpkts=60 --latency --tx-pps=200 \
+      --forward-mode=txonly --eth-peer=0,02:00:00:00:00:02 --txpkts=60 --latency --tx-pps=200 --tx-first \
       --lcores 0 --link-wait 90 --duration 10 --json --quiet > "$W/lat.json" 2> "$W/lat.err" || true
     lat=$(python3 -c "import json; print(json.dumps(json.load(open('$W/lat.json')).get('latency')))" 2>/dev/null || echo null)
     "$FERROVS_TESTPMD" --port "virtio-user:path=$SOCK0,mac=02:00:00:00:00:01" \
