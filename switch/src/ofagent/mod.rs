@@ -123,7 +123,9 @@ pub(crate) struct Agent {
     /// Buffers for packet-outs.
     cache: PoolCache,
     switch_config: SwitchConfig,
-    ports: BTreeMap<u32, PortSeen>,
+    /// The ports as connections last heard of them (None: nobody connected,
+    /// so nothing is compared: a thousand ports cost nothing every tick).
+    ports: Option<BTreeMap<u32, PortSeen>>,
     fail_open: bool,
     controller_lost_at: Instant,
     generation_id: Option<u64>,
@@ -179,7 +181,7 @@ impl OfAgent {
                 flags: 0,
                 miss_send_len: 128,
             },
-            ports: BTreeMap::new(),
+            ports: None,
             fail_open: false,
             controller_lost_at: Instant::now(),
             generation_id: None,
@@ -345,6 +347,13 @@ impl Agent {
             0,
         );
         tracing::info!(peer = %c.peer, "OpenFlow connection");
+        if self.conns.is_empty() {
+            // The first connection: changes count from the ports as they are now.
+            self.ports = None;
+            self.conns.push(c);
+            self.port_changes();
+            return;
+        }
         self.conns.push(c);
     }
 
@@ -597,27 +606,36 @@ impl Agent {
     }
 
     fn port_changes(&mut self) {
+        if self.conns.is_empty() {
+            self.ports = None;
+            return;
+        }
         let now: BTreeMap<u32, PortSeen> = handlers::port_descs(&self.bridge)
             .into_iter()
             .map(|d| (d.port_no, PortSeen { desc: d }))
             .collect();
-        if now == self.ports {
+        // A new connection asks for PORT_DESC itself: changes count from here.
+        let Some(before) = &self.ports else {
+            self.ports = Some(now);
+            return;
+        };
+        if now == *before {
             return;
         }
         let mut events = Vec::new();
         for (no, p) in &now {
-            match self.ports.get(no) {
+            match before.get(no) {
                 None => events.push((PPR_ADD, p.desc.clone())),
                 Some(old) if old != p => events.push((PPR_MODIFY, p.desc.clone())),
                 _ => {}
             }
         }
-        for (no, p) in &self.ports {
+        for (no, p) in before {
             if !now.contains_key(no) {
                 events.push((PPR_DELETE, p.desc.clone()));
             }
         }
-        self.ports = now;
+        self.ports = Some(now);
         for (r, desc) in events {
             let msg = Message::PortStatus { reason: r, desc };
             for c in self.conns.iter_mut() {
