@@ -4,7 +4,8 @@
 and the wake-up latency; ratios to the same switch with no silent port and
 ferrovsd/OVS; a PNG of Mpps against ports for both switches.
 
-usage: density_report.py RESULTS.jsonl OUT.png
+usage: density_report.py RESULTS.jsonl [RESULTS.jsonl ...] [OUT.png]
+(several files: runs of several invocations, e.g. the 998-port rounds run apart)
 """
 import json
 import statistics
@@ -12,7 +13,9 @@ import sys
 
 
 def main():
-    rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+    args = sys.argv[1:]
+    png = args.pop() if args and args[-1].endswith(".png") else None
+    rows = [json.loads(l) for path in args for l in open(path) if l.strip()]
     rows = [r for r in rows if "silent_ports" in r and not r.get("disturbed")]
     cases = {}
     for r in rows:
@@ -53,7 +56,7 @@ def main():
         o = med.get(("ovs", n))
         if sw.startswith("ferrovsd") and o:
             print(f"ratio {sw}/ovs at {n} silent: {v / o:.2f}")
-    if len(sys.argv) > 2:
+    if png:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -70,8 +73,8 @@ def main():
         ax.grid(True, alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(sys.argv[2], dpi=100)
-        print(f"plot: {sys.argv[2]}")
+        fig.savefig(png, dpi=100)
+        print(f"plot: {png}")
 
 
 if __name__ == "__main__":

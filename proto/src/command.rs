@@ -80,7 +80,7 @@ commands! {
     PmdStatsClear "pmd-stats-clear" args ""
         help "reset the pmd-stats counters";
     PmdRxqShow "pmd-rxq-show" args ""
-        help "which PMD core polls which rx queue, enabled or not, its share of the core, polled or waiting for a kick";
+        help "which PMD core polls which rx queue, enabled or not, its share of the core, polled or waiting for a kick; pmd-auto-lb's last check";
     PmdRxqRebalance "pmd-rxq-rebalance" args ""
         help "recompute the rx queue placement (pmd.rxq-assign)";
     Help "help" args ""

@@ -162,23 +162,22 @@ impl Sampler {
         }
         let run = dry_run(&snap, &cores, &candidates, elapsed);
         let better = run.improvement_pct();
-        let verdict = if better >= self.cfg.improvement_threshold as f64 {
+        let move_queues = better >= self.cfg.improvement_threshold as f64;
+        if move_queues {
             self.status.rebalances += 1;
-            "queues moved"
-        } else {
-            "kept"
-        };
+        }
         self.status.last = format!(
-            "core {} {:.0}% busy; load variance {:.1} -> {:.1} ({:.0}% better, threshold {}%): {verdict}",
+            "core {} {:.0}% busy; load variance {:.1} -> {:.1} ({:.0}% better, threshold {}%): {}",
             cores[busiest],
             busy_pct[busiest],
             run.variance_now,
             run.variance_new,
             better,
-            self.cfg.improvement_threshold
+            self.cfg.improvement_threshold,
+            if move_queues { "queues moved" } else { "kept" }
         );
         tracing::info!("pmd auto-lb: {}", self.status.last);
-        verdict == "queues moved"
+        move_queues
     }
 }
 
