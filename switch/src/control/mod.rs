@@ -15,6 +15,7 @@ mod reports;
 use crate::bridge::Bridge;
 use ferrovs_proto::{Reply, ReplyLine, Request};
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -109,7 +110,17 @@ fn serve(listener: UnixListener, bridge: Arc<Bridge>, stop: Arc<AtomicBool>) {
                     }
                 }
             }
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            // Nothing to accept: wait for a client (at once) or 100 ms, to
+            // look at `stop` (a fixed nap here delayed every request).
+            Err(_) => {
+                let mut pfd = libc::pollfd {
+                    fd: listener.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd on our listening socket.
+                unsafe { libc::poll(&mut pfd, 1, 100) };
+            }
         }
     }
     for h in clients {
