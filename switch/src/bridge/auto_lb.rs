@@ -114,13 +114,17 @@ impl Sampler {
         let first = self.last_tsc == 0;
         let elapsed = t.wrapping_sub(self.last_tsc).max(1);
         self.last_tsc = t;
+        let mut seen = HashMap::with_capacity(self.queues.len());
         for (_, sp) in bridge.ports() {
             for (q, cycles) in sp.rxq_cycles.iter().enumerate() {
                 let c = cycles.load(Relaxed);
-                let before = self.queues.insert((sp.no, q as u16), c).unwrap_or(c);
+                let before = self.queues.get(&(sp.no, q as u16)).copied().unwrap_or(c);
                 sp.rxq_load[q].store(c.saturating_sub(before), Relaxed);
+                seen.insert((sp.no, q as u16), c);
             }
         }
+        // Removed ports drop out.
+        self.queues = seen;
         let pmds = &bridge.datapath.pmds;
         let busy_now: Vec<u64> = pmds.iter().map(|p| p.busy_cycles.load(Relaxed)).collect();
         let busy_pct: Vec<f64> = busy_now
