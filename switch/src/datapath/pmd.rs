@@ -158,7 +158,7 @@ impl Pmd {
             let got = self.work.iterate(&self.snap, now, &self.shared.fdb);
             let t1 = tsc();
             // Idle queues leave the poll list, notified ones come back.
-            self.work.rxqs.after_sweep(&self.snap, t1);
+            self.work.rxqs.after_sweep(&self.snap, t1, got == 0);
             if got > 0 {
                 bump(&self.work.stats.busy_iterations, 1);
                 bump(&self.work.stats.busy_cycles, t1 - t0);

@@ -252,9 +252,12 @@ impl RxQueues {
     }
 
     /// After a sweep: arms the queues that went idle, looks at the epoll set
-    /// when due, and checks waiting queues' epochs and rescue polls when
-    /// due. Returns whether a queue came back to the poll list.
-    pub(super) fn after_sweep(&mut self, snap: &Snapshot, now: u64) -> bool {
+    /// when due -- every [`EVENT_CHECK_US`] while packets flow, after every
+    /// sweep that found nothing (a spinning PMD has the time: a kick then
+    /// wakes its queue in about a microsecond, not up to 25) -- and checks
+    /// waiting queues' epochs and rescue polls when due. Returns whether a
+    /// queue came back to the poll list.
+    pub(super) fn after_sweep(&mut self, snap: &Snapshot, now: u64, empty: bool) -> bool {
         let mut changed = false;
         if !self.to_arm.is_empty() {
             let mut to_arm = std::mem::take(&mut self.to_arm);
@@ -265,7 +268,7 @@ impl RxQueues {
             self.to_arm = to_arm;
         }
         if self.waiting > 0 {
-            if now >= self.next_events {
+            if empty || now >= self.next_events {
                 self.next_events = now + EVENT_CHECK_US * self.tsc_per_us;
                 changed |= self.take_events(snap, 0, now);
             }
