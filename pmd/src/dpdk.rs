@@ -268,7 +268,15 @@ impl DpdkPort {
             let e = errno_str(unsafe { sys::ferrovs_rte_errno() });
             return abandon(format!("cannot create mempool: {e}"));
         }
-        if let Err(e) = Self::configure_and_start(port_id, socket, pool, &config, &info) {
+        // Rx interrupts where the driver has them (hybrid polling: an idle
+        // queue sleeps on its fd); a driver that refuses them, at configure
+        // or at start (virtio-pci without MSI-X), runs without.
+        let started = Self::configure_and_start(port_id, socket, pool, &config, &info, true)
+            .or_else(|e| {
+                tracing::debug!(devargs = %config.devargs, "without rx interrupts: {e}");
+                Self::configure_and_start(port_id, socket, pool, &config, &info, false)
+            });
+        if let Err(e) = started {
             // SAFETY: the port never started: release its queues, then our pool.
             unsafe {
                 sys::rte_eth_dev_close(port_id);
@@ -310,6 +318,7 @@ impl DpdkPort {
         pool: *mut sys::rte_mempool,
         config: &DpdkPortConfig,
         info: &sys::rte_eth_dev_info,
+        rx_intr: bool,
     ) -> Result<(), String> {
         let mut conf = sys::rte_eth_conf::default();
         // Several rx queues: spread flows by RSS over what the NIC can hash
@@ -320,19 +329,12 @@ impl DpdkPort {
             conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
         }
-        // Rx interrupts where the driver has them (hybrid polling: an idle
-        // queue sleeps on its fd); drivers that refuse them are configured
-        // without.
-        conf.intr_conf.set_rxq(1);
+        conf.intr_conf.set_rxq(rx_intr as u32);
         // SAFETY: valid port, queue counts checked, conf lives for the call.
-        if unsafe { sys::rte_eth_dev_configure(port_id, config.n_rxq, config.n_txq, &conf) } < 0 {
-            conf.intr_conf.set_rxq(0);
-            // SAFETY: as above.
-            check(
-                unsafe { sys::rte_eth_dev_configure(port_id, config.n_rxq, config.n_txq, &conf) },
-                "rte_eth_dev_configure",
-            )?;
-        }
+        check(
+            unsafe { sys::rte_eth_dev_configure(port_id, config.n_rxq, config.n_txq, &conf) },
+            "rte_eth_dev_configure",
+        )?;
         for q in 0..config.n_rxq {
             // SAFETY: valid port/queue; default rx conf (null); our pool.
             let rc = unsafe {

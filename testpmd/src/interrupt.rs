@@ -59,6 +59,13 @@ impl RxWaiter {
             )
         };
         a.port.disarm_rx_notify(a.qid);
+        if a.counter {
+            // A signal left in the eventfd would end the next wait at once.
+            let mut v = 0u64;
+            // SAFETY: reads 8 bytes into a u64 we own from a non-blocking
+            // eventfd (EAGAIN when empty).
+            unsafe { libc::read(a.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+        }
     }
 
     /// Stream `i` received: its peer need not signal it any more.
@@ -129,16 +136,8 @@ impl RxWaiter {
             )
         };
         for k in 0..n.max(0) as usize {
-            // The signal is taken (emptied: else the next arming would find
-            // it readable at once): the queue is polled again.
-            let i = self.events[k].u64 as usize;
-            if let Some(a) = self.armed[i].as_ref().filter(|a| a.counter) {
-                let mut v = 0u64;
-                // SAFETY: reads 8 bytes into a u64 we own from an eventfd
-                // epoll found readable (non-blocking, as the driver made it).
-                unsafe { libc::read(a.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
-            }
-            self.disarm(i);
+            // The signal is taken (disarm empties it): the queue is polled again.
+            self.disarm(self.events[k].u64 as usize);
         }
     }
 }

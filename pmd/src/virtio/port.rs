@@ -237,6 +237,9 @@ impl VirtioPort {
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
+        if listener.is_some() {
+            let _ = std::fs::remove_file(&self.config.path);
+        }
         self.set_status("stopped", None);
     }
 
@@ -270,8 +273,15 @@ impl VirtioPort {
     /// Binds the socket for server mode (replacing a stale file).
     fn listen(&self) -> Result<UnixListener, String> {
         let path = &self.config.path;
-        if std::fs::symlink_metadata(path).is_ok() && UnixStream::connect(path).is_err() {
-            let _ = std::fs::remove_file(path);
+        // Only a socket nobody listens on is replaced; anything else is an error.
+        if let Ok(m) = std::fs::symlink_metadata(path) {
+            use std::os::unix::fs::FileTypeExt;
+            if !m.file_type().is_socket() {
+                return Err(format!("{} exists and is not a socket", path.display()));
+            }
+            if UnixStream::connect(path).is_err() {
+                let _ = std::fs::remove_file(path);
+            }
         }
         let l = UnixListener::bind(path).map_err(|e| format!("bind {}: {e}", path.display()))?;
         l.set_nonblocking(true).map_err(|e| e.to_string())?;

@@ -144,13 +144,13 @@ impl Sampler {
             return false;
         }
         let snap = bridge.datapath.current();
-        let isolated = isolated_pmds(&snap);
+        let cores = bridge.datapath.cores();
+        let isolated = isolated_pmds(&snap, &cores);
         let candidates: Vec<usize> = (0..busy_pct.len()).filter(|&i| !isolated[i]).collect();
         if candidates.len() < 2 {
             self.status.last = "fewer than two PMDs take unpinned queues".into();
             return false;
         }
-        let cores = bridge.datapath.cores();
         let Some(&busiest) = candidates
             .iter()
             .max_by(|&&a, &&b| busy_pct[a].total_cmp(&busy_pct[b]))
@@ -185,13 +185,15 @@ impl Sampler {
     }
 }
 
-/// PMDs polling a pinned queue (they take no others).
-fn isolated_pmds(snap: &Snapshot) -> Vec<bool> {
+/// PMDs polling a queue pinned to them (they take no others). A pin to a
+/// core without a PMD is ignored by placement, and here too.
+fn isolated_pmds(snap: &Snapshot, cores: &[usize]) -> Vec<bool> {
     snap.poll
         .iter()
-        .map(|l| {
+        .zip(cores)
+        .map(|(l, core)| {
             l.iter()
-                .any(|r| snap.ports[r.slot as usize].rxq_affinity[r.qid as usize].is_some())
+                .any(|r| snap.ports[r.slot as usize].rxq_affinity[r.qid as usize] == Some(*core))
         })
         .collect()
 }

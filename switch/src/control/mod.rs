@@ -112,7 +112,7 @@ fn serve(listener: UnixListener, bridge: Arc<Bridge>, stop: Arc<AtomicBool>) {
             }
             // Nothing to accept: wait for a client (at once) or 100 ms, to
             // look at `stop` (a fixed nap here delayed every request).
-            Err(_) => {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 let mut pfd = libc::pollfd {
                     fd: listener.as_raw_fd(),
                     events: libc::POLLIN,
@@ -121,6 +121,9 @@ fn serve(listener: UnixListener, bridge: Arc<Bridge>, stop: Arc<AtomicBool>) {
                 // SAFETY: one valid pollfd on our listening socket.
                 unsafe { libc::poll(&mut pfd, 1, 100) };
             }
+            // Out of fds and the like: the client stays queued and the
+            // listener readable, so polling would spin; nap instead.
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
     }
     for h in clients {

@@ -197,9 +197,13 @@ impl RxQueues {
         // PMD, which starts by polling them): their peer stops signalling
         // and their fd leaves the epoll set.
         for (_, q) in old {
-            if let Mode::Notified { fd, .. } = q.mode {
+            if let Mode::Notified { fd, counter, .. } = q.mode {
                 q.port.disarm_rx_notify(q.rq.qid as usize);
                 let _ = self.ctl(libc::EPOLL_CTL_DEL, fd.as_raw_fd(), 0);
+                // A signal left in it would wake the next PMD to arm it for nothing.
+                if counter {
+                    drain(&fd);
+                }
             }
         }
         self.publish_modes(snap);
