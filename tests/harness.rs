@@ -655,6 +655,20 @@ pub fn mac(i: u8) -> String {
     format!("02:00:00:00:00:{i:02x}")
 }
 
+/// `--port` arguments for ferrovs-testpmd: a virtio-user port on each of the
+/// switch's ports vhost0 .. vhost{n-1}, with MACs mac(1) .. mac(n).
+pub fn virtio_user_ports(sw: &Ferrovsd, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            format!(
+                "--port=virtio-user:path={},mac={}",
+                sw.port_socket(&format!("vhost{i}")).display(),
+                mac(i as u8 + 1)
+            )
+        })
+        .collect()
+}
+
 /// Runs ferrovs-testpmd to completion with `args` (plus `--json --quiet`)
 /// and returns its summary. Killed after `timeout`; panics with its output
 /// if it fails.

@@ -223,15 +223,7 @@ fn programmed(sw: &Ferrovsd, dir: &Path) {
 /// ferrovs-testpmd over the four ports: `tx` lists (port, destination MAC
 /// index) pairs that send `n` frames each.
 fn spawn(sw: &Ferrovsd, tx: &[(usize, u8)], n: u64, pps: u64) -> FerrovsTestpmd {
-    let mut a: Vec<String> = (0..4)
-        .map(|i| {
-            format!(
-                "--port=virtio-user:path={},mac={}",
-                sw.port_socket(&format!("vhost{i}")).display(),
-                mac(i as u8 + 1)
-            )
-        })
-        .collect();
+    let mut a = virtio_user_ports(sw, 4);
     a.push("--forward-mode=flowgen".into());
     a.push(format!(
         "--tx-ports={}",

@@ -50,15 +50,7 @@ fn auto_lb_splits_two_busy_queues_without_losing_a_frame() {
 
     // 1 200 000 checked frames, 100 kpps from each of vhost0 and vhost2 (~6 s).
     const N: u64 = 1_200_000;
-    let mut args: Vec<String> = (0..4)
-        .map(|i| {
-            format!(
-                "--port=virtio-user:path={},mac={}",
-                sw.port_socket(&format!("vhost{i}")).display(),
-                mac(i as u8 + 1)
-            )
-        })
-        .collect();
+    let mut args = virtio_user_ports(&sw, 4);
     args.extend(
         [
             "--forward-mode=flowgen",

@@ -10,8 +10,8 @@
 //! `Datapath::publish`). At most one rebalance per interval.
 
 use super::Bridge;
-use crate::datapath::placement;
 use crate::datapath::snapshot::{RxqAssign, Snapshot};
+use crate::datapath::{placement, tsc};
 use ferrovs_proto::AutoLbStatus;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -55,14 +55,6 @@ pub(super) struct Sampler {
 impl Default for Sampler {
     fn default() -> Self {
         Sampler::new(AutoLbConfig::default())
-    }
-}
-
-fn tsc() -> u64 {
-    // SAFETY: rdtsc has no preconditions on x86_64.
-    #[allow(unused_unsafe)]
-    unsafe {
-        core::arch::x86_64::_rdtsc()
     }
 }
 

@@ -90,16 +90,22 @@ impl Drop for ExitMark {
     }
 }
 
+/// The CPU's time-stamp counter: cycles for the PMDs' and auto-lb's accounting.
+#[inline]
+pub(crate) fn tsc() -> u64 {
+    // SAFETY: rdtsc has no preconditions on x86_64.
+    #[allow(unused_unsafe)]
+    unsafe {
+        core::arch::x86_64::_rdtsc()
+    }
+}
+
 /// Measures the TSC rate once, to turn cycles into time.
 fn tsc_per_us() -> u64 {
     let t = Instant::now();
-    // SAFETY: rdtsc has no preconditions on x86_64.
-    #[allow(unused_unsafe)]
-    let c0 = unsafe { core::arch::x86_64::_rdtsc() };
+    let c0 = tsc();
     std::thread::sleep(Duration::from_millis(20));
-    #[allow(unused_unsafe)]
-    // SAFETY: as above.
-    let c1 = unsafe { core::arch::x86_64::_rdtsc() };
+    let c1 = tsc();
     ((c1 - c0) / t.elapsed().as_micros().max(1) as u64).max(1)
 }
 

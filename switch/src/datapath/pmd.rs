@@ -6,7 +6,7 @@
 use super::rx_modes::{RxQueues, EPOCH_CHECK_MS};
 use super::snapshot::Snapshot;
 use super::stats::{DpDrop, PmdStats};
-use super::Shared;
+use super::{tsc, Shared};
 use crate::fdb::Fdb;
 use crate::flow::cache::ExactCache;
 use pmd::port::bump;
@@ -17,15 +17,6 @@ use std::sync::Arc;
 
 /// Consecutive empty iterations before the thread starts to sleep.
 const IDLE_SPINS_BEFORE_SLEEP: u32 = 256;
-
-#[inline]
-fn tsc() -> u64 {
-    // SAFETY: rdtsc has no preconditions on x86_64.
-    #[allow(unused_unsafe)]
-    unsafe {
-        core::arch::x86_64::_rdtsc()
-    }
-}
 
 pub(super) struct Pmd {
     shared: Arc<Shared>,

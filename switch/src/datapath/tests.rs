@@ -431,17 +431,38 @@ fn a_rule_change_takes_effect_from_the_next_burst() {
     wait_for("no_match", || r.port_drops(0, DpDrop::NoMatch) == 1);
 }
 
-/// A port whose rx_burst can hold its PMD inside it, as a slow driver call would.
-struct StallingPort {
+/// A ring port that watches its rx_burst: it can hold its PMD inside (as a
+/// slow driver call would: `stall`), and counts calls entered while
+/// another was still inside (two PMDs polling one ring), staying inside
+/// `linger` to make that likely.
+struct ProbePort {
     inner: Arc<RingPort>,
     stall: std::sync::Mutex<bool>,
     wake: std::sync::Condvar,
-    inside: std::sync::atomic::AtomicBool,
+    /// Set once a PMD waited on `stall`.
+    stalled: std::sync::atomic::AtomicBool,
+    busy: std::sync::atomic::AtomicBool,
+    overlaps: std::sync::atomic::AtomicU64,
+    linger: Duration,
 }
 
-impl Port for StallingPort {
+impl ProbePort {
+    fn new(inner: Arc<RingPort>, stall: bool, linger: Duration) -> ProbePort {
+        ProbePort {
+            inner,
+            stall: std::sync::Mutex::new(stall),
+            wake: std::sync::Condvar::new(),
+            stalled: Default::default(),
+            busy: Default::default(),
+            overlaps: Default::default(),
+            linger,
+        }
+    }
+}
+
+impl Port for ProbePort {
     fn kind(&self) -> &'static str {
-        "stalling"
+        "probe"
     }
     fn n_rxq(&self) -> usize {
         1
@@ -450,12 +471,24 @@ impl Port for StallingPort {
         self.inner.n_txq()
     }
     fn rx_burst(&self, qid: usize, cache: &mut PoolCache, out: &mut Batch) -> usize {
-        let mut stall = self.stall.lock().unwrap();
-        while *stall {
-            self.inside.store(true, std::sync::atomic::Ordering::SeqCst);
-            stall = self.wake.wait(stall).unwrap();
+        use std::sync::atomic::Ordering::SeqCst;
+        {
+            let mut stall = self.stall.lock().unwrap();
+            while *stall {
+                self.stalled.store(true, SeqCst);
+                stall = self.wake.wait(stall).unwrap();
+            }
         }
-        self.inner.rx_burst(qid, cache, out)
+        if self.busy.swap(true, SeqCst) {
+            self.overlaps.fetch_add(1, SeqCst);
+        }
+        let t = Instant::now();
+        while t.elapsed() < self.linger {
+            std::hint::spin_loop();
+        }
+        let n = self.inner.rx_burst(qid, cache, out);
+        self.busy.store(false, SeqCst);
+        n
     }
     fn tx_burst(&self, qid: usize, cache: &mut PoolCache, pkts: &mut Batch) -> usize {
         self.inner.tx_burst(qid, cache, pkts)
@@ -482,12 +515,7 @@ fn publish_waits_for_a_late_pmd_however_long() {
     use std::sync::atomic::Ordering::SeqCst;
     let r = Rig::new(1);
     let (a, _b) = RingPort::pair(16);
-    let port = Arc::new(StallingPort {
-        inner: a,
-        stall: std::sync::Mutex::new(true),
-        wake: std::sync::Condvar::new(),
-        inside: Default::default(),
-    });
+    let port = Arc::new(ProbePort::new(a, true, Duration::ZERO));
     let sp = Arc::new(SwitchPort::new(
         9,
         "stall".into(),
@@ -495,7 +523,7 @@ fn publish_waits_for_a_late_pmd_however_long() {
     ));
     let cores = r.dp.cores();
     r.dp.publish(Snapshot::build(vec![sp], &cores, RxqAssign::RoundRobin));
-    wait_for("the PMD inside the port", || port.inside.load(SeqCst));
+    wait_for("the PMD inside the port", || port.stalled.load(SeqCst));
     // Remove the port while the PMD is inside it.
     let snap = Snapshot::build(Vec::new(), &cores, RxqAssign::RoundRobin);
     let dp = &r.dp;
@@ -605,54 +633,6 @@ fn controller_copies_and_packet_outs_run_through_the_pipeline() {
     assert_eq!(r.fdb.lookup(0, &mac(9)), None);
 }
 
-/// A port that counts rx_bursts entered while another was still inside
-/// (two PMDs polling one ring), and stays inside a while to make that likely.
-struct ExclusivePort {
-    inner: Arc<RingPort>,
-    inside: std::sync::atomic::AtomicBool,
-    overlaps: std::sync::atomic::AtomicU64,
-}
-
-impl Port for ExclusivePort {
-    fn kind(&self) -> &'static str {
-        "exclusive"
-    }
-    fn n_rxq(&self) -> usize {
-        1
-    }
-    fn n_txq(&self) -> usize {
-        self.inner.n_txq()
-    }
-    fn rx_burst(&self, qid: usize, cache: &mut PoolCache, out: &mut Batch) -> usize {
-        use std::sync::atomic::Ordering::SeqCst;
-        if self.inside.swap(true, SeqCst) {
-            self.overlaps.fetch_add(1, SeqCst);
-        }
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_micros(20) {
-            std::hint::spin_loop();
-        }
-        let n = self.inner.rx_burst(qid, cache, out);
-        self.inside.store(false, SeqCst);
-        n
-    }
-    fn tx_burst(&self, qid: usize, cache: &mut PoolCache, pkts: &mut Batch) -> usize {
-        self.inner.tx_burst(qid, cache, pkts)
-    }
-    fn rxq_stats(&self, q: usize) -> &pmd::QueueStats {
-        self.inner.rxq_stats(q)
-    }
-    fn txq_stats(&self, q: usize) -> &pmd::QueueStats {
-        self.inner.txq_stats(q)
-    }
-    fn link_up(&self) -> bool {
-        true
-    }
-    fn info(&self) -> pmd::port::PortInfo {
-        Vec::new()
-    }
-}
-
 /// Issue 14 (auto-lb): a queue that moves to another PMD while packets
 /// flow is never polled by two PMDs at once and loses nothing.
 #[test]
@@ -669,11 +649,7 @@ fn queues_move_between_pmds_under_traffic_without_loss_or_overlap() {
     let dp = Datapath::start(&cores, fdb, pool.clone(), 0, 0).unwrap();
     let (a_sw, a_test) = RingPort::pair(1024);
     let (b_sw, b_test) = RingPort::pair(1024);
-    let a = Arc::new(ExclusivePort {
-        inner: a_sw,
-        inside: Default::default(),
-        overlaps: Default::default(),
-    });
+    let a = Arc::new(ProbePort::new(a_sw, false, Duration::from_micros(20)));
     // The same drivers, their queue pinned to one PMD or the other.
     let snap_on = |pmd: usize| {
         let mut pa = SwitchPort::new(1, "a".into(), a.clone() as Arc<dyn Port>);

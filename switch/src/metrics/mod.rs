@@ -180,45 +180,52 @@ impl Exporter {
 
 /// Per port and queue: packets, bytes, drops by reason, rx modes.
 fn port_queue_families(t: &mut Text, ports: &[(&PortLabels, &SwitchPort)]) {
+    // A port's rx or tx queues: their label text and counters.
+    fn queues<'a>(
+        l: &'a PortLabels,
+        sp: &'a SwitchPort,
+        rx: bool,
+    ) -> impl Iterator<Item = (&'a String, &'a pmd::QueueStats)> {
+        let labels = if rx { &l.rxq } else { &l.txq };
+        labels.iter().enumerate().map(move |(q, labels)| {
+            let st = if rx {
+                sp.port.rxq_stats(q)
+            } else {
+                sp.port.txq_stats(q)
+            };
+            (labels, st)
+        })
+    }
     type Read = fn(&pmd::QueueStats) -> u64;
-    let rx: [(&str, Read); 2] = [
-        ("ferrovs_port_rx_packets_total", |s| s.packets.load(Relaxed)),
-        ("ferrovs_port_rx_bytes_total", |s| s.bytes.load(Relaxed)),
+    let counters: [(&str, bool, Read); 4] = [
+        ("ferrovs_port_rx_packets_total", true, |s| {
+            s.packets.load(Relaxed)
+        }),
+        ("ferrovs_port_rx_bytes_total", true, |s| {
+            s.bytes.load(Relaxed)
+        }),
+        ("ferrovs_port_tx_packets_total", false, |s| {
+            s.packets.load(Relaxed)
+        }),
+        ("ferrovs_port_tx_bytes_total", false, |s| {
+            s.bytes.load(Relaxed)
+        }),
     ];
-    for (name, read) in rx {
+    for (name, rx, read) in counters {
         t.family(name);
         for (l, sp) in ports {
-            for (q, labels) in l.rxq.iter().enumerate() {
-                t.sample(labels, read(sp.port.rxq_stats(q)));
+            for (labels, st) in queues(l, sp, rx) {
+                t.sample(labels, read(st));
             }
         }
     }
-    let tx: [(&str, Read); 2] = [
-        ("ferrovs_port_tx_packets_total", |s| s.packets.load(Relaxed)),
-        ("ferrovs_port_tx_bytes_total", |s| s.bytes.load(Relaxed)),
-    ];
-    for (name, read) in tx {
+    for (name, rx) in [
+        ("ferrovs_port_rx_dropped_total", true),
+        ("ferrovs_port_tx_dropped_total", false),
+    ] {
         t.family(name);
         for (l, sp) in ports {
-            for (q, labels) in l.txq.iter().enumerate() {
-                t.sample(labels, read(sp.port.txq_stats(q)));
-            }
-        }
-    }
-    for rx in [true, false] {
-        t.family(if rx {
-            "ferrovs_port_rx_dropped_total"
-        } else {
-            "ferrovs_port_tx_dropped_total"
-        });
-        for (l, sp) in ports {
-            let queues = if rx { &l.rxq } else { &l.txq };
-            for (q, labels) in queues.iter().enumerate() {
-                let st = if rx {
-                    sp.port.rxq_stats(q)
-                } else {
-                    sp.port.txq_stats(q)
-                };
+            for (labels, st) in queues(l, sp, rx) {
                 for r in DropReason::ALL {
                     let n = st.drops(r);
                     if n > 0 {
