@@ -10,6 +10,12 @@
 //! and the headers (lengths, offsets, indexes, room pointers) are a second
 //! region no peer ever maps, so a hostile backend can corrupt frame bytes but
 //! never steer where we write or which buffer we free.
+//!
+//! A buffer may also end in a *guest tail*: the frame's first bytes are in the
+//! room (a private copy, what the switch decides on and edits), the rest is
+//! still in the sending guest's memory (see [`GuestTail`]). Only the vhost-user
+//! receive path makes such buffers, only for the one PMD iteration that holds
+//! the guest's descriptors, so a frame between two guests is copied once.
 
 use crate::mem::{MemError, PageKind, Region};
 use crossbeam_queue::ArrayQueue;
@@ -33,10 +39,57 @@ struct MbufHdr {
     /// First byte of this buffer's room (headroom + data room) in the shared region.
     room_start: *mut u8,
     data_off: u16,
+    /// Frame bytes in the room (the whole frame unless there is a tail).
     len: u16,
     index: u32,
     /// Headroom + data room of this buffer's pool.
     room: u32,
+    /// Frame bytes after the room's, still in guest memory (0: no tail).
+    tail_len: u32,
+    tail: [*const u8; 2],
+    /// Bytes at `tail[0]`; the rest (`tail_len - tail0_len`) is at `tail[1]`.
+    tail0_len: u32,
+}
+
+/// The end of a frame left in the sending guest's memory: at most two
+/// translated, bounds-checked ranges. Valid only while the PMD that received
+/// the frame holds the guest's descriptors (one iteration, under the queue's
+/// lock), which is why nothing but that PMD's output step ever sees one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestTail {
+    pub parts: [(*const u8, usize); 2],
+}
+
+impl GuestTail {
+    pub fn len(&self) -> usize {
+        self.parts[0].1 + self.parts[1].1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies the tail's bytes `[from, from + n)` to `dst`.
+    ///
+    /// # Safety
+    /// The tail must still be valid (see the type), `from + n <= len()`, and
+    /// `dst` writable for `n` bytes.
+    #[inline]
+    pub unsafe fn copy_to(&self, from: usize, dst: *mut u8, n: usize) {
+        let (p0, l0) = self.parts[0];
+        let mut done = 0;
+        if from < l0 {
+            done = n.min(l0 - from);
+            // SAFETY: from + done <= l0 bytes at p0 (guest memory checked when
+            // the tail was recorded); dst has room for n >= done bytes.
+            unsafe { std::ptr::copy_nonoverlapping(p0.add(from), dst, done) };
+        }
+        if done < n {
+            let off = from + done - l0;
+            // SAFETY: as above, for the second range (from + n <= len()).
+            unsafe { std::ptr::copy_nonoverlapping(self.parts[1].0.add(off), dst.add(done), n - done) };
+        }
+    }
 }
 
 /// A handle to one packet buffer. Not `Clone`: one owner at a time; it is
@@ -59,8 +112,58 @@ impl Mbuf {
         unsafe { self.0.as_mut() }
     }
 
+    /// The frame's length: the bytes in the room and any guest tail.
     pub fn len(&self) -> usize {
+        self.hdr().len as usize + self.hdr().tail_len as usize
+    }
+
+    /// Bytes of the frame in the room (what `data()` shows).
+    pub fn head_len(&self) -> usize {
         self.hdr().len as usize
+    }
+
+    /// The part of the frame still in the sending guest's memory, if any.
+    #[inline]
+    pub fn tail(&self) -> Option<GuestTail> {
+        let h = self.hdr();
+        if h.tail_len == 0 {
+            return None;
+        }
+        let l0 = h.tail0_len as usize;
+        Some(GuestTail {
+            parts: [(h.tail[0], l0), (h.tail[1], h.tail_len as usize - l0)],
+        })
+    }
+
+    /// Makes the frame end in `tail` (vhost-user receive path only).
+    pub fn set_tail(&mut self, tail: Option<GuestTail>) {
+        let h = self.hdr_mut();
+        match tail {
+            Some(t) if !t.is_empty() => {
+                h.tail = [t.parts[0].0, t.parts[1].0];
+                h.tail0_len = t.parts[0].1 as u32;
+                h.tail_len = t.len() as u32;
+            }
+            _ => h.tail_len = 0,
+        }
+    }
+
+    /// Copies a guest tail into the room, so the whole frame is in `data()`;
+    /// false (nothing changed) when the room cannot hold it. Frames with a
+    /// tail are made to fit, so false means a bug elsewhere.
+    pub fn take_tail_in(&mut self) -> bool {
+        let Some(t) = self.tail() else { return true };
+        let head = self.head_len();
+        if head + t.len() > self.capacity() {
+            return false;
+        }
+        // SAFETY: a tail is valid while the buffer exists (see GuestTail), and
+        // the room has capacity() >= head + t.len() bytes from data_ptr().
+        unsafe { t.copy_to(0, self.data_ptr().add(head), t.len()) };
+        let h = self.hdr_mut();
+        h.len += h.tail_len as u16;
+        h.tail_len = 0;
+        true
     }
 
     pub fn is_empty(&self) -> bool {
@@ -72,10 +175,13 @@ impl Mbuf {
         self.hdr().room as usize - self.hdr().data_off as usize
     }
 
-    /// Sets the frame length; panics (a bug, not input) if it exceeds capacity.
+    /// Sets the frame length (all of it in the room, no tail); panics (a
+    /// bug, not input) if it exceeds capacity.
     pub fn set_len(&mut self, len: usize) {
         assert!(len <= self.capacity());
-        self.hdr_mut().len = len as u16;
+        let h = self.hdr_mut();
+        h.len = len as u16;
+        h.tail_len = 0;
     }
 
     /// Pointer to the first byte of frame data (valid for `capacity()` bytes).
@@ -95,15 +201,17 @@ impl Mbuf {
         self.hdr().data_off as usize
     }
 
+    /// The frame's bytes in the room: all of it, or its head when it has a
+    /// guest tail (see [`Mbuf::tail`]).
     pub fn data(&self) -> &[u8] {
         // SAFETY: len <= capacity, so the slice lies inside this buffer's
         // room, which only this handle can access (a virtio-user backend may
         // write frame bytes there, never our lengths or offsets).
-        unsafe { std::slice::from_raw_parts(self.data_addr() as *const u8, self.len()) }
+        unsafe { std::slice::from_raw_parts(self.data_addr() as *const u8, self.head_len()) }
     }
 
     pub fn data_mut(&mut self) -> &mut [u8] {
-        let len = self.len();
+        let len = self.head_len();
         // SAFETY: as for `data`, and we hold the unique handle mutably.
         unsafe { std::slice::from_raw_parts_mut(self.data_ptr(), len) }
     }
@@ -198,6 +306,9 @@ impl Pool {
                     len: 0,
                     index: i,
                     room: room_size as u32,
+                    tail_len: 0,
+                    tail: [std::ptr::null(); 2],
+                    tail0_len: 0,
                 });
             }
             let _ = free.push(i);
@@ -297,6 +408,7 @@ impl PoolCache {
         let h = m.hdr_mut();
         h.data_off = HEADROOM as u16;
         h.len = 0;
+        h.tail_len = 0;
         Some(m)
     }
 

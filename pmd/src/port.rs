@@ -181,6 +181,17 @@ pub enum RxNotify {
     Parked { epoch: u64 },
 }
 
+/// Where [`Port::rx_burst_into`] puts a burst: the switch's receive batch and
+/// buffer cache, and its next step.
+pub trait RxSink {
+    /// The buffer cache to allocate from and the (empty) batch to fill.
+    fn rx_parts(&mut self) -> (&mut PoolCache, &mut Batch);
+    /// Switches the burst now in `batch()`. `leased`: some of its buffers end
+    /// in a guest tail ([`crate::mbuf::GuestTail`]), valid only until this
+    /// returns, so everything must be sent or freed before it does.
+    fn consume(&mut self, leased: bool);
+}
+
 pub trait Port: Send + Sync {
     /// Driver name shown to operators (`vhost-user`, `ring`, ...).
     fn kind(&self) -> &'static str;
@@ -192,6 +203,23 @@ pub trait Port: Send + Sync {
     /// packets that cannot be sent are freed and counted as drops with their
     /// reason. Returns how many were sent.
     fn tx_burst(&self, qid: usize, cache: &mut PoolCache, pkts: &mut Batch) -> usize;
+    /// Receives a burst from queue `qid` into `sink` and has it consumed
+    /// there; returns how many packets. A driver that can leave frame tails
+    /// in its peer's memory (vhost-user) holds the peer's buffers while the
+    /// sink runs and returns them after: one copy between two guests.
+    fn rx_burst_into(&self, qid: usize, sink: &mut dyn RxSink) -> usize {
+        let (cache, out) = sink.rx_parts();
+        let n = self.rx_burst(qid, cache, out);
+        if n > 0 {
+            sink.consume(false);
+        }
+        n
+    }
+    /// Whether `tx_burst` takes buffers that end in a guest tail (and copies
+    /// the tail itself); for other drivers the switch copies tails in first.
+    fn takes_guest_tails(&self) -> bool {
+        false
+    }
     fn rxq_stats(&self, qid: usize) -> &QueueStats;
     fn txq_stats(&self, qid: usize) -> &QueueStats;
     /// True when a peer is attached and the port can carry traffic.

@@ -4,7 +4,7 @@
 use super::queue::VirtQueue;
 use super::split_ring::RingFeatures;
 use crate::mbuf::{Batch, PoolCache};
-use crate::port::{DropReason, Port, PortInfo, QueueStats, RxNotify};
+use crate::port::{DropReason, Port, PortInfo, QueueStats, RxNotify, RxSink};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -244,6 +244,52 @@ impl Port for VhostPort {
             }
         }
         n
+    }
+
+    fn rx_burst_into(&self, qid: usize, sink: &mut dyn RxSink) -> usize {
+        let q = self.rxq(qid);
+        let n = {
+            let Some(mut st) = q.state.try_lock() else {
+                return 0;
+            };
+            if !st.is_enabled() {
+                return 0;
+            }
+            let st = &mut *st;
+            let (Some(ring), Some(mem)) = (st.ring.as_mut(), st.mem.as_ref()) else {
+                return 0;
+            };
+            let (cache, out) = sink.rx_parts();
+            let (n, mut notify) = ring.dequeue_leasing(mem, cache, out, &q.stats);
+            let leased = ring.leased() > 0;
+            if leased {
+                // The frames' tails are in this guest's buffers: switch and
+                // send them while we hold the ring (and so its memory and
+                // descriptors), then give the buffers back. Nothing outlives
+                // this call.
+                sink.consume(true);
+                notify = ring.release();
+            }
+            if notify {
+                if st.signal() {
+                    crate::port::bump(&q.notifications, 1);
+                } else {
+                    q.signal_failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if leased {
+                return n;
+            }
+            n
+        };
+        if n > 0 {
+            sink.consume(false);
+        }
+        n
+    }
+
+    fn takes_guest_tails(&self) -> bool {
+        true
     }
 
     fn tx_burst(&self, qid: usize, cache: &mut PoolCache, pkts: &mut Batch) -> usize {

@@ -8,7 +8,7 @@
 //! A bad chain costs the packet (counted by reason), never our memory.
 
 use super::guest_mem::GuestMem;
-use crate::mbuf::{Batch, Mbuf, PoolCache, BURST};
+use crate::mbuf::{Batch, GuestTail, Mbuf, PoolCache, BURST};
 use crate::port::{DropReason, QueueStats};
 use std::ptr;
 use std::sync::atomic::{fence, Ordering};
@@ -21,6 +21,13 @@ pub const VRING_AVAIL_F_NO_INTERRUPT: u16 = 1;
 pub const MAX_QUEUE_SIZE: u16 = 32768;
 /// How many chains ahead the walker prefetches guest buffers.
 const PREFETCH_AHEAD: usize = 4;
+/// Leased frames: bytes copied into our buffer, where the switch reads and
+/// edits headers (the flow key reads at most ~90: Ethernet, two VLAN tags,
+/// IPv4 with options, L4 ports). The rest stays in the guest until output.
+pub const LEASE_HEAD: usize = 128;
+/// Frames shorter than this are copied whole: below it the second copy costs
+/// less than holding descriptors (DPDK measured zero-copy a loss under 512 B).
+pub const LEASE_MIN_FRAME: usize = 256;
 
 #[inline]
 fn prefetch(p: *const u8) {
@@ -91,6 +98,13 @@ pub struct SplitRing {
     /// state is broken (virtio's NEEDS_RESET); nothing more is walked until
     /// the frontend sets the ring up again (a new `SplitRing`).
     broken: bool,
+    /// Chains whose frames were handed out with a guest tail
+    /// ([`SplitRing::dequeue_leasing`]): they go on the used ring at
+    /// [`SplitRing::release`], after the frames were sent.
+    leased: [u16; BURST],
+    n_leased: usize,
+    /// `used_idx` before the leasing burst (what `release` publishes from).
+    lease_from: u16,
 }
 
 // SAFETY: the pointers point into guest memory that the owner of this ring
@@ -144,6 +158,9 @@ impl SplitRing {
             used_idx: 0,
             features,
             broken: false,
+            leased: [0; BURST],
+            n_leased: 0,
+            lease_from: 0,
         };
         // Continue from what the guest has already seen as used.
         r.used_idx = r.read_used_idx();
@@ -298,6 +315,50 @@ impl SplitRing {
         out: &mut Batch,
         stats: &QueueStats,
     ) -> (usize, bool) {
+        self.dequeue_burst(mem, cache, out, stats, false)
+    }
+
+    /// As [`SplitRing::dequeue`], but a frame of [`LEASE_MIN_FRAME`] bytes or
+    /// more is copied only up to [`LEASE_HEAD`]; the buffer ends in a
+    /// [`GuestTail`] and the chain stays ours. When [`SplitRing::leased`]
+    /// says chains are held, nothing is published (the signal answer is
+    /// false) and the caller must send or free every frame, then call
+    /// [`SplitRing::release`] before it lets go of the ring (the queue's
+    /// lock), in the same iteration.
+    pub fn dequeue_leasing(
+        &mut self,
+        mem: &GuestMem,
+        cache: &mut PoolCache,
+        out: &mut Batch,
+        stats: &QueueStats,
+    ) -> (usize, bool) {
+        self.dequeue_burst(mem, cache, out, stats, true)
+    }
+
+    /// Returns the leased chains (used entries, length 0: nothing written)
+    /// and publishes the burst. Returns whether to signal the guest.
+    pub fn release(&mut self) -> bool {
+        for i in 0..self.n_leased {
+            self.push_used(self.leased[i], 0);
+        }
+        self.n_leased = 0;
+        self.publish_used(self.lease_from)
+    }
+
+    /// Chains held since `dequeue_leasing` (0 outside a lease).
+    pub fn leased(&self) -> usize {
+        self.n_leased
+    }
+
+    fn dequeue_burst(
+        &mut self,
+        mem: &GuestMem,
+        cache: &mut PoolCache,
+        out: &mut Batch,
+        stats: &QueueStats,
+        lease: bool,
+    ) -> (usize, bool) {
+        debug_assert_eq!(self.n_leased, 0, "a lease was not released");
         let Some(avail) = self.pending_checked(stats) else {
             return (0, false);
         };
@@ -320,10 +381,12 @@ impl SplitRing {
                 break; // leave the chain in the ring; retry next poll
             };
             self.last_avail = self.last_avail.wrapping_add(1);
-            match self.read_chain(mem, head, &mut m) {
+            let mut held = false;
+            match self.read_chain(mem, head, &mut m, lease) {
                 Ok(len) => {
                     bytes += len as u64;
                     got += 1;
+                    held = m.tail().is_some();
                     let _ = out.push(m);
                 }
                 Err(reason) => {
@@ -331,11 +394,19 @@ impl SplitRing {
                     cache.free(m);
                 }
             }
-            if head < self.size {
+            if held {
+                // n <= out.room() <= BURST, and the lease was empty.
+                self.leased[self.n_leased] = head;
+                self.n_leased += 1;
+            } else if head < self.size {
                 self.push_used(head, 0);
             }
         }
         stats.count(got as u64, bytes);
+        if self.n_leased > 0 {
+            self.lease_from = old_used;
+            return (got, false);
+        }
         (got, self.publish_used(old_used))
     }
 
@@ -374,12 +445,25 @@ impl SplitRing {
         }
     }
 
-    /// Copies one TX chain (header skipped) into `m`.
-    fn read_chain(&self, mem: &GuestMem, head: u16, m: &mut Mbuf) -> Result<usize, DropReason> {
+    /// Copies one TX chain (header skipped) into `m`. With `lease`, a frame
+    /// of [`LEASE_MIN_FRAME`] bytes or more keeps all but its first
+    /// [`LEASE_HEAD`] bytes in guest memory: `m` ends in a [`GuestTail`] of
+    /// at most two ranges (a longer chain is copied whole).
+    fn read_chain(
+        &self,
+        mem: &GuestMem,
+        head: u16,
+        m: &mut Mbuf,
+        lease: bool,
+    ) -> Result<usize, DropReason> {
         let mut skip = self.features.hdr_len;
         let cap = m.capacity();
         let dst = m.data_ptr();
-        let mut written = 0usize;
+        // Frame bytes seen; the first `in_room` are copied, the rest are the
+        // `n_tail` ranges of `tail` (translated and bounds-checked).
+        let (mut written, mut in_room) = (0usize, 0usize);
+        let mut tail = [(ptr::null::<u8>(), 0usize); 2];
+        let mut n_tail = 0;
         let mut walker = ChainWalker::new(self, mem, head);
         while let Some(d) = walker.next()? {
             if d.flags & VRING_DESC_F_WRITE != 0 {
@@ -400,15 +484,81 @@ impl SplitRing {
             if written + len > cap {
                 return Err(DropReason::Oversized);
             }
-            // SAFETY: src..src+off+len is inside guest memory (translated
+            // SAFETY: src..src+d.len is guest memory (translated above).
+            let src = unsafe { src.add(off) };
+            let copy = if !lease || n_tail == 0 && written < LEASE_HEAD {
+                if lease { len.min(LEASE_HEAD - written) } else { len }
+            } else {
+                0
+            };
+            // SAFETY: src..src+len is inside guest memory (translated
             // above) and dst..dst+written+len inside the buffer (checked
             // against capacity). The guest may write concurrently: we copy
             // bytes, and a torn frame is the guest's own problem.
-            unsafe { ptr::copy_nonoverlapping(src.add(off), dst.add(written), len) };
-            written += len;
+            unsafe { ptr::copy_nonoverlapping(src, dst.add(written), copy) };
+            if copy > 0 {
+                // Only while no tail was recorded: the room stays contiguous.
+                written += copy;
+                in_room = written;
+            }
+            if copy < len {
+                let rest = (src.wrapping_add(copy).cast_const(), len - copy);
+                if n_tail == tail.len() {
+                    return self.copy_rest_in(walker, m, &tail, in_room, rest);
+                }
+                tail[n_tail] = rest;
+                n_tail += 1;
+                written += rest.1;
+            }
         }
         if written == 0 {
             return Err(DropReason::DescLen);
+        }
+        let t = GuestTail { parts: tail };
+        if n_tail > 0 && written < LEASE_MIN_FRAME {
+            // SAFETY: the ranges were translated above; the room holds
+            // `written` <= cap bytes.
+            unsafe { t.copy_to(0, dst.add(in_room), written - in_room) };
+            m.set_len(written);
+            return Ok(written);
+        }
+        m.set_len(in_room);
+        m.set_tail((n_tail > 0).then_some(t));
+        Ok(written)
+    }
+
+    /// A leased chain with more ranges than a tail holds: copy what was
+    /// recorded, then `rest`, then the rest of the chain, as without a lease.
+    #[cold]
+    fn copy_rest_in(
+        &self,
+        mut walker: ChainWalker<'_>,
+        m: &mut Mbuf,
+        tail: &[(*const u8, usize); 2],
+        mut written: usize,
+        rest: (*const u8, usize),
+    ) -> Result<usize, DropReason> {
+        let cap = m.capacity();
+        let dst = m.data_ptr();
+        for &(src, len) in tail.iter().chain([&rest]) {
+            // SAFETY: each range was translated and checked against guest
+            // memory, and all of them fit the buffer (written + len <= cap
+            // was checked as they were recorded).
+            unsafe { ptr::copy_nonoverlapping(src, dst.add(written), len) };
+            written += len;
+        }
+        while let Some(d) = walker.next()? {
+            if d.flags & VRING_DESC_F_WRITE != 0 {
+                return Err(DropReason::DescFlags);
+            }
+            let src = walker.mem.gpa(d.addr, d.len as u64).ok_or(DropReason::DescAddr)?;
+            let len = d.len as usize;
+            if written + len > cap {
+                return Err(DropReason::Oversized);
+            }
+            // SAFETY: as in read_chain: translated source, checked room.
+            unsafe { ptr::copy_nonoverlapping(src, dst.add(written), len) };
+            written += len;
         }
         m.set_len(written);
         Ok(written)
@@ -437,7 +587,7 @@ impl SplitRing {
                 self.prefetch_buffer(mem, heads[done + PREFETCH_AHEAD]);
             }
             let (saved_avail, saved_used) = (self.last_avail, self.used_idx);
-            match self.write_packet(mem, pkts.get(done).data(), &mut avail) {
+            match self.write_packet(mem, &Frame::of(pkts.get(done)), &mut avail) {
                 Ok(()) => {
                     sent += 1;
                     bytes += pkts.get(done).len() as u64;
@@ -467,11 +617,11 @@ impl SplitRing {
     fn write_packet(
         &mut self,
         mem: &GuestMem,
-        frame: &[u8],
+        frame: &Frame<'_>,
         avail: &mut u16,
     ) -> Result<(), Option<DropReason>> {
         let hdr_len = self.features.hdr_len;
-        let total = hdr_len + frame.len();
+        let total = hdr_len + frame.len;
         let mut pos = 0usize; // bytes of (header + frame) written
         let mut num_buffers: u16 = 0;
         let mut hdr_ptr: *mut u8 = ptr::null_mut();
@@ -524,7 +674,7 @@ impl SplitRing {
         &self,
         mem: &GuestMem,
         chunk: &mut Written,
-        frame: &[u8],
+        frame: &Frame<'_>,
         header: &[u8; 12],
         pos: &mut usize,
         total: usize,
@@ -572,17 +722,19 @@ impl SplitRing {
                 chunk.len += hdr_len as u32;
             }
             while room > 0 && *pos < total {
-                let (src, n) = if *pos < hdr_len {
+                let n = if *pos < hdr_len {
                     let n = (hdr_len - *pos).min(room);
-                    (&header[*pos..*pos + n], n)
+                    // SAFETY: dst..dst+d.len is guest memory translated above
+                    // and off + n <= d.len.
+                    unsafe { ptr::copy_nonoverlapping(header[*pos..].as_ptr(), dst.add(off), n) };
+                    n
                 } else {
                     let f = *pos - hdr_len;
-                    let n = (frame.len() - f).min(room);
-                    (&frame[f..f + n], n)
+                    let n = (frame.len - f).min(room);
+                    // SAFETY: as above for the destination; f + n <= frame.len.
+                    unsafe { frame.copy_to(f, dst.add(off), n) };
+                    n
                 };
-                // SAFETY: dst..dst+d.len is guest memory translated above and
-                // off + n <= d.len.
-                unsafe { ptr::copy_nonoverlapping(src.as_ptr(), dst.add(off), n) };
                 off += n;
                 room -= n;
                 *pos += n;
@@ -593,6 +745,45 @@ impl SplitRing {
             }
         }
         Ok(())
+    }
+}
+
+/// A frame to write into a guest: the bytes in our buffer, then any tail
+/// still in the sending guest's memory (one copy between two guests).
+struct Frame<'a> {
+    head: &'a [u8],
+    tail: Option<GuestTail>,
+    len: usize,
+}
+
+impl<'a> Frame<'a> {
+    fn of(m: &'a Mbuf) -> Frame<'a> {
+        Frame {
+            head: m.data(),
+            tail: m.tail(),
+            len: m.len(),
+        }
+    }
+
+    /// Copies frame bytes `[from, from + n)` to `dst`.
+    ///
+    /// # Safety
+    /// `from + n <= self.len`, `dst` writable for `n` bytes.
+    #[inline]
+    unsafe fn copy_to(&self, from: usize, dst: *mut u8, n: usize) {
+        let h = self.head.len();
+        let mut done = 0;
+        if from < h {
+            done = n.min(h - from);
+            // SAFETY: from + done <= head length; dst has room for n >= done.
+            unsafe { ptr::copy_nonoverlapping(self.head.as_ptr().add(from), dst, done) };
+        }
+        if done < n {
+            let t = self.tail.as_ref().expect("a frame longer than its head has a tail");
+            // SAFETY: the tail is valid while its buffer is being sent (the
+            // PMD holds the source guest's descriptors), and from + n <= len.
+            unsafe { t.copy_to(from + done - h, dst.add(done), n - done) };
+        }
     }
 }
 

@@ -149,8 +149,9 @@ impl Work {
 
     /// A copy for the controllers (the packet as the actions left it so
     /// far); counted when the agent's queue is full.
-    fn copy_to_controller(&mut self, m: pmd::Mbuf, max_len: u16, reason: Reason) {
-        if self.burst.no_packet_in {
+    fn copy_to_controller(&mut self, mut m: pmd::Mbuf, max_len: u16, reason: Reason) {
+        // The agent reads it later, on another thread: no guest tail may go.
+        if self.burst.no_packet_in || !m.take_tail_in() {
             self.cache.free(m);
             return;
         }

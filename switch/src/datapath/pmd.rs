@@ -199,26 +199,61 @@ impl Work {
         while k < self.rxqs.active().len() {
             let i = self.rxqs.active()[k];
             k += 1;
-            let rq = self.rxqs.rxq(i);
-            let sp = &snap.ports[rq.slot as usize];
+            let (slot, qid) = {
+                let rq = self.rxqs.rxq(i);
+                (rq.slot as usize, rq.qid as usize)
+            };
+            let sp = &snap.ports[slot];
             let t0 = tsc();
-            let n = sp
-                .port
-                .rx_burst(rq.qid as usize, &mut self.cache, &mut self.rx);
+            let mut sink = BurstSink {
+                work: self,
+                snap,
+                slot,
+                now,
+                fdb,
+            };
+            let n = sp.port.rx_burst_into(qid, &mut sink);
             if n == 0 {
                 self.rxqs.empty(i, t0);
                 continue;
             }
             self.rxqs.received(i, t0);
             total += n;
-            bump(&self.stats.batches, 1);
-            bump(&self.stats.batch_sizes.0[n.min(pmd::BURST)], 1);
-            self.switch_batch(snap, rq.slot as usize, now, fdb);
             // What this queue costs its PMD (pmd-rxq-show, `cycles` assignment).
-            bump(&sp.rxq_cycles[rq.qid as usize], tsc() - t0);
+            bump(&sp.rxq_cycles[qid], tsc() - t0);
         }
         bump(&self.stats.packets, total as u64);
         self.flush_all(snap);
         total
+    }
+}
+
+/// A receive burst's way into the switch: the driver fills the PMD's batch
+/// and calls `consume` (while it holds the sender's buffers, for a burst that
+/// left frame tails in a guest: those frames are sent before it returns).
+struct BurstSink<'a> {
+    work: &'a mut Work,
+    snap: &'a Snapshot,
+    slot: usize,
+    now: u32,
+    fdb: &'a Fdb,
+}
+
+impl pmd::port::RxSink for BurstSink<'_> {
+    #[inline]
+    fn rx_parts(&mut self) -> (&mut PoolCache, &mut Batch) {
+        (&mut self.work.cache, &mut self.work.rx)
+    }
+
+    #[inline]
+    fn consume(&mut self, leased: bool) {
+        let w = &mut *self.work;
+        let n = w.rx.len();
+        bump(&w.stats.batches, 1);
+        bump(&w.stats.batch_sizes.0[n.min(pmd::BURST)], 1);
+        w.switch_batch(self.snap, self.slot, self.now, self.fdb);
+        if leased {
+            w.flush_all(self.snap);
+        }
     }
 }

@@ -9,9 +9,14 @@ use pmd::Mbuf;
 
 impl Work {
     #[inline]
-    pub(super) fn enqueue(&mut self, snap: &Snapshot, slot: usize, m: Mbuf) {
+    pub(super) fn enqueue(&mut self, snap: &Snapshot, slot: usize, mut m: Mbuf) {
         if !snap.admin[slot].forwards() {
             return self.drop_pkt(m, DpDrop::NoFwd);
+        }
+        // A frame whose tail is still in the sending guest goes to another
+        // guest in one copy; any other driver gets the frame whole.
+        if m.tail().is_some() && !snap.ports[slot].port.takes_guest_tails() && !m.take_tail_in() {
+            return self.drop_pkt(m, DpDrop::NoBuffer);
         }
         let b = &mut self.tx[slot];
         if b.is_empty() {
@@ -43,7 +48,10 @@ impl Work {
     pub(super) fn copy_of(&mut self, m: &Mbuf) -> Option<Mbuf> {
         match self.cache.alloc() {
             Some(mut c) => {
+                // The head is copied; a guest tail is shared (read-only,
+                // and valid as long as the original's).
                 c.fill(m.data());
+                c.set_tail(m.tail());
                 Some(c)
             }
             None => {

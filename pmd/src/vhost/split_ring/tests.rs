@@ -12,6 +12,8 @@ use crate::vhost::guest_mem::GuestMem;
 use std::sync::Arc;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
+mod lease;
+
 const QSIZE: u16 = 16;
 const MEM_SIZE: usize = 0x10_0000;
 const BUFS: u64 = 0x8_0000;
@@ -24,10 +26,14 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
+        Fixture::with_data_room(crate::mbuf::DATA_ROOM)
+    }
+
+    fn with_data_room(room: usize) -> Fixture {
         let m = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEM_SIZE)]).unwrap();
         Fixture {
             mem: Arc::new(GuestMem::from_mmap(m)),
-            cache: PoolCache::new(Pool::new(1024, false).unwrap()),
+            cache: PoolCache::new(Pool::with_data_room(1024, room, false).unwrap()),
             stats: QueueStats::default(),
         }
     }
