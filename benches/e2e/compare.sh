@@ -4,7 +4,8 @@
 #   forwarding (no switching: the floor of two vhost rings),
 # each switch pinned to CPU 1, the generator's forwarding lcore on CPU 0.
 #
-# usage: benches/e2e/compare.sh [--quick]   (SIZES: frame sizes with the 4-byte FCS, as RFC 2544)
+# usage: benches/e2e/compare.sh [--quick]   (SIZES: frame sizes with the 4-byte FCS, as RFC 2544;
+#        above 1518 every switch's ports get MTU 9000 and the testpmds 9728-byte mbufs)
 # env:   REPEATS=3 DURATION=10 WARMUP=3 SIZES="64 1518" SWITCHES="ferrovsd ovs testpmd"
 #        GENS="dpdk ferrovs" LATENCY=1 (ferrovs generator: p50/p99 at 50% of max rate;
 #        LAT_PPS=N: at N packets/s for every switch instead; SIZES="" skips throughput)
@@ -45,12 +46,18 @@ SCRIPT=compare.sh
 # shellcheck source=lib.sh
 . "$here/lib.sh"
 
+# Jumbo frames (CUR_SIZE, set per run, above 1518): MTU 9000 everywhere.
+CUR_SIZE=64
+jumbo() { [ "$CUR_SIZE" -gt 1518 ]; }
+jumbo_testpmd_args() { jumbo && echo "--mbuf-size=9728 --max-pkt-len=9018" || true; }
+
 # --- the three switches: start_<switch> sets SOCK0, SOCK1, SW_PID, SW_TID_RE
 start_ferrovsd() { # [BINARY]
-  local bin=${1:-$FERROVSD}
+  local bin=${1:-$FERROVSD} mtu=""
   mkdir -p "$W/fv"
+  jumbo && mtu='mtu-request = 9000\n'
   SOCK0=$W/fv/run/vhost0.sock; SOCK1=$W/fv/run/vhost1.sock; SW_TID_RE='^pmd1$'
-  printf '[pmd]\nsleep-max = 0\n[[port]]\nname = "vhost0"\ntype = "vhost-user"\npath = "%s"\nmode = "%s"\n[[port]]\nname = "vhost1"\ntype = "vhost-user"\npath = "%s"\nmode = "%s"\n' \
+  printf "[pmd]\nsleep-max = 0\n[[port]]\nname = \"vhost0\"\ntype = \"vhost-user\"\npath = \"%s\"\nmode = \"%s\"\n$mtu[[port]]\nname = \"vhost1\"\ntype = \"vhost-user\"\npath = \"%s\"\nmode = \"%s\"\n$mtu" \
     "$SOCK0" "$VHOST_MODE" "$SOCK1" "$VHOST_MODE" > "$W/fv/bench.toml"
   mkdir -p "$W/fv/run"
   "$bin" --config "$W/fv/bench.toml" --run-dir "$W/fv/run" --pmd-cores 1 > "$W/fv/log" 2>&1 &
@@ -73,6 +80,15 @@ stop_ferrovsd() { kill "$SW_PID"; wait "$SW_PID" 2>/dev/null || true; }
 start_ovs() {
   start_ovs_daemon
   local d=$W/ovs
+  if jumbo; then
+    start_ovs_ports
+    "${VSCTL[@]}" set Interface vhu0 mtu_request=9000 -- set Interface vhu1 mtu_request=9000
+    return 0
+  fi
+  start_ovs_ports
+}
+start_ovs_ports() {
+  local d=$W/ovs
   if [ "$VHOST_MODE" = client ]; then
     SOCK0=$W/gen-vhu0.sock; SOCK1=$W/gen-vhu1.sock
     "${VSCTL[@]}" add-port br0 vhu0 -- set Interface vhu0 type=dpdkvhostuserclient options:vhost-server-path="$SOCK0"
@@ -91,7 +107,7 @@ start_testpmd_switch() {
   local client=""; [ "$VHOST_MODE" = client ] && client=",client=1"
   start_testpmd SWTP -l 0,1 --main-lcore 0 --no-pci --no-huge -m 1024 --file-prefix fvb-sw \
     --vdev "net_vhost0,iface=$SOCK0$client" --vdev "net_vhost1,iface=$SOCK1$client" \
-    -- -i --forward-mode=io --nb-cores=1 --no-mlockall --total-num-mbufs=32768
+    -- -i --forward-mode=io --nb-cores=1 --no-mlockall --total-num-mbufs=32768 $(jumbo_testpmd_args)
   tp_cmd SWTP start > /dev/null
   SW_PID=$SWTP_PID; SW_TID_RE='worker-1|lcore-1'
 }
@@ -166,6 +182,7 @@ run_one() { # SWITCH SIZE GEN -> appends one JSON line
   # The churn client shares the generator's CPU (a few per cent of it).
   if [[ $sw == *+churn ]]; then GEN_CPU_MIN=0.9; else GEN_CPU_MIN=0.97; fi
   [ "$VHOST_MODE" = client ] && server=",server=1"
+  CUR_SIZE=$size
   start_switch "$sw"
   if [ "$gen" = dpdk ]; then
     python3 "$here/frames.py" "$size" "$W/f$size.pcap"
@@ -175,7 +192,7 @@ run_one() { # SWITCH SIZE GEN -> appends one JSON line
       --vdev "net_virtio_user1,path=$SOCK1,mac=02:00:00:00:00:02,queue_size=1024$server" \
       --vdev "net_null0,no-rx=1" \
       -- -i --forward-mode=io --port-topology=paired --nb-cores=1 --no-mlockall --total-num-mbufs=65536 \
-         --rxd=1024 --txd=1024
+         --rxd=1024 --txd=1024 $(jumbo_testpmd_args)
     # tx_first: every port sends one burst first, so the switch learns B's MAC.
     tp_cmd GEN "start tx_first" > /dev/null
   else

@@ -194,7 +194,7 @@ fn a_guest_rewriting_its_buffer_never_changes_the_headers_decided_on() {
         std::thread::spawn(move || {
             let mut flips = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let f = if flips % 2 == 0 { &y } else { &x };
+                let f = if flips.is_multiple_of(2) { &y } else { &x };
                 mem.mappings().write_slice(f, GuestAddress(BUFS + 12)).unwrap();
                 flips += 1;
             }
