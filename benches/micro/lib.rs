@@ -81,6 +81,7 @@ impl FakeTxRing {
                 event_idx: false,
                 mrg_rxbuf: true,
                 hdr_len: 12,
+                ..Default::default()
             },
         )
         .unwrap()

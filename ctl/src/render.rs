@@ -222,6 +222,13 @@ fn port_stats(o: &mut String, p: &PortStats) {
         "  guest notifications {} (not taken {})",
         p.guest_notifications, p.guest_notify_failures
     );
+    if p.one_copy_frames + p.gso_rx_frames + p.gso_tx_frames > 0 {
+        let _ = writeln!(
+            o,
+            "  frames copied in straight from another guest {}  large segments (GSO) in {} out {}",
+            p.one_copy_frames, p.gso_rx_frames, p.gso_tx_frames
+        );
+    }
 }
 
 fn pmd_stats(o: &mut String, p: &PmdStats) {
@@ -246,6 +253,13 @@ fn pmd_stats(o: &mut String, p: &PmdStats) {
         "  cache hits {}  misses {}  classifier probes {} (masks searched)",
         p.cache_hits, p.cache_misses, p.classifier_probes
     );
+    if p.soft_csum + p.soft_gso > 0 {
+        let _ = writeln!(
+            o,
+            "  offloads in software: checksums {}  large segments {} (into {} frames)",
+            p.soft_csum, p.soft_gso, p.soft_segments
+        );
+    }
     let _ = writeln!(
         o,
         "  flooded {}  slept {} ms  drops {}",

@@ -9,7 +9,9 @@ use openflow::message::Message;
 use switch::ofagent::mapping;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok((h, m)) = openflow::decode(data) else { return };
+    let Ok((h, m)) = openflow::decode(data) else {
+        return;
+    };
     let _ = openflow::encode(&m, h.xid);
     match &m {
         Message::FlowMod(fm) => {

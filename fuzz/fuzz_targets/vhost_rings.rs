@@ -2,11 +2,15 @@
 //! over guest memory whose every byte — descriptor table, available ring,
 //! used index, buffers — comes from the input. Invariants: no panic, no
 //! access outside guest memory or our buffers (the sanitizer watches), and
-//! every packet buffer we allocate comes back to the pool.
+//! every packet buffer we allocate comes back to the pool. With `lease`,
+//! frames are received with their tails left in guest memory, checked,
+//! finished in software (checksum, segmentation) and written into the RX
+//! ring straight from the TX buffers before the chains are released.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
+use pmd::offload::{self, OffloadCaps};
 use pmd::vhost::guest_mem::GuestMem;
 use pmd::vhost::split_ring::{RingAddrs, RingFeatures, SplitRing};
 use pmd::{Batch, Pool, PoolCache, QueueStats};
@@ -23,6 +27,9 @@ struct Input {
     event_idx: bool,
     mrg_rxbuf: bool,
     modern: bool,
+    /// Offloads negotiated both ways, and receive with leases.
+    offloads: bool,
+    lease: bool,
     tx_base: u16,
     rx_base: u16,
     /// Frame lengths to deliver to the guest.
@@ -42,6 +49,15 @@ fuzz_target!(|input: Input| {
     gm.write_slice(&input.memory[..n], GuestAddress(0)).unwrap();
     let mem = GuestMem::from_mmap(gm);
     let size = 1u16 << (input.size_log2 % 9);
+    let caps = if input.offloads {
+        OffloadCaps {
+            csum: true,
+            tso4: true,
+            tso6: true,
+        }
+    } else {
+        OffloadCaps::default()
+    };
     let features = RingFeatures {
         event_idx: input.event_idx,
         mrg_rxbuf: input.mrg_rxbuf,
@@ -50,6 +66,8 @@ fuzz_target!(|input: Input| {
         } else {
             10
         },
+        host_offloads: caps,
+        guest_offloads: caps,
     };
     let at = |b: u64| RingAddrs {
         desc: b,
@@ -59,17 +77,37 @@ fuzz_target!(|input: Input| {
     let mut cache = PoolCache::new(pool().clone());
     let stats = QueueStats::default();
 
+    let mut rx_ring = SplitRing::new(&mem, size, at(0x4000), input.rx_base, features).ok();
     if let Ok(mut tx) = SplitRing::new(&mem, size, at(0), input.tx_base, features) {
         for _ in 0..(input.rounds % 4) + 1 {
             let mut out = Batch::new();
-            let _ = tx.dequeue(&mem, &mut cache, &mut out, &stats);
-            for m in out.drain() {
-                assert!(m.len() <= m.capacity());
-                cache.free(m);
+            if input.lease {
+                let _ = tx.dequeue_leasing(&mem, &mut cache, &mut out, &stats);
+            } else {
+                let _ = tx.dequeue(&mem, &mut cache, &mut out, &stats);
             }
+            let mut plain = Batch::new();
+            for mut m in out.drain() {
+                assert!(m.tail().is_some() || m.len() <= m.capacity());
+                assert!(m.offload().fits(m.len()), "offsets checked on receive");
+                let mut segs = Batch::new();
+                if offload::segment(&m, 0, &mut cache, &mut segs).is_some() {
+                    cache.free_batch(&mut segs);
+                }
+                let _ = offload::complete_csum(&mut m);
+                if let Err(m) = plain.push(m) {
+                    cache.free(m);
+                }
+            }
+            // While the chains are held: one copy into the other ring.
+            if let Some(rx) = rx_ring.as_mut() {
+                let _ = rx.enqueue(&mem, &mut cache, &mut plain, &stats);
+            }
+            cache.free_batch(&mut plain);
+            tx.release();
         }
     }
-    if let Ok(mut rx) = SplitRing::new(&mem, size, at(0x4000), input.rx_base, features) {
+    if let Some(mut rx) = rx_ring {
         let mut pkts = Batch::new();
         for &len in input.rx_frames.iter().take(pmd::BURST) {
             let mut m = cache.alloc().unwrap();

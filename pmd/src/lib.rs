@@ -7,6 +7,7 @@ pub mod dpdk;
 pub mod limits;
 pub mod mbuf;
 pub mod mem;
+pub mod offload;
 pub mod port;
 pub mod ring;
 pub mod sock;

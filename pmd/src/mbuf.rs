@@ -18,6 +18,7 @@
 //! the guest's descriptors, so a frame between two guests is copied once.
 
 use crate::mem::{MemError, PageKind, Region};
+use crate::offload::Offload;
 use crossbeam_queue::ArrayQueue;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,8 +27,9 @@ use std::sync::{Arc, Mutex, Weak};
 pub const HEADROOM: usize = 128;
 /// Default data room: a 1518-byte frame plus slack.
 pub const DATA_ROOM: usize = 2048;
-/// Largest data room a pool may have (a 9000-byte MTU frame + VLAN + slack).
-pub const MAX_DATA_ROOM: usize = 16 * 1024;
+/// Largest data room a pool may have: a 64 KiB TCP segment for offload
+/// generators (a switch pool holds a 9000-byte MTU frame at most).
+pub const MAX_DATA_ROOM: usize = 65536 - HEADROOM - 64;
 const HDR_SIZE: usize = 64;
 const _: () = assert!(std::mem::size_of::<MbufHdr>() == HDR_SIZE);
 /// Size of every burst on the packet path (rx, tx, cache refill).
@@ -46,48 +48,87 @@ struct MbufHdr {
     room: u32,
     /// Frame bytes after the room's, still in guest memory (0: no tail).
     tail_len: u32,
-    tail: [*const u8; 2],
-    /// Bytes at `tail[0]`; the rest (`tail_len - tail0_len`) is at `tail[1]`.
-    tail0_len: u32,
+    /// Where those bytes are: `n_tail` ranges (see [`GuestTail`]).
+    tail: *const TailRange,
+    n_tail: u16,
+    /// Checksum and segmentation the sender left to us (virtio-net header).
+    offload: Offload,
 }
 
-/// The end of a frame left in the sending guest's memory: at most two
-/// translated, bounds-checked ranges. Valid only while the PMD that received
-/// the frame holds the guest's descriptors (one iteration, under the queue's
-/// lock), which is why nothing but that PMD's output step ever sees one.
+/// One piece of a guest tail: translated, bounds-checked guest memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TailRange {
+    pub ptr: *const u8,
+    pub len: usize,
+}
+
+impl Default for TailRange {
+    fn default() -> Self {
+        TailRange {
+            ptr: std::ptr::null(),
+            len: 0,
+        }
+    }
+}
+
+/// The end of a frame left in the sending guest's memory: ranges kept by the
+/// receiving ring. Valid only while the PMD that received the frame holds the
+/// guest's descriptors (one iteration, under the queue's lock), which is why
+/// nothing but that PMD's output step ever sees one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GuestTail {
-    pub parts: [(*const u8, usize); 2],
+    ranges: *const TailRange,
+    n: usize,
+    len: usize,
 }
 
 impl GuestTail {
+    /// # Safety
+    /// `ranges` points at `n` ranges that stay valid, with the guest memory
+    /// they describe, as long as any buffer carries this tail.
+    pub unsafe fn new(ranges: *const TailRange, n: usize) -> GuestTail {
+        // SAFETY: the caller's promise.
+        let len = unsafe { std::slice::from_raw_parts(ranges, n) }
+            .iter()
+            .map(|r| r.len)
+            .sum();
+        GuestTail { ranges, n, len }
+    }
+
+    pub fn ranges(&self) -> &[TailRange] {
+        // SAFETY: valid for the tail's life (see `new`).
+        unsafe { std::slice::from_raw_parts(self.ranges, self.n) }
+    }
+
     pub fn len(&self) -> usize {
-        self.parts[0].1 + self.parts[1].1
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
     /// Copies the tail's bytes `[from, from + n)` to `dst`.
     ///
     /// # Safety
-    /// The tail must still be valid (see the type), `from + n <= len()`, and
-    /// `dst` writable for `n` bytes.
+    /// `from + n <= len()`, and `dst` writable for `n` bytes.
     #[inline]
-    pub unsafe fn copy_to(&self, from: usize, dst: *mut u8, n: usize) {
-        let (p0, l0) = self.parts[0];
+    pub unsafe fn copy_to(&self, mut from: usize, dst: *mut u8, n: usize) {
         let mut done = 0;
-        if from < l0 {
-            done = n.min(l0 - from);
-            // SAFETY: from + done <= l0 bytes at p0 (guest memory checked when
-            // the tail was recorded); dst has room for n >= done bytes.
-            unsafe { std::ptr::copy_nonoverlapping(p0.add(from), dst, done) };
-        }
-        if done < n {
-            let off = from + done - l0;
-            // SAFETY: as above, for the second range (from + n <= len()).
-            unsafe { std::ptr::copy_nonoverlapping(self.parts[1].0.add(off), dst.add(done), n - done) };
+        for r in self.ranges() {
+            if done == n {
+                break;
+            }
+            if from >= r.len {
+                from -= r.len;
+                continue;
+            }
+            let k = (r.len - from).min(n - done);
+            // SAFETY: from + k <= r.len bytes of checked guest memory; dst
+            // has room for n >= done + k bytes.
+            unsafe { std::ptr::copy_nonoverlapping(r.ptr.add(from), dst.add(done), k) };
+            done += k;
+            from = 0;
         }
     }
 }
@@ -126,12 +167,10 @@ impl Mbuf {
     #[inline]
     pub fn tail(&self) -> Option<GuestTail> {
         let h = self.hdr();
-        if h.tail_len == 0 {
-            return None;
-        }
-        let l0 = h.tail0_len as usize;
-        Some(GuestTail {
-            parts: [(h.tail[0], l0), (h.tail[1], h.tail_len as usize - l0)],
+        (h.tail_len != 0).then_some(GuestTail {
+            ranges: h.tail,
+            n: h.n_tail as usize,
+            len: h.tail_len as usize,
         })
     }
 
@@ -140,11 +179,46 @@ impl Mbuf {
         let h = self.hdr_mut();
         match tail {
             Some(t) if !t.is_empty() => {
-                h.tail = [t.parts[0].0, t.parts[1].0];
-                h.tail0_len = t.parts[0].1 as u32;
-                h.tail_len = t.len() as u32;
+                h.tail = t.ranges;
+                h.n_tail = t.n as u16;
+                h.tail_len = t.len as u32;
             }
             _ => h.tail_len = 0,
+        }
+    }
+
+    /// What the sender left to the switch (checksum, segmentation).
+    #[inline]
+    pub fn offload(&self) -> Offload {
+        self.hdr().offload
+    }
+
+    pub fn set_offload(&mut self, o: Offload) {
+        self.hdr_mut().offload = o;
+    }
+
+    /// Copies frame bytes `[from, from + dst.len())` (room, then tail) to `dst`.
+    pub fn copy_out(&self, from: usize, dst: &mut [u8]) {
+        assert!(from + dst.len() <= self.len(), "read past the frame");
+        let head = self.data();
+        let mut done = 0;
+        if from < head.len() {
+            done = dst.len().min(head.len() - from);
+            dst[..done].copy_from_slice(&head[from..from + done]);
+        }
+        if done < dst.len() {
+            let t = self
+                .tail()
+                .expect("a frame longer than its room has a tail");
+            // SAFETY: a tail is valid while its buffer exists (see GuestTail);
+            // the range is inside the frame (asserted) and dst is ours.
+            unsafe {
+                t.copy_to(
+                    from + done - head.len(),
+                    dst[done..].as_mut_ptr(),
+                    dst.len() - done,
+                )
+            };
         }
     }
 
@@ -225,6 +299,8 @@ impl Mbuf {
         }
         h.data_off -= n as u16;
         h.len += n as u16;
+        // Offsets count from the frame's first byte (e.g. a pushed VLAN tag).
+        h.offload.csum_start = h.offload.csum_start.wrapping_add(n as u16);
         true
     }
 
@@ -237,6 +313,7 @@ impl Mbuf {
         }
         h.data_off += n as u16;
         h.len -= n as u16;
+        h.offload.csum_start = h.offload.csum_start.wrapping_sub(n as u16);
         true
     }
 
@@ -307,8 +384,9 @@ impl Pool {
                     index: i,
                     room: room_size as u32,
                     tail_len: 0,
-                    tail: [std::ptr::null(); 2],
-                    tail0_len: 0,
+                    tail: std::ptr::null(),
+                    n_tail: 0,
+                    offload: Offload::default(),
                 });
             }
             let _ = free.push(i);
@@ -409,6 +487,7 @@ impl PoolCache {
         h.data_off = HEADROOM as u16;
         h.len = 0;
         h.tail_len = 0;
+        h.offload = Offload::default();
         Some(m)
     }
 

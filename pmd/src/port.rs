@@ -30,6 +30,9 @@ pub enum DropReason {
     DescFlags,
     /// A malformed indirect table.
     DescIndirect,
+    /// A virtio-net header asking for what was not negotiated, or with
+    /// offsets outside the frame (CVE-2024-11614).
+    BadOffload,
     /// Dropped by the NIC or its kernel side before we polled: no free receive
     /// descriptor (DPDK's `imissed`, OVS's `rx_missed_errors`). Device-held,
     /// read by [`Port::refresh_stats`].
@@ -37,7 +40,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::NoBuffer,
         DropReason::RingFull,
         DropReason::NotReady,
@@ -49,6 +52,7 @@ impl DropReason {
         DropReason::DescLen,
         DropReason::DescFlags,
         DropReason::DescIndirect,
+        DropReason::BadOffload,
         DropReason::Missed,
     ];
 
@@ -65,6 +69,7 @@ impl DropReason {
             DropReason::DescLen => "invalid_desc_len",
             DropReason::DescFlags => "invalid_desc_flags",
             DropReason::DescIndirect => "invalid_desc_indirect",
+            DropReason::BadOffload => "invalid_offload",
             DropReason::Missed => "rx_missed",
         }
     }
@@ -149,6 +154,12 @@ pub struct PeerCounters {
     pub notifications: u64,
     /// Interrupts the peer's call fd did not take (a full pipe, a saturated eventfd).
     pub notify_failures: u64,
+    /// Frames written into the peer straight from the sending guest's
+    /// buffer (one copy, no switch buffer in between).
+    pub one_copy: u64,
+    /// Large TCP segments (GSO) received from the peer, and handed to it whole.
+    pub gso_rx: u64,
+    pub gso_tx: u64,
 }
 
 /// One line of `show` output about a port: key/value facts (type, path,
@@ -219,6 +230,11 @@ pub trait Port: Send + Sync {
     /// the tail itself); for other drivers the switch copies tails in first.
     fn takes_guest_tails(&self) -> bool {
         false
+    }
+    /// Which offloads `tx_burst` passes on to the peer (checksum left to it,
+    /// large TCP segments); the switch does the rest in software first.
+    fn tx_offloads(&self) -> crate::offload::OffloadCaps {
+        crate::offload::OffloadCaps::default()
     }
     fn rxq_stats(&self, qid: usize) -> &QueueStats;
     fn txq_stats(&self, qid: usize) -> &QueueStats;

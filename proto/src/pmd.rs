@@ -24,6 +24,14 @@ pub struct PmdStats {
     pub cache_hits: u64,
     pub cache_misses: u64,
     pub classifier_probes: u64,
+    /// Offloads done in software for ports that do not take them: checksums
+    /// completed, large TCP segments (GSO) split, the segments made.
+    #[serde(default)]
+    pub soft_csum: u64,
+    #[serde(default)]
+    pub soft_gso: u64,
+    #[serde(default)]
+    pub soft_segments: u64,
     pub sleep_ms: u64,
     /// The switch's own drops, by reason (every reason, zero or not).
     pub drops: BTreeMap<String, u64>,

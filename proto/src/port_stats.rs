@@ -16,6 +16,15 @@ pub struct PortStats {
     /// Interrupts sent to the peer, and those its call fd did not take.
     pub guest_notifications: u64,
     pub guest_notify_failures: u64,
+    /// Frames written into the guest straight from another guest's buffer
+    /// (one copy between two vhost-user ports).
+    #[serde(default)]
+    pub one_copy_frames: u64,
+    /// Large TCP segments (GSO) the guest sent, and those handed to it whole.
+    #[serde(default)]
+    pub gso_rx_frames: u64,
+    #[serde(default)]
+    pub gso_tx_frames: u64,
     pub macs_learned: u32,
     pub mac_limit_refused: u64,
     /// Frames received on the port that the switch dropped, by reason (nonzero only).

@@ -71,6 +71,9 @@ pub struct AddPort {
     pub tx_retries_max: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu_request: Option<String>,
+    /// vhost-user: "true" or "false" (offer checksum/TSO offloads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offloads: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pmd_rxq_affinity: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

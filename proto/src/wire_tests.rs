@@ -171,6 +171,9 @@ fn port_stats() -> PortStats {
         tx_dropped: 0,
         guest_notifications: 0,
         guest_notify_failures: 0,
+        one_copy_frames: 7,
+        gso_rx_frames: 3,
+        gso_tx_frames: 4,
         macs_learned: 0,
         mac_limit_refused: 0,
         switch_drops: BTreeMap::new(),
@@ -195,6 +198,9 @@ fn pmd_stats() -> PmdStats {
         cache_hits: 0,
         cache_misses: 0,
         classifier_probes: 0,
+        soft_csum: 1,
+        soft_gso: 2,
+        soft_segments: 90,
         sleep_ms: 4455,
         drops: drops(&[
             ("acl", 0),
@@ -476,7 +482,7 @@ fn replies_are_as_ferrovsd_sent_them() {
     pinned(
         &vec![port_stats()],
         r#"[{"guest_notifications": 0, "guest_notify_failures": 0, "mac_limit_refused": 0, "macs_learned": 0,
-            "name": "vhost0", "rx": [{"bytes": 0, "dropped": 0, "drops": {}, "packets": 0, "queue": 0}],
+            "gso_rx_frames": 3, "gso_tx_frames": 4, "name": "vhost0", "one_copy_frames": 7, "rx": [{"bytes": 0, "dropped": 0, "drops": {}, "packets": 0, "queue": 0}],
             "rx_bytes": 0, "rx_dropped": 0, "rx_packets": 0, "switch_drops": {},
             "tx": [{"bytes": 0, "dropped": 0, "drops": {}, "packets": 0, "queue": 0}],
             "tx_bytes": 0, "tx_dropped": 0, "tx_packets": 0}]"#,
@@ -487,7 +493,8 @@ fn replies_are_as_ferrovsd_sent_them() {
             "cache_hits": 0, "cache_misses": 0, "classifier_probes": 0, "core": 1, "cycles_per_packet": 0.0,
             "drops": {"acl": 0, "no_buffer": 0, "no_match": 0, "no_port": 0, "reserved_mac": 0,
                       "resubmit_depth": 0, "runt": 0, "same_port": 0, "vlan": 0},
-            "flooded": 0, "idle_cycles": 25129598, "idle_iterations": 4479, "packets": 0, "sleep_ms": 4455}]"#,
+            "flooded": 0, "idle_cycles": 25129598, "idle_iterations": 4479, "packets": 0, "sleep_ms": 4455,
+            "soft_csum": 1, "soft_gso": 2, "soft_segments": 90}]"#,
     );
     pinned(
         &rxq_show(),

@@ -293,6 +293,10 @@ pub struct PortConfig {
     /// limit beyond mac-table-size); the rest are refused and counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac_limit: Option<u32>,
+    /// vhost-user ports: offer the guest checksum and TCP segmentation
+    /// offloads (CSUM, GUEST_CSUM, HOST/GUEST_TSO4/6); unset: on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offloads: Option<bool>,
 }
 
 pub const MAX_MAC_LIMIT: u32 = 1 << 20;
@@ -368,6 +372,7 @@ impl PortConfig {
             trunks: None,
             vlan_mode: None,
             mac_limit: None,
+            offloads: None,
         }
     }
 }
@@ -584,6 +589,12 @@ pub fn validate_port(p: &PortConfig) -> Result<(), (String, String)> {
         if !(68..=MAX_MTU).contains(&m) {
             return Err(bad("mtu-request", format!("must be 68..={MAX_MTU}")));
         }
+    }
+    if p.offloads.is_some() && p.kind != PortKind::VhostUser {
+        return Err(bad(
+            "offloads",
+            "only vhost-user ports negotiate offloads with a guest".into(),
+        ));
     }
     p.check_runtime_options().map_err(|e| {
         let (key, msg) = e.split_once(": ").unwrap_or(("vlan", &e));

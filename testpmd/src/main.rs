@@ -163,6 +163,10 @@ struct Args {
     /// controller reacts to ports coming up drops what arrives before).
     #[arg(long = "start-delay", default_value_t = 0.0)]
     start_delay: f64,
+    /// Receiving streams: receive for ON ms, then leave their queues alone
+    /// for OFF ms (the sender finds the ring full), in turn: "ON,OFF".
+    #[arg(long = "rx-pause")]
+    rx_pause: Option<String>,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -371,6 +375,15 @@ fn run(a: Args) -> Result<()> {
     let counters: Vec<Arc<StreamCounters>> = streams.iter().map(|_| Arc::default()).collect();
     let mut per_core: Vec<Vec<(Stream, Box<dyn engine::Engine>)>> =
         (0..cpus.len()).map(|_| Vec::new()).collect();
+    let rx_pause = match &a.rx_pause {
+        Some(p) => match parse_pair::<u64>(p, "--rx-pause")? {
+            (on, Some(off)) if on > 0 && off > 0 => {
+                Some((Duration::from_millis(on), Duration::from_millis(off)))
+            }
+            _ => bail!("--rx-pause wants ON,OFF milliseconds, both above 0"),
+        },
+        None => None,
+    };
     for (k, &(ri, rq, ti, tq)) in streams.iter().enumerate() {
         let spec = EngineSpec {
             mode: if a.forward_mode.generates() && !generating[k] {
@@ -394,6 +407,7 @@ fn run(a: Args) -> Result<()> {
             },
             latency: a.latency,
             seed: 0x5eed + k as u64,
+            rx_pause,
         };
         let budget = match (a.nb_pkts, gen_streams) {
             (Some(total), g) if g > 0 && generating[k] => {

@@ -186,6 +186,8 @@ impl Ports {
                         mac,
                         tx_retries_max: 8,
                         mtu: (pool.data_room() - 18) as u32,
+                        // Its buffers hold one frame each: nothing larger.
+                        offloads: false,
                     }));
                     if ports.vhost_ctl.is_none() {
                         ports.vhost_ctl = Some(VhostControl::start()?);

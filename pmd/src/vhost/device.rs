@@ -43,10 +43,13 @@ impl VhostDevice {
     fn ring_features(&self) -> RingFeatures {
         let modern =
             self.has(features::VIRTIO_F_VERSION_1) || self.has(features::VIRTIO_NET_F_MRG_RXBUF);
+        let (host_offloads, guest_offloads) = features::offload_caps(self.acked);
         RingFeatures {
             event_idx: self.has(features::VIRTIO_RING_F_EVENT_IDX),
             mrg_rxbuf: self.has(features::VIRTIO_NET_F_MRG_RXBUF),
             hdr_len: if modern { 12 } else { 10 },
+            host_offloads,
+            guest_offloads,
         }
     }
 
@@ -76,12 +79,12 @@ impl VhostUserBackendReqHandlerMut for VhostDevice {
     }
 
     fn get_features(&mut self) -> Result<u64> {
-        Ok(features::offered(self.port.queues.len() as u16 / 2))
+        Ok(self.port.offered_features())
     }
 
     fn set_features(&mut self, f: u64) -> Result<()> {
         tracing::debug!(f = format_args!("{f:#x}"), "set_features");
-        if f & !features::offered(self.port.queues.len() as u16 / 2) != 0 {
+        if f & !self.port.offered_features() != 0 {
             return Err(Error::InvalidParam);
         }
         self.acked = f;
@@ -348,6 +351,7 @@ mod tests {
             mac: [2, 0, 0, 0, 0, 1],
             tx_retries_max: 0,
             mtu: 1500,
+            offloads: true,
         })))
     }
 

@@ -38,6 +38,10 @@ pub struct VhostPortConfig {
     /// Largest L3 payload the port carries (OVS mtu_request): frames above
     /// mtu + 18 bytes (Ethernet header and one VLAN tag) are dropped on output.
     pub mtu: u32,
+    /// Offer checksum and segmentation offloads to the guest (CSUM,
+    /// GUEST_CSUM, HOST/GUEST_TSO4/6); off: the guest sends finished frames
+    /// and the switch finishes what it gets from others.
+    pub offloads: bool,
 }
 
 pub struct VhostPort {
@@ -70,6 +74,11 @@ impl VhostPort {
             connections: AtomicU64::new(0),
             tx_map: AtomicU64::new(0),
         }
+    }
+
+    /// The virtio features this port offers its guest.
+    pub fn offered_features(&self) -> u64 {
+        super::features::offered(self.n_rxq() as u16, self.config.offloads)
     }
 
     pub fn set_error(&self, e: impl Into<String>) {
@@ -159,6 +168,13 @@ impl Port for VhostPort {
             tx_retries: sum(|q| q.retries.load(Ordering::Relaxed)),
             notifications: sum(|q| q.notifications.load(Ordering::Relaxed)),
             notify_failures: sum(|q| q.signal_failures.load(Ordering::Relaxed)),
+            one_copy: sum(|q| q.one_copy.load(Ordering::Relaxed)),
+            gso_rx: (0..self.n_rxq())
+                .map(|k| self.rxq(k).gso.load(Ordering::Relaxed))
+                .sum(),
+            gso_tx: (0..self.n_txq())
+                .map(|k| self.txq(k).gso.load(Ordering::Relaxed))
+                .sum(),
         }
     }
 
@@ -236,6 +252,7 @@ impl Port for VhostPort {
             return 0;
         };
         let (n, notify) = ring.dequeue(mem, cache, out, &q.stats);
+        crate::port::bump(&q.gso, ring.take_counters().gso);
         if notify {
             if st.signal() {
                 crate::port::bump(&q.notifications, 1);
@@ -261,6 +278,7 @@ impl Port for VhostPort {
             };
             let (cache, out) = sink.rx_parts();
             let (n, mut notify) = ring.dequeue_leasing(mem, cache, out, &q.stats);
+            crate::port::bump(&q.gso, ring.take_counters().gso);
             let leased = ring.leased() > 0;
             if leased {
                 // The frames' tails are in this guest's buffers: switch and
@@ -292,16 +310,20 @@ impl Port for VhostPort {
         true
     }
 
+    fn tx_offloads(&self) -> crate::offload::OffloadCaps {
+        super::features::offload_caps(self.acked_features.load(Ordering::Relaxed)).1
+    }
+
     fn tx_burst(&self, qid: usize, cache: &mut PoolCache, pkts: &mut Batch) -> usize {
         if pkts.is_empty() {
             return 0;
         }
         let q = self.pick_txq(qid);
         let max_frame = self.config.mtu as usize + 18;
-        if pkts.iter().any(|m| m.len() > max_frame) {
+        if pkts.iter().any(|m| wire_len(m) > max_frame) {
             let mut too_big = 0;
             pkts.retain(
-                |m| m.len() <= max_frame,
+                |m| wire_len(m) <= max_frame,
                 |m| {
                     too_big += 1;
                     cache.free(m);
@@ -328,6 +350,9 @@ impl Port for VhostPort {
                     last = more;
                 }
                 crate::port::bump(&q.retries, retries as u64);
+                let c = ring.take_counters();
+                crate::port::bump(&q.one_copy, c.one_copy);
+                crate::port::bump(&q.gso, c.gso);
                 reason = DropReason::RingFull;
                 if notify {
                     if st.signal() {
@@ -401,4 +426,16 @@ impl Port for VhostPort {
         }
         v
     }
+}
+
+/// The longest frame `m` puts on a wire: itself, or for a large TCP segment
+/// (GSO) the segments it stands for.
+#[inline]
+fn wire_len(m: &crate::mbuf::Mbuf) -> usize {
+    let o = m.offload();
+    if o.gso == crate::offload::Gso::None {
+        return m.len();
+    }
+    crate::offload::TcpFrame::parse(m.data())
+        .map_or(m.len(), |t| (t.hdrs + o.gso_size as usize).min(m.len()))
 }

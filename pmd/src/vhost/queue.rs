@@ -125,6 +125,10 @@ pub struct VirtQueue {
     pub retries: std::sync::atomic::AtomicU64,
     /// Interrupts the call fd did not take (see `QueueState::signal`).
     pub signal_failures: std::sync::atomic::AtomicU64,
+    /// Frames written into this (receive) queue from another guest's buffer.
+    pub one_copy: std::sync::atomic::AtomicU64,
+    /// Large TCP segments (GSO) this queue carried whole.
+    pub gso: std::sync::atomic::AtomicU64,
 }
 
 impl Default for VirtQueue {
@@ -135,6 +139,8 @@ impl Default for VirtQueue {
             notifications: Default::default(),
             retries: Default::default(),
             signal_failures: Default::default(),
+            one_copy: Default::default(),
+            gso: Default::default(),
         }
     }
 }

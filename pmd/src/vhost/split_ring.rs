@@ -8,7 +8,8 @@
 //! A bad chain costs the packet (counted by reason), never our memory.
 
 use super::guest_mem::GuestMem;
-use crate::mbuf::{Batch, GuestTail, Mbuf, PoolCache, BURST};
+use crate::mbuf::{Batch, GuestTail, Mbuf, PoolCache, TailRange, BURST};
+use crate::offload::{Offload, OffloadCaps, TcpFrame, MAX_GSO_FRAME};
 use crate::port::{DropReason, QueueStats};
 use std::ptr;
 use std::sync::atomic::{fence, Ordering};
@@ -28,6 +29,12 @@ pub const LEASE_HEAD: usize = 128;
 /// Frames shorter than this are copied whole: below it the second copy costs
 /// less than holding descriptors (DPDK measured zero-copy a loss under 512 B).
 pub const LEASE_MIN_FRAME: usize = 256;
+/// Most pieces a leased tail may have: Linux sends a TSO frame as its linear
+/// part and up to 17 page fragments. A longer chain is copied whole.
+pub const MAX_TAIL_RANGES: usize = 24;
+
+/// Where the tails of one leasing burst live (one row per leased chain).
+type TailSlots = [[TailRange; MAX_TAIL_RANGES]; BURST];
 
 #[inline]
 fn prefetch(p: *const u8) {
@@ -62,6 +69,12 @@ pub struct RingFeatures {
     pub mrg_rxbuf: bool,
     /// virtio-net header length: 12 with VERSION_1 or MRG_RXBUF, else 10.
     pub hdr_len: usize,
+    /// Offloads the guest may ask of us (CSUM, HOST_TSO4/6), read from the
+    /// headers of the frames it sends; none: headers are ignored.
+    pub host_offloads: OffloadCaps,
+    /// Offloads the guest takes (GUEST_CSUM, GUEST_TSO4/6): what the headers
+    /// we write may ask of it.
+    pub guest_offloads: OffloadCaps,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -105,6 +118,19 @@ pub struct SplitRing {
     n_leased: usize,
     /// `used_idx` before the leasing burst (what `release` publishes from).
     lease_from: u16,
+    /// The leased tails' ranges (made on the first leasing burst).
+    tails: Option<Box<TailSlots>>,
+    /// What this ring carried since the last `take_counters`.
+    counters: RingCounters,
+}
+
+/// Frames a ring carried that the plain packet counters do not tell apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingCounters {
+    /// Written (guest RX) straight from another guest's buffer.
+    pub one_copy: u64,
+    /// Received (guest TX) or written (guest RX) as one large TCP segment (GSO).
+    pub gso: u64,
 }
 
 // SAFETY: the pointers point into guest memory that the owner of this ring
@@ -161,6 +187,8 @@ impl SplitRing {
             leased: [0; BURST],
             n_leased: 0,
             lease_from: 0,
+            tails: None,
+            counters: RingCounters::default(),
         };
         // Continue from what the guest has already seen as used.
         r.used_idx = r.read_used_idx();
@@ -338,11 +366,19 @@ impl SplitRing {
     /// Returns the leased chains (used entries, length 0: nothing written)
     /// and publishes the burst. Returns whether to signal the guest.
     pub fn release(&mut self) -> bool {
+        if self.n_leased == 0 {
+            return false;
+        }
         for i in 0..self.n_leased {
             self.push_used(self.leased[i], 0);
         }
         self.n_leased = 0;
         self.publish_used(self.lease_from)
+    }
+
+    /// What the ring counted since the last call.
+    pub fn take_counters(&mut self) -> RingCounters {
+        std::mem::take(&mut self.counters)
     }
 
     /// Chains held since `dequeue_leasing` (0 outside a lease).
@@ -369,6 +405,13 @@ impl SplitRing {
         let old_used = self.used_idx;
         let heads = self.prefetch_burst(mem, n);
         let (mut got, mut bytes) = (0usize, 0u64);
+        let mut tails = if lease {
+            self.tails
+                .take()
+                .or_else(|| Some(Box::new([[TailRange::default(); MAX_TAIL_RANGES]; BURST])))
+        } else {
+            None
+        };
         for (i, &head) in heads[..n].iter().enumerate() {
             if let Some(&ahead) = heads
                 .get(i + PREFETCH_AHEAD)
@@ -382,11 +425,14 @@ impl SplitRing {
             };
             self.last_avail = self.last_avail.wrapping_add(1);
             let mut held = false;
-            match self.read_chain(mem, head, &mut m, lease) {
+            // n <= out.room() <= BURST, and the lease was empty: a row each.
+            let slot = tails.as_deref_mut().map(|t| &mut t[self.n_leased]);
+            match self.read_chain(mem, head, &mut m, slot) {
                 Ok(len) => {
                     bytes += len as u64;
                     got += 1;
                     held = m.tail().is_some();
+                    self.counters.gso += (m.offload().gso != crate::offload::Gso::None) as u64;
                     let _ = out.push(m);
                 }
                 Err(reason) => {
@@ -395,12 +441,14 @@ impl SplitRing {
                 }
             }
             if held {
-                // n <= out.room() <= BURST, and the lease was empty.
                 self.leased[self.n_leased] = head;
                 self.n_leased += 1;
             } else if head < self.size {
                 self.push_used(head, 0);
             }
+        }
+        if tails.is_some() {
+            self.tails = tails;
         }
         stats.count(got as u64, bytes);
         if self.n_leased > 0 {
@@ -445,25 +493,29 @@ impl SplitRing {
         }
     }
 
-    /// Copies one TX chain (header skipped) into `m`. With `lease`, a frame
-    /// of [`LEASE_MIN_FRAME`] bytes or more keeps all but its first
-    /// [`LEASE_HEAD`] bytes in guest memory: `m` ends in a [`GuestTail`] of
-    /// at most two ranges (a longer chain is copied whole).
+    /// Copies one TX chain into `m`: its virtio-net header read (into a
+    /// local) and checked, the frame after it. With a `tail` row (leasing), a
+    /// frame of [`LEASE_MIN_FRAME`] bytes or more keeps all but its first
+    /// [`LEASE_HEAD`] bytes in guest memory, in at most [`MAX_TAIL_RANGES`]
+    /// ranges written to the row, and `m` ends in that [`GuestTail`]; only
+    /// such a frame may be larger than `m` (a GSO frame, up to 64 KiB).
     fn read_chain(
         &self,
         mem: &GuestMem,
         head: u16,
         m: &mut Mbuf,
-        lease: bool,
+        mut tail: Option<&mut [TailRange; MAX_TAIL_RANGES]>,
     ) -> Result<usize, DropReason> {
-        let mut skip = self.features.hdr_len;
+        let hdr_len = self.features.hdr_len;
+        let mut hdr = [0u8; 12];
+        let mut hdr_got = 0usize;
+        let mut offload = Offload::default();
         let cap = m.capacity();
+        let mut limit = cap;
         let dst = m.data_ptr();
         // Frame bytes seen; the first `in_room` are copied, the rest are the
         // `n_tail` ranges of `tail` (translated and bounds-checked).
-        let (mut written, mut in_room) = (0usize, 0usize);
-        let mut tail = [(ptr::null::<u8>(), 0usize); 2];
-        let mut n_tail = 0;
+        let (mut written, mut in_room, mut n_tail) = (0usize, 0usize, 0usize);
         let mut walker = ChainWalker::new(self, mem, head);
         while let Some(d) = walker.next()? {
             if d.flags & VRING_DESC_F_WRITE != 0 {
@@ -472,86 +524,120 @@ impl SplitRing {
             let src = mem.gpa(d.addr, d.len as u64).ok_or(DropReason::DescAddr)?;
             let mut len = d.len as usize;
             let mut off = 0usize;
-            if skip > 0 {
-                let s = skip.min(len);
-                skip -= s;
-                off = s;
-                len -= s;
+            if hdr_got < hdr_len {
+                let k = (hdr_len - hdr_got).min(len);
+                // SAFETY: k <= d.len bytes of translated guest memory, into a
+                // local array with room for hdr_len - hdr_got >= k bytes.
+                unsafe { ptr::copy_nonoverlapping(src, hdr.as_mut_ptr().add(hdr_got), k) };
+                hdr_got += k;
+                off = k;
+                len -= k;
+                if hdr_got == hdr_len && self.features.host_offloads != OffloadCaps::default() {
+                    offload = Offload::from_virtio(&hdr[..10], self.features.host_offloads)
+                        .map_err(|_| DropReason::BadOffload)?;
+                    if offload.gso != crate::offload::Gso::None && tail.is_some() {
+                        limit = limit.max(MAX_GSO_FRAME);
+                    }
+                }
             }
             if len == 0 {
                 continue;
             }
-            if written + len > cap {
+            if written + len > limit {
                 return Err(DropReason::Oversized);
             }
             // SAFETY: src..src+d.len is guest memory (translated above).
             let src = unsafe { src.add(off) };
-            let copy = if !lease || n_tail == 0 && written < LEASE_HEAD {
-                if lease { len.min(LEASE_HEAD - written) } else { len }
-            } else {
-                0
+            let copy = match tail {
+                None => len,
+                Some(_) if n_tail == 0 && written < LEASE_HEAD => len.min(LEASE_HEAD - written),
+                Some(_) => 0,
             };
-            // SAFETY: src..src+len is inside guest memory (translated
-            // above) and dst..dst+written+len inside the buffer (checked
-            // against capacity). The guest may write concurrently: we copy
-            // bytes, and a torn frame is the guest's own problem.
-            unsafe { ptr::copy_nonoverlapping(src, dst.add(written), copy) };
             if copy > 0 {
+                if written + copy > cap {
+                    return Err(DropReason::Oversized);
+                }
+                // SAFETY: src..src+copy is inside guest memory (translated
+                // above) and dst..dst+written+copy inside the buffer (checked
+                // against capacity). The guest may write concurrently: we
+                // copy bytes, and a torn frame is the guest's own problem.
+                unsafe { ptr::copy_nonoverlapping(src, dst.add(written), copy) };
                 // Only while no tail was recorded: the room stays contiguous.
                 written += copy;
                 in_room = written;
             }
             if copy < len {
-                let rest = (src.wrapping_add(copy).cast_const(), len - copy);
-                if n_tail == tail.len() {
-                    return self.copy_rest_in(walker, m, &tail, in_room, rest);
+                let rest = TailRange {
+                    ptr: src.wrapping_add(copy).cast_const(),
+                    len: len - copy,
+                };
+                let row = tail.as_deref_mut().expect("tails only when leasing");
+                if n_tail == MAX_TAIL_RANGES {
+                    m.set_offload(offload);
+                    return self.copy_rest_in(walker, m, &row[..n_tail], in_room, rest);
                 }
-                tail[n_tail] = rest;
+                row[n_tail] = rest;
                 n_tail += 1;
-                written += rest.1;
+                written += rest.len;
             }
         }
         if written == 0 {
             return Err(DropReason::DescLen);
         }
-        let t = GuestTail { parts: tail };
-        if n_tail > 0 && written < LEASE_MIN_FRAME {
+        if !offload.fits(written) {
+            return Err(DropReason::BadOffload);
+        }
+        m.set_offload(offload);
+        let Some(row) = tail.filter(|_| n_tail > 0) else {
+            m.set_len(in_room);
+            return Ok(written);
+        };
+        // SAFETY: the row lives in this ring's `tails`, which stay (with the
+        // guest memory they point into) until `release`, under the queue's lock.
+        let t = unsafe { GuestTail::new(row.as_ptr(), n_tail) };
+        if written < LEASE_MIN_FRAME {
             // SAFETY: the ranges were translated above; the room holds
-            // `written` <= cap bytes.
+            // `written` <= LEASE_MIN_FRAME <= cap bytes.
             unsafe { t.copy_to(0, dst.add(in_room), written - in_room) };
             m.set_len(written);
             return Ok(written);
         }
         m.set_len(in_room);
-        m.set_tail((n_tail > 0).then_some(t));
+        m.set_tail(Some(t));
         Ok(written)
     }
 
     /// A leased chain with more ranges than a tail holds: copy what was
-    /// recorded, then `rest`, then the rest of the chain, as without a lease.
+    /// recorded, then `rest`, then the rest of the chain, as without a lease
+    /// (so it must fit the buffer).
     #[cold]
     fn copy_rest_in(
         &self,
         mut walker: ChainWalker<'_>,
         m: &mut Mbuf,
-        tail: &[(*const u8, usize); 2],
+        tail: &[TailRange],
         mut written: usize,
-        rest: (*const u8, usize),
+        rest: TailRange,
     ) -> Result<usize, DropReason> {
         let cap = m.capacity();
         let dst = m.data_ptr();
-        for &(src, len) in tail.iter().chain([&rest]) {
+        for r in tail.iter().chain([&rest]) {
+            if written + r.len > cap {
+                return Err(DropReason::Oversized);
+            }
             // SAFETY: each range was translated and checked against guest
-            // memory, and all of them fit the buffer (written + len <= cap
-            // was checked as they were recorded).
-            unsafe { ptr::copy_nonoverlapping(src, dst.add(written), len) };
-            written += len;
+            // memory; the buffer has room (checked above).
+            unsafe { ptr::copy_nonoverlapping(r.ptr, dst.add(written), r.len) };
+            written += r.len;
         }
         while let Some(d) = walker.next()? {
             if d.flags & VRING_DESC_F_WRITE != 0 {
                 return Err(DropReason::DescFlags);
             }
-            let src = walker.mem.gpa(d.addr, d.len as u64).ok_or(DropReason::DescAddr)?;
+            let src = walker
+                .mem
+                .gpa(d.addr, d.len as u64)
+                .ok_or(DropReason::DescAddr)?;
             let len = d.len as usize;
             if written + len > cap {
                 return Err(DropReason::Oversized);
@@ -559,6 +645,9 @@ impl SplitRing {
             // SAFETY: as in read_chain: translated source, checked room.
             unsafe { ptr::copy_nonoverlapping(src, dst.add(written), len) };
             written += len;
+        }
+        if !m.offload().fits(written) {
+            return Err(DropReason::BadOffload);
         }
         m.set_len(written);
         Ok(written)
@@ -587,8 +676,11 @@ impl SplitRing {
                 self.prefetch_buffer(mem, heads[done + PREFETCH_AHEAD]);
             }
             let (saved_avail, saved_used) = (self.last_avail, self.used_idx);
-            match self.write_packet(mem, &Frame::of(pkts.get(done)), &mut avail) {
-                Ok(()) => {
+            let frame = Frame::of(pkts.get(done));
+            match self.write_packet(mem, &frame, &mut avail) {
+                Ok(gso) => {
+                    self.counters.one_copy += frame.tail.is_some() as u64;
+                    self.counters.gso += gso as u64;
                     sent += 1;
                     bytes += pkts.get(done).len() as u64;
                 }
@@ -619,13 +711,25 @@ impl SplitRing {
         mem: &GuestMem,
         frame: &Frame<'_>,
         avail: &mut u16,
-    ) -> Result<(), Option<DropReason>> {
+    ) -> Result<bool, Option<DropReason>> {
         let hdr_len = self.features.hdr_len;
         let total = hdr_len + frame.len;
         let mut pos = 0usize; // bytes of (header + frame) written
         let mut num_buffers: u16 = 0;
         let mut hdr_ptr: *mut u8 = ptr::null_mut();
         let mut header = [0u8; 12];
+        // The sender's offloads go on when the guest takes them (the switch
+        // did them in software otherwise).
+        let o = frame.offload;
+        let gso = o.gso != crate::offload::Gso::None;
+        if !o.is_none() && self.features.guest_offloads.covers(&o) {
+            let hdrs = if gso {
+                TcpFrame::parse(frame.head).map_or(0, |t| t.hdrs)
+            } else {
+                0
+            };
+            header[..10].copy_from_slice(&o.to_virtio(hdrs as u16));
+        }
         let first_used = self.used_idx;
         while pos < total {
             if num_buffers > 0 && !self.features.mrg_rxbuf {
@@ -666,7 +770,7 @@ impl SplitRing {
             // fill_chain checked holds at least hdr_len bytes.
             unsafe { ptr::copy_nonoverlapping(header[10..12].as_ptr(), hdr_ptr.add(10), 2) };
         }
-        Ok(())
+        Ok(gso)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -754,6 +858,7 @@ struct Frame<'a> {
     head: &'a [u8],
     tail: Option<GuestTail>,
     len: usize,
+    offload: Offload,
 }
 
 impl<'a> Frame<'a> {
@@ -762,6 +867,7 @@ impl<'a> Frame<'a> {
             head: m.data(),
             tail: m.tail(),
             len: m.len(),
+            offload: m.offload(),
         }
     }
 
@@ -779,7 +885,10 @@ impl<'a> Frame<'a> {
             unsafe { ptr::copy_nonoverlapping(self.head.as_ptr().add(from), dst, done) };
         }
         if done < n {
-            let t = self.tail.as_ref().expect("a frame longer than its head has a tail");
+            let t = self
+                .tail
+                .as_ref()
+                .expect("a frame longer than its head has a tail");
             // SAFETY: the tail is valid while its buffer is being sent (the
             // PMD holds the source guest's descriptors), and from + n <= len.
             unsafe { t.copy_to(from + done - h, dst.add(done), n - done) };

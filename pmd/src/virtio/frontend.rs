@@ -16,6 +16,9 @@ pub struct FeatureWish {
     pub mrg_rxbuf: bool,
     pub event_idx: bool,
     pub indirect_desc: bool,
+    /// Hand the backend checksums and large TCP segments to finish (CSUM,
+    /// HOST_TSO4/6): a generator of offload traffic. Off by default.
+    pub tx_offloads: bool,
 }
 
 impl Default for FeatureWish {
@@ -24,6 +27,7 @@ impl Default for FeatureWish {
             mrg_rxbuf: true,
             event_idx: true,
             indirect_desc: true,
+            tx_offloads: false,
         }
     }
 }
@@ -84,6 +88,15 @@ pub fn negotiate(
     }
     if wish.indirect_desc {
         want |= bit(f::VIRTIO_RING_F_INDIRECT_DESC);
+    }
+    if wish.tx_offloads {
+        for b in [
+            f::VIRTIO_NET_F_CSUM,
+            f::VIRTIO_NET_F_HOST_TSO4,
+            f::VIRTIO_NET_F_HOST_TSO6,
+        ] {
+            want |= bit(b);
+        }
     }
     if want_pairs > 1 {
         // MQ without CTRL_VQ, as DPDK's virtio-user: pairs are switched on

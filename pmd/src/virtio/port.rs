@@ -318,9 +318,11 @@ impl VirtioPort {
             self.config.tx_indirect && neg.has(f::VIRTIO_RING_F_INDIRECT_DESC),
             Ordering::Relaxed,
         );
+        let (tx_offloads, _) = f::offload_caps(neg.features);
         for (i, q) in self.queues.iter().enumerate() {
             let mut r = q.ring.lock();
             r.set_features(event_idx, mrg);
+            r.set_tx_offloads(tx_offloads);
             r.reset(cache);
             if i % 2 == 0 && i / 2 < pairs {
                 while r.room() > 0 {

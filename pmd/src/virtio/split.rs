@@ -111,6 +111,8 @@ pub struct SplitRing {
     slots: Vec<Option<Mbuf>>,
     event_idx: bool,
     mrg_rxbuf: bool,
+    /// What the backend finishes for us (negotiated CSUM, HOST_TSO4/6).
+    tx_offloads: crate::offload::OffloadCaps,
     interrupts: bool,
     /// last_used when used_event was last pushed ahead (see `suppress`).
     suppressed_at: u16,
@@ -142,6 +144,7 @@ impl SplitRing {
             slots: (0..size).map(|_| None).collect(),
             event_idx: false,
             mrg_rxbuf: false,
+            tx_offloads: Default::default(),
             interrupts: false,
             suppressed_at: 0,
             kick_fd,
@@ -152,6 +155,11 @@ impl SplitRing {
     pub fn set_features(&mut self, event_idx: bool, mrg_rxbuf: bool) {
         self.event_idx = event_idx;
         self.mrg_rxbuf = mrg_rxbuf;
+    }
+
+    /// Offloads the backend negotiated to finish for us (see `add_tx`).
+    pub fn set_tx_offloads(&mut self, caps: crate::offload::OffloadCaps) {
+        self.tx_offloads = caps;
     }
 
     pub fn size(&self) -> u16 {
@@ -275,13 +283,24 @@ impl DriverRing for SplitRing {
         // Zero the header only if it is not zero already (DPDK's
         // ASSIGN_UNLESS_EQUAL): a line we do not write stays valid in the
         // device's cache, and the device reads it for every frame.
-        // SAFETY: NET_HDR_LEN bytes at `hdr` belong to this mbuf; unaligned
-        // reads of 8 + 4 bytes cover exactly them.
-        unsafe {
-            let a = ptr::read_unaligned(hdr.cast::<u64>());
-            let b = ptr::read_unaligned(hdr.add(8).cast::<u32>());
-            if a | b as u64 != 0 {
-                ptr::write_bytes(hdr, 0, NET_HDR_LEN);
+        let o = m.offload();
+        if !o.is_none() && self.tx_offloads.covers(&o) {
+            let hdrs = crate::offload::TcpFrame::parse(m.data()).map_or(0, |t| t.hdrs);
+            let v = o.to_virtio(hdrs as u16);
+            // SAFETY: NET_HDR_LEN bytes at `hdr` belong to this mbuf.
+            unsafe {
+                ptr::copy_nonoverlapping(v.as_ptr(), hdr, v.len());
+                ptr::write_bytes(hdr.add(v.len()), 0, NET_HDR_LEN - v.len());
+            }
+        } else {
+            // SAFETY: NET_HDR_LEN bytes at `hdr` belong to this mbuf; unaligned
+            // reads of 8 + 4 bytes cover exactly them.
+            unsafe {
+                let a = ptr::read_unaligned(hdr.cast::<u64>());
+                let b = ptr::read_unaligned(hdr.add(8).cast::<u32>());
+                if a | b as u64 != 0 {
+                    ptr::write_bytes(hdr, 0, NET_HDR_LEN);
+                }
             }
         }
         let d = if indirect {

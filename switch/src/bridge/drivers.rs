@@ -95,6 +95,7 @@ fn open_vhost_user(cfg: &PortConfig, mac: [u8; 6], env: &Env) -> Result<Opened, 
         mac,
         tx_retries_max: cfg.tx_retries_max,
         mtu: cfg.mtu(),
+        offloads: cfg.offloads.unwrap_or(true),
     }));
     env.vhost
         .add(vp.clone())

@@ -39,6 +39,15 @@ pub fn port_config(a: &AddPort) -> Result<PortConfig, String> {
         cfg.tx_retries_max = n;
     }
     cfg.pmd_rxq_affinity = a.pmd_rxq_affinity.clone();
+    cfg.offloads = a
+        .offloads
+        .as_deref()
+        .map(|v| match v {
+            "true" | "on" => Ok(true),
+            "false" | "off" => Ok(false),
+            v => Err(format!("offloads: {v:?} is not true or false")),
+        })
+        .transpose()?;
     apply_runtime_options(&mut cfg, &a.runtime_options())?;
     validate_port(&cfg).map_err(|(key, msg)| format!("{key}: {msg}"))?;
     Ok(cfg)

@@ -150,8 +150,12 @@ impl Work {
     /// A copy for the controllers (the packet as the actions left it so
     /// far); counted when the agent's queue is full.
     fn copy_to_controller(&mut self, mut m: pmd::Mbuf, max_len: u16, reason: Reason) {
-        // The agent reads it later, on another thread: no guest tail may go.
-        if self.burst.no_packet_in || !m.take_tail_in() {
+        // The agent reads it later, on another thread: no guest tail may go,
+        // and it gets a finished frame (a large segment is not sent up).
+        let finished = m.offload().gso == pmd::offload::Gso::None
+            && m.take_tail_in()
+            && pmd::offload::complete_csum(&mut m);
+        if self.burst.no_packet_in || !finished {
             self.cache.free(m);
             return;
         }

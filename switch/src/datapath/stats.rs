@@ -33,10 +33,13 @@ pub enum DpDrop {
     NoRecv,
     /// Sent to a port that is down or set not to forward (PORT_MOD).
     NoFwd,
+    /// An offload the output port does not take and the switch cannot do
+    /// (a large segment whose headers are not plain Ethernet/IP/TCP).
+    Offload,
 }
 
 impl DpDrop {
-    pub const ALL: [DpDrop; 12] = [
+    pub const ALL: [DpDrop; 13] = [
         DpDrop::Runt,
         DpDrop::SamePort,
         DpDrop::NoBuffer,
@@ -49,6 +52,7 @@ impl DpDrop {
         DpDrop::ControllerQueue,
         DpDrop::NoRecv,
         DpDrop::NoFwd,
+        DpDrop::Offload,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -64,6 +68,7 @@ impl DpDrop {
             DpDrop::ControllerQueue => "controller_queue",
             DpDrop::NoRecv => "no_recv",
             DpDrop::NoFwd => "no_fwd",
+            DpDrop::Offload => "offload",
         }
     }
 }
@@ -121,6 +126,11 @@ pub struct PmdStats {
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     pub classifier_probes: AtomicU64,
+    /// Offloads done in software for ports that do not take them: checksums
+    /// completed, large TCP segments split, and the segments they made.
+    pub soft_csum: AtomicU64,
+    pub soft_gso: AtomicU64,
+    pub soft_segments: AtomicU64,
     pub drops: [AtomicU64; DpDrop::ALL.len()],
     /// Receive bursts by size (index = packets in the burst, 1..=BURST).
     pub batch_sizes: BatchSizes,
@@ -146,6 +156,9 @@ pub struct PmdCounters {
     pub cache_hits: u64,
     pub cache_misses: u64,
     pub classifier_probes: u64,
+    pub soft_csum: u64,
+    pub soft_gso: u64,
+    pub soft_segments: u64,
     pub drops: Vec<(&'static str, u64)>,
 }
 
@@ -168,6 +181,9 @@ impl PmdStats {
             cache_hits: self.cache_hits.load(Relaxed),
             cache_misses: self.cache_misses.load(Relaxed),
             classifier_probes: self.classifier_probes.load(Relaxed),
+            soft_csum: self.soft_csum.load(Relaxed),
+            soft_gso: self.soft_gso.load(Relaxed),
+            soft_segments: self.soft_segments.load(Relaxed),
             drops: DpDrop::ALL
                 .iter()
                 .map(|d| (d.name(), self.drops[*d as usize].load(Relaxed)))
@@ -185,6 +201,9 @@ impl PmdStats {
             c.cache_hits -= base.cache_hits.min(c.cache_hits);
             c.cache_misses -= base.cache_misses.min(c.cache_misses);
             c.classifier_probes -= base.classifier_probes.min(c.classifier_probes);
+            c.soft_csum -= base.soft_csum.min(c.soft_csum);
+            c.soft_gso -= base.soft_gso.min(c.soft_gso);
+            c.soft_segments -= base.soft_segments.min(c.soft_segments);
             for (d, b) in c.drops.iter_mut().zip(&base.drops) {
                 d.1 -= b.1.min(d.1);
             }

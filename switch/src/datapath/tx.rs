@@ -5,14 +5,26 @@ use super::pmd::Work;
 use super::snapshot::Snapshot;
 use super::stats::DpDrop;
 use crate::flow::edit;
-use pmd::Mbuf;
+use pmd::offload::{self, Gso};
+use pmd::port::bump;
+use pmd::{Batch, Mbuf};
 
 impl Work {
     #[inline]
-    pub(super) fn enqueue(&mut self, snap: &Snapshot, slot: usize, mut m: Mbuf) {
+    pub(super) fn enqueue(&mut self, snap: &Snapshot, slot: usize, m: Mbuf) {
         if !snap.admin[slot].forwards() {
             return self.drop_pkt(m, DpDrop::NoFwd);
         }
+        let o = m.offload();
+        if !o.is_none() && !snap.ports[slot].port.tx_offloads().covers(&o) {
+            return self.offload_in_software(snap, slot, m);
+        }
+        self.push_tx(snap, slot, m);
+    }
+
+    /// Into `slot`'s transmit batch, as the port takes it.
+    #[inline]
+    fn push_tx(&mut self, snap: &Snapshot, slot: usize, mut m: Mbuf) {
         // A frame whose tail is still in the sending guest goes to another
         // guest in one copy; any other driver gets the frame whole.
         if m.tail().is_some() && !snap.ports[slot].port.takes_guest_tails() && !m.take_tail_in() {
@@ -29,6 +41,48 @@ impl Work {
                 .tx_burst(self.index, &mut self.cache, b);
             let _ = b.push(m);
         }
+    }
+
+    /// What the sender left to us and `slot` does not take: a large TCP
+    /// segment is split into frames for the wire, a checksum completed.
+    #[cold]
+    fn offload_in_software(&mut self, snap: &Snapshot, slot: usize, mut m: Mbuf) {
+        if m.offload().gso != Gso::None {
+            let mut segs = Batch::new();
+            let mut next = 0;
+            loop {
+                let Some((upto, total)) = offload::segment(&m, next, &mut self.cache, &mut segs)
+                else {
+                    return self.drop_pkt(m, DpDrop::Offload);
+                };
+                bump(&self.stats.soft_segments, segs.len() as u64);
+                let made = !segs.is_empty();
+                for s in segs.drain() {
+                    self.push_tx(snap, slot, s);
+                }
+                if upto == total {
+                    break;
+                }
+                if !made {
+                    // The pool ran dry: the rest of the segment is lost.
+                    self.stats
+                        .count_drop(DpDrop::NoBuffer, (total - upto) as u64);
+                    break;
+                }
+                next = upto;
+            }
+            bump(&self.stats.soft_gso, 1);
+            self.cache.free(m);
+            return;
+        }
+        if m.tail().is_some() && !snap.ports[slot].port.takes_guest_tails() && !m.take_tail_in() {
+            return self.drop_pkt(m, DpDrop::NoBuffer);
+        }
+        if !offload::complete_csum(&mut m) {
+            return self.drop_pkt(m, DpDrop::Offload);
+        }
+        bump(&self.stats.soft_csum, 1);
+        self.push_tx(snap, slot, m);
     }
 
     pub(super) fn flush_all(&mut self, snap: &Snapshot) {
@@ -52,6 +106,7 @@ impl Work {
                 // and valid as long as the original's).
                 c.fill(m.data());
                 c.set_tail(m.tail());
+                c.set_offload(m.offload());
                 Some(c)
             }
             None => {

@@ -84,6 +84,9 @@ pub const CATALOG: &[MetricDef] = &[
     c("ferrovs_port_tx_retries_total", &["port"], "Extra attempts into a full guest receive ring (tx-retries-max)."),
     c("ferrovs_port_guest_notifications_total", &["port"], "Interrupts (call eventfd writes) sent to the guest."),
     c("ferrovs_port_guest_notify_failures_total", &["port"], "Interrupts the guest's call fd did not take (a full pipe or eventfd): never waited for."),
+    c("ferrovs_port_tx_one_copy_total", &["port"], "Frames written into the guest straight from the sending guest's buffer (one copy)."),
+    c("ferrovs_port_rx_gso_total", &["port"], "Large TCP segments (GSO) received from the guest."),
+    c("ferrovs_port_tx_gso_total", &["port"], "Large TCP segments (GSO) handed to the guest whole."),
     g("ferrovs_rxq_notified", PQ, "1 while the rx queue waits for its peer's notification instead of being polled (pmd.rxq-notify-after)."),
     c("ferrovs_rxq_wakeups_total", PQ, "Notifications that brought the rx queue back to the poll list."),
     g("ferrovs_port_link_up", &["port", "type"], "1 when a peer is attached and the port carries traffic."),
@@ -104,6 +107,9 @@ pub const CATALOG: &[MetricDef] = &[
     c("ferrovs_pmd_cache_hits_total", &["core"], "Flow lookups answered by the PMD's exact-match cache."),
     c("ferrovs_pmd_cache_misses_total", &["core"], "Flow lookups the exact-match cache could not answer."),
     c("ferrovs_pmd_classifier_probes_total", &["core"], "Hash tables (one per mask) probed by classifier searches; per cache miss, the masks a search took."),
+    c("ferrovs_pmd_soft_csum_total", &["core"], "Checksums a guest left to the switch, completed in software for a port that does not take them."),
+    c("ferrovs_pmd_soft_gso_total", &["core"], "Large TCP segments (GSO) split in software for a port that does not take them."),
+    c("ferrovs_pmd_soft_segments_total", &["core"], "Frames those splits made."),
     g("ferrovs_flows", &[], "Rules in the bridge's flow table."),
     g("ferrovs_fdb_entries", &[], "Learned MAC entries now."),
     g("ferrovs_fdb_max_entries", &[], "Most entries the table takes (mac-table-size)."),
@@ -257,7 +263,7 @@ fn port_families(t: &mut Text, ports: &[(&PortLabels, &SwitchPort)], bridge: &Br
         .map(|(_, sp)| sp.port.peer_counters())
         .collect();
     type Read = fn(&pmd::port::PeerCounters) -> u64;
-    let peer_families: [(&str, Read); 3] = [
+    let peer_families: [(&str, Read); 6] = [
         ("ferrovs_port_tx_retries_total", |c| c.tx_retries),
         ("ferrovs_port_guest_notifications_total", |c| {
             c.notifications
@@ -265,6 +271,9 @@ fn port_families(t: &mut Text, ports: &[(&PortLabels, &SwitchPort)], bridge: &Br
         ("ferrovs_port_guest_notify_failures_total", |c| {
             c.notify_failures
         }),
+        ("ferrovs_port_tx_one_copy_total", |c| c.one_copy),
+        ("ferrovs_port_rx_gso_total", |c| c.gso_rx),
+        ("ferrovs_port_tx_gso_total", |c| c.gso_tx),
     ];
     for (name, read) in peer_families {
         t.family(name);
@@ -319,7 +328,7 @@ fn pmd_families(t: &mut Text, bridge: &Bridge) {
         .map(|p| format!("core=\"{}\"", p.core))
         .collect();
     type Read = fn(&crate::datapath::stats::PmdStats) -> u64;
-    let counters: [(&str, Read); 10] = [
+    let counters: [(&str, Read); 13] = [
         ("ferrovs_pmd_busy_cycles_total", |p| {
             p.busy_cycles.load(Relaxed)
         }),
@@ -343,6 +352,11 @@ fn pmd_families(t: &mut Text, bridge: &Bridge) {
         }),
         ("ferrovs_pmd_classifier_probes_total", |p| {
             p.classifier_probes.load(Relaxed)
+        }),
+        ("ferrovs_pmd_soft_csum_total", |p| p.soft_csum.load(Relaxed)),
+        ("ferrovs_pmd_soft_gso_total", |p| p.soft_gso.load(Relaxed)),
+        ("ferrovs_pmd_soft_segments_total", |p| {
+            p.soft_segments.load(Relaxed)
         }),
     ];
     for (name, read) in counters {

@@ -47,6 +47,8 @@ pub struct EngineSpec {
     pub frame: FrameSpec,
     pub latency: bool,
     pub seed: u64,
+    /// Receiving: (on, off) — receive for `on`, then leave the queue alone for `off`.
+    pub rx_pause: Option<(std::time::Duration, std::time::Duration)>,
 }
 
 pub fn make(spec: &EngineSpec) -> Box<dyn Engine> {
@@ -54,7 +56,7 @@ pub fn make(spec: &EngineSpec) -> Box<dyn Engine> {
         Mode::Io => Box::new(io::Io),
         Mode::Mac => Box::new(mac::Mac),
         Mode::Macswap => Box::new(macswap::MacSwap),
-        Mode::Rxonly => Box::new(rxonly::RxOnly),
+        Mode::Rxonly => Box::new(rxonly::RxOnly::new(spec.rx_pause)),
         Mode::Txonly => Box::new(txonly::TxOnly::new(spec)),
         Mode::Flowgen => Box::new(flowgen::FlowGen::new(spec)),
     }

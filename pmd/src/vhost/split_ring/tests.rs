@@ -131,6 +131,7 @@ fn feats() -> RingFeatures {
         event_idx: false,
         mrg_rxbuf: true,
         hdr_len: 12,
+        ..Default::default()
     }
 }
 
