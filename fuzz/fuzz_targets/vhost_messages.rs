@@ -106,6 +106,7 @@ fuzz_target!(|msgs: Vec<Msg>| {
         mac: [2, 0, 0, 0, 0, 1],
         tx_retries_max: 0,
         mtu: 1500,
+        offloads: true,
     }));
     let dev = Arc::new(Mutex::new(VhostDevice::new(port.clone())));
     let mut handler = BackendReqHandler::from_stream(ours, dev);
