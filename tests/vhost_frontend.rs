@@ -322,6 +322,8 @@ pub struct Guest {
     pub call: [OwnedFd; 2],
     /// Next avail index per queue.
     avail_idx: [u16; 2],
+    /// Features acked besides VERSION_1 (`with_features`).
+    pub extra_features: u64,
 }
 
 impl Guest {
@@ -334,6 +336,16 @@ impl Guest {
     /// As `connect`, with memory the test made (`mem` at guest address 0
     /// holds the rings; `extra` regions follow in the table).
     pub fn with_memory(path: &Path, mem: GuestMemory, extra: Vec<GuestMemory>) -> Guest {
+        Guest::with_features(path, mem, extra, 0)
+    }
+
+    /// As `with_memory`, acking `features` (bits the switch offers) too.
+    pub fn with_features(
+        path: &Path,
+        mem: GuestMemory,
+        extra: Vec<GuestMemory>,
+        features: u64,
+    ) -> Guest {
         let fe = RawFrontend::connect(path);
         let mut g = Guest {
             fe,
@@ -342,6 +354,7 @@ impl Guest {
             kick: [eventfd(), eventfd()],
             call: [eventfd(), eventfd()],
             avail_idx: [0; 2],
+            extra_features: features,
         };
         g.handshake();
         g
@@ -352,8 +365,13 @@ impl Guest {
         fe.send(req::SET_OWNER, &[], &[]).unwrap();
         let offered = fe.get_u64(req::GET_FEATURES).unwrap();
         assert!(offered & F_VERSION_1 != 0);
-        fe.send(req::SET_FEATURES, &F_VERSION_1.to_le_bytes(), &[])
-            .unwrap();
+        assert_eq!(offered & self.extra_features, self.extra_features, "not offered");
+        fe.send(
+            req::SET_FEATURES,
+            &(F_VERSION_1 | self.extra_features).to_le_bytes(),
+            &[],
+        )
+        .unwrap();
         let (table, fds) = self.mem_table();
         self.fe.send(req::SET_MEM_TABLE, &table, &fds).unwrap();
         for q in [RXQ, TXQ] {
@@ -477,8 +495,13 @@ impl Guest {
     /// Puts `frame` (with a zero virtio-net header) in buffer `slot` and
     /// offers it on the TX queue as a one-descriptor chain.
     pub fn send_frame(&mut self, slot: u16, frame: &[u8]) {
+        self.send_with_header(slot, &[0; NET_HDR], frame);
+    }
+
+    /// As `send_frame`, behind the virtio-net header `hdr`.
+    pub fn send_with_header(&mut self, slot: u16, hdr: &[u8; NET_HDR], frame: &[u8]) {
         let addr = BUFFERS + slot as u64 * 4096;
-        let mut b = vec![0u8; NET_HDR];
+        let mut b = hdr.to_vec();
         b.extend_from_slice(frame);
         self.mem.write(addr, &b);
         self.write_desc(TXQ, slot, addr, b.len() as u32, 0, 0);

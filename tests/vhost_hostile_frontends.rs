@@ -422,3 +422,73 @@ fn a_frontend_truncating_unsealable_guest_memory_is_dropped_and_the_switch_lives
     assert!(show.contains("truncated"), "{show}");
     witnesses_forward(&sw);
 }
+
+/// CVE-2024-11614: a guest that negotiated checksum offload asks for a
+/// checksum whose start lies beyond the frame (0xffff), whose field would
+/// end past it, or that starts inside the Ethernet header; then it moves
+/// csum_start back and forth while the switch reads the header. Each bad
+/// header is a counted `invalid_offload` drop; good ones are finished in
+/// software for the witnesses (who negotiated no offloads).
+#[test]
+fn cve_2024_11614_checksum_offsets_beyond_the_frame_are_dropped() {
+    let _g = serial();
+    let dir = TempDir::new("cve-csum-start");
+    let sw = switch(dir.path());
+    const F_CSUM: u64 = 1;
+    let mut g = Guest::with_features(
+        &sw.port_socket("vhost0"),
+        GuestMemory::new(1 << 20, 0, true),
+        Vec::new(),
+        F_CSUM,
+    );
+    let header = |start: u16, offset: u16| {
+        let mut h = [0u8; NET_HDR];
+        h[0] = 1; // NEEDS_CSUM
+        h[6..8].copy_from_slice(&start.to_le_bytes());
+        h[8..10].copy_from_slice(&offset.to_le_bytes());
+        h
+    };
+    let frame = broadcast_frame(SRC, 60);
+    let bad = [(0xffff, 16), (34, 0xffff), (50, 16), (4, 2)];
+    for (i, &(start, offset)) in bad.iter().enumerate() {
+        g.send_with_header(i as u16, &header(start, offset), &frame);
+    }
+    g.send_with_header(8, &header(34, 16), &frame);
+    let (rx, _, drops) = wait_accounted(&sw, 5);
+    assert_eq!(drop_count(&drops, "invalid_offload"), 4, "{drops:?}");
+    assert_eq!(rx, 1, "the good header's frame arrives");
+
+    // The header changes while the switch reads it: it reads it once.
+    let slot = 9u16;
+    g.send_with_header(slot, &header(34, 16), &frame);
+    let field = g.mem.uva() + BUFFERS + slot as u64 * 4096 + 6;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flipper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut k = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let v: u16 = if k.is_multiple_of(2) { 0xffff } else { 34 };
+                // SAFETY: the header lies in guest memory this test mapped,
+                // which lives until after the join below.
+                unsafe { std::ptr::write_volatile(field as *mut u16, v) };
+                k = k.wrapping_add(1);
+            }
+        })
+    };
+    let offered = 20_000u16;
+    let start = g.avail_idx(TXQ);
+    for _ in 0..offered {
+        g.push_avail(TXQ, slot);
+        while g.avail_idx(TXQ).wrapping_sub(g.used_idx(TXQ)) >= 8 {
+            std::hint::spin_loop();
+        }
+    }
+    assert!(g.wait_used(TXQ, start.wrapping_add(offered)));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flipper.join().unwrap();
+    let (rx, dropped, drops) = wait_accounted(&sw, 6 + offered as u64);
+    eprintln!("{rx} frames, {dropped} dropped: {drops:?}");
+    assert_eq!(rx + dropped, 6 + offered as u64, "{drops:?}");
+    witnesses_forward(&sw);
+}
