@@ -337,7 +337,11 @@ pub fn check(frame: &[u8]) -> Check {
         || frame[l3 + 9] != 17
         || frame[l3 + PAYLOAD..l3 + PAYLOAD + 2] != MAGIC
     {
-        return Check::Foreign;
+        return match crate::tcp::check(frame) {
+            None => Check::Foreign,
+            Some(true) => Check::Good { sent_ns: 0 },
+            Some(false) => Check::Bad,
+        };
     }
     let ip_len = u16::from_be_bytes([frame[l3 + 2], frame[l3 + 3]]) as usize;
     if ip_len + l3 != frame.len() {

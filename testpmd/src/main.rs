@@ -13,6 +13,7 @@ mod latency;
 mod ports;
 mod report;
 mod stream;
+mod tcp;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -163,6 +164,13 @@ struct Args {
     /// controller reacts to ports coming up drops what arrives before).
     #[arg(long = "start-delay", default_value_t = 0.0)]
     start_delay: f64,
+    /// txonly: send one TCP stream per generator and leave its checksums
+    /// (`csum`) or its segmentation into MSS-byte segments (`tso:MSS`, frames
+    /// of --txpkts bytes, up to 64 KiB) to the port, as a guest with offloads
+    /// does; virtio-user ports need `tx-offloads=on`. Receivers check every
+    /// TCP segment of such a stream (checksums and payload bytes).
+    #[arg(long = "tx-offload")]
+    tx_offload: Option<tcp::TxOffload>,
     /// Receiving streams: receive for ON ms, then leave their queues alone
     /// for OFF ms (the sender finds the ring full), in turn: "ON,OFF".
     #[arg(long = "rx-pause")]
@@ -407,6 +415,7 @@ fn run(a: Args) -> Result<()> {
             },
             latency: a.latency,
             seed: 0x5eed + k as u64,
+            tx_offload: a.tx_offload,
             rx_pause,
         };
         let budget = match (a.nb_pkts, gen_streams) {

@@ -168,6 +168,7 @@ impl Ports {
                     c.wish.mrg_rxbuf = take_bool(&mut o, "mrg-rxbuf", true)?;
                     c.wish.event_idx = take_bool(&mut o, "event-idx", true)?;
                     c.wish.indirect_desc = take_bool(&mut o, "indirect-desc", true)?;
+                    c.wish.tx_offloads = take_bool(&mut o, "tx-offloads", false)?;
                     let p = VirtioPort::start(c, Arc::clone(pool))
                         .map_err(|e| anyhow!("port {idx} ({spec}): {e}"))?;
                     (p, None)

@@ -27,16 +27,10 @@ impl Engine for FlowGen {
         s.inspect_and_free(cache);
         let now = now_ns();
         let flow = &mut self.flow;
-        got + generate(
-            &mut self.gen,
-            s,
-            cache,
-            now,
-            || {
-                *flow = flow.wrapping_add(1);
-                *flow
-            },
-            true,
-        )
+        let gen = &mut self.gen;
+        got + generate(s, cache, now, |m| {
+            *flow = flow.wrapping_add(1);
+            gen.fill(m, *flow, true, now);
+        })
     }
 }

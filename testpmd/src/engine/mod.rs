@@ -47,6 +47,8 @@ pub struct EngineSpec {
     pub frame: FrameSpec,
     pub latency: bool,
     pub seed: u64,
+    /// Generating: a TCP stream whose checksums or segmentation the port does.
+    pub tx_offload: Option<crate::tcp::TxOffload>,
     /// Receiving: (on, off) — receive for `on`, then leave the queue alone for `off`.
     pub rx_pause: Option<(std::time::Duration, std::time::Duration)>,
 }

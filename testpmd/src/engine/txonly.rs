@@ -1,14 +1,18 @@
 //! txonly: generate checked frames (size, flows and addresses from the
 //! command line). With --latency it stamps them and also receives, so one
-//! process measures the round trip through a switch.
+//! process measures the round trip through a switch. With --tx-offload it
+//! sends a TCP stream instead, leaving checksums or segmentation to the port
+//! (`crate::tcp`).
 
 use super::{Engine, EngineSpec};
 use crate::frame::{now_ns, Generator};
 use crate::stream::Stream;
-use pmd::PoolCache;
+use crate::tcp::TcpGen;
+use pmd::{Mbuf, PoolCache};
 
 pub struct TxOnly {
     gen: Generator,
+    tcp: Option<TcpGen>,
     flow: u32,
     receive: bool,
 }
@@ -17,20 +21,20 @@ impl TxOnly {
     pub fn new(spec: &EngineSpec) -> TxOnly {
         TxOnly {
             gen: Generator::new(spec.frame.clone(), spec.seed, spec.latency),
+            tcp: spec.tx_offload.map(|o| TcpGen::new(&spec.frame, o)),
             flow: 0,
             receive: spec.latency,
         }
     }
 }
 
-/// Fills the stream's batch with up to `quota` frames; shared with flowgen.
+/// Fills the stream's batch with up to `quota` frames, each built by `fill`;
+/// shared with flowgen.
 pub(super) fn generate(
-    gen: &mut Generator,
     s: &mut Stream,
     cache: &mut PoolCache,
     now: u64,
-    mut next_flow: impl FnMut() -> u32,
-    vary_dst: bool,
+    mut fill: impl FnMut(&mut Mbuf),
 ) -> usize {
     // Frames built while the link is down would only count as drops.
     if !s.tx.link_up() {
@@ -40,7 +44,7 @@ pub(super) fn generate(
     let mut n = 0;
     while n < quota {
         let Some(mut m) = cache.alloc() else { break };
-        gen.fill(&mut m, next_flow(), vary_dst, now);
+        fill(&mut m);
         if let Err(m) = s.batch.push(m) {
             cache.free(m);
             break;
@@ -73,6 +77,10 @@ impl Engine for TxOnly {
         // One flow per burst, as testpmd's --txonly-multi-flow varies it.
         let flow = self.flow;
         self.flow = self.flow.wrapping_add(1);
-        got + generate(&mut self.gen, s, cache, now, || flow, false)
+        if let Some(tcp) = &mut self.tcp {
+            return got + generate(s, cache, now, |m| tcp.fill(m));
+        }
+        let gen = &mut self.gen;
+        got + generate(s, cache, now, |m| gen.fill(m, flow, false, now))
     }
 }
