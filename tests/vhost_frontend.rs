@@ -365,7 +365,11 @@ impl Guest {
         fe.send(req::SET_OWNER, &[], &[]).unwrap();
         let offered = fe.get_u64(req::GET_FEATURES).unwrap();
         assert!(offered & F_VERSION_1 != 0);
-        assert_eq!(offered & self.extra_features, self.extra_features, "not offered");
+        assert_eq!(
+            offered & self.extra_features,
+            self.extra_features,
+            "not offered"
+        );
         fe.send(
             req::SET_FEATURES,
             &(F_VERSION_1 | self.extra_features).to_le_bytes(),

@@ -37,8 +37,8 @@ mkdir -p $root/bin $root/proc $root/sys $root/dev $root/tmp $root/lib/modules
 cp b/bin/busybox $root/bin/busybox
 mkdir -p $root/lib/x86_64-linux-gnu $root/lib64 $root/sbin
 found() { find e -name "$1" \( -type f -o -type l \) | head -1; }
-cp "$(found ethtool)" $root/sbin/ethtool
-for l in libc.so.6 libmnl.so.0; do cp -L "$(found $l)" $root/lib/x86_64-linux-gnu/; done
+cp "$(find e -path '*sbin/ethtool' -type f | head -1)" $root/sbin/ethtool
+for l in libc.so.6 libm.so.6 libmnl.so.0; do cp -L "$(found $l)" $root/lib/x86_64-linux-gnu/; done
 cp -L "$(found ld-linux-x86-64.so.2)" $root/lib64/
 cp "$here/init.sh" $root/init
 chmod +x $root/init
