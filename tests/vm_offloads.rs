@@ -5,6 +5,7 @@
 //! - to a guest whose port has `offloads = false` (the switch splits them),
 //! - between an access port and a trunk whose guest uses an 802.1Q
 //!   subinterface (the tag pushed and popped under the offloads).
+//!
 //! Under TCG here; the guests are the bottleneck, not the switch.
 
 use ferrovs_tests::guest::{Guest, GuestConfig};

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the test guest from Debian packages only, cached in $1 (default
 # /var/tmp/ferrovs-guest): a cloud kernel and an initramfs with busybox and the
-# virtio-net modules (and ethtool). Re-running with a cache in place does nothing.
+# virtio-net modules (and ethtool, iperf3). Re-running with a cache in place does nothing.
 #
 # The guest's /init (init.sh here) reads its settings from the kernel command
 # line: fv.ip=ADDR/LEN, fv.mac=MAC, fv.mtu=N, fv.cmd=COMMAND (spaces as %20), and then
@@ -24,12 +24,16 @@ if [ -z "$kpkg" ]; then
   kpkg=$(resolve)
 fi
 [ -n "$kpkg" ] || { echo "cannot resolve linux-image-cloud-amd64 from Debian's package lists" >&2; exit 1; }
-apt-get download "$kpkg" busybox-static ethtool libmnl0 libc6 >/dev/null 2>&1 \
-  || apt-get download "$kpkg" busybox-static ethtool libmnl0 libc6
+extra="ethtool libmnl0 libc6 iperf3 libiperf0 libsctp1 libssl3"
+apt-get download "$kpkg" busybox-static $extra >/dev/null 2>&1 \
+  || apt-get download "$kpkg" busybox-static $extra
 dpkg -x "$kpkg"_*.deb k
 dpkg -x busybox-static_*.deb b
-# ethtool (busybox has none) with what it links: `ethtool -k` shows the offloads.
-for d in ethtool_*.deb libmnl0_*.deb libc6_*.deb; do dpkg -x "$d" e; done
+# ethtool (busybox has none; `ethtool -k` shows the offloads) and iperf3
+# (the guest-to-guest TCP benchmark), with the libraries they link.
+for d in ethtool_*.deb libmnl0_*.deb libc6_*.deb iperf3_*.deb libiperf0_*.deb libsctp1_*.deb libssl3_*.deb; do
+  dpkg -x "$d" e
+done
 
 kver=$(ls k/lib/modules)
 root=initramfs
@@ -38,7 +42,10 @@ cp b/bin/busybox $root/bin/busybox
 mkdir -p $root/lib/x86_64-linux-gnu $root/lib64 $root/sbin
 found() { find e -name "$1" \( -type f -o -type l \) | head -1; }
 cp "$(find e -path '*sbin/ethtool' -type f | head -1)" $root/sbin/ethtool
-for l in libc.so.6 libm.so.6 libmnl.so.0; do cp -L "$(found $l)" $root/lib/x86_64-linux-gnu/; done
+cp "$(find e -path '*bin/iperf3' -type f | head -1)" $root/bin/iperf3
+for l in libc.so.6 libm.so.6 libmnl.so.0 libiperf.so.0 libsctp.so.1 libssl.so.3 libcrypto.so.3; do
+  cp -L "$(found $l)" $root/lib/x86_64-linux-gnu/
+done
 cp -L "$(found ld-linux-x86-64.so.2)" $root/lib64/
 cp "$here/init.sh" $root/init
 chmod +x $root/init
