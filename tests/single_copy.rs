@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Bytes of a leased frame the switch copies privately (pmd's LEASE_HEAD).
-const HEAD: usize = 128;
+const HEAD: usize = 192;
 
 /// Three vhost-user ports with MTU 9000 (so a jumbo packet pool).
 fn switch(dir: &std::path::Path) -> Ferrovsd {

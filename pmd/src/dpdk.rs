@@ -430,7 +430,7 @@ impl Port for DpdkPort {
                 )
             };
             match cache.alloc() {
-                Some(mut b) if len <= b.capacity() && (*unsafe { &*m }).nb_segs == 1 => {
+                Some(mut b) if len <= b.capacity() && unsafe { &*m }.nb_segs == 1 => {
                     // SAFETY: `len` bytes at `data` are DPDK's; the slice is copied at once.
                     b.fill(unsafe { std::slice::from_raw_parts(data, len) });
                     bytes += len;

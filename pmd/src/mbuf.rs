@@ -95,7 +95,7 @@ impl GuestTail {
         GuestTail { ranges, n, len }
     }
 
-    pub fn ranges(&self) -> &[TailRange] {
+    pub(crate) fn ranges(&self) -> &[TailRange] {
         // SAFETY: valid for the tail's life (see `new`).
         unsafe { std::slice::from_raw_parts(self.ranges, self.n) }
     }
@@ -174,8 +174,15 @@ impl Mbuf {
         })
     }
 
-    /// Makes the frame end in `tail` (vhost-user receive path only).
-    pub fn set_tail(&mut self, tail: Option<GuestTail>) {
+    /// Makes the frame end in `tail` (the vhost-user receive path; the
+    /// switch's copy of a buffer shares the original's tail).
+    ///
+    /// # Safety
+    /// The tail stays valid (its ranges and the guest memory behind them) for
+    /// as long as this buffer carries it: the buffer is sent or freed, or
+    /// brought whole with [`Mbuf::take_tail_in`], before the lease that made
+    /// the tail ends.
+    pub unsafe fn set_tail(&mut self, tail: Option<GuestTail>) {
         let h = self.hdr_mut();
         match tail {
             Some(t) if !t.is_empty() => {
@@ -199,26 +206,32 @@ impl Mbuf {
 
     /// Copies frame bytes `[from, from + dst.len())` (room, then tail) to `dst`.
     pub fn copy_out(&self, from: usize, dst: &mut [u8]) {
-        assert!(from + dst.len() <= self.len(), "read past the frame");
+        // SAFETY: dst is ours, for dst.len() bytes.
+        unsafe { self.copy_to_ptr(from, dst.as_mut_ptr(), dst.len()) }
+    }
+
+    /// Copies frame bytes `[from, from + n)` (room, then tail) to `dst`, which
+    /// may be guest memory (never made a slice).
+    ///
+    /// # Safety
+    /// `dst` is writable for `n` bytes and does not overlap this buffer.
+    #[inline]
+    pub unsafe fn copy_to_ptr(&self, from: usize, dst: *mut u8, n: usize) {
+        assert!(from + n <= self.len(), "read past the frame");
         let head = self.data();
         let mut done = 0;
         if from < head.len() {
-            done = dst.len().min(head.len() - from);
-            dst[..done].copy_from_slice(&head[from..from + done]);
+            done = n.min(head.len() - from);
+            // SAFETY: from + done <= head length; dst has room for n >= done.
+            unsafe { std::ptr::copy_nonoverlapping(head.as_ptr().add(from), dst, done) };
         }
-        if done < dst.len() {
+        if done < n {
             let t = self
                 .tail()
                 .expect("a frame longer than its room has a tail");
-            // SAFETY: a tail is valid while its buffer exists (see GuestTail);
-            // the range is inside the frame (asserted) and dst is ours.
-            unsafe {
-                t.copy_to(
-                    from + done - head.len(),
-                    dst[done..].as_mut_ptr(),
-                    dst.len() - done,
-                )
-            };
+            // SAFETY: a tail is valid while its buffer exists (see GuestTail),
+            // the range is inside the frame (asserted), dst has room.
+            unsafe { t.copy_to(from + done - head.len(), dst.add(done), n - done) };
         }
     }
 

@@ -16,6 +16,9 @@ pub const NET_HDR_GSO_TCPV6: u8 = 4;
 /// Largest frame a guest may hand over for segmentation: a 64 KiB IP packet
 /// behind Ethernet and two VLAN tags.
 pub const MAX_GSO_FRAME: usize = 65535 + 14 + 8;
+/// Smallest segment size a sender may ask for (Linux's TCP_MIN_MSS): a
+/// smaller one would have the switch cut a 64 KiB frame into thousands.
+pub const MIN_GSO_SIZE: u16 = 88;
 
 /// What the sender of a frame left to the switch.
 #[repr(C)]
@@ -95,7 +98,7 @@ impl Offload {
         if o.gso != Gso::None {
             o.gso_size = u16_at(4);
             // Segmentation also fills in every segment's checksum.
-            if o.gso_size == 0 || !o.needs_csum {
+            if o.gso_size < MIN_GSO_SIZE || !o.needs_csum {
                 return Err(BadOffload);
             }
         }
@@ -197,8 +200,8 @@ fn sum_frame(m: &Mbuf, from: usize, c: &mut Csum) {
 }
 
 /// Completes the checksum a sender left (`needs_csum`), in the buffer's room
-/// (the field must be there: it is in the first 128 bytes of a frame the
-/// switch received from a guest). False when it is not.
+/// (a field past the room, behind long extension headers, brings the tail in
+/// first). False when the offsets do not fit or the frame cannot be brought in.
 pub fn complete_csum(m: &mut Mbuf) -> bool {
     let o = m.offload();
     if !o.needs_csum {
@@ -208,12 +211,17 @@ pub fn complete_csum(m: &mut Mbuf) -> bool {
         o.csum_start as usize,
         o.csum_start as usize + o.csum_offset as usize,
     );
-    if !o.fits(m.len()) || at + 2 > m.head_len() {
+    if !o.fits(m.len()) || (at + 2 > m.head_len() && !m.take_tail_in()) {
         return false;
     }
     let mut c = Csum::default();
     sum_frame(m, start, &mut c);
-    let v = !c.fold();
+    let mut v = !c.fold();
+    // UDP says "no checksum" with 0: a computed 0 is sent as 0xffff (Linux's
+    // CSUM_MANGLED_0).
+    if v == 0 && o.csum_offset == 6 {
+        v = 0xffff;
+    }
     m.data_mut()[at..at + 2].copy_from_slice(&v.to_be_bytes());
     m.set_offload(Offload {
         needs_csum: false,
@@ -247,14 +255,17 @@ impl TcpFrame {
         l3 += 2;
         let (l4, v6) = match ethertype {
             0x0800 => {
-                let ihl = (*head.get(l3)? & 0x0f) as usize * 4;
-                if ihl < 20 || *head.get(l3 + 9)? != 6 {
+                let vihl = *head.get(l3)?;
+                let ihl = (vihl & 0x0f) as usize * 4;
+                // Version 4, TCP, and not a fragment (MF or an offset).
+                let frag = u16::from_be_bytes([*head.get(l3 + 6)?, *head.get(l3 + 7)?]);
+                if vihl >> 4 != 4 || ihl < 20 || *head.get(l3 + 9)? != 6 || frag & 0x3fff != 0 {
                     return None;
                 }
                 (l3 + ihl, false)
             }
             0x86dd => {
-                if *head.get(l3 + 6)? != 6 {
+                if *head.get(l3)? >> 4 != 6 || *head.get(l3 + 6)? != 6 {
                     return None;
                 }
                 (l3 + 40, true)

@@ -107,6 +107,7 @@ fn headers_asking_for_what_was_not_negotiated_are_refused() {
     for bad in [
         vhdr(0, NET_HDR_GSO_TCPV4, 1448, 0, 0), // GSO without a checksum
         vhdr(NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV4, 0, 34, 16), // segments of 0 bytes
+        vhdr(NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV4, 87, 34, 16), // below TCP's minimum MSS
         vhdr(NET_HDR_F_NEEDS_CSUM, 3, 1448, 34, 6), // UDP (not offered)
         vhdr(NET_HDR_F_NEEDS_CSUM, 0x81, 1448, 34, 16), // ECN (not offered)
     ] {
@@ -239,4 +240,29 @@ fn a_sum_fed_in_odd_pieces_equals_the_sum_at_once() {
         sum(&[&data[..1], &data[1..2], &data[2..5], &data[5..]]),
         whole
     );
+}
+
+/// A UDP checksum that sums to 0 goes out as 0xffff (0 means "none").
+#[test]
+fn a_udp_checksum_of_zero_is_sent_as_all_ones() {
+    let mut c = PoolCache::new(Pool::new(64, false).unwrap());
+    let mut f = vec![0u8; 14 + 20 + 8 + 2];
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f[14] = 0x45;
+    let udp = 34;
+    // Two payload bytes that make the sum over the UDP part 0xffff, so the
+    // complement would be 0.
+    let s = sum(&[&f[udp..]]);
+    f[udp + 8..udp + 10].copy_from_slice(&(!s).to_be_bytes());
+    assert_eq!(sum(&[&f[udp..]]), 0xffff);
+    let o = Offload {
+        needs_csum: true,
+        csum_start: udp as u16,
+        csum_offset: 6,
+        ..Offload::default()
+    };
+    let mut m = mbuf(&mut c, &f, o);
+    assert!(complete_csum(&mut m));
+    assert_eq!(m.data()[udp + 6..udp + 8], [0xff, 0xff]);
+    c.free(m);
 }

@@ -252,56 +252,45 @@ impl Port for VhostPort {
             return 0;
         };
         let (n, notify) = ring.dequeue(mem, cache, out, &q.stats);
-        crate::port::bump(&q.gso, ring.take_counters().gso);
+        q.count(ring.take_counters());
         if notify {
-            if st.signal() {
-                crate::port::bump(&q.notifications, 1);
-            } else {
-                q.signal_failures.fetch_add(1, Ordering::Relaxed);
-            }
+            q.interrupt(st);
         }
         n
     }
 
     fn rx_burst_into(&self, qid: usize, sink: &mut dyn RxSink) -> usize {
         let q = self.rxq(qid);
-        let n = {
-            let Some(mut st) = q.state.try_lock() else {
-                return 0;
-            };
-            if !st.is_enabled() {
-                return 0;
-            }
-            let st = &mut *st;
-            let (Some(ring), Some(mem)) = (st.ring.as_mut(), st.mem.as_ref()) else {
-                return 0;
-            };
-            let (cache, out) = sink.rx_parts();
-            let (n, mut notify) = ring.dequeue_leasing(mem, cache, out, &q.stats);
-            crate::port::bump(&q.gso, ring.take_counters().gso);
-            let leased = ring.leased() > 0;
-            if leased {
-                // The frames' tails are in this guest's buffers: switch and
-                // send them while we hold the ring (and so its memory and
-                // descriptors), then give the buffers back. Nothing outlives
-                // this call.
-                sink.consume(true);
-                notify = ring.release();
-            }
-            if notify {
-                if st.signal() {
-                    crate::port::bump(&q.notifications, 1);
-                } else {
-                    q.signal_failures.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            if leased {
-                return n;
-            }
-            n
+        let Some(mut guard) = q.state.try_lock() else {
+            return 0;
         };
-        if n > 0 {
-            sink.consume(false);
+        if !guard.is_enabled() {
+            return 0;
+        }
+        let st = &mut *guard;
+        let (Some(ring), Some(mem)) = (st.ring.as_mut(), st.mem.as_ref()) else {
+            return 0;
+        };
+        let (cache, out) = sink.rx_parts();
+        let (n, notify) = ring.dequeue_leasing(mem, cache, out, &q.stats);
+        q.count(ring.take_counters());
+        if ring.leased() == 0 {
+            if notify {
+                q.interrupt(st);
+            }
+            // Nothing held: the burst is switched after the lock is let go.
+            drop(guard);
+            if n > 0 {
+                sink.consume(false);
+            }
+            return n;
+        }
+        // The frames' tails are in this guest's buffers: switch and send them
+        // while we hold the ring (and so its memory and descriptors), then
+        // give the buffers back. Nothing outlives this call.
+        sink.consume(true);
+        if ring.release() {
+            q.interrupt(st);
         }
         n
     }
@@ -350,16 +339,10 @@ impl Port for VhostPort {
                     last = more;
                 }
                 crate::port::bump(&q.retries, retries as u64);
-                let c = ring.take_counters();
-                crate::port::bump(&q.one_copy, c.one_copy);
-                crate::port::bump(&q.gso, c.gso);
+                q.count(ring.take_counters());
                 reason = DropReason::RingFull;
                 if notify {
-                    if st.signal() {
-                        crate::port::bump(&q.notifications, 1);
-                    } else {
-                        q.signal_failures.fetch_add(1, Ordering::Relaxed);
-                    }
+                    q.interrupt(st);
                 }
             }
         }

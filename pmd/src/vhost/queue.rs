@@ -131,6 +131,31 @@ pub struct VirtQueue {
     pub gso: std::sync::atomic::AtomicU64,
 }
 
+impl VirtQueue {
+    /// Interrupts the guest (its `state` is held by the caller), counted.
+    #[inline]
+    pub fn interrupt(&self, state: &mut QueueState) {
+        if state.signal() {
+            crate::port::bump(&self.notifications, 1);
+        } else {
+            self.signal_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Adds what the ring counted (only when there is something to add:
+    /// this runs on every poll).
+    #[inline]
+    pub fn count(&self, c: super::split_ring::RingCounters) {
+        if c.one_copy != 0 {
+            crate::port::bump(&self.one_copy, c.one_copy);
+        }
+        if c.gso != 0 {
+            crate::port::bump(&self.gso, c.gso);
+        }
+    }
+}
+
 impl Default for VirtQueue {
     fn default() -> Self {
         VirtQueue {

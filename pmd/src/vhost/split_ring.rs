@@ -23,15 +23,17 @@ pub const MAX_QUEUE_SIZE: u16 = 32768;
 /// How many chains ahead the walker prefetches guest buffers.
 const PREFETCH_AHEAD: usize = 4;
 /// Leased frames: bytes copied into our buffer, where the switch reads and
-/// edits headers (the flow key reads at most ~90: Ethernet, two VLAN tags,
-/// IPv4 with options, L4 ports). The rest stays in the guest until output.
-pub const LEASE_HEAD: usize = 128;
+/// edits headers: Ethernet, two VLAN tags, IPv4 with options and TCP with
+/// options take at most 142 (the flow key reads ~90; segmentation and the
+/// checksum field need all of them). The rest stays in the guest until output.
+pub const LEASE_HEAD: usize = 192;
 /// Frames shorter than this are copied whole: below it the second copy costs
 /// less than holding descriptors (DPDK measured zero-copy a loss under 512 B).
 pub const LEASE_MIN_FRAME: usize = 256;
 /// Most pieces a leased tail may have: Linux sends a TSO frame as its linear
-/// part and up to 17 page fragments. A longer chain is copied whole.
-pub const MAX_TAIL_RANGES: usize = 24;
+/// part and up to MAX_SKB_FRAGS (17, at most 45) page fragments. A longer
+/// chain is copied whole if it fits a buffer, else dropped as oversized.
+pub const MAX_TAIL_RANGES: usize = 48;
 
 /// Where the tails of one leasing burst live (one row per leased chain).
 type TailSlots = [[TailRange; MAX_TAIL_RANGES]; BURST];
@@ -118,8 +120,11 @@ pub struct SplitRing {
     n_leased: usize,
     /// `used_idx` before the leasing burst (what `release` publishes from).
     lease_from: u16,
-    /// The leased tails' ranges (made on the first leasing burst).
-    tails: Option<Box<TailSlots>>,
+    /// The leased tails' ranges: allocated on the ring's first leasing burst
+    /// (once per ring, which only the control thread rebuilds; most rings
+    /// never lease), freed with the ring. A raw allocation, not a Box, so
+    /// the pointers buffers keep into it stay valid while the ring moves.
+    tails: *mut TailSlots,
     /// What this ring carried since the last `take_counters`.
     counters: RingCounters,
 }
@@ -134,8 +139,20 @@ pub struct RingCounters {
 }
 
 // SAFETY: the pointers point into guest memory that the owner of this ring
-// keeps mapped (it holds the GuestMem Arc next to it under one lock).
+// keeps mapped (it holds the GuestMem Arc next to it under one lock), and
+// into `tails`, which the ring owns.
 unsafe impl Send for SplitRing {}
+
+impl Drop for SplitRing {
+    fn drop(&mut self) {
+        if !self.tails.is_null() {
+            // SAFETY: made by Box::into_raw in `dequeue_burst`, freed once,
+            // here; no lease outlives its ring (release happens under the
+            // queue's lock, which dropping the ring also needs).
+            drop(unsafe { Box::from_raw(self.tails) });
+        }
+    }
+}
 
 /// What one chain offers to a writer (guest RX): the head and the bytes
 /// written so far.
@@ -187,7 +204,7 @@ impl SplitRing {
             leased: [0; BURST],
             n_leased: 0,
             lease_from: 0,
-            tails: None,
+            tails: ptr::null_mut(),
             counters: RingCounters::default(),
         };
         // Continue from what the guest has already seen as used.
@@ -405,13 +422,10 @@ impl SplitRing {
         let old_used = self.used_idx;
         let heads = self.prefetch_burst(mem, n);
         let (mut got, mut bytes) = (0usize, 0u64);
-        let mut tails = if lease {
-            self.tails
-                .take()
-                .or_else(|| Some(Box::new([[TailRange::default(); MAX_TAIL_RANGES]; BURST])))
-        } else {
-            None
-        };
+        if lease && self.tails.is_null() {
+            self.tails = Box::into_raw(Box::new([[TailRange::default(); MAX_TAIL_RANGES]; BURST]));
+        }
+        let tails = if lease { self.tails } else { ptr::null_mut() };
         for (i, &head) in heads[..n].iter().enumerate() {
             if let Some(&ahead) = heads
                 .get(i + PREFETCH_AHEAD)
@@ -426,7 +440,13 @@ impl SplitRing {
             self.last_avail = self.last_avail.wrapping_add(1);
             let mut held = false;
             // n <= out.room() <= BURST, and the lease was empty: a row each.
-            let slot = tails.as_deref_mut().map(|t| &mut t[self.n_leased]);
+            // SAFETY: `tails` is this ring's live allocation of BURST rows and
+            // n_leased < BURST; only this row is borrowed, and only here.
+            let slot = (!tails.is_null()).then(|| unsafe {
+                &mut *tails
+                    .cast::<[TailRange; MAX_TAIL_RANGES]>()
+                    .add(self.n_leased)
+            });
             match self.read_chain(mem, head, &mut m, slot) {
                 Ok(len) => {
                     bytes += len as u64;
@@ -446,9 +466,6 @@ impl SplitRing {
             } else if head < self.size {
                 self.push_used(head, 0);
             }
-        }
-        if tails.is_some() {
-            self.tails = tails;
         }
         stats.count(got as u64, bytes);
         if self.n_leased > 0 {
@@ -596,14 +613,19 @@ impl SplitRing {
         // guest memory they point into) until `release`, under the queue's lock.
         let t = unsafe { GuestTail::new(row.as_ptr(), n_tail) };
         if written < LEASE_MIN_FRAME {
+            if written > cap {
+                return Err(DropReason::Oversized);
+            }
             // SAFETY: the ranges were translated above; the room holds
-            // `written` <= LEASE_MIN_FRAME <= cap bytes.
+            // `written` <= cap bytes (checked).
             unsafe { t.copy_to(0, dst.add(in_room), written - in_room) };
             m.set_len(written);
             return Ok(written);
         }
         m.set_len(in_room);
-        m.set_tail(Some(t));
+        // SAFETY: the tail lives until `release`, which the caller calls after
+        // sending or freeing every buffer of the burst (dequeue_leasing).
+        unsafe { m.set_tail(Some(t)) };
         Ok(written)
     }
 
@@ -679,7 +701,7 @@ impl SplitRing {
             let frame = Frame::of(pkts.get(done));
             match self.write_packet(mem, &frame, &mut avail) {
                 Ok(gso) => {
-                    self.counters.one_copy += frame.tail.is_some() as u64;
+                    self.counters.one_copy += frame.m.tail().is_some() as u64;
                     self.counters.gso += gso as u64;
                     sent += 1;
                     bytes += pkts.get(done).len() as u64;
@@ -718,13 +740,17 @@ impl SplitRing {
         let mut num_buffers: u16 = 0;
         let mut hdr_ptr: *mut u8 = ptr::null_mut();
         let mut header = [0u8; 12];
-        // The sender's offloads go on when the guest takes them (the switch
-        // did them in software otherwise).
+        // The sender's offloads go on to a guest that takes them; the switch
+        // did them in software otherwise, so a frame still asking for one
+        // here met a renegotiation: dropped, never passed as finished.
         let o = frame.offload;
         let gso = o.gso != crate::offload::Gso::None;
-        if !o.is_none() && self.features.guest_offloads.covers(&o) {
+        if !o.is_none() {
+            if !self.features.guest_offloads.covers(&o) || !o.fits(frame.len) {
+                return Err(Some(DropReason::BadOffload));
+            }
             let hdrs = if gso {
-                TcpFrame::parse(frame.head).map_or(0, |t| t.hdrs)
+                TcpFrame::parse(frame.m.data()).map_or(0, |t| t.hdrs)
             } else {
                 0
             };
@@ -855,8 +881,7 @@ impl SplitRing {
 /// A frame to write into a guest: the bytes in our buffer, then any tail
 /// still in the sending guest's memory (one copy between two guests).
 struct Frame<'a> {
-    head: &'a [u8],
-    tail: Option<GuestTail>,
+    m: &'a Mbuf,
     len: usize,
     offload: Offload,
 }
@@ -864,8 +889,7 @@ struct Frame<'a> {
 impl<'a> Frame<'a> {
     fn of(m: &'a Mbuf) -> Frame<'a> {
         Frame {
-            head: m.data(),
-            tail: m.tail(),
+            m,
             len: m.len(),
             offload: m.offload(),
         }
@@ -874,25 +898,12 @@ impl<'a> Frame<'a> {
     /// Copies frame bytes `[from, from + n)` to `dst`.
     ///
     /// # Safety
-    /// `from + n <= self.len`, `dst` writable for `n` bytes.
+    /// `dst` writable for `n` bytes.
     #[inline]
     unsafe fn copy_to(&self, from: usize, dst: *mut u8, n: usize) {
-        let h = self.head.len();
-        let mut done = 0;
-        if from < h {
-            done = n.min(h - from);
-            // SAFETY: from + done <= head length; dst has room for n >= done.
-            unsafe { ptr::copy_nonoverlapping(self.head.as_ptr().add(from), dst, done) };
-        }
-        if done < n {
-            let t = self
-                .tail
-                .as_ref()
-                .expect("a frame longer than its head has a tail");
-            // SAFETY: the tail is valid while its buffer is being sent (the
-            // PMD holds the source guest's descriptors), and from + n <= len.
-            unsafe { t.copy_to(from + done - h, dst.add(done), n - done) };
-        }
+        // SAFETY: the caller's promise; the buffer's tail is valid while it
+        // is being sent (the PMD holds the source guest's descriptors).
+        unsafe { self.m.copy_to_ptr(from, dst, n) }
     }
 }
 

@@ -283,9 +283,13 @@ impl DriverRing for SplitRing {
         // Zero the header only if it is not zero already (DPDK's
         // ASSIGN_UNLESS_EQUAL): a line we do not write stays valid in the
         // device's cache, and the device reads it for every frame.
+        debug_assert!(m.tail().is_none(), "a guest tail reached virtio-user");
         let o = m.offload();
         if !o.is_none() && self.tx_offloads.covers(&o) {
-            let hdrs = crate::offload::TcpFrame::parse(m.data()).map_or(0, |t| t.hdrs);
+            let hdrs = match o.gso {
+                crate::offload::Gso::None => 0,
+                _ => crate::offload::TcpFrame::parse(m.data()).map_or(0, |t| t.hdrs),
+            };
             let v = o.to_virtio(hdrs as u16);
             // SAFETY: NET_HDR_LEN bytes at `hdr` belong to this mbuf.
             unsafe {

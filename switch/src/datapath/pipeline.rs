@@ -150,15 +150,19 @@ impl Work {
     /// A copy for the controllers (the packet as the actions left it so
     /// far); counted when the agent's queue is full.
     fn copy_to_controller(&mut self, mut m: pmd::Mbuf, max_len: u16, reason: Reason) {
+        if self.burst.no_packet_in {
+            self.cache.free(m);
+            return;
+        }
         // The agent reads it later, on another thread: no guest tail may go,
         // and it gets a finished frame (a large segment is not sent up).
         let finished = m.offload().gso == pmd::offload::Gso::None
             && m.take_tail_in()
             && pmd::offload::complete_csum(&mut m);
-        if self.burst.no_packet_in || !finished {
-            self.cache.free(m);
-            return;
+        if !finished {
+            return self.drop_pkt(m, DpDrop::Offload);
         }
+        debug_assert!(m.tail().is_none());
         let p = ToController {
             m,
             in_port: self.burst.in_no,
