@@ -366,11 +366,12 @@ pub fn unmark(frame: &mut [u8]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use pmd::{Pool, PoolCache};
 
-    fn spec(size: usize) -> FrameSpec {
+    /// Frames of `size` bytes from MAC 1 / 10.0.0.1 to MAC 2 / 10.0.0.2, four flows.
+    pub(crate) fn spec(size: usize) -> FrameSpec {
         FrameSpec {
             size,
             src_mac: [2, 0, 0, 0, 0, 1],

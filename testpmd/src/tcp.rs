@@ -32,7 +32,9 @@ impl std::str::FromStr for TxOffload {
             None if s == "csum" => Ok(TxOffload::Csum),
             Some(("tso", mss)) => match mss.parse::<u16>() {
                 Ok(mss) if mss >= 64 => Ok(TxOffload::Tso { mss }),
-                _ => Err(format!("tso:MSS wants an MSS of 64 bytes or more, not {mss:?}")),
+                _ => Err(format!(
+                    "tso:MSS wants an MSS of 64 bytes or more, not {mss:?}"
+                )),
             },
             _ => Err(format!("{s:?}: csum or tso:MSS")),
         }
@@ -129,7 +131,11 @@ impl TcpGen {
 
 /// None: not one of these frames; Some(ok) otherwise.
 pub fn check(f: &[u8]) -> Option<bool> {
-    if f.len() < HDRS || f[12..14] != [0x08, 0x00] || f[L3 + 9] != 6 || f[L4 + 14..L4 + 16] != WINDOW_MARK {
+    if f.len() < HDRS
+        || f[12..14] != [0x08, 0x00]
+        || f[L3 + 9] != 6
+        || f[L4 + 14..L4 + 16] != WINDOW_MARK
+    {
         return None;
     }
     let ip_len = u16::from_be_bytes([f[L3 + 2], f[L3 + 3]]) as usize;
@@ -162,24 +168,8 @@ pub fn check(f: &[u8]) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::tests::spec;
     use pmd::{Pool, PoolCache};
-
-    fn spec(size: usize) -> crate::frame::FrameSpec {
-        crate::frame::FrameSpec {
-            size,
-            src_mac: [2, 0, 0, 0, 0, 1],
-            dst_mac: [2, 0, 0, 0, 0, 2],
-            src_ip: [10, 0, 0, 1],
-            dst_ip: [10, 0, 0, 2],
-            src_port: 9,
-            dst_port: 9,
-            flows: 1,
-            vlans: Vec::new(),
-            pcp: 0,
-            macs: 1,
-            dst_ports: 1,
-        }
-    }
 
     /// A generated frame, finished the way a switch does it (checksum, or
     /// segmentation), checks good; a changed byte does not.
