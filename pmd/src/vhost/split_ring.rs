@@ -566,8 +566,11 @@ impl SplitRing {
             }
             // SAFETY: src..src+d.len is guest memory (translated above).
             let src = unsafe { src.add(off) };
+            let last = d.flags & VRING_DESC_F_NEXT == 0;
             let copy = match tail {
                 None => len,
+                // A short frame ending here: copied whole, in one go.
+                Some(_) if last && n_tail == 0 && written + len < LEASE_MIN_FRAME => len,
                 Some(_) if n_tail == 0 && written < LEASE_HEAD => len.min(LEASE_HEAD - written),
                 Some(_) => 0,
             };
