@@ -95,6 +95,9 @@ pub(super) struct RxQueues {
     active: Vec<u32>,
     /// Queues that went idle in this sweep (kept to reuse its capacity).
     to_arm: Vec<u32>,
+    /// Queues an epoch check or a rescue wakes (kept to reuse its capacity:
+    /// no allocation on the PMD after the first).
+    to_wake: Vec<u32>,
     epfd: OwnedFd,
     /// The PMD's wake-up eventfd (in the epoll set; owned by `Shared`).
     wake: RawFd,
@@ -126,6 +129,7 @@ impl RxQueues {
             queues: Vec::new(),
             active: Vec::new(),
             to_arm: Vec::new(),
+            to_wake: Vec::new(),
             epfd,
             wake,
             waiting: 0,
@@ -395,7 +399,8 @@ impl RxQueues {
     }
 
     fn check_epochs(&mut self, now: u64) -> bool {
-        let mut moved = Vec::new();
+        let mut moved = std::mem::take(&mut self.to_wake);
+        moved.clear();
         for (i, q) in self.queues.iter().enumerate() {
             let had = match q.mode {
                 Mode::Notified { epoch, .. } | Mode::Parked { epoch } => epoch,
@@ -408,13 +413,16 @@ impl RxQueues {
         for &i in &moved {
             self.wake(i, now);
         }
-        !moved.is_empty()
+        let any = !moved.is_empty();
+        self.to_wake = moved;
+        any
     }
 
     /// Polls every notified queue's ring once: a peer that added packets
     /// without signalling (or a signal lost) is served now, counted.
     fn rescue(&mut self, snap: &Snapshot, now: u64) -> bool {
-        let mut late = Vec::new();
+        let mut late = std::mem::take(&mut self.to_wake);
+        late.clear();
         for (i, q) in self.queues.iter().enumerate() {
             if let Mode::Notified { .. } = q.mode {
                 if q.port.rx_pending(q.rq.qid as usize) {
@@ -427,7 +435,9 @@ impl RxQueues {
         for &i in &late {
             self.wake(i, now);
         }
-        !late.is_empty()
+        let any = !late.is_empty();
+        self.to_wake = late;
+        any
     }
 }
 
