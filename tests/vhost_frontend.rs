@@ -289,11 +289,26 @@ impl GuestMemory {
             .collect()
     }
 
+    /// One 16-bit store where aligned (ring indexes are): written byte by
+    /// byte, the switch could read a torn index (0x01ff on the way from 0x00ff
+    /// to 0x0100), think the guest offered 500 entries, and mark the ring
+    /// broken, as it should.
     pub fn write_u16(&self, gpa: u64, v: u16) {
-        self.write(gpa, &v.to_le_bytes());
+        let p = self.at(gpa, 2);
+        if (p as usize).is_multiple_of(2) {
+            // SAFETY: `at` checked the range; aligned; volatile (shared).
+            unsafe { std::ptr::write_volatile(p.cast::<u16>(), v.to_le()) };
+        } else {
+            self.write(gpa, &v.to_le_bytes());
+        }
     }
 
     pub fn read_u16(&self, gpa: u64) -> u16 {
+        let p = self.at(gpa, 2);
+        if (p as usize).is_multiple_of(2) {
+            // SAFETY: as in write_u16.
+            return u16::from_le(unsafe { std::ptr::read_volatile(p.cast::<u16>()) });
+        }
         u16::from_le_bytes(self.read(gpa, 2).try_into().unwrap())
     }
 }
@@ -447,6 +462,17 @@ impl Guest {
         std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
         self.avail_idx[q as usize] = idx.wrapping_add(1);
         self.mem.write_u16(a + 2, idx.wrapping_add(1));
+        // As a driver without EVENT_IDX does: kick unless the device said
+        // it polls (VRING_USED_F_NO_NOTIFY). A switch whose idle queue waits
+        // for a kick (hybrid polling) would otherwise see the offer only at
+        // its periodic rescue, 100 ms later.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        let (_, _, u) = ring_gpa(q);
+        if self.mem.read_u16(u) & 1 == 0 {
+            let one = 1u64.to_ne_bytes();
+            // SAFETY: writes 8 bytes from a local to our own eventfd.
+            unsafe { libc::write(self.kick[q as usize].as_raw_fd(), one.as_ptr().cast(), 8) };
+        }
     }
 
     pub fn set_avail_idx(&mut self, q: u32, idx: u16) {
