@@ -21,7 +21,9 @@ use engine::{EngineSpec, Mode};
 use frame::FrameSpec;
 use latency::Histogram;
 use ports::Ports;
-use report::{median, Checked, LatencyReport, Monitor, PortReport, PortSample, Summary, VlanMap};
+use report::{
+    median, Checked, LatencyReport, Monitor, PortReport, PortSample, Summary, VlanMap, VtepCounts,
+};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -59,6 +61,16 @@ struct Args {
     ports: Vec<String>,
     #[arg(long = "forward-mode", value_enum, default_value = "io")]
     forward_mode: Mode,
+    /// The forward mode of the streams receiving on port N, in place of
+    /// --forward-mode: "N,MODE" (repeatable); e.g. `--forward-mode=txonly
+    /// --port-mode=1,vtep --port-topology=loop` generates on port 0 while
+    /// port 1 plays the far end of the switch's tunnel.
+    #[arg(long = "port-mode", value_name = "N,MODE")]
+    port_mode: Vec<String>,
+    /// vtep: the tunnel endpoint's IPv4 address; it answers ARP for it and
+    /// reflects the VXLAN frames sent to it.
+    #[arg(long = "vtep-ip", value_name = "IP")]
+    vtep_ip: Option<std::net::Ipv4Addr>,
     /// Frame size in bytes (without CRC), for generating modes.
     #[arg(long, default_value_t = 64)]
     txpkts: usize,
@@ -142,7 +154,7 @@ struct Args {
     /// generate on port 0, sink on port 1).
     #[arg(long = "tx-ports")]
     tx_ports: Option<String>,
-    /// Before forwarding, every port sends one burst (testpmd's `start
+    /// Before forwarding, every port but a vtep sends one burst (testpmd's `start
     /// tx_first`; untagged and in each --tx-vlan VLAN) so a learning switch
     /// knows every port's MAC; forwarding starts once every backend has
     /// consumed it (it really polls).
@@ -245,6 +257,21 @@ fn warn_unused(what: &str, n: usize, flows: u32) {
             flows.max(1)
         );
     }
+}
+
+/// Each port's forward mode: --forward-mode, or its --port-mode.
+fn port_modes(list: &[String], default: Mode, n: usize) -> Result<Vec<Mode>> {
+    let mut modes = vec![default; n];
+    for e in list {
+        let (p, m) = e.split_once(',').context("--port-mode wants N,MODE")?;
+        let p: usize = p.trim().parse().context("--port-mode port")?;
+        if p >= n {
+            bail!("--port-mode: no port {p}");
+        }
+        modes[p] = <Mode as clap::ValueEnum>::from_str(m.trim(), true)
+            .map_err(|_| anyhow::anyhow!("--port-mode: unknown forward mode {m:?}"))?;
+    }
+    Ok(modes)
 }
 
 fn peer_of(t: Topology, i: usize, n: usize) -> usize {
@@ -359,6 +386,17 @@ fn run(a: Args) -> Result<()> {
             streams.push((i, q, p, q % tx.port.n_txq()));
         }
     }
+    let modes = port_modes(&a.port_mode, a.forward_mode, n)?;
+    for &(ri, _, ti, _) in &streams {
+        if modes[ri] == Mode::Vtep && ri != ti {
+            bail!("vtep answers out the port it receives on, but port {ri} forwards to port {ti} (use --port-topology=loop)");
+        }
+    }
+    let vtep_ip = match a.vtep_ip {
+        Some(ip) => ip.octets(),
+        None if modes.contains(&Mode::Vtep) => bail!("vtep needs --vtep-ip=IP"),
+        None => [0; 4],
+    };
     let tx_ports = match &a.tx_ports {
         Some(l) => parse_cpus(l).context("--tx-ports")?,
         None => (0..n).collect(),
@@ -366,11 +404,11 @@ fn run(a: Args) -> Result<()> {
     // Which streams generate: those of a generating mode sending on a tx port.
     let generating: Vec<bool> = streams
         .iter()
-        .map(|&(_, _, ti, _)| a.forward_mode.generates() && tx_ports.contains(&ti))
+        .map(|&(ri, _, ti, _)| modes[ri].generates() && tx_ports.contains(&ti))
         .collect();
     let gen_streams = generating.iter().filter(|g| **g).count();
     let mut gen_rank = 0u64;
-    let flows = a.flows.unwrap_or(if a.forward_mode == Mode::Flowgen {
+    let flows = a.flows.unwrap_or(if modes.contains(&Mode::Flowgen) {
         1024
     } else {
         1
@@ -394,10 +432,10 @@ fn run(a: Args) -> Result<()> {
     };
     for (k, &(ri, rq, ti, tq)) in streams.iter().enumerate() {
         let spec = EngineSpec {
-            mode: if a.forward_mode.generates() && !generating[k] {
+            mode: if modes[ri].generates() && !generating[k] {
                 Mode::Rxonly
             } else {
-                a.forward_mode
+                modes[ri]
             },
             frame: FrameSpec {
                 size: a.txpkts,
@@ -417,6 +455,7 @@ fn run(a: Args) -> Result<()> {
             seed: 0x5eed + k as u64,
             tx_offload: a.tx_offload,
             rx_pause,
+            vtep_ip,
         };
         let budget = match (a.nb_pkts, gen_streams) {
             (Some(total), g) if g > 0 && generating[k] => {
@@ -454,6 +493,7 @@ fn run(a: Args) -> Result<()> {
     if a.tx_first {
         tx_first(
             &ports,
+            &modes,
             &eth_peer,
             &vlans,
             a.burst,
@@ -550,8 +590,16 @@ fn run(a: Args) -> Result<()> {
             *v -= b.drops.get(r).copied().unwrap_or(0);
         }
         drops.retain(|_, v| *v > 0);
+        let on_port = || {
+            streams
+                .iter()
+                .zip(&counters)
+                .filter(move |((ri, ..), _)| *ri == i)
+                .map(|(_, c)| c)
+        };
         reps.push(PortReport {
             port: i,
+            mode: modes[i],
             spec: p.spec.clone(),
             kind: p.port.kind(),
             link_up: p.port.link_up(),
@@ -565,13 +613,8 @@ fn run(a: Args) -> Result<()> {
             tx_pps_median: median(&mon.tx_pps[i]),
             drops,
             rx_pps_series: mon.rx_pps[i].clone(),
-            checked: sum_checked(
-                streams
-                    .iter()
-                    .zip(&counters)
-                    .filter(|((ri, ..), _)| *ri == i)
-                    .map(|(_, c)| c),
-            ),
+            checked: sum_checked(on_port()),
+            vtep: (modes[i] == Mode::Vtep).then(|| VtepCounts::sum(on_port())),
             rx_vlans: VlanMap::from(&port_vlans[i]),
         });
     }
@@ -621,12 +664,13 @@ fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-/// One burst of frames from every port (sent before forwarding starts), so
+/// One burst of frames from every port but a vtep (sent before forwarding starts), so
 /// a learning switch knows every port's MAC: untagged, and in each VLAN of
 /// `--tx-vlan` (a VLAN-aware switch learns per VLAN; an access port takes
 /// the untagged frames), cycling, with more bursts if one cannot hold them.
 fn tx_first(
     ports: &Ports,
+    modes: &[Mode],
     eth_peer: &[[u8; 6]],
     vlans: &[Option<u16>],
     burst: usize,
@@ -642,6 +686,10 @@ fn tx_first(
     let frames = burst.max(tags.len());
     let mut cache = pmd::PoolCache::new(Arc::clone(pool));
     for (i, p) in ports.list.iter().enumerate() {
+        // A tunnel endpoint sends nothing of its own.
+        if modes[i] == Mode::Vtep {
+            continue;
+        }
         let mut spec = FrameSpec::plain(frame::MIN_FRAME, p.mac, eth_peer[i]);
         spec.flows = tags.len() as u32;
         spec.vlans = tags.clone();
@@ -774,6 +822,16 @@ mod tests {
         assert_eq!(parse_vlans("untagged").unwrap(), [None]);
         for bad in ["4096", "-1", "", "10,", "ten", "10;20"] {
             assert!(parse_vlans(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn port_modes_override_the_forward_mode_per_port() {
+        let m = port_modes(&["1,vtep".into(), "2, RXONLY".into()], Mode::Txonly, 3).unwrap();
+        assert_eq!(m, [Mode::Txonly, Mode::Vtep, Mode::Rxonly]);
+        assert_eq!(port_modes(&[], Mode::Io, 2).unwrap(), [Mode::Io, Mode::Io]);
+        for bad in ["3,io", "1", "x,io", "1,bogus"] {
+            assert!(port_modes(&[bad.into()], Mode::Io, 3).is_err(), "{bad}");
         }
     }
 

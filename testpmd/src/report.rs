@@ -142,6 +142,8 @@ pub fn median(v: &[f64]) -> f64 {
 #[derive(Serialize)]
 pub struct PortReport {
     pub port: usize,
+    /// Forward mode of the streams receiving on this port.
+    pub mode: crate::engine::Mode,
     pub spec: String,
     pub kind: &'static str,
     pub link_up: bool,
@@ -160,6 +162,32 @@ pub struct PortReport {
     pub checked: Checked,
     /// Frames this port's streams received, by VLAN.
     pub rx_vlans: VlanMap,
+    /// What a vtep port did with what it received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vtep: Option<VtepCounts>,
+}
+
+/// What a vtep port's streams did with the frames they received.
+#[derive(Serialize, Default, Debug, PartialEq, Eq)]
+pub struct VtepCounts {
+    pub arp_replies: u64,
+    pub reflected: u64,
+    pub other: u64,
+}
+
+impl VtepCounts {
+    pub fn sum<'a>(
+        c: impl Iterator<Item = &'a std::sync::Arc<crate::stream::StreamCounters>>,
+    ) -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut t = VtepCounts::default();
+        for s in c {
+            t.arp_replies += s.vtep_arp_replies.load(Relaxed);
+            t.reflected += s.vtep_reflected.load(Relaxed);
+            t.other += s.vtep_other.load(Relaxed);
+        }
+        t
+    }
 }
 
 /// Received frames by VLAN, for the summary: `{"untagged": n, "10": n}`,
@@ -274,6 +302,13 @@ impl Summary {
             }
             if !p.rx_vlans.0.is_empty() {
                 let _ = writeln!(out, "    rx by vlan: {}", p.rx_vlans);
+            }
+            if let Some(v) = &p.vtep {
+                let _ = writeln!(
+                    out,
+                    "    vtep: {} ARP replies, {} VXLAN frames reflected, {} other frames freed",
+                    v.arp_replies, v.reflected, v.other
+                );
             }
         }
         let _ = writeln!(

@@ -17,6 +17,10 @@ pub struct StreamCounters {
     pub foreign: AtomicU64,
     /// The stream's packet budget is spent (generators with --nb-pkts).
     pub done: AtomicBool,
+    /// vtep: ARP requests answered, VXLAN frames reflected, other frames freed.
+    pub vtep_arp_replies: AtomicU64,
+    pub vtep_reflected: AtomicU64,
+    pub vtep_other: AtomicU64,
 }
 
 /// Received frames per VLAN (index: VID, or `frame::UNTAGGED`). A plain

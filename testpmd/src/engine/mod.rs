@@ -7,6 +7,7 @@ mod mac;
 mod macswap;
 mod rxonly;
 mod txonly;
+mod vtep;
 
 use crate::frame::FrameSpec;
 use crate::stream::Stream;
@@ -33,6 +34,10 @@ pub enum Mode {
     Rxonly,
     /// Generate frames cycling destination IPs per packet, and receive.
     Flowgen,
+    /// Play a remote VXLAN tunnel endpoint (--vtep-ip, the port's MAC) that
+    /// reflects: answer ARP for it, send VXLAN frames back out the same port
+    /// (outer MACs and IPs swapped, inner MACs swapped), free the rest.
+    Vtep,
 }
 
 impl Mode {
@@ -51,6 +56,8 @@ pub struct EngineSpec {
     pub tx_offload: Option<crate::tcp::TxOffload>,
     /// Receiving: (on, off) — receive for `on`, then leave the queue alone for `off`.
     pub rx_pause: Option<(std::time::Duration, std::time::Duration)>,
+    /// vtep: the endpoint's IPv4 address.
+    pub vtep_ip: [u8; 4],
 }
 
 pub fn make(spec: &EngineSpec) -> Box<dyn Engine> {
@@ -61,5 +68,6 @@ pub fn make(spec: &EngineSpec) -> Box<dyn Engine> {
         Mode::Rxonly => Box::new(rxonly::RxOnly::new(spec.rx_pause)),
         Mode::Txonly => Box::new(txonly::TxOnly::new(spec)),
         Mode::Flowgen => Box::new(flowgen::FlowGen::new(spec)),
+        Mode::Vtep => Box::new(vtep::Vtep::new(spec.vtep_ip)),
     }
 }
