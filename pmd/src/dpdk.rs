@@ -137,6 +137,8 @@ pub struct DpdkPort {
     /// polling), if its driver has one.
     rx_intr: Vec<Option<RxIntr>>,
     stopped: Mutex<bool>,
+    /// The device's MAC (a tunnel's underlay sends from it).
+    mac: [u8; 6],
 }
 
 /// An rx queue's interrupt channel as DPDK set it up.
@@ -297,7 +299,11 @@ impl DpdkPort {
         IN_USE.lock().expect("poisoned").push(port_id);
         let rx_intr = (0..config.n_rxq).map(|q| rx_intr_of(port_id, q)).collect();
         let bufs = || QueueBufs([std::ptr::null_mut(); BURST]);
+        let mut addr = sys::rte_ether_addr::default();
+        // SAFETY: a started port and an out pointer to a 6-byte address.
+        unsafe { sys::rte_eth_macaddr_get(port_id, &mut addr) };
         Ok(DpdkPort {
+            mac: addr.addr_bytes,
             rxq: (0..config.n_rxq).map(|_| SpinLock::new(bufs())).collect(),
             txq: (0..config.n_txq).map(|_| SpinLock::new(bufs())).collect(),
             rx_stats: (0..config.n_rxq).map(|_| QueueStats::default()).collect(),
@@ -553,6 +559,10 @@ impl Port for DpdkPort {
         }
     }
 
+    fn mac(&self) -> Option<[u8; 6]> {
+        Some(self.mac)
+    }
+
     fn link_up(&self) -> bool {
         let mut l = sys::rte_eth_link::default();
         // SAFETY: valid port and out pointer.
@@ -574,6 +584,14 @@ impl Port for DpdkPort {
                 format!("{} rx, {} tx", self.rxq.len(), self.txq.len()),
             ),
             ("mtu", self.config.mtu.to_string()),
+            (
+                "mac",
+                self.mac
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":"),
+            ),
             (
                 "rx_interrupts",
                 if self.rx_intr.iter().all(Option::is_some) {

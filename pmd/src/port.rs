@@ -236,6 +236,11 @@ pub trait Port: Send + Sync {
     fn tx_offloads(&self) -> crate::offload::OffloadCaps {
         crate::offload::OffloadCaps::default()
     }
+    /// Whether PMDs poll its rx queues. A tunnel port says no: its frames
+    /// arrive through its underlay, and its "queues" are counting lanes.
+    fn polled(&self) -> bool {
+        true
+    }
     fn rxq_stats(&self, qid: usize) -> &QueueStats;
     fn txq_stats(&self, qid: usize) -> &QueueStats;
     /// True when a peer is attached and the port can carry traffic.

@@ -52,7 +52,7 @@ commands! {
     Show "show" args ""
         help "bridge, ports (type, socket, mode, state, negotiated features), PMD cores and their queues";
     AddPort "add-port"
-        args "NAME type=vhost-user|virtio-user|dpdk [path=SOCKET] [mode=server|client] [mac=MAC] [devargs=DEVARGS] [n-rxq=N] [n-rxq-desc=N] [n-txq-desc=N] [tx-retries-max=N] [mtu-request=N] [pmd-rxq-affinity=Q:CORE,...] [tag=VID] [trunks=LIST] [vlan-mode=MODE] [mac-limit=N]"
+        args "NAME type=vhost-user|virtio-user|dpdk|vxlan [path=SOCKET] [mode=server|client] [mac=MAC] [devargs=DEVARGS] [n-rxq=N] [n-rxq-desc=N] [n-txq-desc=N] [tx-retries-max=N] [mtu-request=N] [pmd-rxq-affinity=Q:CORE,...] [tag=VID] [trunks=LIST] [vlan-mode=MODE] [mac-limit=N] [remote-ip=IP,...] [local-ip=IP] [key=VNI] [dst-port=N] [underlay=PORT]"
         help "add a port at runtime (options as in the config's [[port]])";
     DelPort "del-port" args "NAME"
         help "remove a port";

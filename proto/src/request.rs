@@ -50,7 +50,7 @@ pub enum Request {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AddPort {
     pub name: String,
-    /// vhost-user | virtio-user | dpdk
+    /// vhost-user | virtio-user | dpdk | vxlan
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,6 +84,17 @@ pub struct AddPort {
     pub vlan_mode: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac_limit: Option<String>,
+    /// vxlan: "IP[,IP...]", "IP", VNI, UDP port, the dpdk port it goes through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_port: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underlay: Option<String>,
 }
 
 /// `del-port`

@@ -297,6 +297,20 @@ pub struct PortConfig {
     /// offloads (CSUM, GUEST_CSUM, HOST/GUEST_TSO4/6); unset: on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offloads: Option<bool>,
+    /// `vxlan` ports (OVS options:remote_ip ...): the remote endpoints
+    /// "IP[,IP...]", this end's address on the underlay, the VNI (OVS
+    /// `key`, default 0), the UDP port (default 4789) and the `dpdk` port
+    /// the tunnel sends through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underlay: Option<String>,
 }
 
 pub const MAX_MAC_LIMIT: u32 = 1 << 20;
@@ -342,6 +356,19 @@ impl PortConfig {
         PortVlan::new(self.tag, self.trunks.as_deref(), self.vlan_mode)
     }
 
+    /// A `vxlan` port's options, checked (None for other kinds).
+    pub fn vxlan(&self) -> Option<Result<crate::tunnel::VxlanOptions, String>> {
+        (self.kind == PortKind::Vxlan).then(|| {
+            crate::tunnel::VxlanOptions::parse(
+                self.remote_ip.as_deref(),
+                self.local_ip.as_deref(),
+                self.key,
+                self.dst_port,
+                self.underlay.as_deref(),
+            )
+        })
+    }
+
     /// The one check of the options that can change at runtime (VLAN
     /// options, mac-limit): the config file, add-port and set-port all come
     /// here. Errors start with the key.
@@ -373,6 +400,11 @@ impl PortConfig {
             vlan_mode: None,
             mac_limit: None,
             offloads: None,
+            remote_ip: None,
+            local_ip: None,
+            key: None,
+            dst_port: None,
+            underlay: None,
         }
     }
 }
@@ -403,6 +435,8 @@ pub enum PortKind {
     VirtioUser,
     /// A NIC (or DPDK vdev) through DPDK's ethdev drivers: `devargs`.
     Dpdk,
+    /// A VXLAN tunnel to remote endpoints through an `underlay` dpdk port.
+    Vxlan,
 }
 
 fn is_empty_path(p: &std::path::Path) -> bool {
@@ -588,6 +622,42 @@ pub fn validate_port(p: &PortConfig) -> Result<(), (String, String)> {
     if let Some(m) = p.mtu_request {
         if !(68..=MAX_MTU).contains(&m) {
             return Err(bad("mtu-request", format!("must be 68..={MAX_MTU}")));
+        }
+    }
+    match p.vxlan() {
+        Some(Err(e)) => {
+            let (key, msg) = e.split_once(": ").unwrap_or(("remote-ip", &e));
+            return Err(bad(key, msg.to_string()));
+        }
+        Some(Ok(_)) => {
+            for (key, set) in [
+                ("path", !p.path.as_os_str().is_empty()),
+                ("devargs", p.devargs.is_some()),
+                ("n-rxq", p.n_rxq.is_some()),
+                ("pmd-rxq-affinity", p.pmd_rxq_affinity.is_some()),
+                ("mode", p.mode != Mode::Server),
+                ("mtu-request", p.mtu_request.is_some()),
+            ] {
+                if set {
+                    return Err(bad(
+                        key,
+                        "a vxlan port has none: its underlay carries the traffic".into(),
+                    ));
+                }
+            }
+        }
+        None => {
+            for (key, set) in [
+                ("remote-ip", p.remote_ip.is_some()),
+                ("local-ip", p.local_ip.is_some()),
+                ("key", p.key.is_some()),
+                ("dst-port", p.dst_port.is_some()),
+                ("underlay", p.underlay.is_some()),
+            ] {
+                if set {
+                    return Err(bad(key, "only vxlan ports have it".into()));
+                }
+            }
         }
     }
     if p.offloads.is_some() && p.kind != PortKind::VhostUser {

@@ -2,7 +2,8 @@
 //!
 //! Shared by every PMD without locks: 8-way buckets of atomic keys and
 //! values. A key word is `1<<63 | vlan<<48 | mac`; a value word is
-//! `last_seen_secs<<16 | port_no`. Port number 0 means "no entry", so a
+//! `last_seen_secs<<32 | remote<<16 | port_no`, where `remote` says which
+//! endpoint of a tunnel port the MAC sits behind (1-based; 0 for others). Port number 0 means "no entry", so a
 //! reader that races an insert sees a miss, never a wrong port. Learning
 //! writes only when something changed (new MAC, moved MAC, a new second).
 
@@ -54,6 +55,8 @@ pub struct FdbEntry {
     pub vlan: u16,
     pub mac: [u8; 6],
     pub port: u16,
+    /// Behind a tunnel port: its remote endpoint (1-based), else 0.
+    pub remote: u16,
     pub age_secs: u32,
 }
 
@@ -118,12 +121,19 @@ impl Fdb {
     /// Port number for (vlan, mac), if learned.
     #[inline]
     pub fn lookup(&self, vlan: u16, mac: &[u8; 6]) -> Option<u16> {
+        self.lookup_at(vlan, mac).map(|(port, _)| port)
+    }
+
+    /// (port number, tunnel remote or 0) for (vlan, mac), if learned.
+    #[inline]
+    pub fn lookup_at(&self, vlan: u16, mac: &[u8; 6]) -> Option<(u16, u16)> {
         let k = key(vlan, mac);
         let b = self.bucket(k);
         for i in 0..WAYS {
             if b.keys[i].load(Relaxed) == k {
-                let port = b.vals[i].load(Relaxed) as u16;
-                return (port != 0).then_some(port);
+                let v = b.vals[i].load(Relaxed);
+                let port = v as u16;
+                return (port != 0).then_some((port, (v >> 16) as u16));
             }
         }
         None
@@ -164,9 +174,16 @@ impl Fdb {
     /// Records that (vlan, mac) was seen on `port` at `now`.
     #[inline]
     pub fn learn(&self, vlan: u16, mac: &[u8; 6], port: u16, now: u32) {
+        self.learn_at(vlan, mac, port, 0, now)
+    }
+
+    /// Records that (vlan, mac) was seen on `port`, behind its tunnel
+    /// endpoint `remote` (0: not a tunnel), at `now`.
+    #[inline]
+    pub fn learn_at(&self, vlan: u16, mac: &[u8; 6], port: u16, remote: u16, now: u32) {
         let k = key(vlan, mac);
         let b = self.bucket(k);
-        let v = (now as u64) << 16 | port as u64;
+        let v = (now as u64) << 32 | (remote as u64) << 16 | port as u64;
         for i in 0..WAYS {
             if b.keys[i].load(Relaxed) == k {
                 let old = b.vals[i].load(Relaxed);
@@ -178,6 +195,9 @@ impl Fdb {
                             return;
                         }
                         self.release(old_port);
+                        self.counters.moved.fetch_add(1, Relaxed);
+                    } else if old_port == port && (old >> 16) as u16 != remote {
+                        // From one remote endpoint of a tunnel to another.
                         self.counters.moved.fetch_add(1, Relaxed);
                     }
                     b.vals[i].store(v, Relaxed);
@@ -225,7 +245,7 @@ impl Fdb {
                     continue;
                 }
                 let v = b.vals[i].load(Relaxed);
-                if pred(v as u16, (v >> 16) as u32) {
+                if pred(v as u16, (v >> 32) as u32) {
                     b.vals[i].store(0, Relaxed);
                     b.keys[i].store(0, Relaxed);
                     self.len.fetch_sub(1, Relaxed);
@@ -272,7 +292,8 @@ impl Fdb {
                     vlan: ((k >> 48) & 0xfff) as u16,
                     mac: [m[2], m[3], m[4], m[5], m[6], m[7]],
                     port: v as u16,
-                    age_secs: now.saturating_sub((v >> 16) as u32),
+                    remote: (v >> 16) as u16,
+                    age_secs: now.saturating_sub((v >> 32) as u32),
                 });
             }
         }

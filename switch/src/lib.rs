@@ -1,7 +1,8 @@
 //! ferrovsd's parts: [`config`], the [`bridge`] (ports and their changes),
 //! the [`datapath`] (PMD threads; the packet path), the [`fdb`] (MAC
 //! learning), the management socket ([`control`]), Prometheus [`metrics`]
-//! and the OpenFlow agent ([`ofagent`]).
+//! the OpenFlow agent ([`ofagent`]) and
+//! overlay ports ([`tunnel`]).
 
 pub mod bridge;
 pub mod config;
@@ -13,3 +14,4 @@ pub mod flow;
 pub mod metrics;
 pub mod ofagent;
 pub mod state;
+pub mod tunnel;

@@ -238,6 +238,7 @@ fn main() -> Result<()> {
                     std::thread::sleep(Duration::from_millis(200));
                     bridge.fdb.age(bridge.fdb.now());
                     bridge.auto_lb_tick();
+                    bridge.tunnel_tick();
                     if std::time::Instant::now() >= next_expiry {
                         bridge.expire_flows();
                         bridge.persist_if_pending();

@@ -5,6 +5,7 @@
 
 use super::BridgeError;
 use crate::config::{Mode, PortConfig, PortKind};
+use crate::tunnel::{Tunnel, VxlanOptions};
 use pmd::vhost::{SocketMode, VhostControl, VhostPort, VhostPortConfig};
 use pmd::virtio::{VirtioPort, VirtioUserConfig};
 use pmd::{Pool, Port};
@@ -16,11 +17,13 @@ pub(super) struct Env<'a> {
     pub run_dir: &'a Path,
     pub pool: &'a Arc<Pool>,
     pub vhost: &'a VhostControl,
-    /// Only `dpdk` ports read these (one tx queue per PMD; the EAL's arguments).
-    #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
+    /// `dpdk` ports read these (one tx queue per PMD; the EAL's
+    /// arguments); a tunnel counts per PMD.
     pub n_pmds: usize,
     #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
     pub dpdk_eal_args: &'a str,
+    /// A `vxlan` port's underlay, as the bridge has it (config, driver).
+    pub underlay: Option<(&'a PortConfig, &'a Arc<dyn Port>)>,
 }
 
 pub(super) struct Opened {
@@ -28,6 +31,8 @@ pub(super) struct Opened {
     /// A vhost-user port stays registered with the vhost control thread
     /// until it is removed ([`close`]).
     pub vhost: Option<Arc<VhostPort>>,
+    /// A `vxlan` port: the tunnel the datapath encapsulates for.
+    pub tunnel: Option<Arc<Tunnel>>,
 }
 
 /// A socket path relative to the run directory, or absolute.
@@ -43,6 +48,13 @@ pub(super) fn resolve(run_dir: &Path, p: &Path) -> PathBuf {
 /// (`socket /run/ferrovs/vm1.sock`, `devargs "net_tap0"`).
 pub(super) fn claim(cfg: &PortConfig, run_dir: &Path) -> Result<String, BridgeError> {
     match cfg.kind {
+        PortKind::Vxlan => {
+            let o = vxlan_options(cfg)?;
+            Ok(format!(
+                "VNI {} on UDP port {} of underlay {}",
+                o.vni, o.dst_port, o.underlay
+            ))
+        }
         PortKind::Dpdk => cfg
             .devargs
             .as_deref()
@@ -72,7 +84,42 @@ pub(super) fn open(cfg: &PortConfig, mac: [u8; 6], env: &Env) -> Result<Opened, 
         PortKind::VhostUser => open_vhost_user(cfg, mac, env),
         PortKind::VirtioUser => open_virtio_user(cfg, mac, env),
         PortKind::Dpdk => open_dpdk(cfg, env),
+        PortKind::Vxlan => open_vxlan(cfg, env),
     }
+}
+
+fn vxlan_options(cfg: &PortConfig) -> Result<VxlanOptions, BridgeError> {
+    match cfg.vxlan() {
+        Some(r) => r.map_err(BridgeError::Invalid),
+        None => Err(BridgeError::Invalid(format!("port {} is not a vxlan port", cfg.name))),
+    }
+}
+
+/// A tunnel through an existing `dpdk` port, sending from that port's MAC.
+fn open_vxlan(cfg: &PortConfig, env: &Env) -> Result<Opened, BridgeError> {
+    let opts = vxlan_options(cfg)?;
+    let Some((ucfg, uport)) = env.underlay else {
+        return Err(BridgeError::Invalid(format!(
+            "underlay: no port {:?} (add the dpdk port first)",
+            opts.underlay
+        )));
+    };
+    if ucfg.kind != PortKind::Dpdk {
+        return Err(BridgeError::Invalid(format!(
+            "underlay: {:?} is a {} port; tunnels go through a dpdk port",
+            opts.underlay,
+            uport.kind()
+        )));
+    }
+    let mac = uport.mac().ok_or_else(|| {
+        BridgeError::Invalid(format!("underlay: {:?} has no MAC address", opts.underlay))
+    })?;
+    let tunnel = Arc::new(Tunnel::new(opts, mac, ucfg.mtu(), env.n_pmds));
+    Ok(Opened {
+        port: tunnel.clone(),
+        vhost: None,
+        tunnel: Some(tunnel),
+    })
 }
 
 /// Undoes `open` for a port the bridge no longer has (PMDs are past it).
@@ -106,6 +153,7 @@ fn open_vhost_user(cfg: &PortConfig, mac: [u8; 6], env: &Env) -> Result<Opened, 
     Ok(Opened {
         port: vp.clone(),
         vhost: Some(vp),
+        tunnel: None,
     })
 }
 
@@ -122,7 +170,11 @@ fn open_virtio_user(cfg: &PortConfig, mac: [u8; 6], env: &Env) -> Result<Opened,
     // Our buffers are the backend's view of memory: share the switch's one
     // pool so frames cross without a copy.
     let port = VirtioPort::start(vc, Arc::clone(env.pool)).map_err(BridgeError::Invalid)?;
-    Ok(Opened { port, vhost: None })
+    Ok(Opened {
+        port,
+        vhost: None,
+        tunnel: None,
+    })
 }
 
 /// A NIC or vdev through DPDK; the EAL starts with the first one.
@@ -151,6 +203,7 @@ fn open_dpdk(cfg: &PortConfig, env: &Env) -> Result<Opened, BridgeError> {
     Ok(Opened {
         port: Arc::new(port),
         vhost: None,
+        tunnel: None,
     })
 }
 

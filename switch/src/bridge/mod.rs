@@ -6,6 +6,7 @@ pub mod auto_lb;
 mod drivers;
 pub mod flow_mods;
 mod port_mods;
+mod tunnels;
 
 use crate::config::{parse_mac, validate_port_name, PortConfig};
 use crate::datapath::port_admin::PortAdmin;
@@ -44,6 +45,8 @@ pub struct Bridge {
     openflow: Mutex<Option<Arc<Mutex<crate::ofagent::AgentStatus>>>>,
     /// Rx queue loads and pmd-auto-lb.
     auto_lb: Mutex<auto_lb::Sampler>,
+    /// Buffers for the ARP requests housekeeping sends for tunnels.
+    arp_cache: Mutex<pmd::PoolCache>,
 }
 
 struct State {
@@ -111,7 +114,6 @@ impl Bridge {
             name,
             run_dir,
             fdb,
-            pool,
             datapath,
             vhost: VhostControl::start()?,
             state: Mutex::new({
@@ -136,6 +138,8 @@ impl Bridge {
             expired: Mutex::new(Vec::new()),
             openflow: Mutex::new(None),
             auto_lb: Mutex::new(auto_lb::Sampler::default()),
+            arp_cache: Mutex::new(pmd::PoolCache::new(pool.clone())),
+            pool,
         })
     }
 
@@ -224,6 +228,7 @@ impl Bridge {
             vhost: &self.vhost,
             n_pmds: self.datapath.n_pmds(),
             dpdk_eal_args: &self.dpdk_eal_args,
+            underlay: None,
         }
     }
 
@@ -291,7 +296,12 @@ impl Bridge {
             Some(m) => parse_mac(m).map_err(BridgeError::Invalid)?,
             None => [0x02, 0xfe, 0x00, 0x00, (no >> 8) as u8, no as u8],
         };
-        let opened = drivers::open(&cfg, mac, &self.driver_env())?;
+        let mut env = self.driver_env();
+        if let Some(u) = &cfg.underlay {
+            tunnels::check_underlay(st, &cfg)?;
+            env.underlay = st.ports.get(u).map(|(c, sp)| (c, &sp.port));
+        }
+        let opened = drivers::open(&cfg, mac, &env)?;
         let mut sp = SwitchPort::new(no, cfg.name.clone(), opened.port.clone());
         for (q, core) in pins {
             if let Some(slot) = sp.rxq_affinity.get_mut(q as usize) {
@@ -303,11 +313,13 @@ impl Bridge {
         st.opened.insert(cfg.name.clone(), opened);
         self.fdb.set_port_limit(no, cfg.mac_limit.unwrap_or(0));
         st.ports.insert(cfg.name.clone(), (cfg, Arc::new(sp)));
+        tunnels::warn_overlay_mtu(st);
         Ok(no)
     }
 
     pub fn del_port(&self, name: &str) -> Result<(), BridgeError> {
         let mut st = self.state.lock().expect("bridge state poisoned");
+        tunnels::check_not_underlay(&st, name)?;
         let (_, sp) = st
             .ports
             .remove(name)
@@ -342,7 +354,8 @@ impl Bridge {
             Snapshot::build(ports, &cores, self.rxq_assign)
                 .with_flows(flows)
                 .with_vlans(&vlans)
-                .with_admin(&st.admin),
+                .with_admin(&st.admin)
+                .with_tunnels(&tunnels::refs(st)),
         );
     }
 
@@ -541,13 +554,12 @@ impl Bridge {
 
     /// Removes every port (shutdown): closes connections and unlinks sockets.
     pub fn shutdown(&mut self) {
+        // Newest first: a tunnel goes before the underlay it was added after.
         let names: Vec<String> = self
-            .state
-            .lock()
-            .expect("bridge state poisoned")
-            .ports
-            .keys()
-            .cloned()
+            .ports()
+            .into_iter()
+            .rev()
+            .map(|(_, sp)| sp.name.clone())
             .collect();
         for n in names {
             let _ = self.del_port(&n);

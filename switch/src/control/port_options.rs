@@ -14,14 +14,15 @@ pub fn port_config(a: &AddPort) -> Result<PortConfig, String> {
         "vhost-user" => PortKind::VhostUser,
         "virtio-user" => PortKind::VirtioUser,
         "dpdk" => PortKind::Dpdk,
+        "vxlan" => PortKind::Vxlan,
         t => {
             return Err(format!(
-                "unknown port type {t:?} (known: vhost-user, virtio-user, dpdk)"
+                "unknown port type {t:?} (known: vhost-user, virtio-user, dpdk, vxlan)"
             ))
         }
     };
     let mut cfg = PortConfig::new(&a.name, kind);
-    if kind != PortKind::Dpdk {
+    if matches!(kind, PortKind::VhostUser | PortKind::VirtioUser) {
         cfg.path = a.path.clone().unwrap_or_default().into();
     }
     cfg.mode = match a.mode.as_deref() {
@@ -39,6 +40,11 @@ pub fn port_config(a: &AddPort) -> Result<PortConfig, String> {
         cfg.tx_retries_max = n;
     }
     cfg.pmd_rxq_affinity = a.pmd_rxq_affinity.clone();
+    cfg.remote_ip = a.remote_ip.clone();
+    cfg.local_ip = a.local_ip.clone();
+    cfg.key = number("key", &a.key)?;
+    cfg.dst_port = number("dst-port", &a.dst_port)?;
+    cfg.underlay = a.underlay.clone();
     cfg.offloads = a
         .offloads
         .as_deref()

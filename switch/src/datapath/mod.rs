@@ -1,13 +1,17 @@
 //! The packet path. Read top to bottom: [`pmd`] is the loop each PMD thread
 //! runs (receive), [`pipeline`] the stages of a burst (flow key, cache,
 //! classifier, actions), [`normal`] the learning switch action, [`tx`] the
-//! output batches; [`snapshot`] is the immutable picture of ports and rules
+//! output batches, [`encap`] and [`decap`] the tunnel stages (a burst from
+//! an underlay is decapsulated before the pipeline; a frame for a tunnel
+//! port is encapsulated on its way out); [`snapshot`] is the immutable picture of ports and rules
 //! a PMD works from, [`placement`] which PMD polls which queue, [`stats`]
 //! its counters; [`controller`] carries packets to and from the OpenFlow agent.
 //!
 //! This module owns the PMD threads and publishes snapshots to them.
 
 pub mod controller;
+pub mod decap;
+pub mod encap;
 pub mod normal;
 pub mod pipeline;
 pub mod placement;

@@ -5,10 +5,11 @@
 //! output port's options decide the tag the frame leaves with.
 
 use super::pmd::Work;
-use super::snapshot::Snapshot;
+use super::snapshot::{Role, Snapshot};
 use super::stats::DpDrop;
 use crate::fdb::Fdb;
 use crate::flow::edit;
+use crate::tunnel::ALL_REMOTES;
 use pmd::port::bump;
 use pmd::Mbuf;
 
@@ -34,7 +35,7 @@ impl Work {
         }
         let src: [u8; 6] = f[6..12].try_into().expect("6 bytes");
         if from_port && src[0] & 1 == 0 && self.burst.learned != Some((vlan, src)) {
-            fdb.learn(vlan, &src, self.burst.in_no, self.burst.now);
+            fdb.learn_at(vlan, &src, self.burst.in_no, self.burst.in_remote, self.burst.now);
             self.burst.learned = Some((vlan, src));
         }
         let out = if dst[0] & 1 != 0 {
@@ -43,17 +44,21 @@ impl Work {
             match self.burst.looked_up {
                 Some((key, out)) if key == (vlan, dst) => out,
                 _ => {
-                    let out = fdb.lookup(vlan, &dst).and_then(|no| snap.slot(no));
+                    let out = fdb
+                        .lookup_at(vlan, &dst)
+                        .and_then(|(no, remote)| Some((snap.slot(no)?, remote)));
                     self.burst.looked_up = Some(((vlan, dst), out));
                     out
                 }
             }
         };
         match out {
-            Some(s) if s == in_slot => self.drop_pkt(m, DpDrop::SamePort),
-            Some(s) if snap.vlans[s].includes(vlan) => {
+            // Also a tunnel's frame for another of its remotes: endpoints
+            // reach each other directly (split horizon), never through us.
+            Some((s, _)) if s == in_slot => self.drop_pkt(m, DpDrop::SamePort),
+            Some((s, remote)) if snap.vlans[s].includes(vlan) => {
                 let vid = snap.vlans[s].egress_vid(vlan);
-                self.output_tagged(snap, s, m, vid)
+                self.output_tagged(snap, s, m, vid, remote)
             }
             // Learned before the port's VLAN options changed.
             Some(_) => self.drop_pkt(m, DpDrop::Vlan),
@@ -65,17 +70,22 @@ impl Work {
     fn flood_vlan(&mut self, snap: &Snapshot, m: Mbuf, vlan: u16) {
         bump(&self.stats.flooded, 1);
         let in_slot = self.burst.in_slot;
-        let carries =
-            |s: usize| s != in_slot && snap.vlans[s].includes(vlan) && snap.admin[s].forwards();
+        // An underlay carries tunnels, not the bridge's floods.
+        let carries = |s: usize| {
+            s != in_slot
+                && snap.vlans[s].includes(vlan)
+                && snap.admin[s].forwards()
+                && !matches!(snap.roles[s], Role::Underlay(_))
+        };
         let Some(last) = (0..snap.ports.len()).rev().find(|&s| carries(s)) else {
             self.cache.free(m);
             return;
         };
         for s in (0..last).filter(|&s| carries(s)) {
             if let Some(c) = self.copy_of(&m) {
-                self.output_tagged(snap, s, c, snap.vlans[s].egress_vid(vlan));
+                self.output_tagged(snap, s, c, snap.vlans[s].egress_vid(vlan), ALL_REMOTES);
             }
         }
-        self.output_tagged(snap, last, m, snap.vlans[last].egress_vid(vlan));
+        self.output_tagged(snap, last, m, snap.vlans[last].egress_vid(vlan), ALL_REMOTES);
     }
 }

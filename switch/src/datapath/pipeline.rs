@@ -7,13 +7,14 @@
 
 use super::controller::{FromController, Reason, ToController};
 use super::pmd::{Burst, Work};
-use super::snapshot::Snapshot;
+use super::snapshot::{Role, Snapshot};
 use super::stats::DpDrop;
 use crate::fdb::Fdb;
 use crate::flow::cache::NO_MATCH;
 use crate::flow::edit;
 use crate::flow::key::FlowKey;
 use crate::flow::rule::Action;
+use crate::tunnel::ALL_REMOTES;
 use pmd::port::bump;
 use pmd::Mbuf;
 
@@ -28,16 +29,41 @@ pub const MAX_RESUBMITS: u32 = 64;
 pub const MAX_RESUBMITS_TOTAL: u32 = 4096;
 
 impl Work {
-    /// Switches every packet of `self.rx`, received on port slot `in_slot`.
+    /// Switches every packet of `self.rx`, received on port slot `in_slot`
+    /// (an underlay's burst is decapsulated first: [`super::decap`]).
     pub(super) fn switch_batch(&mut self, snap: &Snapshot, in_slot: usize, now: u32, fdb: &Fdb) {
-        let in_no = snap.ports[in_slot].no;
+        if let Role::Underlay(plan) = &snap.roles[in_slot] {
+            if snap.admin[in_slot].receives() {
+                return self.underlay_burst(snap, in_slot, plan, now, fdb);
+            }
+        }
+        self.switch_batch_from(snap, in_slot, ALL_REMOTES, now, fdb)
+    }
+
+    /// Starts the burst state for frames received on `in_slot`.
+    pub(super) fn begin_burst(&mut self, snap: &Snapshot, in_slot: usize, now: u32) {
         self.burst = Burst {
             in_slot,
-            in_no,
+            in_no: snap.ports[in_slot].no,
             now,
             no_packet_in: snap.admin[in_slot].no_packet_in,
             ..Burst::default()
         };
+    }
+
+    /// As `switch_batch`, the frames received from tunnel endpoint
+    /// `in_remote` (1-based; 0: not from a tunnel).
+    pub(super) fn switch_batch_from(
+        &mut self,
+        snap: &Snapshot,
+        in_slot: usize,
+        in_remote: u16,
+        now: u32,
+        fdb: &Fdb,
+    ) {
+        self.begin_burst(snap, in_slot, now);
+        self.burst.in_remote = in_remote;
+        let in_no = self.burst.in_no;
         if !snap.admin[in_slot].receives() {
             let mut rx = std::mem::take(&mut self.rx);
             for m in rx.drain() {
@@ -100,7 +126,7 @@ impl Work {
 
     /// Adds what a burst left pending: rule counts, cache hits, the input
     /// port's drops (none for packets from the controller).
-    fn finish_burst(&mut self, snap: &Snapshot) {
+    pub(super) fn finish_burst(&mut self, snap: &Snapshot) {
         if let Some((ri, p, b)) = self.burst.rule_count.take() {
             snap.flows.rule(ri).stats.count_n(self.index, p, b);
         }
@@ -361,7 +387,10 @@ impl Work {
                 Action::InPort if self.burst.in_slot >= snap.ports.len() => {
                     self.drop_pkt(p, DpDrop::NoPort)
                 }
-                Action::InPort => self.enqueue(snap, self.burst.in_slot, p),
+                // Back to the tunnel endpoint it came from, if it did.
+                Action::InPort => {
+                    self.enqueue_to(snap, self.burst.in_slot, p, self.burst.in_remote)
+                }
                 Action::Controller { max_len } => {
                     let reason = if self.burst.table_miss {
                         Reason::NoMatch

@@ -32,6 +32,10 @@ pub(super) struct Work {
     /// One pending-output batch per port slot of the snapshot.
     pub(super) tx: Vec<Batch>,
     pub(super) rx: Batch,
+    /// Inner frames an underlay burst decapsulated, and per frame the
+    /// (tunnel slot, remote) it came from.
+    pub(super) decapped: Batch,
+    pub(super) decap_from: [(u16, u16); pmd::BURST],
     /// Slots with something in `tx`, to flush without scanning every port.
     pub(super) dirty: Vec<u16>,
     /// Exact-match cache in front of the classifier; valid for one snapshot.
@@ -53,6 +57,8 @@ type VlanMac = (u16, [u8; 6]);
 pub(super) struct Burst {
     pub(super) in_slot: usize,
     pub(super) in_no: u16,
+    /// The tunnel endpoint the burst came from (1-based; 0: none).
+    pub(super) in_remote: u16,
     pub(super) now: u32,
     pub(super) drops: [u32; DpDrop::ALL.len()],
     pub(super) learned: Option<VlanMac>,
@@ -74,8 +80,8 @@ pub(super) struct Burst {
     /// Rule counts not yet added: (rule, packets, bytes).
     pub(super) rule_count: Option<(u32, u64, u64)>,
     pub(super) cache_hits: u64,
-    /// (VLAN, destination) and the slot it resolved to.
-    pub(super) looked_up: Option<(VlanMac, Option<usize>)>,
+    /// (VLAN, destination) and the slot (and tunnel remote) it resolved to.
+    pub(super) looked_up: Option<(VlanMac, Option<(usize, u16)>)>,
 }
 
 impl Work {
@@ -100,6 +106,8 @@ impl Pmd {
             cache,
             tx: Vec::new(),
             rx: Batch::new(),
+            decapped: Batch::new(),
+            decap_from: [(0, 0); pmd::BURST],
             dirty: Vec::new(),
             emc: ExactCache::default(),
             burst: Burst::default(),

@@ -8,6 +8,7 @@ use super::port_admin::PortAdmin;
 use super::stats::SwitchDrops;
 use crate::flow::classifier::Classifier;
 use crate::flow::vlan::PortVlan;
+use crate::tunnel::Tunnel;
 use pmd::Port;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -74,6 +75,53 @@ pub struct RxqRef {
     pub qid: u16,
 }
 
+/// What a slot is beyond a port: most are plain; a tunnel port's frames
+/// are encapsulated and sent through its underlay; an underlay's received
+/// frames are decapsulated (or answered, for ARP) instead of switched.
+#[derive(Clone, Default)]
+pub enum Role {
+    #[default]
+    Plain,
+    Tunnel {
+        tunnel: Arc<Tunnel>,
+        /// The underlay's slot.
+        underlay: usize,
+    },
+    Underlay(Arc<UnderlayPlan>),
+}
+
+/// The tunnels that receive through one underlay port.
+pub struct UnderlayPlan {
+    pub local_ip: [u8; 4],
+    pub mac: [u8; 6],
+    /// (UDP port, VNI) -> (tunnel slot, tunnel), sorted for binary search.
+    pub tunnels: Vec<((u16, u32), usize, Arc<Tunnel>)>,
+}
+
+impl UnderlayPlan {
+    #[inline]
+    pub fn tunnel(&self, dst_port: u16, vni: u32) -> Option<(usize, &Arc<Tunnel>)> {
+        let i = self
+            .tunnels
+            .binary_search_by_key(&(dst_port, vni), |t| t.0)
+            .ok()?;
+        Some((self.tunnels[i].1, &self.tunnels[i].2))
+    }
+
+    #[inline]
+    pub fn listens_on(&self, dst_port: u16) -> bool {
+        self.tunnels.iter().any(|t| t.0 .0 == dst_port)
+    }
+}
+
+/// A tunnel port as the bridge hands it to a snapshot: its port number,
+/// itself, and its underlay's port number.
+pub struct TunnelRef {
+    pub no: u16,
+    pub tunnel: Arc<Tunnel>,
+    pub underlay_no: u16,
+}
+
 #[derive(Clone)]
 pub struct Snapshot {
     pub generation: u64,
@@ -88,6 +136,8 @@ pub struct Snapshot {
     pub admin: Vec<PortAdmin>,
     /// The rules, compiled.
     pub flows: Arc<Classifier>,
+    /// Per slot: tunnel, underlay or plain.
+    pub roles: Vec<Role>,
 }
 
 /// What a fresh bridge runs: `table=0,priority=0,actions=normal`.
@@ -108,6 +158,7 @@ impl Snapshot {
             vlans: Vec::new(),
             admin: Vec::new(),
             flows: default_flows(),
+            roles: Vec::new(),
         }
     }
 
@@ -137,6 +188,33 @@ impl Snapshot {
         self
     }
 
+    /// Sets the tunnel ports and their underlays. A tunnel whose underlay
+    /// is not in the snapshot stays plain (the bridge never lets that be).
+    pub fn with_tunnels(mut self, tunnels: &[TunnelRef]) -> Snapshot {
+        let mut plans: HashMap<usize, UnderlayPlan> = HashMap::new();
+        for t in tunnels {
+            let (Some(slot), Some(u)) = (self.slot(t.no), self.slot(t.underlay_no)) else {
+                continue;
+            };
+            self.roles[slot] = Role::Tunnel {
+                tunnel: t.tunnel.clone(),
+                underlay: u,
+            };
+            let plan = plans.entry(u).or_insert_with(|| UnderlayPlan {
+                local_ip: t.tunnel.opts.local_ip.octets(),
+                mac: t.tunnel.underlay_mac,
+                tunnels: Vec::new(),
+            });
+            plan.tunnels
+                .push(((t.tunnel.opts.dst_port, t.tunnel.opts.vni), slot, t.tunnel.clone()));
+        }
+        for (u, mut plan) in plans {
+            plan.tunnels.sort_by_key(|t| t.0);
+            self.roles[u] = Role::Underlay(Arc::new(plan));
+        }
+        self
+    }
+
     /// Builds a snapshot for PMDs on `cores` (in PMD order), its queues
     /// placed by [`placement::place`] from each queue's last measured load.
     /// The generation is set when the snapshot is published.
@@ -147,6 +225,9 @@ impl Snapshot {
         let mut queues = Vec::new();
         for (slot, p) in ports.iter().enumerate() {
             slot_of[p.no as usize] = slot as u16;
+            if !p.port.polled() {
+                continue;
+            }
             for qid in 0..p.port.n_rxq() {
                 queues.push(placement::Queue {
                     rq: RxqRef {
@@ -168,6 +249,7 @@ impl Snapshot {
             generation: 0,
             vlans: vec![PortVlan::default(); ports.len()],
             admin: vec![PortAdmin::default(); ports.len()],
+            roles: vec![Role::Plain; ports.len()],
             ports,
             slot_of,
             poll,

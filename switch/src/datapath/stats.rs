@@ -36,10 +36,24 @@ pub enum DpDrop {
     /// An offload the output port does not take and the switch cannot do
     /// (a large segment whose headers are not plain Ethernet/IP/TCP).
     Offload,
+    /// VXLAN for our address and a tunnel's UDP port with a VNI no tunnel
+    /// on that underlay has.
+    VxlanBadVni,
+    /// Addressed to a tunnel but not well-formed VXLAN over IPv4 (lengths,
+    /// checksums, fragments, flags).
+    VxlanMalformed,
+    /// VXLAN from an address that is not one of the tunnel's remotes.
+    VxlanUnknownRemote,
+    /// To a tunnel remote whose MAC ARP has not resolved (yet).
+    NoArp,
+    /// Too large for the tunnel's underlay once encapsulated.
+    TunnelMtu,
+    /// Received on an underlay port and neither a tunnel's nor ARP for it.
+    UnderlayOther,
 }
 
 impl DpDrop {
-    pub const ALL: [DpDrop; 13] = [
+    pub const ALL: [DpDrop; 19] = [
         DpDrop::Runt,
         DpDrop::SamePort,
         DpDrop::NoBuffer,
@@ -53,6 +67,12 @@ impl DpDrop {
         DpDrop::NoRecv,
         DpDrop::NoFwd,
         DpDrop::Offload,
+        DpDrop::VxlanBadVni,
+        DpDrop::VxlanMalformed,
+        DpDrop::VxlanUnknownRemote,
+        DpDrop::NoArp,
+        DpDrop::TunnelMtu,
+        DpDrop::UnderlayOther,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -69,6 +89,12 @@ impl DpDrop {
             DpDrop::NoRecv => "no_recv",
             DpDrop::NoFwd => "no_fwd",
             DpDrop::Offload => "offload",
+            DpDrop::VxlanBadVni => "vxlan_bad_vni",
+            DpDrop::VxlanMalformed => "vxlan_malformed",
+            DpDrop::VxlanUnknownRemote => "vxlan_unknown_remote",
+            DpDrop::NoArp => "no_arp",
+            DpDrop::TunnelMtu => "tunnel_mtu",
+            DpDrop::UnderlayOther => "underlay_other",
         }
     }
 }

@@ -2,9 +2,10 @@
 //! with one `tx_burst` per port at the end of an iteration (or when full).
 
 use super::pmd::Work;
-use super::snapshot::Snapshot;
+use super::snapshot::{Role, Snapshot};
 use super::stats::DpDrop;
 use crate::flow::edit;
+use crate::tunnel::ALL_REMOTES;
 use pmd::offload::{self, Gso};
 use pmd::port::bump;
 use pmd::{Batch, Mbuf};
@@ -12,14 +13,21 @@ use pmd::{Batch, Mbuf};
 impl Work {
     #[inline]
     pub(super) fn enqueue(&mut self, snap: &Snapshot, slot: usize, m: Mbuf) {
+        self.enqueue_to(snap, slot, m, ALL_REMOTES)
+    }
+
+    /// To `slot`; a tunnel port sends it to endpoint `remote` (1-based) or,
+    /// with [`ALL_REMOTES`], to each.
+    #[inline]
+    pub(super) fn enqueue_to(&mut self, snap: &Snapshot, slot: usize, m: Mbuf, remote: u16) {
         if !snap.admin[slot].forwards() {
             return self.drop_pkt(m, DpDrop::NoFwd);
         }
         let o = m.offload();
         if !o.is_none() && !snap.ports[slot].port.tx_offloads().covers(&o) {
-            return self.offload_in_software(snap, slot, m);
+            return self.offload_in_software(snap, slot, m, remote);
         }
-        self.push_tx(snap, slot, m);
+        self.push_tx(snap, slot, m, remote);
     }
 
     /// A frame whose tail is still in the sending guest goes to another guest
@@ -30,9 +38,13 @@ impl Work {
         m.tail().is_none() || snap.ports[slot].port.takes_guest_tails() || m.take_tail_in()
     }
 
-    /// Into `slot`'s transmit batch, as the port takes it.
+    /// Into `slot`'s transmit batch, as the port takes it (a tunnel's
+    /// frames into its underlay's, encapsulated: [`super::encap`]).
     #[inline]
-    fn push_tx(&mut self, snap: &Snapshot, slot: usize, mut m: Mbuf) {
+    pub(super) fn push_tx(&mut self, snap: &Snapshot, slot: usize, mut m: Mbuf, remote: u16) {
+        if let Role::Tunnel { tunnel, underlay } = &snap.roles[slot] {
+            return self.encap(snap, tunnel, *underlay, m, remote);
+        }
         if !Self::whole_unless_taken(snap, slot, &mut m) {
             return self.drop_pkt(m, DpDrop::NoBuffer);
         }
@@ -52,7 +64,7 @@ impl Work {
     /// What the sender left to us and `slot` does not take: a large TCP
     /// segment is split into frames for the wire, a checksum completed.
     #[cold]
-    fn offload_in_software(&mut self, snap: &Snapshot, slot: usize, mut m: Mbuf) {
+    fn offload_in_software(&mut self, snap: &Snapshot, slot: usize, mut m: Mbuf, remote: u16) {
         if m.offload().gso != Gso::None {
             let mut segs = Batch::new();
             let mut next = 0;
@@ -64,7 +76,7 @@ impl Work {
                 bump(&self.stats.soft_segments, segs.len() as u64);
                 let made = !segs.is_empty();
                 for s in segs.drain() {
-                    self.push_tx(snap, slot, s);
+                    self.push_tx(snap, slot, s, remote);
                 }
                 if upto == total {
                     break;
@@ -88,7 +100,7 @@ impl Work {
             return self.drop_pkt(m, DpDrop::Offload);
         }
         bump(&self.stats.soft_csum, 1);
-        self.push_tx(snap, slot, m);
+        self.push_tx(snap, slot, m, remote);
     }
 
     pub(super) fn flush_all(&mut self, snap: &Snapshot) {
@@ -135,7 +147,8 @@ impl Work {
         }
     }
 
-    /// Out of `slot` untagged (None) or with VID `vid`, PCP kept.
+    /// Out of `slot` untagged (None) or with VID `vid`, PCP kept (to
+    /// tunnel endpoint `remote`, for a tunnel port).
     #[inline]
     pub(super) fn output_tagged(
         &mut self,
@@ -143,9 +156,10 @@ impl Work {
         slot: usize,
         mut m: Mbuf,
         vid: Option<u16>,
+        remote: u16,
     ) {
         if edit::retag(&mut m, vid) {
-            self.enqueue(snap, slot, m);
+            self.enqueue_to(snap, slot, m, remote);
         } else {
             self.drop_pkt(m, DpDrop::NoBuffer);
         }
@@ -154,7 +168,9 @@ impl Work {
     /// `flood` and `all`: every port but the input one, as the packet is.
     pub(super) fn output_all(&mut self, snap: &Snapshot, m: Mbuf) {
         let in_slot = self.burst.in_slot;
-        let to = |s: usize| s != in_slot && snap.admin[s].forwards();
+        let to = |s: usize| {
+            s != in_slot && snap.admin[s].forwards() && !matches!(snap.roles[s], Role::Underlay(_))
+        };
         let Some(last) = (0..snap.ports.len()).rev().find(|&s| to(s)) else {
             self.cache.free(m);
             return;

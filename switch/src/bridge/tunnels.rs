@@ -1,0 +1,131 @@
+//! The bridge's side of tunnel ports: which dpdk port each goes through
+//! (checked when added; an underlay stays while a tunnel uses it), what
+//! the snapshot needs to encapsulate and decapsulate, and the ARP requests
+//! that keep each remote endpoint's MAC known (housekeeping sends them).
+
+use super::{Bridge, BridgeError, State};
+use crate::config::PortConfig;
+use crate::datapath::controller::FromController;
+use crate::datapath::snapshot::TunnelRef;
+use crate::flow::rule::Action;
+use crate::tunnel::{arp, Tunnel};
+use std::sync::Arc;
+
+/// A new tunnel's underlay must exist, and every tunnel on one underlay
+/// has the same local address (the one the switch answers ARP for there).
+pub(super) fn check_underlay(st: &State, cfg: &PortConfig) -> Result<(), BridgeError> {
+    let Some(Ok(opts)) = cfg.vxlan() else {
+        return Ok(()); // the driver reports it
+    };
+    for t in tunnels(st) {
+        if t.1.opts.underlay == opts.underlay && t.1.opts.local_ip != opts.local_ip {
+            return Err(BridgeError::Invalid(format!(
+                "local-ip: tunnel {} has local-ip {} on underlay {}; one underlay has one local-ip",
+                t.0, t.1.opts.local_ip, opts.underlay
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An underlay cannot go while tunnels send through it.
+pub(super) fn check_not_underlay(st: &State, name: &str) -> Result<(), BridgeError> {
+    let users: Vec<&str> = tunnels(st)
+        .filter(|t| t.1.opts.underlay == name)
+        .map(|t| t.0)
+        .collect();
+    if users.is_empty() {
+        return Ok(());
+    }
+    Err(BridgeError::Invalid(format!(
+        "port {name:?} is the underlay of {}; delete them first",
+        users.join(", ")
+    )))
+}
+
+/// (port name, tunnel) of every tunnel port.
+fn tunnels(st: &State) -> impl Iterator<Item = (&str, &Arc<Tunnel>)> {
+    st.opened
+        .iter()
+        .filter_map(|(n, o)| Some((n.as_str(), o.tunnel.as_ref()?)))
+}
+
+/// What the snapshot needs of each tunnel.
+pub(super) fn refs(st: &State) -> Vec<TunnelRef> {
+    tunnels(st)
+        .filter_map(|(name, t)| {
+            Some(TunnelRef {
+                no: st.ports.get(name)?.1.no,
+                tunnel: t.clone(),
+                underlay_no: st.ports.get(&t.opts.underlay)?.1.no,
+            })
+        })
+        .collect()
+}
+
+/// Says when a port's frames may not fit a tunnel's underlay (OVS leaves
+/// this to the operator; a frame that does not fit is dropped as
+/// `tunnel_mtu`).
+pub(super) fn warn_overlay_mtu(st: &State) {
+    for (name, t) in tunnels(st) {
+        let overlay = t.overlay_mtu();
+        for (c, _) in st.ports.values() {
+            if c.underlay.is_none() && c.name != t.opts.underlay && c.mtu() as usize > overlay {
+                tracing::warn!(
+                    "port {} has MTU {} but tunnel {name} carries at most {overlay} over underlay {} (MTU {}): \
+                     larger frames are dropped (tunnel_mtu); raise the underlay's mtu_request to {} or lower the port's",
+                    c.name,
+                    c.mtu(),
+                    t.opts.underlay,
+                    overlay + crate::tunnel::vxlan::OUTER_LEN - 14,
+                    c.mtu() as usize + crate::tunnel::vxlan::OUTER_LEN - 14,
+                );
+            }
+        }
+    }
+}
+
+impl Bridge {
+    /// Housekeeping: asks (by ARP, out of the underlay) for each remote
+    /// that is unresolved or due a refresh.
+    pub fn tunnel_tick(&self) {
+        let now = self.fdb.now();
+        let requests: Vec<(u16, [u8; 60])> = {
+            let st = self.state.lock().expect("bridge state poisoned");
+            tunnels(&st)
+                .filter_map(|(_, t)| Some((t, st.ports.get(&t.opts.underlay)?.1.no)))
+                .flat_map(|(t, underlay_no)| {
+                    t.due_requests(now).into_iter().map(move |ip| {
+                        let q = arp::request(t.underlay_mac, t.opts.local_ip.octets(), ip.octets());
+                        (underlay_no, q)
+                    })
+                })
+                .collect()
+        };
+        if requests.is_empty() {
+            return;
+        }
+        let mut cache = self.arp_cache.lock().expect("poisoned");
+        for (underlay_no, q) in requests {
+            let Some(mut m) = cache.alloc() else {
+                tracing::warn!("no packet buffer for an ARP request");
+                return;
+            };
+            m.fill(&q);
+            let out = FromController {
+                m,
+                in_port: None,
+                actions: vec![Action::Output(underlay_no)],
+            };
+            if let Err(p) = self.datapath.packet_out(out) {
+                cache.free(p.m);
+            }
+        }
+    }
+
+    /// The tunnel port named `name`, if it is one.
+    pub fn tunnel(&self, name: &str) -> Option<Arc<Tunnel>> {
+        let st = self.state.lock().expect("bridge state poisoned");
+        st.opened.get(name)?.tunnel.clone()
+    }
+}
