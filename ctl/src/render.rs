@@ -191,6 +191,35 @@ fn show_port(o: &mut String, port: &ShowPort) {
             opt(&d.mtu)
         );
     }
+    if let Some(t) = &port.tunnel {
+        let _ = writeln!(
+            o,
+            "    vxlan key {} dst-port {} local-ip {} underlay {} overlay mtu {}",
+            t.key, t.dst_port, t.local_ip, t.underlay, t.overlay_mtu
+        );
+        for r in &t.remotes {
+            let age = r.arp_age_secs.map_or("-".into(), |a| format!("{a}s"));
+            let _ = writeln!(
+                o,
+                "    remote {} mac {} arp {} (heard {age} ago, {} requests) tx {} rx {}",
+                r.ip,
+                opt(&r.mac),
+                r.arp,
+                r.arp_requests,
+                r.tx_packets,
+                r.rx_packets
+            );
+        }
+        let drops: Vec<String> = t
+            .drops
+            .iter()
+            .filter(|(_, n)| **n != 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        if !drops.is_empty() {
+            let _ = writeln!(o, "    dropped: {}", drops.join(", "));
+        }
+    }
     for (k, v) in &d.extra {
         let _ = writeln!(o, "    {k} {v}");
     }
@@ -331,15 +360,19 @@ fn flow_line(f: &FlowEntry) -> String {
 fn fdb_show(o: &mut String, r: &FdbShow) {
     let _ = writeln!(
         o,
-        "{:<10} {:>4}  {:<17}  {:>5}",
+        "{:<10} {:>4}  {:<17}  {:>5}  remote (tunnel endpoint)",
         "port", "vlan", "mac", "age"
     );
     for e in &r.entries {
-        let _ = writeln!(
-            o,
-            "{:<10} {:>4}  {:<17}  {:>5}",
-            e.port, e.vlan, e.mac, e.age
+        let line = format!(
+            "{:<10} {:>4}  {:<17}  {:>5}  {}",
+            e.port,
+            e.vlan,
+            e.mac,
+            e.age,
+            e.remote.as_deref().unwrap_or("")
         );
+        let _ = writeln!(o, "{}", line.trim_end());
     }
     let s = &r.stats;
     let _ = writeln!(
@@ -377,7 +410,7 @@ fn help(o: &mut String, h: &Help) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferrovs_proto::DriverInfo;
+    use ferrovs_proto::{DriverInfo, FdbEntry, FdbStats};
 
     fn port(driver: DriverInfo) -> ShowPort {
         ShowPort {
@@ -390,8 +423,62 @@ mod tests {
             trunks: None,
             mac: Some("02:fe:00:00:00:04".into()),
             admin: Vec::new(),
+            tunnel: None,
             driver,
         }
+    }
+
+    #[test]
+    fn a_tunnel_port_lists_its_remotes_and_their_arp_state() {
+        let mut p = port(DriverInfo::default());
+        p.kind = "vxlan".into();
+        p.tunnel = Some(ferrovs_proto::TunnelStatus {
+            local_ip: "10.0.0.1".into(),
+            key: 42,
+            dst_port: 4789,
+            underlay: "phy0".into(),
+            overlay_mtu: 1450,
+            remotes: vec![
+                ferrovs_proto::TunnelRemote {
+                    ip: "10.0.0.2".into(),
+                    mac: Some("02:00:00:00:00:02".into()),
+                    arp: "reachable".into(),
+                    arp_age_secs: Some(3),
+                    arp_requests: 1,
+                    tx_packets: 5,
+                    rx_packets: 6,
+                },
+                ferrovs_proto::TunnelRemote {
+                    ip: "10.0.0.3".into(),
+                    mac: None,
+                    arp: "unresolved".into(),
+                    arp_age_secs: None,
+                    arp_requests: 9,
+                    tx_packets: 0,
+                    rx_packets: 0,
+                },
+            ],
+            drops: [("no_arp".to_string(), 4), ("tunnel_mtu".to_string(), 0)].into(),
+        });
+        let mut o = String::new();
+        show_port(&mut o, &p);
+        assert!(o.contains("    vxlan key 42 dst-port 4789 local-ip 10.0.0.1 underlay phy0 overlay mtu 1450\n"), "{o}");
+        assert!(o.contains("    remote 10.0.0.2 mac 02:00:00:00:00:02 arp reachable (heard 3s ago, 1 requests) tx 5 rx 6\n"), "{o}");
+        assert!(o.contains("    remote 10.0.0.3 mac - arp unresolved (heard - ago, 9 requests) tx 0 rx 0\n"), "{o}");
+        assert!(o.contains("    dropped: no_arp 4\n"), "{o}");
+        let mut f = String::new();
+        fdb_show(
+            &mut f,
+            &FdbShow {
+                entries: vec![
+                    FdbEntry { port: "vx0".into(), vlan: 10, mac: "02:00:00:00:00:0b".into(), age: 1, remote: Some("10.0.0.2".into()) },
+                    FdbEntry { port: "vm1".into(), vlan: 10, mac: "02:00:00:00:00:0a".into(), age: 2, remote: None },
+                ],
+                stats: FdbStats { current: 2, max: 8192, learned: 2, moved: 0, aged: 0, refused: 0, flushed: 0 },
+            },
+        );
+        assert!(f.contains("vx0          10  02:00:00:00:00:0b      1  10.0.0.2\n"), "{f}");
+        assert!(f.contains("vm1          10  02:00:00:00:00:0a      2\n"), "{f}");
     }
 
     #[test]

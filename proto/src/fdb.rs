@@ -17,6 +17,9 @@ pub struct FdbEntry {
     pub mac: String,
     /// Seconds since the MAC was last seen.
     pub age: u32,
+    /// Behind a tunnel port: the remote endpoint (VTEP) it sits behind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -37,5 +37,5 @@ pub use request::{
 };
 pub use show::{
     ControllerStatus, DriverInfo, FdbSummary, Link, MbufPool, OpenflowStatus, PmdQueues,
-    PolledQueue, Show, ShowPort,
+    PolledQueue, Show, ShowPort, TunnelRemote, TunnelStatus,
 };

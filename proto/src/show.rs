@@ -40,8 +40,39 @@ pub struct ShowPort {
     /// What OpenFlow's PORT_MOD turned off: down, no_recv, no_fwd, no_packet_in.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub admin: Vec<String>,
+    /// A `vxlan` port: where it goes and what ARP knows of each remote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<TunnelStatus>,
     #[serde(flatten)]
     pub driver: DriverInfo,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelStatus {
+    pub local_ip: String,
+    /// The VNI.
+    pub key: u32,
+    pub dst_port: u16,
+    pub underlay: String,
+    /// The largest inner IP packet the underlay carries.
+    pub overlay_mtu: usize,
+    pub remotes: Vec<TunnelRemote>,
+    /// Frames that could not be sent, by reason (no_arp, tunnel_mtu).
+    pub drops: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelRemote {
+    pub ip: String,
+    /// Its MAC on the underlay, once ARP resolved it.
+    pub mac: Option<String>,
+    /// reachable | refreshing | unresolved
+    pub arp: String,
+    /// Seconds since an ARP packet from it (None: never).
+    pub arp_age_secs: Option<u32>,
+    pub arp_requests: u64,
+    pub tx_packets: u64,
+    pub rx_packets: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -73,6 +73,7 @@ fn show() -> Show {
                 trunks: None,
                 mac: Some("02:fe:00:00:00:01".into()),
                 admin: Vec::new(),
+                tunnel: None,
                 driver: DriverInfo {
                     path: Some("/tmp/wire/run/vhost0.sock".into()),
                     mode: Some("server".into()),
@@ -96,6 +97,7 @@ fn show() -> Show {
                 trunks: None,
                 mac: Some("02:fe:00:00:00:04".into()),
                 admin: vec!["down".into(), "no_fwd".into()],
+                tunnel: None,
                 driver: DriverInfo {
                     path: Some("/tmp/wire/nonexist.sock".into()),
                     mode: Some("client".into()),
@@ -106,6 +108,35 @@ fn show() -> Show {
                     last_error: Some("connect: No such file or directory (os error 2)".into()),
                     ..DriverInfo::default()
                 },
+            },
+            ShowPort {
+                name: "vx0".into(),
+                port_no: 5,
+                kind: "vxlan".into(),
+                link: Link::Up,
+                vlan_mode: "access".into(),
+                tag: Some(10),
+                trunks: None,
+                mac: None,
+                admin: Vec::new(),
+                tunnel: Some(TunnelStatus {
+                    local_ip: "10.0.0.1".into(),
+                    key: 42,
+                    dst_port: 4789,
+                    underlay: "phy0".into(),
+                    overlay_mtu: 1450,
+                    remotes: vec![TunnelRemote {
+                        ip: "10.0.0.2".into(),
+                        mac: Some("02:00:00:00:00:02".into()),
+                        arp: "reachable".into(),
+                        arp_age_secs: Some(3),
+                        arp_requests: 1,
+                        tx_packets: 5,
+                        rx_packets: 6,
+                    }],
+                    drops: [("no_arp".to_string(), 0), ("tunnel_mtu".to_string(), 0)].into(),
+                }),
+                driver: DriverInfo::default(),
             },
         ],
         pmds: vec![PmdQueues {
@@ -283,12 +314,22 @@ fn replies() -> Vec<Reply> {
         Reply::DelFlows(FlowsDeleted { deleted: 1 }),
         Reply::DumpFlows(vec![flow()]),
         Reply::FdbShow(FdbShow {
-            entries: vec![FdbEntry {
-                port: "vhost0".into(),
-                vlan: 10,
-                mac: "02:00:00:00:00:01".into(),
-                age: 3,
-            }],
+            entries: vec![
+                FdbEntry {
+                    port: "vhost0".into(),
+                    vlan: 10,
+                    mac: "02:00:00:00:00:01".into(),
+                    age: 3,
+                    remote: None,
+                },
+                FdbEntry {
+                    port: "vx0".into(),
+                    vlan: 10,
+                    mac: "02:00:00:00:00:0b".into(),
+                    age: 1,
+                    remote: Some("10.0.0.2".into()),
+                },
+            ],
             stats: FdbStats {
                 current: 1,
                 max: 8192,
@@ -472,7 +513,14 @@ fn replies_are_as_ferrovsd_sent_them() {
                   {"admin": ["down", "no_fwd"], "connections": "0", "last_error": "connect: No such file or directory (os error 2)", "link": "down",
                    "mac": "02:fe:00:00:00:04", "mode": "client", "name": "v2", "path": "/tmp/wire/nonexist.sock",
                    "port_no": 4, "queue_pairs": "0/1", "queue_size": "1024", "state": "connecting", "tag": null,
-                   "trunks": null, "type": "virtio-user", "vlan_mode": "trunk"}],
+                   "trunks": null, "type": "virtio-user", "vlan_mode": "trunk"},
+                  {"link": "up", "name": "vx0", "port_no": 5, "tag": 10, "trunks": null, "type": "vxlan",
+                   "vlan_mode": "access",
+                   "tunnel": {"drops": {"no_arp": 0, "tunnel_mtu": 0}, "dst_port": 4789, "key": 42,
+                              "local_ip": "10.0.0.1", "overlay_mtu": 1450, "underlay": "phy0",
+                              "remotes": [{"arp": "reachable", "arp_age_secs": 3, "arp_requests": 1,
+                                           "ip": "10.0.0.2", "mac": "02:00:00:00:00:02",
+                                           "rx_packets": 6, "tx_packets": 5}]}}],
         "run_dir": "/tmp/wire/run",
         "openflow": {"connections": 0, "controllers": [{"dialed": true, "role": "-", "seconds": 2, "state": "connecting",
                      "target": "tcp:127.0.0.1:6653"}], "datapath_id": "00000000a1b2c3d4", "errors_sent": 0,
@@ -522,7 +570,13 @@ fn replies_are_as_ferrovsd_sent_them() {
     );
     pinned(
         &FdbShow {
-            entries: vec![],
+            entries: vec![FdbEntry {
+                port: "vx0".into(),
+                vlan: 10,
+                mac: "02:00:00:00:00:0b".into(),
+                age: 1,
+                remote: Some("10.0.0.2".into()),
+            }],
             stats: FdbStats {
                 current: 0,
                 max: 8192,
@@ -533,7 +587,8 @@ fn replies_are_as_ferrovsd_sent_them() {
                 flushed: 0,
             },
         },
-        r#"{"entries": [], "stats": {"aged": 0, "current": 0, "flushed": 0, "learned": 0, "max": 8192, "moved": 0, "refused": 0}}"#,
+        r#"{"entries": [{"age": 1, "mac": "02:00:00:00:00:0b", "port": "vx0", "remote": "10.0.0.2", "vlan": 10}],
+            "stats": {"aged": 0, "current": 0, "flushed": 0, "learned": 0, "max": 8192, "moved": 0, "refused": 0}}"#,
     );
     pinned(
         &PortAdded {

@@ -8,8 +8,10 @@ use crate::datapath::rx_modes::RxqMode;
 use crate::datapath::snapshot::SwitchPort;
 use ferrovs_proto::{
     DriverInfo, FdbEntry, FdbShow, FdbStats, FdbSummary, Link, MbufPool, PmdQueues, PmdRxqShow,
-    PmdRxqs, PmdStats, PolledQueue, PortStats, QueueStats, RxqUsage, Show, ShowPort,
+    PmdRxqs, PmdStats, PolledQueue, PortStats, QueueStats, RxqUsage, Show, ShowPort, TunnelRemote,
+    TunnelStatus,
 };
+use crate::tunnel::Tunnel;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
@@ -34,13 +36,18 @@ pub fn show(bridge: &Bridge) -> Show {
         })
         .collect();
     let admins = bridge.port_admins();
+    let now = bridge.fdb.now();
     Show {
         bridge: bridge.name.clone(),
         run_dir: bridge.run_dir.display().to_string(),
         ports: bridge
             .ports()
             .iter()
-            .map(|(cfg, sp)| show_port(cfg, sp, admins.get(&sp.no).copied().unwrap_or_default()))
+            .map(|(cfg, sp)| {
+                let admin = admins.get(&sp.no).copied().unwrap_or_default();
+                let tunnel = bridge.tunnel(&sp.name);
+                show_port(cfg, sp, admin, tunnel.as_deref(), now)
+            })
             .collect(),
         pmds,
         control_cores: bridge.datapath.control_cores.clone(),
@@ -63,7 +70,42 @@ pub fn show(bridge: &Bridge) -> Show {
     }
 }
 
-fn show_port(cfg: &PortConfig, sp: &SwitchPort, admin: PortAdmin) -> ShowPort {
+fn tunnel_status(t: &Tunnel, now: u32) -> TunnelStatus {
+    TunnelStatus {
+        local_ip: t.opts.local_ip.to_string(),
+        key: t.opts.vni,
+        dst_port: t.opts.dst_port,
+        underlay: t.opts.underlay.clone(),
+        overlay_mtu: t.overlay_mtu(),
+        remotes: t
+            .remotes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let (state, age) = r.state(now);
+                let c = t.remote_counters(i);
+                TunnelRemote {
+                    ip: r.ip.to_string(),
+                    mac: r.mac().map(|m| format_mac(&m)),
+                    arp: state.name().into(),
+                    arp_age_secs: age,
+                    arp_requests: r.requests.load(Ordering::Relaxed),
+                    tx_packets: c.tx_packets,
+                    rx_packets: c.rx_packets,
+                }
+            })
+            .collect(),
+        drops: by_reason(&t.drops()),
+    }
+}
+
+fn show_port(
+    cfg: &PortConfig,
+    sp: &SwitchPort,
+    admin: PortAdmin,
+    tunnel: Option<&Tunnel>,
+    now: u32,
+) -> ShowPort {
     let mut p = ShowPort {
         name: sp.name.clone(),
         port_no: sp.no,
@@ -79,6 +121,7 @@ fn show_port(cfg: &PortConfig, sp: &SwitchPort, admin: PortAdmin) -> ShowPort {
         trunks: cfg.trunks.clone(),
         mac: sp.port.mac().map(|m| format_mac(&m)),
         admin: admin.names(),
+        tunnel: tunnel.map(|t| tunnel_status(t, now)),
         driver: DriverInfo::default(),
     };
     for (key, v) in sp.port.info() {
@@ -281,14 +324,19 @@ pub fn fdb_show(bridge: &Bridge) -> FdbShow {
         .fdb
         .entries()
         .into_iter()
-        .map(|e| FdbEntry {
-            port: names
-                .get(&e.port)
-                .cloned()
-                .unwrap_or_else(|| format!("#{}", e.port)),
-            vlan: e.vlan,
-            mac: format_mac(&e.mac),
-            age: e.age_secs,
+        .map(|e| {
+            let port = names.get(&e.port);
+            let remote = (e.remote != 0)
+                .then(|| bridge.tunnel(port?))
+                .flatten()
+                .and_then(|t| Some(t.remotes.get(e.remote as usize - 1)?.ip.to_string()));
+            FdbEntry {
+                port: port.cloned().unwrap_or_else(|| format!("#{}", e.port)),
+                vlan: e.vlan,
+                mac: format_mac(&e.mac),
+                age: e.age_secs,
+                remote,
+            }
         })
         .collect();
     let c = &bridge.fdb.counters;

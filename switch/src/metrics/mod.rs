@@ -100,7 +100,7 @@ pub const CATALOG: &[MetricDef] = &[
     c("ferrovs_pmd_flooded_total", &["core"], "Packets flooded (unknown or broadcast destination)."),
     c("ferrovs_pmd_sleep_seconds_total", &["core"], "Time the PMD slept in idle back-off (pmd.sleep-max)."),
     h("ferrovs_pmd_batch_size", &["core"], "Packets per non-empty receive burst."),
-    c("ferrovs_pmd_dropped_total", &["core", "reason"], "Packets the switch dropped itself: runt, same_port, no_buffer, vlan, no_match, acl, resubmit_depth, no_port, reserved_mac, controller_queue, no_recv, no_fwd."),
+    c("ferrovs_pmd_dropped_total", &["core", "reason"], "Packets the switch dropped itself: runt, same_port, no_buffer, vlan, no_match, acl, resubmit_depth, no_port, reserved_mac, controller_queue, no_recv, no_fwd, offload, vxlan_bad_vni, vxlan_malformed, vxlan_unknown_remote, no_arp, tunnel_mtu, underlay_other."),
     c("ferrovs_port_switch_dropped_total", &["port", "reason"], "Frames received on the port that the switch dropped, by reason (vlan, no_match, acl ...)."),
     c("ferrovs_port_mac_limit_refused_total", &["port"], "MACs not learned on the port because of its mac-limit."),
     g("ferrovs_port_macs", &["port"], "MACs learned on the port now."),
@@ -125,6 +125,11 @@ pub const CATALOG: &[MetricDef] = &[
     c("ferrovs_openflow_packet_ins_dropped_total", &[], "PACKET_INs not sent: the connection's output was full."),
     c("ferrovs_openflow_packet_outs_total", &[], "PACKET_OUTs accepted."),
     c("ferrovs_openflow_errors_sent_total", &[], "OpenFlow ERROR replies sent (malformed or refused requests)."),
+    c("ferrovs_tunnel_remote_tx_packets_total", &["port", "remote"], "Frames a tunnel port encapsulated to the remote endpoint."),
+    c("ferrovs_tunnel_remote_rx_packets_total", &["port", "remote"], "Frames decapsulated from the remote endpoint."),
+    g("ferrovs_tunnel_remote_resolved", &["port", "remote"], "1 while ARP knows the remote endpoint's MAC on the underlay."),
+    c("ferrovs_tunnel_arp_requests_total", &["port", "remote"], "ARP requests sent for the remote endpoint (resolving and refreshing)."),
+    c("ferrovs_tunnel_dropped_total", &["port", "reason"], "Frames a tunnel port could not send: no_arp (remote unresolved), tunnel_mtu (too large for the underlay)."),
     g("ferrovs_mbufs", &[], "Packet buffers in the pool."),
     g("ferrovs_mbufs_in_use", &[], "Packet buffers in flight (in rings, batches or queues)."),
     g("ferrovs_mbufs_in_thread_caches", &[], "Free packet buffers held in per-thread caches."),
@@ -179,6 +184,7 @@ impl Exporter {
         port_queue_families(&mut t, &pairs);
         port_families(&mut t, &pairs, bridge);
         pmd_families(&mut t, bridge);
+        tunnel_families(&mut t, &pairs, bridge);
         bridge_families(&mut t, bridge);
         t.finish()
     }
@@ -395,6 +401,37 @@ fn pmd_families(t: &mut Text, bridge: &Bridge) {
                 &format!("reason=\"{}\"", d.name()),
                 p.drops[d as usize].load(Relaxed),
             );
+        }
+    }
+}
+
+/// Per tunnel port and remote endpoint: packets each way, ARP state and
+/// requests; per tunnel: what it could not send.
+fn tunnel_families(t: &mut Text, ports: &[(&PortLabels, &SwitchPort)], bridge: &Bridge) {
+    let tunnels: Vec<_> = ports
+        .iter()
+        .filter_map(|(l, sp)| Some((*l, bridge.tunnel(&sp.name)?)))
+        .collect();
+    let remote = |r: &crate::tunnel::Remote| format!("remote=\"{}\"", r.ip);
+    type Read = fn(&crate::tunnel::Tunnel, usize) -> u64;
+    let families: [(&str, Read); 4] = [
+        ("ferrovs_tunnel_remote_tx_packets_total", |t, i| t.remote_counters(i).tx_packets),
+        ("ferrovs_tunnel_remote_rx_packets_total", |t, i| t.remote_counters(i).rx_packets),
+        ("ferrovs_tunnel_remote_resolved", |t, i| t.remotes[i].mac().is_some() as u64),
+        ("ferrovs_tunnel_arp_requests_total", |t, i| t.remotes[i].requests.load(Relaxed)),
+    ];
+    for (name, read) in families {
+        t.family(name);
+        for (l, tun) in &tunnels {
+            for (i, r) in tun.remotes.iter().enumerate() {
+                t.sample_with(&l.port, &remote(r), read(tun, i));
+            }
+        }
+    }
+    t.family("ferrovs_tunnel_dropped_total");
+    for (l, tun) in &tunnels {
+        for (reason, n) in tun.drops() {
+            t.sample_with(&l.port, &format!("reason=\"{reason}\""), n);
         }
     }
 }

@@ -347,22 +347,6 @@ impl Tunnel {
         }
         v
     }
-
-    /// "10.0.0.2 02:..:01 reachable 3s, 10.0.0.3 unresolved".
-    pub fn arp_summary(&self, now: u32) -> String {
-        self.remotes
-            .iter()
-            .map(|r| {
-                let (state, age) = r.state(now);
-                match (r.mac(), age) {
-                    (Some(m), Some(a)) => format!("{} {} {} {a}s", r.ip, crate::config::format_mac(&m), state.name()),
-                    (Some(m), None) => format!("{} {} {}", r.ip, crate::config::format_mac(&m), state.name()),
-                    (None, _) => format!("{} {}", r.ip, state.name()),
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
 }
 
 impl Port for Tunnel {
@@ -398,15 +382,10 @@ impl Port for Tunnel {
     fn link_up(&self) -> bool {
         self.remotes.iter().any(|r| r.mac().is_some())
     }
+    /// `show` reports a tunnel through its own typed status
+    /// (`control::reports`), with each remote's ARP state.
     fn info(&self) -> PortInfo {
-        vec![
-            ("remote_ip", self.opts.remotes.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(",")),
-            ("local_ip", self.opts.local_ip.to_string()),
-            ("key", self.opts.vni.to_string()),
-            ("dst_port", self.opts.dst_port.to_string()),
-            ("underlay", self.opts.underlay.clone()),
-            ("overlay_mtu", self.overlay_mtu().to_string()),
-        ]
+        Vec::new()
     }
 }
 
@@ -462,7 +441,7 @@ mod tests {
         // ... and forgotten when it never answers.
         t.due_requests(5 + ARP_EXPIRE_SECS);
         assert_eq!(t.remotes[0].mac(), None);
-        assert!(t.arp_summary(100).contains("10.0.0.2 unresolved"), "{}", t.arp_summary(100));
+        assert_eq!(t.remotes[0].state(100).0, ArpState::Unresolved);
     }
 
     #[test]
