@@ -717,3 +717,5 @@ fn queues_move_between_pmds_under_traffic_without_loss_or_overlap() {
     );
     assert_eq!(got, N, "frames lost while the queue moved");
 }
+
+mod tunnels;
