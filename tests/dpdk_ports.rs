@@ -4,10 +4,9 @@
 //! testpmd (virtio-user, icmpecho), ferrovs-testpmd, or a QEMU Linux guest.
 
 use ferrovs_tests::guest::{Guest, GuestConfig};
-use ferrovs_tests::netns::{sh, NetnsVeth};
+use ferrovs_tests::netns::NetnsVeth;
 use ferrovs_tests::*;
 use serde_json::json;
-use std::io::{Read, Write};
 use std::time::Duration;
 
 /// The switch's end of the wire. 4096 frames in the packet-socket ring
@@ -196,20 +195,6 @@ fn show_port(sw: &Ferrovsd, name: &str) -> serde_json::Value {
         .clone()
 }
 
-fn md5(data: &[u8]) -> String {
-    let path = std::env::temp_dir().join(format!("fv-md5-{}", std::process::id()));
-    std::fs::write(&path, data).unwrap();
-    let (_, out) = sh(&format!("md5sum {}", path.display()));
-    let _ = std::fs::remove_file(&path);
-    out.split_whitespace().next().unwrap_or("").to_string()
-}
-
-fn guest_md5(out: &str) -> Option<String> {
-    out.split_whitespace()
-        .find(|w| w.len() == 32)
-        .map(String::from)
-}
-
 /// The namespace's kernel and a Linux guest (its own virtio-net driver on
 /// ferrovsd's vhost-user port) ping and move 4 MiB over TCP each way.
 #[test]
@@ -235,74 +220,7 @@ fn netns_kernel_and_a_linux_guest_talk_tcp_through_a_dpdk_port() {
         "namespace -> guest ping:\n{out}"
     );
 
-    // Namespace -> guest: pseudo-random bytes, compared by checksum.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let blob: Vec<u8> = (0..BLOB)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    let want = md5(&blob);
-    let (code, _) = guest.sh("(sleep 300 | nc -l -p 5001 > /tmp/got &) ; sleep 0.5", CMD);
-    assert_eq!(code, 0);
-    let sent = blob.clone();
-    net.run_inside(move || {
-        let mut c = std::net::TcpStream::connect_timeout(
-            &"10.99.0.2:5001".parse().unwrap(),
-            Duration::from_secs(10),
-        )
-        .expect("connect to the guest from the namespace");
-        c.write_all(&sent).expect("send 4 MiB to the guest");
-        c.shutdown(std::net::Shutdown::Write).unwrap();
-    });
-    let (_, got) = guest.sh(
-        &format!("i=0; while [ $(wc -c < /tmp/got) -lt {BLOB} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; md5sum /tmp/got; wc -c < /tmp/got"),
-        CMD,
-    );
-    assert_eq!(
-        guest_md5(&got).as_deref(),
-        Some(want.as_str()),
-        "namespace -> guest transfer: {got}"
-    );
-
-    // Guest -> namespace.
-    let listener = net.run_inside(|| {
-        std::net::TcpListener::bind("10.99.0.1:5002").expect("listen in the namespace")
-    });
-    let (_, sum) = guest.sh(
-        "dd if=/dev/urandom of=/tmp/blob bs=1024 count=4096 2>/dev/null; md5sum /tmp/blob",
-        CMD,
-    );
-    let reader = std::thread::spawn(move || {
-        let (mut c, _) = listener.accept().expect("accept the guest");
-        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut got = Vec::with_capacity(BLOB);
-        let mut buf = [0u8; 65536];
-        while got.len() < BLOB {
-            match c.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-        got
-    });
-    let (code, out) = guest.sh("nc -w 5 10.99.0.1 5002 < /tmp/blob", CMD);
-    assert_eq!(code, 0, "{out}");
-    let got = reader.join().unwrap();
-    assert_eq!(
-        got.len(),
-        BLOB,
-        "guest -> namespace: {} of {BLOB} bytes",
-        got.len()
-    );
-    assert_eq!(
-        guest_md5(&sum),
-        Some(md5(&got)),
-        "guest -> namespace transfer corrupted"
-    );
+    ferrovs_tests::guest::exchange_tcp(&guest, &net, "10.99.0.2", "10.99.0.1", BLOB);
 
     let phy = sw.port("phy0");
     assert!(

@@ -247,3 +247,99 @@ impl Drop for Guest {
         self.kill();
     }
 }
+
+fn md5(data: &[u8]) -> String {
+    let path = std::env::temp_dir().join(format!("fv-md5-{}", std::process::id()));
+    std::fs::write(&path, data).unwrap();
+    let (_, out) = crate::netns::sh(&format!("md5sum {}", path.display()));
+    let _ = std::fs::remove_file(&path);
+    out.split_whitespace().next().unwrap_or("").to_string()
+}
+
+fn guest_md5(out: &str) -> Option<String> {
+    out.split_whitespace()
+        .find(|w| w.len() == 32)
+        .map(String::from)
+}
+
+/// `bytes` (a multiple of 1 KiB) over TCP each way between the namespace's
+/// kernel (`ns_ip`) and `guest` (`guest_ip`), compared by MD5.
+pub fn exchange_tcp(guest: &Guest, net: &crate::netns::NetnsVeth, guest_ip: &str, ns_ip: &str, bytes: usize) {
+    use std::io::Read;
+    const CMD: Duration = Duration::from_secs(120);
+    let guest_ip = guest_ip.to_string();
+    let ns_ip = ns_ip.to_string();
+    // Namespace -> guest: pseudo-random bytes, compared by checksum.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let blob: Vec<u8> = (0..bytes)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let want = md5(&blob);
+    let (code, _) = guest.sh("(sleep 300 | nc -l -p 5001 > /tmp/got &) ; sleep 0.5", CMD);
+    assert_eq!(code, 0);
+    let sent = blob.clone();
+    let to = format!("{guest_ip}:5001");
+    net.run_inside(move || {
+        let mut c = std::net::TcpStream::connect_timeout(
+            &to.parse().unwrap(),
+            Duration::from_secs(10),
+        )
+        .expect("connect to the guest from the namespace");
+        c.write_all(&sent).expect("send to the guest");
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let (_, got) = guest.sh(
+        &format!("i=0; while [ $(wc -c < /tmp/got) -lt {bytes} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; md5sum /tmp/got; wc -c < /tmp/got"),
+        CMD,
+    );
+    assert_eq!(
+        guest_md5(&got).as_deref(),
+        Some(want.as_str()),
+        "namespace -> guest transfer: {got}"
+    );
+
+    // Guest -> namespace.
+    let at = format!("{ns_ip}:5002");
+    let listener = net.run_inside(move || {
+        std::net::TcpListener::bind(&at).expect("listen in the namespace")
+    });
+    let (_, sum) = guest.sh(
+        &format!(
+            "dd if=/dev/urandom of=/tmp/blob bs=1024 count={} 2>/dev/null; md5sum /tmp/blob",
+            bytes / 1024
+        ),
+        CMD,
+    );
+    let reader = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().expect("accept the guest");
+        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut got = Vec::with_capacity(bytes);
+        let mut buf = [0u8; 65536];
+        while got.len() < bytes {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        got
+    });
+    let (code, out) = guest.sh(&format!("nc -w 5 {ns_ip} 5002 < /tmp/blob"), CMD);
+    assert_eq!(code, 0, "{out}");
+    let got = reader.join().unwrap();
+    assert_eq!(
+        got.len(),
+        bytes,
+        "guest -> namespace: {} of {bytes} bytes",
+        got.len()
+    );
+    assert_eq!(
+        guest_md5(&sum),
+        Some(md5(&got)),
+        "guest -> namespace transfer corrupted"
+    );
+}
