@@ -127,6 +127,9 @@ fn linux_vxlan_reaches_a_guest_behind_a_ferrovsd_vxlan_port() {
     assert!(shown.contains("remote 10.99.0.2 mac ") && shown.contains(" arp reachable "), "{shown}");
 
     // Another VNI on the same UDP port: dropped and counted, never delivered.
+    // (A static neighbour: each ping is one frame, no ARP retries.)
+    let (ok, out) = net.exec("ip neigh add 192.168.43.1 lladdr 02:00:00:00:43:01 dev vx1");
+    assert!(ok, "{out}");
     let before = sw.switch_drop("phy0", "vxlan_bad_vni");
     let (ok, _) = net.exec("ping -c 3 -i 0.2 -W 1 192.168.43.1");
     assert!(!ok, "nothing answers on VNI 43");
