@@ -264,7 +264,13 @@ fn guest_md5(out: &str) -> Option<String> {
 
 /// `bytes` (a multiple of 1 KiB) over TCP each way between the namespace's
 /// kernel (`ns_ip`) and `guest` (`guest_ip`), compared by MD5.
-pub fn exchange_tcp(guest: &Guest, net: &crate::netns::NetnsVeth, guest_ip: &str, ns_ip: &str, bytes: usize) {
+pub fn exchange_tcp(
+    guest: &Guest,
+    net: &crate::netns::NetnsVeth,
+    guest_ip: &str,
+    ns_ip: &str,
+    bytes: usize,
+) {
     use std::io::Read;
     const CMD: Duration = Duration::from_secs(120);
     let guest_ip = guest_ip.to_string();
@@ -285,11 +291,9 @@ pub fn exchange_tcp(guest: &Guest, net: &crate::netns::NetnsVeth, guest_ip: &str
     let sent = blob.clone();
     let to = format!("{guest_ip}:5001");
     net.run_inside(move || {
-        let mut c = std::net::TcpStream::connect_timeout(
-            &to.parse().unwrap(),
-            Duration::from_secs(10),
-        )
-        .expect("connect to the guest from the namespace");
+        let mut c =
+            std::net::TcpStream::connect_timeout(&to.parse().unwrap(), Duration::from_secs(10))
+                .expect("connect to the guest from the namespace");
         c.write_all(&sent).expect("send to the guest");
         c.shutdown(std::net::Shutdown::Write).unwrap();
     });
@@ -305,9 +309,8 @@ pub fn exchange_tcp(guest: &Guest, net: &crate::netns::NetnsVeth, guest_ip: &str
 
     // Guest -> namespace.
     let at = format!("{ns_ip}:5002");
-    let listener = net.run_inside(move || {
-        std::net::TcpListener::bind(&at).expect("listen in the namespace")
-    });
+    let listener =
+        net.run_inside(move || std::net::TcpListener::bind(&at).expect("listen in the namespace"));
     let (_, sum) = guest.sh(
         &format!(
             "dd if=/dev/urandom of=/tmp/blob bs=1024 count={} 2>/dev/null; md5sum /tmp/blob",

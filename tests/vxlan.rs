@@ -16,14 +16,24 @@ fn must(cmd: &str) -> String {
 }
 
 fn if_mac(ns: &str, ifname: &str) -> String {
-    must(&format!("ip netns exec {ns} cat /sys/class/net/{ifname}/address"))
-        .trim()
-        .to_string()
+    must(&format!(
+        "ip netns exec {ns} cat /sys/class/net/{ifname}/address"
+    ))
+    .trim()
+    .to_string()
 }
 
 /// A Linux VXLAN device `name` (VNI `vni`, address `ip_cidr`) in `ns`,
 /// sending to `remote` over `dev`.
-fn linux_vxlan(ns: &str, name: &str, vni: u32, local: &str, remote: &str, dev: &str, ip_cidr: &str) {
+fn linux_vxlan(
+    ns: &str,
+    name: &str,
+    vni: u32,
+    local: &str,
+    remote: &str,
+    dev: &str,
+    ip_cidr: &str,
+) {
     for c in [
         format!("ip -n {ns} link add {name} type vxlan id {vni} remote {remote} local {local} dstport 4789 dev {dev}"),
         format!("ip -n {ns} addr add {ip_cidr} dev {name}"),
@@ -66,8 +76,24 @@ fn linux_vxlan_reaches_a_guest_behind_a_ferrovsd_vxlan_port() {
     let _g = serial();
     let dir = TempDir::new("vxlan-linux");
     let net = NetnsVeth::new("10.99.0.2/24");
-    linux_vxlan(&net.ns, "vx0", 42, "10.99.0.2", "10.99.0.1", &net.ns_if, "192.168.42.2/24");
-    linux_vxlan(&net.ns, "vx1", 43, "10.99.0.2", "10.99.0.1", &net.ns_if, "192.168.43.2/24");
+    linux_vxlan(
+        &net.ns,
+        "vx0",
+        42,
+        "10.99.0.2",
+        "10.99.0.1",
+        &net.ns_if,
+        "192.168.42.2/24",
+    );
+    linux_vxlan(
+        &net.ns,
+        "vx1",
+        43,
+        "10.99.0.2",
+        "10.99.0.1",
+        &net.ns_if,
+        "192.168.43.2/24",
+    );
     let sw = Ferrovsd::start(dir.path(), Some(&config_with_ports(1)));
     sw.ctl(&[
         "add-port",
@@ -77,10 +103,44 @@ fn linux_vxlan_reaches_a_guest_behind_a_ferrovsd_vxlan_port() {
     ]);
     // Mistakes are clear errors.
     for (args, says) in [
-        (vec!["type=vxlan", "remote-ip=10.99.0.2", "local-ip=10.99.0.1", "key=42", "underlay=nope"], "underlay: no port"),
-        (vec!["type=vxlan", "remote-ip=10.99.0.2", "local-ip=10.99.0.1", "underlay=vhost0"], "tunnels go through a dpdk port"),
-        (vec!["type=vxlan", "remote-ip=10.99.0.x", "local-ip=10.99.0.1", "underlay=phy0"], "remote-ip:"),
-        (vec!["type=vxlan", "remote-ip=10.99.0.2", "local-ip=10.99.0.1", "key=16777216", "underlay=phy0"], "key:"),
+        (
+            vec![
+                "type=vxlan",
+                "remote-ip=10.99.0.2",
+                "local-ip=10.99.0.1",
+                "key=42",
+                "underlay=nope",
+            ],
+            "underlay: no port",
+        ),
+        (
+            vec![
+                "type=vxlan",
+                "remote-ip=10.99.0.2",
+                "local-ip=10.99.0.1",
+                "underlay=vhost0",
+            ],
+            "tunnels go through a dpdk port",
+        ),
+        (
+            vec![
+                "type=vxlan",
+                "remote-ip=10.99.0.x",
+                "local-ip=10.99.0.1",
+                "underlay=phy0",
+            ],
+            "remote-ip:",
+        ),
+        (
+            vec![
+                "type=vxlan",
+                "remote-ip=10.99.0.2",
+                "local-ip=10.99.0.1",
+                "key=16777216",
+                "underlay=phy0",
+            ],
+            "key:",
+        ),
     ] {
         let mut a = vec!["add-port", "bad"];
         a.extend(args);
@@ -88,7 +148,13 @@ fn linux_vxlan_reaches_a_guest_behind_a_ferrovsd_vxlan_port() {
         assert!(e.contains(says), "{a:?}: {e}");
     }
     sw.ctl(&[
-        "add-port", "vx0", "type=vxlan", "remote-ip=10.99.0.2", "local-ip=10.99.0.1", "key=42", "underlay=phy0",
+        "add-port",
+        "vx0",
+        "type=vxlan",
+        "remote-ip=10.99.0.2",
+        "local-ip=10.99.0.1",
+        "key=42",
+        "underlay=phy0",
     ]);
     let e = sw.ctl_try(&["del-port", "phy0"]).unwrap_err();
     assert!(e.contains("underlay of vx0"), "{e}");
@@ -97,7 +163,10 @@ fn linux_vxlan_reaches_a_guest_behind_a_ferrovsd_vxlan_port() {
         tunnel_of(&sw, "vx0").remotes[0].arp == "reachable"
     });
     let t = tunnel_of(&sw, "vx0");
-    assert_eq!(t.remotes[0].mac.as_deref(), Some(if_mac(&net.ns, &net.ns_if).as_str()));
+    assert_eq!(
+        t.remotes[0].mac.as_deref(),
+        Some(if_mac(&net.ns, &net.ns_if).as_str())
+    );
     assert_eq!((t.key, t.dst_port, t.overlay_mtu), (42, 4789, 1450));
 
     let mut cfg = GuestConfig::new("g", &sw.port_socket("vhost0"), 2);
@@ -108,9 +177,17 @@ fn linux_vxlan_reaches_a_guest_behind_a_ferrovsd_vxlan_port() {
         "ping -c 20 -w 20 -W 1 192.168.42.2 | grep -q 'bytes from'; ping -c 5 -i 0.2 -W 2 192.168.42.2",
         Duration::from_secs(60),
     );
-    assert_eq!(code, 0, "guest -> Linux VXLAN ping:\n{out}\n{}", sw.log_text());
+    assert_eq!(
+        code,
+        0,
+        "guest -> Linux VXLAN ping:\n{out}\n{}",
+        sw.log_text()
+    );
     let (ok, out) = net.exec("ping -c 5 -i 0.2 -W 2 192.168.42.1");
-    assert!(ok && out.contains(" 0% packet loss"), "Linux VXLAN -> guest ping:\n{out}");
+    assert!(
+        ok && out.contains(" 0% packet loss"),
+        "Linux VXLAN -> guest ping:\n{out}"
+    );
     exchange_tcp(&guest, &net, "192.168.42.1", "192.168.42.2", 4 << 20);
 
     // The namespace's MAC on vx0 sits behind the remote; the guest's is local.
@@ -120,11 +197,22 @@ fn linux_vxlan_reaches_a_guest_behind_a_ferrovsd_vxlan_port() {
         .iter()
         .find(|e| e["mac"] == vx_mac.as_str())
         .unwrap_or_else(|| panic!("{vx_mac} not learned: {entries:?}"));
-    assert_eq!((e["port"].as_str(), e["remote"].as_str()), (Some("vx0"), Some("10.99.0.2")), "{e}");
+    assert_eq!(
+        (e["port"].as_str(), e["remote"].as_str()),
+        (Some("vx0"), Some("10.99.0.2")),
+        "{e}"
+    );
     let text = sw.ctl(&["fdb-show"]);
-    assert!(text.lines().any(|l| l.starts_with("vx0") && l.ends_with("10.99.0.2")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("vx0") && l.ends_with("10.99.0.2")),
+        "{text}"
+    );
     let shown = sw.ctl(&["show"]);
-    assert!(shown.contains("remote 10.99.0.2 mac ") && shown.contains(" arp reachable "), "{shown}");
+    assert!(
+        shown.contains("remote 10.99.0.2 mac ") && shown.contains(" arp reachable "),
+        "{shown}"
+    );
 
     // Another VNI on the same UDP port: dropped and counted, never delivered.
     // (A static neighbour: each ping is one frame, no ARP retries.)
@@ -133,16 +221,29 @@ fn linux_vxlan_reaches_a_guest_behind_a_ferrovsd_vxlan_port() {
     let before = sw.switch_drop("phy0", "vxlan_bad_vni");
     let (ok, _) = net.exec("ping -c 3 -i 0.2 -W 1 192.168.43.1");
     assert!(!ok, "nothing answers on VNI 43");
-    assert!(sw.switch_drop("phy0", "vxlan_bad_vni") >= before + 3, "{}", sw.ctl(&["port-stats", "phy0"]));
+    assert!(
+        sw.switch_drop("phy0", "vxlan_bad_vni") >= before + 3,
+        "{}",
+        sw.ctl(&["port-stats", "phy0"])
+    );
 
     let t = tunnel_of(&sw, "vx0");
     let r = &t.remotes[0];
     assert!(r.tx_packets > 2000 && r.rx_packets > 2000, "{r:?}");
     assert_eq!(t.drops.values().sum::<u64>(), 0, "{t:?}");
     let m = sw.scrape();
-    let rx = sample(&m, "ferrovs_tunnel_remote_rx_packets_total{port=\"vx0\",remote=\"10.99.0.2\"}");
+    let rx = sample(
+        &m,
+        "ferrovs_tunnel_remote_rx_packets_total{port=\"vx0\",remote=\"10.99.0.2\"}",
+    );
     assert!(rx.is_some_and(|n| n > 2000.0), "{rx:?}");
-    assert_eq!(sample(&m, "ferrovs_tunnel_remote_resolved{port=\"vx0\",remote=\"10.99.0.2\"}"), Some(1.0));
+    assert_eq!(
+        sample(
+            &m,
+            "ferrovs_tunnel_remote_resolved{port=\"vx0\",remote=\"10.99.0.2\"}"
+        ),
+        Some(1.0)
+    );
     let st = sw.port_stats("vx0");
     assert!(st.rx_packets > 2000 && st.tx_packets > 2000, "{st:?}");
 }
@@ -159,11 +260,16 @@ impl Underlay {
     fn new() -> Underlay {
         let tag = format!("fvx{}", std::process::id() % 100_000);
         let u = Underlay {
-            names: ["w", "a", "b", "c"].iter().map(|s| format!("{tag}{s}")).collect(),
+            names: ["w", "a", "b", "c"]
+                .iter()
+                .map(|s| format!("{tag}{s}"))
+                .collect(),
         };
         let w = &u.names[0];
         must(&format!("ip netns add {w}"));
-        must(&format!("ip -n {w} link add br0 type bridge && ip -n {w} link set br0 up"));
+        must(&format!(
+            "ip -n {w} link add br0 type bridge && ip -n {w} link set br0 up"
+        ));
         for (i, h) in u.names[1..].iter().enumerate() {
             for c in [
                 format!("ip netns add {h}"),
@@ -203,16 +309,35 @@ fn host_switch(dir: &TempDir, ns: &str, local: &str, remotes: &str) -> Ferrovsd 
          [[port]]\nname = \"phy0\"\ntype = \"dpdk\"\ndevargs = \"net_af_packet0,iface=eth0,framecnt=4096\"\n\
          [[port]]\nname = \"vx0\"\ntype = \"vxlan\"\nremote-ip = \"{remotes}\"\nlocal-ip = \"{local}\"\nkey = 42\nunderlay = \"phy0\"\n"
     );
-    Ferrovsd::start_under(dir.path(), Some(&cfg), &pmd_cpu().to_string(), &["ip", "netns", "exec", ns])
+    Ferrovsd::start_under(
+        dir.path(),
+        Some(&cfg),
+        &pmd_cpu().to_string(),
+        &["ip", "netns", "exec", ns],
+    )
 }
 
 /// ferrovs-testpmd: port 0 on `from`'s vhost0 as MAC `from_mac` sends `n`
 /// checked frames to `dst`; port 1 on `to`'s vhost0 as `to_mac` receives
 /// (`tx_first`: after each sent one frame to the other).
-fn across(from: &Ferrovsd, from_mac: &str, to: &Ferrovsd, to_mac: &str, dst: &str, n: u64, tx_first: bool) -> Value {
+fn across(
+    from: &Ferrovsd,
+    from_mac: &str,
+    to: &Ferrovsd,
+    to_mac: &str,
+    dst: &str,
+    n: u64,
+    tx_first: bool,
+) -> Value {
     let mut a = vec![
-        format!("--port=virtio-user:path={},mac={from_mac}", from.port_socket("vhost0").display()),
-        format!("--port=virtio-user:path={},mac={to_mac}", to.port_socket("vhost0").display()),
+        format!(
+            "--port=virtio-user:path={},mac={from_mac}",
+            from.port_socket("vhost0").display()
+        ),
+        format!(
+            "--port=virtio-user:path={},mac={to_mac}",
+            to.port_socket("vhost0").display()
+        ),
         "--forward-mode=txonly".into(),
         "--port-topology=loop".into(),
         "--tx-ports=0".into(),
@@ -237,7 +362,8 @@ fn checked(s: &Value, port: usize, what: &str) -> u64 {
 }
 
 fn rx_packets(ns: &str, ifname: &str) -> u64 {
-    let j: Value = serde_json::from_str(&must(&format!("ip -n {ns} -s -j link show {ifname}"))).unwrap();
+    let j: Value =
+        serde_json::from_str(&must(&format!("ip -n {ns} -s -j link show {ifname}"))).unwrap();
     j[0]["stats64"]["rx"]["packets"].as_u64().unwrap()
 }
 
@@ -253,14 +379,25 @@ fn two_ferrovsd_hosts_and_a_linux_vtep_share_a_tenant_network() {
     let b = host_switch(&db, u.host(1), "10.98.0.2", "10.98.0.1,10.98.0.3");
     let c = u.host(2);
     // The Linux VTEP: head-end replication to both ferrovsd hosts.
-    must(&format!("ip -n {c} link add vx0 type vxlan id 42 local 10.98.0.3 dstport 4789 dev eth0"));
+    must(&format!(
+        "ip -n {c} link add vx0 type vxlan id 42 local 10.98.0.3 dstport 4789 dev eth0"
+    ));
     for r in ["10.98.0.1", "10.98.0.2"] {
-        must(&format!("ip netns exec {c} bridge fdb append 00:00:00:00:00:00 dev vx0 dst {r}"));
+        must(&format!(
+            "ip netns exec {c} bridge fdb append 00:00:00:00:00:00 dev vx0 dst {r}"
+        ));
     }
-    must(&format!("ip -n {c} addr add 192.168.98.3/24 dev vx0 && ip -n {c} link set vx0 up"));
+    must(&format!(
+        "ip -n {c} addr add 192.168.98.3/24 dev vx0 && ip -n {c} link set vx0 up"
+    ));
     for (sw, n) in [(&a, 2), (&b, 2)] {
         wait_until("every remote resolved", Duration::from_secs(10), || {
-            tunnel_of(sw, "vx0").remotes.iter().filter(|r| r.arp == "reachable").count() == n
+            tunnel_of(sw, "vx0")
+                .remotes
+                .iter()
+                .filter(|r| r.arp == "reachable")
+                .count()
+                == n
         });
     }
 
@@ -268,14 +405,23 @@ fn two_ferrovsd_hosts_and_a_linux_vtep_share_a_tenant_network() {
     let (x, y, z) = (mac(1), mac(2), mac(3));
     let s = across(&a, &x, &b, &y, &y, 2000, true);
     assert_eq!(checked(&s, 1, "bad"), 0, "{s:#}");
-    assert_eq!(checked(&s, 1, "good"), 2000, "A -> B across the overlay: {s:#}");
+    assert_eq!(
+        checked(&s, 1, "good"),
+        2000,
+        "A -> B across the overlay: {s:#}"
+    );
     let behind = |sw: &Ferrovsd, m: &str| {
-        fdb(sw)
-            .into_iter()
-            .find(|e| e["mac"] == m)
-            .map(|e| (e["port"].as_str().unwrap().to_string(), e["remote"].as_str().map(String::from)))
+        fdb(sw).into_iter().find(|e| e["mac"] == m).map(|e| {
+            (
+                e["port"].as_str().unwrap().to_string(),
+                e["remote"].as_str().map(String::from),
+            )
+        })
     };
-    assert_eq!(behind(&b, &x), Some(("vx0".into(), Some("10.98.0.1".into()))));
+    assert_eq!(
+        behind(&b, &x),
+        Some(("vx0".into(), Some("10.98.0.1".into())))
+    );
     assert_eq!(
         behind(&a, &y),
         Some(("vx0".into(), Some("10.98.0.2".into()))),
@@ -286,23 +432,49 @@ fn two_ferrovsd_hosts_and_a_linux_vtep_share_a_tenant_network() {
 
     // One broadcast from A: B's VM gets it once, the Linux VTEP once.
     let c_before = rx_packets(c, "vx0");
-    let a_tx: Vec<u64> = tunnel_of(&a, "vx0").remotes.iter().map(|r| r.tx_packets).collect();
+    let a_tx: Vec<u64> = tunnel_of(&a, "vx0")
+        .remotes
+        .iter()
+        .map(|r| r.tx_packets)
+        .collect();
     let s = across(&a, &x, &b, &y, "ff:ff:ff:ff:ff:ff", 1, false);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(checked(&s, 1, "good"), 1, "B's VM got the broadcast once: {s:#}");
-    assert_eq!(rx_packets(c, "vx0") - c_before, 1, "the Linux VTEP got it once");
-    let a_tx_after: Vec<u64> = tunnel_of(&a, "vx0").remotes.iter().map(|r| r.tx_packets).collect();
+    assert_eq!(
+        checked(&s, 1, "good"),
+        1,
+        "B's VM got the broadcast once: {s:#}"
+    );
+    assert_eq!(
+        rx_packets(c, "vx0") - c_before,
+        1,
+        "the Linux VTEP got it once"
+    );
+    let a_tx_after: Vec<u64> = tunnel_of(&a, "vx0")
+        .remotes
+        .iter()
+        .map(|r| r.tx_packets)
+        .collect();
     assert_eq!(a_tx_after[0] - a_tx[0], 1, "one copy to B");
     assert_eq!(a_tx_after[1] - a_tx[1], 1, "one copy to C");
 
     // X moves from host A to host B (beside Y's host now, talking to Z on A).
     let s = across(&b, &x, &a, &z, &z, 1000, true);
     assert_eq!(checked(&s, 1, "good"), 1000, "B -> A after the move: {s:#}");
-    assert_eq!(behind(&b, &x), Some(("vhost0".into(), None)), "B: X is local now");
-    assert_eq!(behind(&a, &x), Some(("vx0".into(), Some("10.98.0.2".into()))), "A: X is behind B");
+    assert_eq!(
+        behind(&b, &x),
+        Some(("vhost0".into(), None)),
+        "B: X is local now"
+    );
+    assert_eq!(
+        behind(&a, &x),
+        Some(("vx0".into(), Some("10.98.0.2".into()))),
+        "A: X is behind B"
+    );
     // And traffic to X from A now goes to host B.
     let s = across(&a, &z, &b, &x, &x, 1000, false);
     assert_eq!(checked(&s, 1, "good"), 1000, "A -> X at B: {s:#}");
-    let moved: u64 = a.ctl_json(&["fdb-show"])["stats"]["moved"].as_u64().unwrap();
+    let moved: u64 = a.ctl_json(&["fdb-show"])["stats"]["moved"]
+        .as_u64()
+        .unwrap();
     assert!(moved >= 1, "A counted the move");
 }

@@ -462,23 +462,59 @@ mod tests {
         });
         let mut o = String::new();
         show_port(&mut o, &p);
-        assert!(o.contains("    vxlan key 42 dst-port 4789 local-ip 10.0.0.1 underlay phy0 overlay mtu 1450\n"), "{o}");
+        assert!(
+            o.contains(
+                "    vxlan key 42 dst-port 4789 local-ip 10.0.0.1 underlay phy0 overlay mtu 1450\n"
+            ),
+            "{o}"
+        );
         assert!(o.contains("    remote 10.0.0.2 mac 02:00:00:00:00:02 arp reachable (heard 3s ago, 1 requests) tx 5 rx 6\n"), "{o}");
-        assert!(o.contains("    remote 10.0.0.3 mac - arp unresolved (heard - ago, 9 requests) tx 0 rx 0\n"), "{o}");
+        assert!(
+            o.contains(
+                "    remote 10.0.0.3 mac - arp unresolved (heard - ago, 9 requests) tx 0 rx 0\n"
+            ),
+            "{o}"
+        );
         assert!(o.contains("    dropped: no_arp 4\n"), "{o}");
         let mut f = String::new();
         fdb_show(
             &mut f,
             &FdbShow {
                 entries: vec![
-                    FdbEntry { port: "vx0".into(), vlan: 10, mac: "02:00:00:00:00:0b".into(), age: 1, remote: Some("10.0.0.2".into()) },
-                    FdbEntry { port: "vm1".into(), vlan: 10, mac: "02:00:00:00:00:0a".into(), age: 2, remote: None },
+                    FdbEntry {
+                        port: "vx0".into(),
+                        vlan: 10,
+                        mac: "02:00:00:00:00:0b".into(),
+                        age: 1,
+                        remote: Some("10.0.0.2".into()),
+                    },
+                    FdbEntry {
+                        port: "vm1".into(),
+                        vlan: 10,
+                        mac: "02:00:00:00:00:0a".into(),
+                        age: 2,
+                        remote: None,
+                    },
                 ],
-                stats: FdbStats { current: 2, max: 8192, learned: 2, moved: 0, aged: 0, refused: 0, flushed: 0 },
+                stats: FdbStats {
+                    current: 2,
+                    max: 8192,
+                    learned: 2,
+                    moved: 0,
+                    aged: 0,
+                    refused: 0,
+                    flushed: 0,
+                },
             },
         );
-        assert!(f.contains("vx0          10  02:00:00:00:00:0b      1  10.0.0.2\n"), "{f}");
-        assert!(f.contains("vm1          10  02:00:00:00:00:0a      2\n"), "{f}");
+        assert!(
+            f.contains("vx0          10  02:00:00:00:00:0b      1  10.0.0.2\n"),
+            "{f}"
+        );
+        assert!(
+            f.contains("vm1          10  02:00:00:00:00:0a      2\n"),
+            "{f}"
+        );
     }
 
     #[test]

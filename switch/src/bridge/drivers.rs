@@ -91,7 +91,10 @@ pub(super) fn open(cfg: &PortConfig, mac: [u8; 6], env: &Env) -> Result<Opened, 
 fn vxlan_options(cfg: &PortConfig) -> Result<VxlanOptions, BridgeError> {
     match cfg.vxlan() {
         Some(r) => r.map_err(BridgeError::Invalid),
-        None => Err(BridgeError::Invalid(format!("port {} is not a vxlan port", cfg.name))),
+        None => Err(BridgeError::Invalid(format!(
+            "port {} is not a vxlan port",
+            cfg.name
+        ))),
     }
 }
 

@@ -6,12 +6,12 @@ use crate::config::{format_mac, PortConfig};
 use crate::datapath::port_admin::PortAdmin;
 use crate::datapath::rx_modes::RxqMode;
 use crate::datapath::snapshot::SwitchPort;
+use crate::tunnel::Tunnel;
 use ferrovs_proto::{
     DriverInfo, FdbEntry, FdbShow, FdbStats, FdbSummary, Link, MbufPool, PmdQueues, PmdRxqShow,
     PmdRxqs, PmdStats, PolledQueue, PortStats, QueueStats, RxqUsage, Show, ShowPort, TunnelRemote,
     TunnelStatus,
 };
-use crate::tunnel::Tunnel;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 

@@ -78,7 +78,14 @@ impl Work {
     /// An ARP packet on an underlay: a request for our address is
     /// answered from the underlay's MAC; any ARP from a remote's address
     /// resolves that remote. Others are not ours.
-    fn underlay_arp(&mut self, snap: &Snapshot, in_slot: usize, plan: &UnderlayPlan, mut m: Mbuf, now: u32) {
+    fn underlay_arp(
+        &mut self,
+        snap: &Snapshot,
+        in_slot: usize,
+        plan: &UnderlayPlan,
+        mut m: Mbuf,
+        now: u32,
+    ) {
         let Some(a) = arp::parse(m.data()) else {
             return self.drop_pkt(m, DpDrop::UnderlayOther);
         };

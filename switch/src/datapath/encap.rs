@@ -14,7 +14,14 @@ use pmd::Mbuf;
 impl Work {
     /// Sends `m` through `t` (whose underlay is slot `underlay`) to remote
     /// `remote` (1-based) or, for [`ALL_REMOTES`], to every remote.
-    pub(super) fn encap(&mut self, snap: &Snapshot, t: &Tunnel, underlay: usize, m: Mbuf, remote: u16) {
+    pub(super) fn encap(
+        &mut self,
+        snap: &Snapshot,
+        t: &Tunnel,
+        underlay: usize,
+        m: Mbuf,
+        remote: u16,
+    ) {
         if m.len() > t.max_inner_len {
             t.count_mtu(self.index);
             return self.drop_pkt(m, DpDrop::TunnelMtu);

@@ -35,7 +35,13 @@ impl Work {
         }
         let src: [u8; 6] = f[6..12].try_into().expect("6 bytes");
         if from_port && src[0] & 1 == 0 && self.burst.learned != Some((vlan, src)) {
-            fdb.learn_at(vlan, &src, self.burst.in_no, self.burst.in_remote, self.burst.now);
+            fdb.learn_at(
+                vlan,
+                &src,
+                self.burst.in_no,
+                self.burst.in_remote,
+                self.burst.now,
+            );
             self.burst.learned = Some((vlan, src));
         }
         let out = if dst[0] & 1 != 0 {
@@ -86,6 +92,12 @@ impl Work {
                 self.output_tagged(snap, s, c, snap.vlans[s].egress_vid(vlan), ALL_REMOTES);
             }
         }
-        self.output_tagged(snap, last, m, snap.vlans[last].egress_vid(vlan), ALL_REMOTES);
+        self.output_tagged(
+            snap,
+            last,
+            m,
+            snap.vlans[last].egress_vid(vlan),
+            ALL_REMOTES,
+        );
     }
 }

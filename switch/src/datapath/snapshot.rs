@@ -205,8 +205,11 @@ impl Snapshot {
                 mac: t.tunnel.underlay_mac,
                 tunnels: Vec::new(),
             });
-            plan.tunnels
-                .push(((t.tunnel.opts.dst_port, t.tunnel.opts.vni), slot, t.tunnel.clone()));
+            plan.tunnels.push((
+                (t.tunnel.opts.dst_port, t.tunnel.opts.vni),
+                slot,
+                t.tunnel.clone(),
+            ));
         }
         for (u, mut plan) in plans {
             plan.tunnels.sort_by_key(|t| t.0);

@@ -415,10 +415,18 @@ fn tunnel_families(t: &mut Text, ports: &[(&PortLabels, &SwitchPort)], bridge: &
     let remote = |r: &crate::tunnel::Remote| format!("remote=\"{}\"", r.ip);
     type Read = fn(&crate::tunnel::Tunnel, usize) -> u64;
     let families: [(&str, Read); 4] = [
-        ("ferrovs_tunnel_remote_tx_packets_total", |t, i| t.remote_counters(i).tx_packets),
-        ("ferrovs_tunnel_remote_rx_packets_total", |t, i| t.remote_counters(i).rx_packets),
-        ("ferrovs_tunnel_remote_resolved", |t, i| t.remotes[i].mac().is_some() as u64),
-        ("ferrovs_tunnel_arp_requests_total", |t, i| t.remotes[i].requests.load(Relaxed)),
+        ("ferrovs_tunnel_remote_tx_packets_total", |t, i| {
+            t.remote_counters(i).tx_packets
+        }),
+        ("ferrovs_tunnel_remote_rx_packets_total", |t, i| {
+            t.remote_counters(i).rx_packets
+        }),
+        ("ferrovs_tunnel_remote_resolved", |t, i| {
+            t.remotes[i].mac().is_some() as u64
+        }),
+        ("ferrovs_tunnel_arp_requests_total", |t, i| {
+            t.remotes[i].requests.load(Relaxed)
+        }),
     ];
     for (name, read) in families {
         t.family(name);

@@ -35,7 +35,14 @@ pub fn parse(f: &[u8]) -> Option<Arp> {
     })
 }
 
-fn frame(op: u16, dst: [u8; 6], src: [u8; 6], src_ip: [u8; 4], tha: [u8; 6], tpa: [u8; 4]) -> [u8; FRAME_LEN] {
+fn frame(
+    op: u16,
+    dst: [u8; 6],
+    src: [u8; 6],
+    src_ip: [u8; 4],
+    tha: [u8; 6],
+    tpa: [u8; 4],
+) -> [u8; FRAME_LEN] {
     let mut f = [0u8; FRAME_LEN];
     f[0..6].copy_from_slice(&dst);
     f[6..12].copy_from_slice(&src);
@@ -56,7 +63,14 @@ pub fn request(mac: [u8; 6], ip: [u8; 4], target: [u8; 4]) -> [u8; FRAME_LEN] {
 
 /// The answer to `req`: `ip` is at `mac`, sent to the asker.
 pub fn reply(req: &Arp, mac: [u8; 6], ip: [u8; 4]) -> [u8; FRAME_LEN] {
-    frame(REPLY, req.sender_mac, mac, ip, req.sender_mac, req.sender_ip)
+    frame(
+        REPLY,
+        req.sender_mac,
+        mac,
+        ip,
+        req.sender_mac,
+        req.sender_ip,
+    )
 }
 
 #[cfg(test)]
@@ -83,7 +97,10 @@ mod tests {
         assert_eq!(&r[0..6], &me, "unicast to the asker");
         assert_eq!(&r[6..12], &them);
         let b = parse(&r).unwrap();
-        assert_eq!((b.op, b.sender_mac, b.sender_ip, b.target_ip), (REPLY, them, [10, 0, 0, 2], [10, 0, 0, 1]));
+        assert_eq!(
+            (b.op, b.sender_mac, b.sender_ip, b.target_ip),
+            (REPLY, them, [10, 0, 0, 2], [10, 0, 0, 1])
+        );
         assert_eq!(&r[32..38], &me, "target hardware address");
     }
 

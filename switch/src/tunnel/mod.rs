@@ -77,7 +77,8 @@ impl VxlanOptions {
         }
         let local_ip = ip(
             "local-ip",
-            local_ip.ok_or("local-ip: a vxlan port needs local-ip=IP (its address on the underlay)")?,
+            local_ip
+                .ok_or("local-ip: a vxlan port needs local-ip=IP (its address on the underlay)")?,
         )?;
         if remotes.contains(&local_ip) {
             return Err(format!("remote-ip: {local_ip} is the local-ip"));
@@ -237,7 +238,12 @@ pub struct Tunnel {
 impl Tunnel {
     /// `underlay_mtu`: the IP MTU of the underlay; frames whose outer
     /// packet would not fit are dropped (`tunnel_mtu`).
-    pub fn new(opts: VxlanOptions, underlay_mac: [u8; 6], underlay_mtu: u32, n_pmds: usize) -> Tunnel {
+    pub fn new(
+        opts: VxlanOptions,
+        underlay_mac: [u8; 6],
+        underlay_mtu: u32,
+        n_pmds: usize,
+    ) -> Tunnel {
         let n_pmds = n_pmds.max(1);
         let remotes = opts
             .remotes
@@ -248,7 +254,13 @@ impl Tunnel {
                 heard: AtomicU32::new(0),
                 asked: AtomicU32::new(0),
                 requests: AtomicU64::new(0),
-                outer: Outer::new(underlay_mac, opts.local_ip.octets(), ip.octets(), opts.dst_port, opts.vni),
+                outer: Outer::new(
+                    underlay_mac,
+                    opts.local_ip.octets(),
+                    ip.octets(),
+                    opts.dst_port,
+                    opts.vni,
+                ),
             })
             .collect();
         // Each PMD's counters on their own cache lines.
@@ -310,7 +322,9 @@ impl Tunnel {
     }
 
     fn sum(&self, word: usize) -> u64 {
-        (0..self.rx.len()).map(|p| self.lane(p)[word].load(Relaxed)).sum()
+        (0..self.rx.len())
+            .map(|p| self.lane(p)[word].load(Relaxed))
+            .sum()
     }
 
     /// Frames dropped on the way out, by reason (`no_arp`, `tunnel_mtu`).
@@ -369,7 +383,10 @@ impl Port for Tunnel {
     /// The datapath encapsulates before it sends; a batch reaching the
     /// port itself is a bug, freed rather than leaked.
     fn tx_burst(&self, _qid: usize, cache: &mut PoolCache, pkts: &mut Batch) -> usize {
-        debug_assert!(pkts.is_empty(), "frames reached a tunnel port unencapsulated");
+        debug_assert!(
+            pkts.is_empty(),
+            "frames reached a tunnel port unencapsulated"
+        );
         cache.free_batch(pkts);
         0
     }
@@ -394,7 +411,14 @@ mod tests {
     use super::*;
 
     fn opts(remotes: &str) -> VxlanOptions {
-        VxlanOptions::parse(Some(remotes), Some("10.0.0.1"), Some(42), None, Some("phy0")).unwrap()
+        VxlanOptions::parse(
+            Some(remotes),
+            Some("10.0.0.1"),
+            Some(42),
+            None,
+            Some("phy0"),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -402,20 +426,36 @@ mod tests {
         let o = opts("10.0.0.2, 10.0.0.3");
         assert_eq!(o.remotes.len(), 2);
         assert_eq!((o.vni, o.dst_port), (42, 4789));
-        let err = |r: Option<&str>, l: Option<&str>, k: Option<u32>, p: Option<u16>, u: Option<&str>| {
-            VxlanOptions::parse(r, l, k, p, u).unwrap_err()
-        };
+        let err =
+            |r: Option<&str>, l: Option<&str>, k: Option<u32>, p: Option<u16>, u: Option<&str>| {
+                VxlanOptions::parse(r, l, k, p, u).unwrap_err()
+            };
         let some = Some("10.0.0.2");
         assert!(err(None, Some("10.0.0.1"), None, None, Some("p")).starts_with("remote-ip:"));
-        assert!(err(Some("10.0.0.2,x"), Some("10.0.0.1"), None, None, Some("p")).starts_with("remote-ip:"));
-        assert!(err(Some("10.0.0.2,10.0.0.2"), Some("10.0.0.1"), None, None, Some("p")).contains("twice"));
-        assert!(err(Some("224.0.0.1"), Some("10.0.0.1"), None, None, Some("p")).contains("unicast"));
+        assert!(
+            err(Some("10.0.0.2,x"), Some("10.0.0.1"), None, None, Some("p"))
+                .starts_with("remote-ip:")
+        );
+        assert!(err(
+            Some("10.0.0.2,10.0.0.2"),
+            Some("10.0.0.1"),
+            None,
+            None,
+            Some("p")
+        )
+        .contains("twice"));
+        assert!(
+            err(Some("224.0.0.1"), Some("10.0.0.1"), None, None, Some("p")).contains("unicast")
+        );
         assert!(err(some, None, None, None, Some("p")).starts_with("local-ip:"));
         assert!(err(some, Some("10.0.0.2"), None, None, Some("p")).contains("is the local-ip"));
         assert!(err(some, Some("10.0.0.1"), Some(1 << 24), None, Some("p")).starts_with("key:"));
         assert!(err(some, Some("10.0.0.1"), None, Some(0), Some("p")).starts_with("dst-port:"));
         assert!(err(some, Some("10.0.0.1"), None, None, None).starts_with("underlay:"));
-        let many = (0..=MAX_REMOTES).map(|i| format!("10.1.{}.{}", i / 200, i % 200 + 1)).collect::<Vec<_>>().join(",");
+        let many = (0..=MAX_REMOTES)
+            .map(|i| format!("10.1.{}.{}", i / 200, i % 200 + 1))
+            .collect::<Vec<_>>()
+            .join(",");
         assert!(err(Some(&many), Some("10.0.0.1"), None, None, Some("p")).contains("at most"));
     }
 
@@ -451,10 +491,25 @@ mod tests {
         t.count_tx(1, 1, 100);
         t.count_rx(1, 0, 60);
         t.count_no_arp(0);
-        assert_eq!(t.remote_counters(1), RemoteCounters { tx_packets: 2, rx_packets: 0 });
-        assert_eq!(t.remote_counters(0), RemoteCounters { tx_packets: 0, rx_packets: 1 });
+        assert_eq!(
+            t.remote_counters(1),
+            RemoteCounters {
+                tx_packets: 2,
+                rx_packets: 0
+            }
+        );
+        assert_eq!(
+            t.remote_counters(0),
+            RemoteCounters {
+                tx_packets: 0,
+                rx_packets: 1
+            }
+        );
         assert_eq!(t.drops()[0], ("no_arp", 1));
-        assert_eq!(t.txq_stats(0).snapshot().packets + t.txq_stats(1).snapshot().packets, 2);
+        assert_eq!(
+            t.txq_stats(0).snapshot().packets + t.txq_stats(1).snapshot().packets,
+            2
+        );
         assert_eq!(t.remote_index([10, 0, 0, 3]), 2);
         assert_eq!(t.remote_index([10, 0, 0, 4]), 0);
     }

@@ -29,7 +29,13 @@ pub struct Outer {
 }
 
 impl Outer {
-    pub fn new(src_mac: [u8; 6], src_ip: [u8; 4], dst_ip: [u8; 4], dst_port: u16, vni: u32) -> Outer {
+    pub fn new(
+        src_mac: [u8; 6],
+        src_ip: [u8; 4],
+        dst_ip: [u8; 4],
+        dst_port: u16,
+        vni: u32,
+    ) -> Outer {
         let mut b = [0u8; OUTER_LEN];
         b[6..12].copy_from_slice(&src_mac);
         b[12..14].copy_from_slice(&ETH_P_IPV4.to_be_bytes());
@@ -245,7 +251,13 @@ mod tests {
 
     #[test]
     fn checksum_is_right_for_every_length() {
-        let o = Outer::new([2; 6], [192, 168, 255, 254], [172, 31, 200, 9], 4789, MAX_VNI);
+        let o = Outer::new(
+            [2; 6],
+            [192, 168, 255, 254],
+            [172, 31, 200, 9],
+            4789,
+            MAX_VNI,
+        );
         for len in [14usize, 60, 1514, 9018, 65_000] {
             let mut h = [0u8; OUTER_LEN];
             o.write(&mut h, [0xff; 6], len, 61000);
@@ -265,7 +277,11 @@ mod tests {
             f[36] = i; // UDP destination port of the inner flow
             ports.insert(src_port(&f));
         }
-        assert!(ports.len() > 50, "{} distinct ports of 64 flows", ports.len());
+        assert!(
+            ports.len() > 50,
+            "{} distinct ports of 64 flows",
+            ports.len()
+        );
         assert_eq!(src_port(&[0u8; 3]), SRC_PORT_MIN);
     }
 
@@ -285,7 +301,10 @@ mod tests {
         // Ethernet padding after the IPv4 datagram is not inner frame.
         let mut padded = f.clone();
         padded.extend_from_slice(&[0; 8]);
-        assert!(matches!(classify_ours(&padded), Underlay::Vxlan { inner_len: 60, .. }));
+        assert!(matches!(
+            classify_ours(&padded),
+            Underlay::Vxlan { inner_len: 60, .. }
+        ));
     }
 
     #[test]
@@ -315,7 +334,11 @@ mod tests {
         assert_eq!(bad(42, 0x0c), Underlay::Malformed, "unknown flag");
         assert_eq!(bad(42, 0), Underlay::Malformed, "no I flag");
         assert_eq!(bad(43, 1), Underlay::Malformed, "reserved bits");
-        assert_eq!(bad(49, 1), Underlay::Malformed, "reserved byte after the VNI");
+        assert_eq!(
+            bad(49, 1),
+            Underlay::Malformed,
+            "reserved byte after the VNI"
+        );
         assert_eq!(bad(14, 0x44), Underlay::Malformed, "IHL 4");
         let mut frag = good.clone();
         frag[20] |= 0x20; // MF
@@ -337,8 +360,16 @@ mod tests {
     #[test]
     fn other_traffic_is_not_taken() {
         let good = encapsulated(42, &inner());
-        assert_eq!(classify(&good, [10, 0, 0, 9], |p| p == 4789), Underlay::Other, "not our IP");
-        assert_eq!(classify(&good, LOCAL, |p| p == 8472), Underlay::Other, "not a tunnel port");
+        assert_eq!(
+            classify(&good, [10, 0, 0, 9], |p| p == 4789),
+            Underlay::Other,
+            "not our IP"
+        );
+        assert_eq!(
+            classify(&good, LOCAL, |p| p == 8472),
+            Underlay::Other,
+            "not a tunnel port"
+        );
         let mut arp = good.clone();
         arp[12..14].copy_from_slice(&ETH_P_ARP.to_be_bytes());
         assert_eq!(classify_ours(&arp), Underlay::Arp);

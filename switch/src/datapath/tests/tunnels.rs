@@ -23,7 +23,14 @@ fn remote_mac(ip: [u8; 4]) -> [u8; 6] {
 /// r0: a VM port, r1: the underlay, r2: a tunnel to R1 and R2.
 fn rig() -> (Rig, Arc<Tunnel>) {
     let mut r = Rig::new(2);
-    let opts = VxlanOptions::parse(Some("10.0.0.2,10.0.0.3"), Some("10.0.0.1"), Some(VNI), None, Some("r1")).unwrap();
+    let opts = VxlanOptions::parse(
+        Some("10.0.0.2,10.0.0.3"),
+        Some("10.0.0.1"),
+        Some(VNI),
+        None,
+        Some("r1"),
+    )
+    .unwrap();
     let t = Arc::new(Tunnel::new(opts, UNDERLAY_MAC, 1500, 1));
     let mut ports: Vec<Arc<SwitchPort>> = (0..2)
         .map(|i| {
@@ -40,7 +47,10 @@ fn rig() -> (Rig, Arc<Tunnel>) {
             tunnel: t.clone(),
             underlay_no: 2,
         }]);
-    assert!(snap.poll.iter().flatten().all(|q| q.slot != 2), "a tunnel is not polled");
+    assert!(
+        snap.poll.iter().flatten().all(|q| q.slot != 2),
+        "a tunnel is not polled"
+    );
     r.snap = Some(r.dp.publish(snap));
     (r, t)
 }
@@ -62,7 +72,12 @@ fn arp_reply_from(ip: [u8; 4]) -> Vec<u8> {
 /// (outer destination IP, VNI, inner frame) of a frame the underlay sent.
 fn opened(f: &[u8]) -> ([u8; 4], u32, Vec<u8>) {
     match vxlan::classify(f, f[30..34].try_into().unwrap(), |p| p == 4789) {
-        vxlan::Underlay::Vxlan { vni, inner_at, inner_len, .. } => {
+        vxlan::Underlay::Vxlan {
+            vni,
+            inner_at,
+            inner_len,
+            ..
+        } => {
             assert_eq!(&f[6..12], &UNDERLAY_MAC, "sent from the underlay's MAC");
             assert_eq!(&f[26..30], &LOCAL, "from local-ip");
             let dst: [u8; 4] = f[30..34].try_into().unwrap();
@@ -78,13 +93,15 @@ fn frames_go_out_to_each_remote_and_come_back_decapsulated_behind_theirs() {
     let (mut r, t) = rig();
     // Nothing resolved yet: a broadcast is two no_arp drops.
     let bcast = frame([0xff; 6], mac(1));
-    r.send(0, &[bcast.clone()]);
+    r.send(0, std::slice::from_ref(&bcast));
     wait_for("no_arp", || t.drops()[0].1 == 2);
     assert_eq!(r.port_drops(0, DpDrop::NoArp), 2);
     // The remotes answer ARP: now one copy each.
     r.send(1, &[arp_reply_from(R1), arp_reply_from(R2)]);
-    wait_for("both resolved", || t.remotes.iter().all(|x| x.mac().is_some()));
-    r.send(0, &[bcast.clone()]);
+    wait_for("both resolved", || {
+        t.remotes.iter().all(|x| x.mac().is_some())
+    });
+    r.send(0, std::slice::from_ref(&bcast));
     let out = r.recv(1, 2);
     assert_eq!(out.len(), 2, "head-end replication: one per remote");
     let mut dsts: Vec<[u8; 4]> = out
@@ -113,7 +130,9 @@ fn frames_go_out_to_each_remote_and_come_back_decapsulated_behind_theirs() {
     // The MAC moves behind R1: relearned there.
     r.send(1, &[from_remote(R1, VNI, &frame([0xff; 6], mac(9)))]);
     assert_eq!(r.recv(0, 1).len(), 1);
-    wait_for("moved to R1", || r.fdb.lookup_at(0, &mac(9)) == Some((3, 1)));
+    wait_for("moved to R1", || {
+        r.fdb.lookup_at(0, &mac(9)) == Some((3, 1))
+    });
     // From R1 to a MAC behind R2: endpoints talk directly, never through us.
     r.send(1, &[from_remote(R2, VNI, &frame([0xff; 6], mac(8)))]);
     r.recv(0, 1);
@@ -131,12 +150,17 @@ fn the_underlay_answers_arp_for_local_ip_and_drops_what_is_not_a_tunnels() {
     let got = r.recv(1, 1);
     assert_eq!(got.len(), 1);
     let a = arp::parse(&got[0]).unwrap();
-    assert_eq!((a.op, a.sender_mac, a.sender_ip, a.target_ip), (arp::REPLY, UNDERLAY_MAC, LOCAL, [10, 0, 0, 9]));
+    assert_eq!(
+        (a.op, a.sender_mac, a.sender_ip, a.target_ip),
+        (arp::REPLY, UNDERLAY_MAC, LOCAL, [10, 0, 0, 9])
+    );
     assert_eq!(&got[0][0..6], &[2, 0, 0, 0, 0, 0x77]);
     // A request from a remote resolves it too.
     r.send(1, &[arp::request(remote_mac(R1), R1, LOCAL).to_vec()]);
     r.recv(1, 1);
-    wait_for("R1 from its request", || t.remotes[0].mac() == Some(remote_mac(R1)));
+    wait_for("R1 from its request", || {
+        t.remotes[0].mac() == Some(remote_mac(R1))
+    });
     let inner = frame(mac(1), mac(9));
     let mut malformed = from_remote(R1, VNI, &inner);
     malformed[42] = 0x0c; // a flag VXLAN does not have
@@ -153,9 +177,13 @@ fn the_underlay_answers_arp_for_local_ip_and_drops_what_is_not_a_tunnels() {
         ],
     );
     wait_for("underlay drops", || {
-        [DpDrop::VxlanBadVni, DpDrop::VxlanUnknownRemote, DpDrop::VxlanMalformed]
-            .iter()
-            .all(|&d| r.port_drops(1, d) == 1)
+        [
+            DpDrop::VxlanBadVni,
+            DpDrop::VxlanUnknownRemote,
+            DpDrop::VxlanMalformed,
+        ]
+        .iter()
+        .all(|&d| r.port_drops(1, d) == 1)
             && r.port_drops(1, DpDrop::UnderlayOther) == 2
     });
     assert!(r.recv(0, 0).is_empty(), "none reached the VM");
