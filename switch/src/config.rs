@@ -789,6 +789,54 @@ mod tests {
     }
 
     #[test]
+    fn vxlan_ports_parse_and_their_mistakes_are_named() {
+        let port = |extra: &str| {
+            format!(
+                "[[port]]\nname = \"phy0\"\ntype = \"dpdk\"\ndevargs = \"net_tap0\"\n\
+                 [[port]]\nname = \"vx0\"\ntype = \"vxlan\"\nunderlay = \"phy0\"\n{extra}"
+            )
+        };
+        let c = Config::parse(
+            &port(
+                "remote-ip = \"10.0.0.2,10.0.0.3\"\nlocal-ip = \"10.0.0.1\"\nkey = 42\ntag = 10\n",
+            ),
+            "t",
+        )
+        .unwrap();
+        let o = c.ports[1].vxlan().unwrap().unwrap();
+        assert_eq!((o.remotes.len(), o.vni, o.dst_port), (2, 42, 4789));
+        for (extra, key) in [
+            ("local-ip = \"10.0.0.1\"\n", "remote-ip"),
+            ("remote-ip = \"10.0.0.2\"\n", "local-ip"),
+            (
+                "remote-ip = \"10.0.0.2\"\nlocal-ip = \"10.0.0.1\"\nkey = 16777216\n",
+                "key",
+            ),
+            (
+                "remote-ip = \"10.0.0.2\"\nlocal-ip = \"10.0.0.1\"\npath = \"x.sock\"\n",
+                "path",
+            ),
+            (
+                "remote-ip = \"10.0.0.2\"\nlocal-ip = \"10.0.0.1\"\nmtu-request = 1400\n",
+                "mtu-request",
+            ),
+        ] {
+            let e = Config::parse(&port(extra), "t").unwrap_err().to_string();
+            assert!(e.contains(&format!("port[1].{key}")), "{extra:?}: {e}");
+        }
+        let e = Config::parse(
+            "[[port]]\nname = \"v\"\ntype = \"vhost-user\"\npath = \"v.sock\"\nremote-ip = \"10.0.0.2\"\n",
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("port[0].remote-ip") && e.contains("only vxlan ports"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let e = Config::parse("[bridge]\nname = \"b\"\nmac-agin-time = 5\n", "t")
             .unwrap_err()

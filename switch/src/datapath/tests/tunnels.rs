@@ -2,9 +2,10 @@
 //! the underlay (the bridge's own checks that an underlay is a dpdk port are
 //! not in play here; `tests/vxlan.rs` runs against Linux's VXLAN).
 
-use super::{frame, mac, wait_for, Rig};
+use super::{access, frame, mac, tagged, wait_for, Rig};
 use crate::datapath::snapshot::{RxqAssign, Snapshot, SwitchPort, TunnelRef};
 use crate::datapath::stats::DpDrop;
+use crate::flow::vlan::PortVlan;
 use crate::tunnel::vxlan::{self, Outer, OUTER_LEN};
 use crate::tunnel::{arp, Tunnel, VxlanOptions};
 use pmd::Port;
@@ -22,7 +23,12 @@ fn remote_mac(ip: [u8; 4]) -> [u8; 6] {
 
 /// r0: a VM port, r1: the underlay, r2: a tunnel to R1 and R2.
 fn rig() -> (Rig, Arc<Tunnel>) {
-    let mut r = Rig::new(2);
+    rig_with(1, &[])
+}
+
+/// As `rig`, with `vms` VM ports (r0, r3, r4 ...) and VLAN options by port number.
+fn rig_with(vms: usize, vlans: &[(u16, PortVlan)]) -> (Rig, Arc<Tunnel>) {
+    let mut r = Rig::new(1 + vms);
     let opts = VxlanOptions::parse(
         Some("10.0.0.2,10.0.0.3"),
         Some("10.0.0.1"),
@@ -32,16 +38,19 @@ fn rig() -> (Rig, Arc<Tunnel>) {
     )
     .unwrap();
     let t = Arc::new(Tunnel::new(opts, UNDERLAY_MAC, 1500, 1));
-    let mut ports: Vec<Arc<SwitchPort>> = (0..2)
+    // Port numbers: r0 = 1, r1 (underlay) = 2, the tunnel = 3, r3 = 4 ...
+    let no = |i: usize| if i < 2 { i as u16 + 1 } else { i as u16 + 2 };
+    let mut ports: Vec<Arc<SwitchPort>> = (0..1 + vms)
         .map(|i| {
             let p: Arc<dyn Port> = r.ends[i].0.clone();
-            Arc::new(SwitchPort::new(i as u16 + 1, format!("r{i}"), p))
+            Arc::new(SwitchPort::new(no(i), format!("r{i}"), p))
         })
         .collect();
     ports.push(Arc::new(SwitchPort::new(3, "r2".into(), t.clone())));
     let cores = r.dp.cores();
     let snap = Snapshot::build(ports, &cores, RxqAssign::RoundRobin)
         .with_flows(Arc::new(r.table.compile()))
+        .with_vlans(&vlans.iter().cloned().collect())
         .with_tunnels(&[TunnelRef {
             no: 3,
             tunnel: t.clone(),
@@ -208,4 +217,29 @@ fn a_frame_too_large_for_the_underlay_is_dropped_and_counted() {
     assert!(out.iter().all(|f| f.len() == 1514 && opened(f).2 == fits));
     wait_for("tunnel_mtu", || t.drops()[1].1 == 1);
     assert_eq!(r.port_drops(0, DpDrop::TunnelMtu), 1);
+}
+
+#[test]
+fn the_tunnels_tag_maps_its_vni_to_a_vlan() {
+    // VMs r0 in VLAN 10 and r2 (port 4) in VLAN 20; the tunnel carries VLAN 10.
+    let (mut r, t) = rig_with(2, &[(1, access(10)), (3, access(10)), (4, access(20))]);
+    r.send(1, &[arp_reply_from(R1), arp_reply_from(R2)]);
+    wait_for("resolved", || t.remotes.iter().all(|x| x.mac().is_some()));
+    // VLAN 10 leaves inside VNI 42 untagged; VLAN 20 never enters the tunnel.
+    let f = frame([0xff; 6], mac(1));
+    r.send(0, std::slice::from_ref(&f));
+    let out = r.recv(1, 2);
+    assert_eq!(out.len(), 2);
+    assert!(out.iter().all(|o| opened(o).2 == f), "untagged inside");
+    r.send(2, &[frame([0xff; 6], mac(2))]);
+    assert!(r.recv(1, 0).is_empty(), "VLAN 20 stays off the tunnel");
+    // From the tunnel: to VLAN 10's port only.
+    let back = frame([0xff; 6], mac(9));
+    r.send(1, &[from_remote(R1, VNI, &back)]);
+    assert_eq!(r.recv(0, 1), vec![back]);
+    assert!(r.recv(2, 0).is_empty());
+    // A tagged frame inside an access tunnel's VNI is not admitted.
+    r.send(1, &[from_remote(R1, VNI, &tagged([0xff; 6], mac(9), 20))]);
+    wait_for("vlan drop", || r.port_drops(2, DpDrop::Vlan) == 1);
+    assert!(r.recv(0, 0).is_empty() && r.recv(2, 0).is_empty());
 }
