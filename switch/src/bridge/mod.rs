@@ -312,8 +312,9 @@ impl Bridge {
         tracing::info!(port = %cfg.name, no, kind = opened.port.kind(), "port added");
         st.opened.insert(cfg.name.clone(), opened);
         self.fdb.set_port_limit(no, cfg.mac_limit.unwrap_or(0));
+        let name = cfg.name.clone();
         st.ports.insert(cfg.name.clone(), (cfg, Arc::new(sp)));
-        tunnels::warn_overlay_mtu(st);
+        tunnels::warn_overlay_mtu(st, &name);
         Ok(no)
     }
 

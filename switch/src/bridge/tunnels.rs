@@ -4,11 +4,11 @@
 //! that keep each remote endpoint's MAC known (housekeeping sends them).
 
 use super::{Bridge, BridgeError, State};
-use crate::config::PortConfig;
+use crate::config::{PortConfig, PortKind};
 use crate::datapath::controller::FromController;
 use crate::datapath::snapshot::TunnelRef;
 use crate::flow::rule::Action;
-use crate::tunnel::{arp, Tunnel};
+use crate::tunnel::{arp, vxlan, Tunnel};
 use std::sync::Arc;
 
 /// A new tunnel's underlay must exist, and every tunnel on one underlay
@@ -63,24 +63,35 @@ pub(super) fn refs(st: &State) -> Vec<TunnelRef> {
         .collect()
 }
 
-/// Says when a port's frames may not fit a tunnel's underlay (OVS leaves
-/// this to the operator; a frame that does not fit is dropped as
-/// `tunnel_mtu`).
-pub(super) fn warn_overlay_mtu(st: &State) {
+/// Says when frames of a port may not fit a tunnel's underlay (OVS leaves
+/// this to the operator; such a frame is dropped as `tunnel_mtu`): for the
+/// port just added against every tunnel, or for a tunnel just added against
+/// every port (once, naming the largest).
+pub(super) fn warn_overlay_mtu(st: &State, added: &str) {
+    let plain = |c: &PortConfig| {
+        c.kind != PortKind::Vxlan && !tunnels(st).any(|(_, t)| t.opts.underlay == c.name)
+    };
     for (name, t) in tunnels(st) {
         let overlay = t.overlay_mtu();
-        for (c, _) in st.ports.values() {
-            if c.underlay.is_none() && c.name != t.opts.underlay && c.mtu() as usize > overlay {
-                tracing::warn!(
-                    "port {} has MTU {} but tunnel {name} carries at most {overlay} over underlay {} (MTU {}): \
-                     larger frames are dropped (tunnel_mtu); raise the underlay's mtu_request to {} or lower the port's",
-                    c.name,
-                    c.mtu(),
-                    t.opts.underlay,
-                    overlay + crate::tunnel::vxlan::OUTER_LEN - 14,
-                    c.mtu() as usize + crate::tunnel::vxlan::OUTER_LEN - 14,
-                );
-            }
+        let too_big = st
+            .ports
+            .values()
+            .map(|(c, _)| c)
+            .filter(|c| {
+                (name == added || c.name == added) && plain(c) && c.mtu() as usize > overlay
+            })
+            .max_by_key(|c| c.mtu());
+        if let Some(c) = too_big {
+            let extra = vxlan::OUTER_LEN;
+            tracing::warn!(
+                "port {} has MTU {} but tunnel {name} carries at most {overlay} over underlay {} (MTU {}): \
+                 larger frames are dropped (tunnel_mtu); raise the underlay's mtu-request to {} or lower the port's",
+                c.name,
+                c.mtu(),
+                t.opts.underlay,
+                overlay + extra,
+                c.mtu() as usize + extra,
+            );
         }
     }
 }
