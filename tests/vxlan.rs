@@ -158,7 +158,8 @@ fn linux_vxlan_reaches_a_guest_behind_a_ferrovsd_vxlan_port() {
     ]);
     // vhost0's MTU 1500 does not fit a 1500-byte underlay with 50 bytes more.
     assert!(
-        sw.log_text().contains("tunnel vx0 carries at most 1450 over underlay phy0"),
+        sw.log_text()
+            .contains("tunnel vx0 carries at most 1450 over underlay phy0"),
         "{}",
         sw.log_text()
     );
