@@ -251,6 +251,9 @@ fn linux_vxlan_reaches_a_guest_behind_a_ferrovsd_vxlan_port() {
         ),
         Some(1.0)
     );
+    // The guest's large TCP segments were split before encapsulation.
+    let soft_gso: u64 = sw.pmd_stats().iter().map(|p| p.soft_gso).sum();
+    assert!(soft_gso > 0, "no software segmentation before the tunnel");
     let st = sw.port_stats("vx0");
     assert!(st.rx_packets > 2000 && st.tx_packets > 2000, "{st:?}");
 }

@@ -637,6 +637,10 @@ pub fn validate_port(p: &PortConfig) -> Result<(), (String, String)> {
                 ("pmd-rxq-affinity", p.pmd_rxq_affinity.is_some()),
                 ("mode", p.mode != Mode::Server),
                 ("mtu-request", p.mtu_request.is_some()),
+                ("mac", p.mac.is_some()),
+                ("n-rxq-desc", p.n_rxq_desc.is_some()),
+                ("n-txq-desc", p.n_txq_desc.is_some()),
+                ("tx-retries-max", p.tx_retries_max != DEFAULT_TX_RETRIES),
             ] {
                 if set {
                     return Err(bad(

@@ -312,6 +312,38 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_mac_behind_a_tunnel_remembers_its_remote_and_moves_between_remotes() {
+        let f = Fdb::new(64, 300);
+        f.learn_at(10, &mac(1), 3, 2, 7);
+        assert_eq!(f.lookup_at(10, &mac(1)), Some((3, 2)));
+        assert_eq!(f.lookup(10, &mac(1)), Some(3));
+        f.learn_at(10, &mac(1), 3, 2, 8);
+        assert_eq!(f.counters.moved.load(Relaxed), 0, "seen again, same remote");
+        f.learn_at(10, &mac(1), 3, 1, 9);
+        assert_eq!(f.lookup_at(10, &mac(1)), Some((3, 1)));
+        assert_eq!(
+            f.counters.moved.load(Relaxed),
+            1,
+            "another remote of the same port"
+        );
+        assert_eq!(f.port_macs(3).0, 1, "still one MAC on the port");
+        f.learn(10, &mac(1), 4, 10);
+        assert_eq!(f.lookup_at(10, &mac(1)), Some((4, 0)), "to a local port");
+        let e = &f.entries()[0];
+        assert_eq!((e.port, e.remote), (4, 0));
+        // Aging reads the time from its new place.
+        f.learn_at(10, &mac(2), 3, 1, 100);
+        assert_eq!(
+            f.age(10 + 300),
+            1,
+            "mac(1), last seen at 10, ages; mac(2) stays"
+        );
+        assert_eq!(f.lookup_at(10, &mac(2)), Some((3, 1)));
+        assert_eq!(f.age(100 + 300), 1);
+        assert!(f.is_empty());
+    }
+
+    #[test]
     fn learn_lookup_move() {
         let f = Fdb::new(64, 300);
         assert_eq!(f.lookup(0, &mac(1)), None);

@@ -45,8 +45,6 @@ pub struct Bridge {
     openflow: Mutex<Option<Arc<Mutex<crate::ofagent::AgentStatus>>>>,
     /// Rx queue loads and pmd-auto-lb.
     auto_lb: Mutex<auto_lb::Sampler>,
-    /// Buffers for the ARP requests housekeeping sends for tunnels.
-    arp_cache: Mutex<pmd::PoolCache>,
 }
 
 struct State {
@@ -138,7 +136,6 @@ impl Bridge {
             expired: Mutex::new(Vec::new()),
             openflow: Mutex::new(None),
             auto_lb: Mutex::new(auto_lb::Sampler::default()),
-            arp_cache: Mutex::new(pmd::PoolCache::new(pool.clone())),
             pool,
         })
     }
@@ -236,6 +233,7 @@ impl Bridge {
         let mut st = self.state.lock().expect("bridge state poisoned");
         let no = self.insert_port(&mut st, cfg)?;
         self.republish(&mut st);
+        tunnels::forget_underlay_macs(&st, &self.fdb);
         Ok(no)
     }
 
@@ -252,6 +250,7 @@ impl Bridge {
             }
         }
         self.republish(&mut st);
+        tunnels::forget_underlay_macs(&st, &self.fdb);
         result
     }
 

@@ -7,6 +7,7 @@ use super::{Bridge, BridgeError, State};
 use crate::config::{PortConfig, PortKind};
 use crate::datapath::controller::FromController;
 use crate::datapath::snapshot::TunnelRef;
+use crate::fdb::Fdb;
 use crate::flow::rule::Action;
 use crate::tunnel::{arp, vxlan, Tunnel};
 use std::sync::Arc;
@@ -26,6 +27,18 @@ pub(super) fn check_underlay(st: &State, cfg: &PortConfig) -> Result<(), BridgeE
         }
     }
     Ok(())
+}
+
+/// A dpdk port that just became an underlay was a bridge port until now:
+/// what was learned on it would keep unicast frames going out of it raw.
+/// Called after the snapshot that makes it an underlay is published (from
+/// then on nothing is learned there).
+pub(super) fn forget_underlay_macs(st: &State, fdb: &Fdb) {
+    for (_, t) in tunnels(st) {
+        if let Some((_, sp)) = st.ports.get(&t.opts.underlay) {
+            fdb.flush_port(sp.no);
+        }
+    }
 }
 
 /// An underlay cannot go while tunnels send through it.
@@ -101,35 +114,41 @@ impl Bridge {
     /// that is unresolved or due a refresh.
     pub fn tunnel_tick(&self) {
         let now = self.fdb.now();
-        let requests: Vec<(u16, [u8; 60])> = {
+        let due: Vec<(Arc<Tunnel>, u16, usize)> = {
             let st = self.state.lock().expect("bridge state poisoned");
             tunnels(&st)
                 .filter_map(|(_, t)| Some((t, st.ports.get(&t.opts.underlay)?.1.no)))
                 .flat_map(|(t, underlay_no)| {
-                    t.due_requests(now).into_iter().map(move |ip| {
-                        let q = arp::request(t.underlay_mac, t.opts.local_ip.octets(), ip.octets());
-                        (underlay_no, q)
-                    })
+                    t.due_requests(now)
+                        .into_iter()
+                        .map(move |i| (t.clone(), underlay_no, i))
                 })
                 .collect()
         };
-        if requests.is_empty() {
+        if due.is_empty() {
             return;
         }
-        let mut cache = self.arp_cache.lock().expect("poisoned");
-        for (underlay_no, q) in requests {
+        // A cache for this tick only: dropped, it gives back what it took.
+        let mut cache = pmd::PoolCache::new(self.pool.clone());
+        for (t, underlay_no, i) in due {
             let Some(mut m) = cache.alloc() else {
                 tracing::warn!("no packet buffer for an ARP request");
                 return;
             };
+            let q = arp::request(
+                t.underlay_mac,
+                t.opts.local_ip.octets(),
+                t.remotes[i].ip.octets(),
+            );
             m.fill(&q);
             let out = FromController {
                 m,
                 in_port: None,
                 actions: vec![Action::Output(underlay_no)],
             };
-            if let Err(p) = self.datapath.packet_out(out) {
-                cache.free(p.m);
+            match self.datapath.packet_out(out) {
+                Ok(()) => t.asked(i, now),
+                Err(p) => cache.free(p.m),
             }
         }
     }

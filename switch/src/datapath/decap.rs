@@ -10,7 +10,7 @@ use super::snapshot::{Snapshot, UnderlayPlan};
 use super::stats::DpDrop;
 use crate::fdb::Fdb;
 use crate::tunnel::vxlan::{self, Underlay};
-use crate::tunnel::{arp, ALL_REMOTES};
+use crate::tunnel::{arp, is_unicast, ALL_REMOTES};
 use pmd::Mbuf;
 
 impl Work {
@@ -47,8 +47,12 @@ impl Work {
                     m.set_len(inner_at + inner_len);
                     m.adj(inner_at);
                     t.count_rx(self.index, remote as usize - 1, inner_len);
+                    // At most one inner frame per received one: a burst fits.
+                    debug_assert!(inner.len() < pmd::BURST);
                     self.decap_from[inner.len()] = (slot as u16, remote);
-                    let _ = inner.push(m);
+                    if let Err(m) = inner.push(m) {
+                        self.drop_pkt(m, DpDrop::NoBuffer);
+                    }
                 }
                 Underlay::Arp => self.underlay_arp(snap, in_slot, plan, m, now),
                 Underlay::Malformed => self.drop_pkt(m, DpDrop::VxlanMalformed),
@@ -90,8 +94,10 @@ impl Work {
             return self.drop_pkt(m, DpDrop::UnderlayOther);
         };
         let mut from_remote = false;
-        for (_, _, t) in &plan.tunnels {
-            from_remote |= t.heard(a.sender_ip, a.sender_mac, now);
+        if is_unicast(&a.sender_mac) && a.sender_mac != plan.mac {
+            for (_, _, t) in &plan.tunnels {
+                from_remote |= t.heard(a.sender_ip, a.sender_mac, now);
+            }
         }
         if a.op == arp::REQUEST && a.target_ip == plan.local_ip {
             m.fill(&arp::reply(&a, plan.mac, plan.local_ip));

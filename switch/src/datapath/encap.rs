@@ -27,24 +27,52 @@ impl Work {
             return self.drop_pkt(m, DpDrop::TunnelMtu);
         }
         let n = t.remotes.len();
+        let now = self.burst.now;
         if remote != ALL_REMOTES && (remote as usize) <= n {
-            return self.encap_one(snap, t, underlay, m, remote as usize - 1);
+            let i = remote as usize - 1;
+            return match t.remotes[i].mac_at(now) {
+                Some(mac) => self.encap_one(snap, t, underlay, m, i, mac),
+                None => self.no_arp(t, m),
+            };
         }
-        for i in 0..n - 1 {
-            if let Some(c) = self.copy_of(&m) {
-                self.encap_one(snap, t, underlay, c, i);
+        // A copy for each resolved remote but the last; the frame itself for that one.
+        let mut last: Option<(usize, [u8; 6])> = None;
+        for (i, r) in t.remotes.iter().enumerate() {
+            let Some(mac) = r.mac_at(now) else {
+                t.count_no_arp(self.index);
+                self.stats.count_drop(DpDrop::NoArp, 1);
+                self.burst.drops[DpDrop::NoArp as usize] += 1;
+                continue;
+            };
+            if let Some((j, mac_j)) = last.replace((i, mac)) {
+                if let Some(c) = self.copy_of(&m) {
+                    self.encap_one(snap, t, underlay, c, j, mac_j);
+                }
             }
         }
-        self.encap_one(snap, t, underlay, m, n - 1);
+        match last {
+            Some((i, mac)) => self.encap_one(snap, t, underlay, m, i, mac),
+            None => self.cache.free(m),
+        }
+    }
+
+    #[cold]
+    fn no_arp(&mut self, t: &Tunnel, m: Mbuf) {
+        t.count_no_arp(self.index);
+        self.drop_pkt(m, DpDrop::NoArp)
     }
 
     #[inline]
-    fn encap_one(&mut self, snap: &Snapshot, t: &Tunnel, underlay: usize, mut m: Mbuf, i: usize) {
+    fn encap_one(
+        &mut self,
+        snap: &Snapshot,
+        t: &Tunnel,
+        underlay: usize,
+        mut m: Mbuf,
+        i: usize,
+        mac: [u8; 6],
+    ) {
         let r = &t.remotes[i];
-        let Some(mac) = r.mac() else {
-            t.count_no_arp(self.index);
-            return self.drop_pkt(m, DpDrop::NoArp);
-        };
         let inner_len = m.len();
         let src_port = vxlan::src_port(m.data());
         if !m.prepend(OUTER_LEN) {

@@ -19,7 +19,7 @@ impl Work {
         let f = m.data();
         let vid = edit::vlan_tci(f).map_or(0, |t| t & 0x0fff);
         // A packet from a controller (no input port) is in its own tag's VLAN.
-        let from_port = in_slot < snap.ports.len();
+        let from_port = in_slot < snap.ports.len() && !self.burst.no_learn;
         let vlan = match snap.vlans.get(in_slot) {
             Some(v) => match v.ingress(vid) {
                 Some(vlan) => vlan,

@@ -155,10 +155,13 @@ impl Work {
             };
             n += 1;
             let in_no = in_port.unwrap_or(FROM_CONTROLLER);
+            let in_slot = in_port.and_then(|p| snap.slot(p)).unwrap_or(usize::MAX);
             self.burst = Burst {
-                in_slot: in_port.and_then(|p| snap.slot(p)).unwrap_or(usize::MAX),
+                in_slot,
                 in_no,
                 now,
+                // "From a tunnel" without a remote endpoint: nothing to learn.
+                no_learn: matches!(snap.roles.get(in_slot), Some(Role::Tunnel { .. })),
                 ..Burst::default()
             };
             if m.len() < 14 {

@@ -59,6 +59,8 @@ pub(super) struct Burst {
     pub(super) in_no: u16,
     /// The tunnel endpoint the burst came from (1-based; 0: none).
     pub(super) in_remote: u16,
+    /// `normal` must not learn sources (a packet-out "from" a tunnel port).
+    pub(super) no_learn: bool,
     pub(super) now: u32,
     pub(super) drops: [u32; DpDrop::ALL.len()],
     pub(super) learned: Option<VlanMac>,

@@ -121,6 +121,12 @@ pub struct Remote {
 
 const RESOLVED: u64 = 1 << 63;
 
+/// A MAC an ARP sender may have: unicast, not zero. A broadcast one would
+/// send a remote's frames to every host on the underlay.
+pub fn is_unicast(mac: &[u8; 6]) -> bool {
+    mac[0] & 1 == 0 && *mac != [0; 6]
+}
+
 fn mac_word(mac: [u8; 6]) -> u64 {
     RESOLVED | u64::from_be_bytes([0, 0, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]])
 }
@@ -147,7 +153,7 @@ impl ArpState {
 }
 
 impl Remote {
-    /// Its MAC, if resolved (one load per packet).
+    /// Its MAC, if ARP ever resolved it.
     #[inline]
     pub fn mac(&self) -> Option<[u8; 6]> {
         let w = self.mac.load(Relaxed);
@@ -158,12 +164,26 @@ impl Remote {
         Some([b[2], b[3], b[4], b[5], b[6], b[7]])
     }
 
+    /// Its MAC unless it was last heard from [`ARP_EXPIRE_SECS`] or more
+    /// before `now` (two loads per packet). Expiry is decided here, not by
+    /// housekeeping clearing the MAC: a clear could overwrite an answer
+    /// that arrived meanwhile.
+    #[inline]
+    pub fn mac_at(&self, now: u32) -> Option<[u8; 6]> {
+        let heard = self.heard.load(Relaxed);
+        if heard == 0 || now.saturating_sub(heard - 1) >= ARP_EXPIRE_SECS {
+            return None;
+        }
+        self.mac()
+    }
+
     #[inline]
     pub fn outer(&self) -> &Outer {
         &self.outer
     }
 
-    /// An ARP packet from it: it is at `mac`, now.
+    /// An ARP packet from it: it is at `mac` (a unicast address: checked
+    /// by the caller), now.
     pub fn heard(&self, mac: [u8; 6], now: u32) {
         let w = mac_word(mac);
         if self.mac.load(Relaxed) != w {
@@ -177,7 +197,7 @@ impl Remote {
     pub fn state(&self, now: u32) -> (ArpState, Option<u32>) {
         let heard = self.heard.load(Relaxed);
         let age = (heard != 0).then(|| now.saturating_sub(heard - 1));
-        let state = match (self.mac(), age) {
+        let state = match (self.mac_at(now), age) {
             (None, _) => ArpState::Unresolved,
             (Some(_), Some(a)) if a < ARP_REFRESH_SECS => ArpState::Reachable,
             _ => ArpState::Refreshing,
@@ -185,25 +205,24 @@ impl Remote {
         (state, age)
     }
 
-    /// Housekeeping, once in a while: forgets a MAC not heard from for
-    /// too long; true when a request should go out now.
+    /// Housekeeping: true when a request should go out now (unresolved,
+    /// or due a refresh, and not asked within the retry time).
     fn due(&self, now: u32) -> bool {
-        let heard = self.heard.load(Relaxed);
-        let age = if heard == 0 {
-            u32::MAX
-        } else {
-            now.saturating_sub(heard - 1)
+        let age = |t: u32| {
+            if t == 0 {
+                u32::MAX
+            } else {
+                now.saturating_sub(t - 1)
+            }
         };
-        if age >= ARP_EXPIRE_SECS && self.mac.load(Relaxed) & RESOLVED != 0 {
-            self.mac.store(0, Relaxed);
-        }
-        let asked = self.asked.load(Relaxed);
-        let since_asked = if asked == 0 {
-            u32::MAX
-        } else {
-            now.saturating_sub(asked - 1)
-        };
-        (age >= ARP_REFRESH_SECS) && since_asked >= ARP_RETRY_SECS
+        age(self.heard.load(Relaxed)) >= ARP_REFRESH_SECS
+            && age(self.asked.load(Relaxed)) >= ARP_RETRY_SECS
+    }
+
+    /// A request for it went out at `now`.
+    fn asked(&self, now: u32) {
+        self.asked.store(now + 1, Relaxed);
+        self.requests.fetch_add(1, Relaxed);
     }
 }
 
@@ -227,13 +246,19 @@ pub struct Tunnel {
     pub underlay_mac: [u8; 6],
     pub max_inner_len: usize,
     /// Per PMD lane: decapsulated (rx) and encapsulated (tx) frames, as
-    /// any port counts them.
-    rx: Box<[QueueStats]>,
-    tx: Box<[QueueStats]>,
-    /// Per PMD, `stride` words: [no_arp, mtu, (tx, rx) per remote ...].
-    counters: Box<[AtomicU64]>,
-    stride: usize,
+    /// any port counts them (each on its own cache lines: PMDs write them
+    /// per packet).
+    rx: Box<[Line<QueueStats>]>,
+    tx: Box<[Line<QueueStats>]>,
+    /// Per PMD, `lines` cache lines of words: [no_arp, mtu, (tx, rx) per remote ...].
+    counters: Box<[Line<[AtomicU64; 8]>]>,
+    lines: usize,
 }
+
+/// One cache line (or more) to itself.
+#[repr(align(64))]
+#[derive(Default)]
+struct Line<T>(T);
 
 impl Tunnel {
     /// `underlay_mtu`: the IP MTU of the underlay; frames whose outer
@@ -263,16 +288,15 @@ impl Tunnel {
                 ),
             })
             .collect();
-        // Each PMD's counters on their own cache lines.
-        let stride = (FIRST_REMOTE + 2 * opts.remotes.len()).next_multiple_of(8);
+        let lines = (FIRST_REMOTE + 2 * opts.remotes.len()).div_ceil(8);
         Tunnel {
             max_inner_len: (underlay_mtu as usize + 14).saturating_sub(vxlan::OUTER_LEN),
             remotes,
             underlay_mac,
-            rx: (0..n_pmds).map(|_| QueueStats::default()).collect(),
-            tx: (0..n_pmds).map(|_| QueueStats::default()).collect(),
-            counters: (0..n_pmds * stride).map(|_| AtomicU64::new(0)).collect(),
-            stride,
+            rx: (0..n_pmds).map(|_| Line::default()).collect(),
+            tx: (0..n_pmds).map(|_| Line::default()).collect(),
+            counters: (0..n_pmds * lines).map(|_| Line::default()).collect(),
+            lines,
             opts,
         }
     }
@@ -292,38 +316,38 @@ impl Tunnel {
             .map_or(0, |i| i as u16 + 1)
     }
 
+    /// Word `w` of PMD `pmd`'s counters.
     #[inline]
-    fn lane(&self, pmd: usize) -> &[AtomicU64] {
-        let at = (pmd % self.rx.len()) * self.stride;
-        &self.counters[at..at + self.stride]
+    fn word(&self, pmd: usize, w: usize) -> &AtomicU64 {
+        &self.counters[(pmd % self.rx.len()) * self.lines + w / 8].0[w % 8]
     }
 
     /// PMD `pmd` sent a frame to remote `i` (0-based).
     #[inline]
     pub fn count_tx(&self, pmd: usize, i: usize, bytes: usize) {
-        bump(&self.lane(pmd)[FIRST_REMOTE + 2 * i], 1);
-        self.tx[pmd % self.tx.len()].count(1, bytes as u64);
+        bump(self.word(pmd, FIRST_REMOTE + 2 * i), 1);
+        self.tx[pmd % self.tx.len()].0.count(1, bytes as u64);
     }
 
     #[inline]
     pub fn count_rx(&self, pmd: usize, i: usize, bytes: usize) {
-        bump(&self.lane(pmd)[FIRST_REMOTE + 2 * i + 1], 1);
-        self.rx[pmd % self.rx.len()].count(1, bytes as u64);
+        bump(self.word(pmd, FIRST_REMOTE + 2 * i + 1), 1);
+        self.rx[pmd % self.rx.len()].0.count(1, bytes as u64);
     }
 
     #[inline]
     pub fn count_no_arp(&self, pmd: usize) {
-        bump(&self.lane(pmd)[NO_ARP], 1);
+        bump(self.word(pmd, NO_ARP), 1);
     }
 
     #[inline]
     pub fn count_mtu(&self, pmd: usize) {
-        bump(&self.lane(pmd)[MTU], 1);
+        bump(self.word(pmd, MTU), 1);
     }
 
     fn sum(&self, word: usize) -> u64 {
         (0..self.rx.len())
-            .map(|p| self.lane(p)[word].load(Relaxed))
+            .map(|p| self.word(p, word).load(Relaxed))
             .sum()
     }
 
@@ -349,17 +373,16 @@ impl Tunnel {
         i != 0
     }
 
-    /// ARP requests housekeeping should send now: (target IP), marking them asked.
-    pub fn due_requests(&self, now: u32) -> Vec<Ipv4Addr> {
-        let mut v = Vec::new();
-        for r in self.remotes.iter() {
-            if r.due(now) {
-                r.asked.store(now + 1, Relaxed);
-                r.requests.fetch_add(1, Relaxed);
-                v.push(r.ip);
-            }
-        }
-        v
+    /// Remotes (0-based) that housekeeping should ask for now; it calls
+    /// [`Tunnel::asked`] for each request that went out.
+    pub fn due_requests(&self, now: u32) -> Vec<usize> {
+        (0..self.remotes.len())
+            .filter(|&i| self.remotes[i].due(now))
+            .collect()
+    }
+
+    pub fn asked(&self, i: usize, now: u32) {
+        self.remotes[i].asked(now);
     }
 }
 
@@ -391,11 +414,12 @@ impl Port for Tunnel {
         0
     }
     fn rxq_stats(&self, qid: usize) -> &QueueStats {
-        &self.rx[qid % self.rx.len()]
+        &self.rx[qid % self.rx.len()].0
     }
     fn txq_stats(&self, qid: usize) -> &QueueStats {
-        &self.tx[qid % self.tx.len()]
+        &self.tx[qid % self.tx.len()].0
     }
+    /// Up once ARP has resolved a remote (`show` has each one's state now).
     fn link_up(&self) -> bool {
         self.remotes.iter().any(|r| r.mac().is_some())
     }
@@ -464,24 +488,38 @@ mod tests {
         let t = Tunnel::new(opts("10.0.0.2,10.0.0.3"), [2; 6], 1500, 2);
         assert_eq!(t.max_inner_len, 1464);
         assert_eq!(t.overlay_mtu(), 1450);
+        let ask = |now: u32| {
+            let due = t.due_requests(now);
+            for &i in &due {
+                t.asked(i, now);
+            }
+            due.into_iter().map(|i| t.remotes[i].ip).collect::<Vec<_>>()
+        };
         // Both unresolved: both asked at once, not again within a second.
-        assert_eq!(t.due_requests(0).len(), 2);
-        assert!(t.due_requests(0).is_empty());
-        assert_eq!(t.due_requests(1).len(), 2);
+        assert_eq!(ask(0).len(), 2);
+        assert!(ask(0).is_empty());
+        assert_eq!(ask(1).len(), 2);
+        assert_eq!(t.remotes[0].requests.load(Relaxed), 2);
         assert!(t.heard([10, 0, 0, 2], [2, 0, 0, 0, 0, 2], 5));
         assert!(!t.heard([10, 0, 0, 9], [2; 6], 5), "not a remote");
         assert_eq!(t.remotes[0].mac(), Some([2, 0, 0, 0, 0, 2]));
         assert_eq!(t.remotes[0].state(6).0, ArpState::Reachable);
-        assert_eq!(t.due_requests(6), vec![Ipv4Addr::new(10, 0, 0, 3)]);
+        assert_eq!(ask(6), vec![Ipv4Addr::new(10, 0, 0, 3)]);
         // Refreshed after ARP_REFRESH_SECS, still used meanwhile ...
         let later = 5 + ARP_REFRESH_SECS;
         assert_eq!(t.remotes[0].state(later).0, ArpState::Refreshing);
-        assert!(t.due_requests(later).contains(&Ipv4Addr::new(10, 0, 0, 2)));
-        assert!(t.remotes[0].mac().is_some());
-        // ... and forgotten when it never answers.
-        t.due_requests(5 + ARP_EXPIRE_SECS);
-        assert_eq!(t.remotes[0].mac(), None);
-        assert_eq!(t.remotes[0].state(100).0, ArpState::Unresolved);
+        assert!(ask(later).contains(&Ipv4Addr::new(10, 0, 0, 2)));
+        assert!(t.remotes[0].mac_at(later).is_some());
+        // ... and no longer used when it never answers.
+        assert_eq!(t.remotes[0].mac_at(5 + ARP_EXPIRE_SECS), None);
+        assert_eq!(
+            t.remotes[0].state(5 + ARP_EXPIRE_SECS).0,
+            ArpState::Unresolved
+        );
+        // An answer at the last moment counts at once.
+        t.heard([10, 0, 0, 2], [2, 0, 0, 0, 0, 2], 5 + ARP_EXPIRE_SECS);
+        assert!(t.remotes[0].mac_at(5 + ARP_EXPIRE_SECS).is_some());
+        assert!(!is_unicast(&[0xff; 6]) && !is_unicast(&[0; 6]) && is_unicast(&[2, 0, 0, 0, 0, 1]));
     }
 
     #[test]

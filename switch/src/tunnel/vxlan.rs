@@ -81,9 +81,11 @@ impl Outer {
     }
 }
 
-/// A UDP source port from the inner flow (MACs, and IPv4 addresses and
-/// ports when there are), so one flow keeps one path and flows spread over
-/// ECMP links and the receiver's RSS queues.
+/// A UDP source port from the inner flow (MACs; past up to two 802.1Q
+/// tags, the IPv4 or IPv6 addresses and protocol, and the TCP/UDP ports of
+/// an unfragmented IPv4 packet or an IPv6 one without extension headers),
+/// so one flow keeps one path and flows spread over ECMP links and the
+/// receiver's RSS queues.
 #[inline]
 pub fn src_port(inner: &[u8]) -> u16 {
     if inner.len() < 14 {
@@ -91,14 +93,33 @@ pub fn src_port(inner: &[u8]) -> u16 {
     }
     let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
     let mut h = word(&inner[0..8]) ^ word(&inner[6..14]).rotate_left(17);
-    if inner[12..14] == ETH_P_IPV4.to_be_bytes() && inner.len() >= 38 && inner[14] == 0x45 {
-        // Addresses, protocol and (TCP/UDP) the ports' word.
-        h ^= word(&inner[26..34]).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let proto = inner[23];
-        if proto == 6 || proto == 17 {
-            h ^= (u32::from_le_bytes(inner[34..38].try_into().expect("4 bytes")) as u64) << 7;
+    let mut l3 = 12;
+    while l3 < 20 && inner.len() >= l3 + 6 && inner[l3..l3 + 2] == [0x81, 0x00] {
+        l3 += 4;
+    }
+    let et = inner
+        .get(l3..l3 + 2)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    let ip = &inner[(l3 + 2).min(inner.len())..];
+    let mut ports: Option<&[u8]> = None;
+    if et == ETH_P_IPV4 && ip.len() >= 20 && ip[0] >> 4 == 4 {
+        h ^= word(&ip[12..20]).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ip[9] as u64;
+        let ihl = (ip[0] & 0x0f) as usize * 4;
+        let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
+        if !fragment && (ip[9] == 6 || ip[9] == 17) {
+            ports = ip.get(ihl..ihl + 4);
         }
-        h ^= proto as u64;
+    } else if et == 0x86dd && ip.len() >= 40 {
+        for a in ip[8..40].chunks_exact(8) {
+            h = (h ^ word(a)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+        h ^= ip[6] as u64;
+        if ip[6] == 6 || ip[6] == 17 {
+            ports = ip.get(40..44);
+        }
+    }
+    if let Some(p) = ports {
+        h ^= (u32::from_le_bytes(p.try_into().expect("4 bytes")) as u64) << 7;
     }
     let h = (h.wrapping_mul(0xff51_afd7_ed55_8ccd) >> 32) as u32;
     let span = (SRC_PORT_MAX - SRC_PORT_MIN + 1) as u64;
@@ -283,6 +304,42 @@ mod tests {
             ports.len()
         );
         assert_eq!(src_port(&[0u8; 3]), SRC_PORT_MIN);
+        // Behind a VLAN tag, and over IPv6, flows spread too.
+        let spread = |make: &dyn Fn(u8) -> Vec<u8>| {
+            (0..64u8)
+                .map(|i| src_port(&make(i)))
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+        };
+        let tagged = |i: u8| {
+            let mut f = a.clone();
+            f.splice(12..12, [0x81, 0x00, 0x00, 0x0a]);
+            f[40] = i;
+            f
+        };
+        assert!(spread(&tagged) > 50);
+        let v6 = |i: u8| {
+            let mut f = vec![0u8; 78];
+            f[12..14].copy_from_slice(&[0x86, 0xdd]);
+            f[14] = 0x60;
+            f[20] = 17;
+            f[54] = 0x80; // UDP source port
+            f[57] = i; // UDP destination port
+            f
+        };
+        assert!(spread(&v6) > 50);
+        // Fragments of one datagram: one port, whatever the payload says.
+        let frag = |i: u8| {
+            let mut f = a.clone();
+            f[20] = 0x20; // MF
+            f[36] = i;
+            f
+        };
+        assert_eq!(spread(&frag), 1);
+        for n in 0..80 {
+            let _ = src_port(&v6(1)[..n.min(78)]);
+            let _ = src_port(&tagged(1)[..n.min(64)]);
+        }
     }
 
     #[test]
