@@ -38,6 +38,10 @@
 #        LOCAL_IP=172.31.254.1 REMOTE_IP=172.31.254.2 (the switch's and the reflector's VTEP, in a
 #        /24 the host must not use: OVS puts LOCAL_IP/24 on the host's br-phy interface)
 #        OUT=benches/e2e/results-vxlan.json FERROVSD=... FERROVS_CTL=... FERROVS_TESTPMD=...
+#        RATE=PPS: the VM sends at most this many frames a second. Unset, the one
+#        generator thread is the limit on this 2-CPU VM (both switches then report its
+#        rate); with a rate both keep up with, `busy cyc/rt` compares what each switch
+#        spends per round trip at the same load.
 #
 # Reported per switch and size, over the rounds (rounds interleave the switches):
 #   Mpps        frames port 0 received back per second (round trips), median [min-max]
@@ -210,7 +214,7 @@ start_gen() { # SIZE
     --port "virtio-user:path=$UNDERLAY_SOCK,mac=$VTEP_MAC$gen_server" \
     --port-topology=loop --forward-mode=txonly --latency --port-mode=1,vtep --vtep-ip="$REMOTE_IP" \
     --eth-peer=0,$PEER_MAC --txpkts=$((size - 4)) --tx-first --link-wait 20 \
-    --lcores 0 --stats-period 1 --duration $((WARMUP + DURATION + 3)) --json \
+    --lcores 0 --stats-period 1 --duration $((WARMUP + DURATION + 3)) ${RATE:+--tx-pps=$RATE} --json \
     > "$W/fgen.json" 2> "$W/fgen.err" &
   GEN_PID=$!; PIDS+=("$GEN_PID")
 }
