@@ -23,7 +23,10 @@ use vxlan::Outer;
 pub const ARP_REFRESH_SECS: u32 = 30;
 /// ... and forgotten (frames to it dropped as `no_arp`) after this long.
 pub const ARP_EXPIRE_SECS: u32 = 90;
-/// How often an unanswered request is repeated.
+/// An unanswered request is repeated after this long, then after twice as
+/// long each time, up to [`ARP_REFRESH_SECS`] (an endpoint that is down is
+/// not asked every second forever; one that comes back usually asks for
+/// us itself, which resolves it at once).
 pub const ARP_RETRY_SECS: u32 = 1;
 /// Remotes of one tunnel (head-end replication sends a copy to each).
 pub const MAX_REMOTES: usize = 64;
@@ -115,6 +118,8 @@ pub struct Remote {
     heard: AtomicU32,
     /// FDB-clock second + 1 of our last request (0: never).
     asked: AtomicU32,
+    /// Requests in a row it did not answer (housekeeping's alone).
+    misses: AtomicU32,
     pub requests: AtomicU64,
     outer: Outer,
 }
@@ -215,12 +220,20 @@ impl Remote {
                 now.saturating_sub(t - 1)
             }
         };
-        age(self.heard.load(Relaxed)) >= ARP_REFRESH_SECS
-            && age(self.asked.load(Relaxed)) >= ARP_RETRY_SECS
+        let retry = (ARP_RETRY_SECS << self.misses.load(Relaxed).min(5)).min(ARP_REFRESH_SECS);
+        age(self.heard.load(Relaxed)) >= ARP_REFRESH_SECS && age(self.asked.load(Relaxed)) >= retry
     }
 
     /// A request for it went out at `now`.
     fn asked(&self, now: u32) {
+        let asked = self.asked.load(Relaxed);
+        let answered = asked == 0 || self.heard.load(Relaxed) >= asked;
+        let misses = if answered {
+            0
+        } else {
+            self.misses.load(Relaxed) + 1
+        };
+        self.misses.store(misses, Relaxed);
         self.asked.store(now + 1, Relaxed);
         self.requests.fetch_add(1, Relaxed);
     }
@@ -278,6 +291,7 @@ impl Tunnel {
                 mac: AtomicU64::new(0),
                 heard: AtomicU32::new(0),
                 asked: AtomicU32::new(0),
+                misses: AtomicU32::new(0),
                 requests: AtomicU64::new(0),
                 outer: Outer::new(
                     underlay_mac,
@@ -505,6 +519,12 @@ mod tests {
         assert_eq!(t.remotes[0].mac(), Some([2, 0, 0, 0, 0, 2]));
         assert_eq!(t.remotes[0].state(6).0, ArpState::Reachable);
         assert_eq!(ask(6), vec![Ipv4Addr::new(10, 0, 0, 3)]);
+        // 10.0.0.3 never answers: asked at 0, 1, 6, then after 4 s, 8 s ... 30 s.
+        assert!(ask(9).is_empty());
+        assert_eq!(ask(10), vec![Ipv4Addr::new(10, 0, 0, 3)]);
+        assert!(ask(17).is_empty());
+        assert_eq!(ask(18), vec![Ipv4Addr::new(10, 0, 0, 3)]);
+        assert!(ask(18 + 15).is_empty());
         // Refreshed after ARP_REFRESH_SECS, still used meanwhile ...
         let later = 5 + ARP_REFRESH_SECS;
         assert_eq!(t.remotes[0].state(later).0, ArpState::Refreshing);
