@@ -35,7 +35,11 @@ fn bench(c: &mut Criterion) {
                 // The frame now comes back as if from the remote: only the
                 // addresses differ, so classify it as the remote's own end.
                 match vxlan::classify(black_box(m.data()), [10, 0, 0, 2], |p| p == 4789) {
-                    Underlay::Vxlan { inner_at, inner_len, .. } => {
+                    Underlay::Vxlan {
+                        inner_at,
+                        inner_len,
+                        ..
+                    } => {
                         m.set_len(inner_at + inner_len);
                         m.adj(inner_at);
                     }

@@ -5,7 +5,7 @@
 
 use super::BridgeError;
 use crate::config::{Mode, PortConfig, PortKind};
-use crate::tunnel::{Tunnel, VxlanOptions};
+use crate::tunnel::{Neighbour, Tunnel, VxlanOptions};
 use pmd::vhost::{SocketMode, VhostControl, VhostPort, VhostPortConfig};
 use pmd::virtio::{VirtioPort, VirtioUserConfig};
 use pmd::{Pool, Port};
@@ -22,8 +22,10 @@ pub(super) struct Env<'a> {
     pub n_pmds: usize,
     #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
     pub dpdk_eal_args: &'a str,
-    /// A `vxlan` port's underlay, as the bridge has it (config, driver).
+    /// A `vxlan` port's underlay, as the bridge has it (config, driver),
+    /// and the ARP entries its other tunnels already have.
     pub underlay: Option<(&'a PortConfig, &'a Arc<dyn Port>)>,
+    pub neighbours: Vec<Arc<Neighbour>>,
 }
 
 pub(super) struct Opened {
@@ -117,7 +119,14 @@ fn open_vxlan(cfg: &PortConfig, env: &Env) -> Result<Opened, BridgeError> {
     let mac = uport.mac().ok_or_else(|| {
         BridgeError::Invalid(format!("underlay: {:?} has no MAC address", opts.underlay))
     })?;
-    let tunnel = Arc::new(Tunnel::new(opts, mac, ucfg.mtu(), env.n_pmds));
+    let known = &env.neighbours;
+    let tunnel = Arc::new(Tunnel::new(opts, mac, ucfg.mtu(), env.n_pmds, |ip| {
+        known
+            .iter()
+            .find(|n| n.ip == ip)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(Neighbour::new(ip)))
+    }));
     Ok(Opened {
         port: tunnel.clone(),
         vhost: None,

@@ -226,6 +226,7 @@ impl Bridge {
             n_pmds: self.datapath.n_pmds(),
             dpdk_eal_args: &self.dpdk_eal_args,
             underlay: None,
+            neighbours: Vec::new(),
         }
     }
 
@@ -299,6 +300,7 @@ impl Bridge {
         if let Some(u) = &cfg.underlay {
             tunnels::check_underlay(st, &cfg)?;
             env.underlay = st.ports.get(u).map(|(c, sp)| (c, &sp.port));
+            env.neighbours = tunnels::neighbours(st, u);
         }
         let opened = drivers::open(&cfg, mac, &env)?;
         let mut sp = SwitchPort::new(no, cfg.name.clone(), opened.port.clone());

@@ -9,7 +9,8 @@ use crate::datapath::controller::FromController;
 use crate::datapath::snapshot::TunnelRef;
 use crate::fdb::Fdb;
 use crate::flow::rule::Action;
-use crate::tunnel::{arp, vxlan, Tunnel};
+use crate::tunnel::{arp, vxlan, Neighbour, Tunnel};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 /// A new tunnel's underlay must exist, and every tunnel on one underlay
@@ -39,6 +40,19 @@ pub(super) fn forget_underlay_macs(st: &State, fdb: &Fdb) {
             fdb.flush_port(sp.no);
         }
     }
+}
+
+/// The ARP entries of the tunnels on underlay `underlay`, each once.
+pub(super) fn neighbours(st: &State, underlay: &str) -> Vec<Arc<Neighbour>> {
+    let mut v: Vec<Arc<Neighbour>> = Vec::new();
+    for (_, t) in tunnels(st).filter(|(_, t)| t.opts.underlay == underlay) {
+        for r in t.remotes.iter() {
+            if !v.iter().any(|n| Arc::ptr_eq(n, &r.neigh)) {
+                v.push(r.neigh.clone());
+            }
+        }
+    }
+    v
 }
 
 /// An underlay cannot go while tunnels send through it.
@@ -110,44 +124,49 @@ pub(super) fn warn_overlay_mtu(st: &State, added: &str) {
 }
 
 impl Bridge {
-    /// Housekeeping: asks (by ARP, out of the underlay) for each remote
-    /// that is unresolved or due a refresh.
+    /// Housekeeping: asks (by ARP, out of each underlay, from its tunnels'
+    /// local address) for every remote address that is unresolved or due a
+    /// refresh, once however many tunnels go there.
     pub fn tunnel_tick(&self) {
         let now = self.fdb.now();
-        let due: Vec<(Arc<Tunnel>, u16, usize)> = {
+        let mut due: Vec<(u16, [u8; 6], Ipv4Addr, Arc<Neighbour>)> = Vec::new();
+        {
             let st = self.state.lock().expect("bridge state poisoned");
-            tunnels(&st)
-                .filter_map(|(_, t)| Some((t, st.ports.get(&t.opts.underlay)?.1.no)))
-                .flat_map(|(t, underlay_no)| {
-                    t.due_requests(now)
-                        .into_iter()
-                        .map(move |i| (t.clone(), underlay_no, i))
-                })
-                .collect()
-        };
+            let mut underlays: Vec<&str> = tunnels(&st)
+                .map(|(_, t)| t.opts.underlay.as_str())
+                .collect();
+            underlays.sort_unstable();
+            underlays.dedup();
+            for u in underlays {
+                let (Some((_, sp)), Some((_, t))) = (
+                    st.ports.get(u),
+                    tunnels(&st).find(|(_, t)| t.opts.underlay == u),
+                ) else {
+                    continue;
+                };
+                for n in neighbours(&st, u).into_iter().filter(|n| n.due(now)) {
+                    due.push((sp.no, t.underlay_mac, t.opts.local_ip, n));
+                }
+            }
+        }
         if due.is_empty() {
             return;
         }
         // A cache for this tick only: dropped, it gives back what it took.
         let mut cache = pmd::PoolCache::new(self.pool.clone());
-        for (t, underlay_no, i) in due {
+        for (underlay_no, mac, local_ip, n) in due {
             let Some(mut m) = cache.alloc() else {
                 tracing::warn!("no packet buffer for an ARP request");
                 return;
             };
-            let q = arp::request(
-                t.underlay_mac,
-                t.opts.local_ip.octets(),
-                t.remotes[i].ip.octets(),
-            );
-            m.fill(&q);
+            m.fill(&arp::request(mac, local_ip.octets(), n.ip.octets()));
             let out = FromController {
                 m,
                 in_port: None,
                 actions: vec![Action::Output(underlay_no)],
             };
             match self.datapath.packet_out(out) {
-                Ok(()) => t.asked(i, now),
+                Ok(()) => n.asked(now),
                 Err(p) => cache.free(p.m),
             }
         }

@@ -89,7 +89,7 @@ fn tunnel_status(t: &Tunnel, now: u32) -> TunnelStatus {
                     mac: r.mac().map(|m| format_mac(&m)),
                     arp: state.name().into(),
                     arp_age_secs: age,
-                    arp_requests: r.requests.load(Ordering::Relaxed),
+                    arp_requests: r.neigh.requests.load(Ordering::Relaxed),
                     tx_packets: c.tx_packets,
                     rx_packets: c.rx_packets,
                 }

@@ -93,10 +93,11 @@ impl Work {
         let Some(a) = arp::parse(m.data()) else {
             return self.drop_pkt(m, DpDrop::UnderlayOther);
         };
-        let mut from_remote = false;
-        if is_unicast(&a.sender_mac) && a.sender_mac != plan.mac {
-            for (_, _, t) in &plan.tunnels {
-                from_remote |= t.heard(a.sender_ip, a.sender_mac, now);
+        let neighbour = plan.neighbour(a.sender_ip);
+        let from_remote = neighbour.is_some();
+        if let Some(n) = neighbour {
+            if is_unicast(&a.sender_mac) && a.sender_mac != plan.mac {
+                n.heard(a.sender_mac, now);
             }
         }
         if a.op == arp::REQUEST && a.target_ip == plan.local_ip {

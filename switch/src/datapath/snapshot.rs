@@ -8,7 +8,7 @@ use super::port_admin::PortAdmin;
 use super::stats::SwitchDrops;
 use crate::flow::classifier::Classifier;
 use crate::flow::vlan::PortVlan;
-use crate::tunnel::Tunnel;
+use crate::tunnel::{Neighbour, Tunnel};
 use pmd::Port;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -96,6 +96,8 @@ pub struct UnderlayPlan {
     pub mac: [u8; 6],
     /// (UDP port, VNI) -> (tunnel slot, tunnel), sorted for binary search.
     pub tunnels: Vec<((u16, u32), usize, Arc<Tunnel>)>,
+    /// The ARP entries of its tunnels' remotes by address, sorted, each once.
+    pub neighbours: Vec<([u8; 4], Arc<Neighbour>)>,
 }
 
 impl UnderlayPlan {
@@ -106,6 +108,12 @@ impl UnderlayPlan {
             .binary_search_by_key(&(dst_port, vni), |t| t.0)
             .ok()?;
         Some((self.tunnels[i].1, &self.tunnels[i].2))
+    }
+
+    /// The ARP entry for `ip`, if a tunnel here has a remote there.
+    pub fn neighbour(&self, ip: [u8; 4]) -> Option<&Neighbour> {
+        let i = self.neighbours.binary_search_by_key(&ip, |n| n.0).ok()?;
+        Some(&self.neighbours[i].1)
     }
 
     #[inline]
@@ -204,7 +212,11 @@ impl Snapshot {
                 local_ip: t.tunnel.opts.local_ip.octets(),
                 mac: t.tunnel.underlay_mac,
                 tunnels: Vec::new(),
+                neighbours: Vec::new(),
             });
+            for r in t.tunnel.remotes.iter() {
+                plan.neighbours.push((r.ip.octets(), r.neigh.clone()));
+            }
             plan.tunnels.push((
                 (t.tunnel.opts.dst_port, t.tunnel.opts.vni),
                 slot,
@@ -213,6 +225,8 @@ impl Snapshot {
         }
         for (u, mut plan) in plans {
             plan.tunnels.sort_by_key(|t| t.0);
+            plan.neighbours.sort_by_key(|n| n.0);
+            plan.neighbours.dedup_by_key(|n| n.0);
             self.roles[u] = Role::Underlay(Arc::new(plan));
         }
         self

@@ -425,7 +425,7 @@ fn tunnel_families(t: &mut Text, ports: &[(&PortLabels, &SwitchPort)], bridge: &
             t.remotes[i].mac().is_some() as u64
         }),
         ("ferrovs_tunnel_arp_requests_total", |t, i| {
-            t.remotes[i].requests.load(Relaxed)
+            t.remotes[i].neigh.requests.load(Relaxed)
         }),
     ];
     for (name, read) in families {

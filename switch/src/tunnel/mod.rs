@@ -11,12 +11,16 @@
 //! polls it: its frames arrive through its underlay.
 
 pub mod arp;
+pub mod neighbour;
 pub mod vxlan;
+
+pub use neighbour::{is_unicast, ArpState, Neighbour};
 
 use pmd::port::{bump, PortInfo, QueueStats};
 use pmd::{Batch, PoolCache, Port};
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use vxlan::Outer;
 
 /// A resolved remote is asked again after this long without hearing from it ...
@@ -108,134 +112,31 @@ impl VxlanOptions {
     }
 }
 
-/// One remote endpoint and what ARP knows of it. Written by the PMD that
-/// reads an ARP packet from it and by housekeeping; read per packet.
+/// One remote endpoint of a tunnel: its ARP entry (shared with the other
+/// tunnels of the underlay) and the outer header towards it.
 pub struct Remote {
     pub ip: Ipv4Addr,
-    /// Bit 63: resolved; the low 48 bits: its MAC.
-    mac: AtomicU64,
-    /// FDB-clock second + 1 of the last ARP packet from it (0: never).
-    heard: AtomicU32,
-    /// FDB-clock second + 1 of our last request (0: never).
-    asked: AtomicU32,
-    /// Requests in a row it did not answer (housekeeping's alone).
-    misses: AtomicU32,
-    pub requests: AtomicU64,
+    pub neigh: Arc<Neighbour>,
     outer: Outer,
 }
 
-const RESOLVED: u64 = 1 << 63;
-
-/// A MAC an ARP sender may have: unicast, not zero. A broadcast one would
-/// send a remote's frames to every host on the underlay.
-pub fn is_unicast(mac: &[u8; 6]) -> bool {
-    mac[0] & 1 == 0 && *mac != [0; 6]
-}
-
-fn mac_word(mac: [u8; 6]) -> u64 {
-    RESOLVED | u64::from_be_bytes([0, 0, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]])
-}
-
-/// What `show` says about a remote's ARP entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ArpState {
-    /// Heard from within the refresh time.
-    Reachable,
-    /// Resolved, being asked again (still used).
-    Refreshing,
-    /// No MAC: frames to it are dropped (`no_arp`) while we ask.
-    Unresolved,
-}
-
-impl ArpState {
-    pub fn name(self) -> &'static str {
-        match self {
-            ArpState::Reachable => "reachable",
-            ArpState::Refreshing => "refreshing",
-            ArpState::Unresolved => "unresolved",
-        }
-    }
-}
-
 impl Remote {
-    /// Its MAC, if ARP ever resolved it.
-    #[inline]
-    pub fn mac(&self) -> Option<[u8; 6]> {
-        let w = self.mac.load(Relaxed);
-        if w & RESOLVED == 0 {
-            return None;
-        }
-        let b = w.to_be_bytes();
-        Some([b[2], b[3], b[4], b[5], b[6], b[7]])
-    }
-
-    /// Its MAC unless it was last heard from [`ARP_EXPIRE_SECS`] or more
-    /// before `now` (two loads per packet). Expiry is decided here, not by
-    /// housekeeping clearing the MAC: a clear could overwrite an answer
-    /// that arrived meanwhile.
     #[inline]
     pub fn mac_at(&self, now: u32) -> Option<[u8; 6]> {
-        let heard = self.heard.load(Relaxed);
-        if heard == 0 || now.saturating_sub(heard - 1) >= ARP_EXPIRE_SECS {
-            return None;
-        }
-        self.mac()
+        self.neigh.mac_at(now)
+    }
+
+    pub fn mac(&self) -> Option<[u8; 6]> {
+        self.neigh.mac()
+    }
+
+    pub fn state(&self, now: u32) -> (ArpState, Option<u32>) {
+        self.neigh.state(now)
     }
 
     #[inline]
     pub fn outer(&self) -> &Outer {
         &self.outer
-    }
-
-    /// An ARP packet from it: it is at `mac` (a unicast address: checked
-    /// by the caller), now.
-    pub fn heard(&self, mac: [u8; 6], now: u32) {
-        let w = mac_word(mac);
-        if self.mac.load(Relaxed) != w {
-            self.mac.store(w, Relaxed);
-        }
-        if self.heard.load(Relaxed) != now + 1 {
-            self.heard.store(now + 1, Relaxed);
-        }
-    }
-
-    pub fn state(&self, now: u32) -> (ArpState, Option<u32>) {
-        let heard = self.heard.load(Relaxed);
-        let age = (heard != 0).then(|| now.saturating_sub(heard - 1));
-        let state = match (self.mac_at(now), age) {
-            (None, _) => ArpState::Unresolved,
-            (Some(_), Some(a)) if a < ARP_REFRESH_SECS => ArpState::Reachable,
-            _ => ArpState::Refreshing,
-        };
-        (state, age)
-    }
-
-    /// Housekeeping: true when a request should go out now (unresolved,
-    /// or due a refresh, and not asked within the retry time).
-    fn due(&self, now: u32) -> bool {
-        let age = |t: u32| {
-            if t == 0 {
-                u32::MAX
-            } else {
-                now.saturating_sub(t - 1)
-            }
-        };
-        let retry = (ARP_RETRY_SECS << self.misses.load(Relaxed).min(5)).min(ARP_REFRESH_SECS);
-        age(self.heard.load(Relaxed)) >= ARP_REFRESH_SECS && age(self.asked.load(Relaxed)) >= retry
-    }
-
-    /// A request for it went out at `now`.
-    fn asked(&self, now: u32) {
-        let asked = self.asked.load(Relaxed);
-        let answered = asked == 0 || self.heard.load(Relaxed) >= asked;
-        let misses = if answered {
-            0
-        } else {
-            self.misses.load(Relaxed) + 1
-        };
-        self.misses.store(misses, Relaxed);
-        self.asked.store(now + 1, Relaxed);
-        self.requests.fetch_add(1, Relaxed);
     }
 }
 
@@ -275,12 +176,15 @@ struct Line<T>(T);
 
 impl Tunnel {
     /// `underlay_mtu`: the IP MTU of the underlay; frames whose outer
-    /// packet would not fit are dropped (`tunnel_mtu`).
+    /// packet would not fit are dropped (`tunnel_mtu`). `neighbour` gives
+    /// the underlay's ARP entry for a remote address (an existing one when
+    /// another tunnel there has that remote).
     pub fn new(
         opts: VxlanOptions,
         underlay_mac: [u8; 6],
         underlay_mtu: u32,
         n_pmds: usize,
+        mut neighbour: impl FnMut(Ipv4Addr) -> Arc<Neighbour>,
     ) -> Tunnel {
         let n_pmds = n_pmds.max(1);
         let remotes = opts
@@ -288,11 +192,7 @@ impl Tunnel {
             .iter()
             .map(|ip| Remote {
                 ip: *ip,
-                mac: AtomicU64::new(0),
-                heard: AtomicU32::new(0),
-                asked: AtomicU32::new(0),
-                misses: AtomicU32::new(0),
-                requests: AtomicU64::new(0),
+                neigh: neighbour(*ip),
                 outer: Outer::new(
                     underlay_mac,
                     opts.local_ip.octets(),
@@ -377,27 +277,6 @@ impl Tunnel {
             rx_packets: self.sum(FIRST_REMOTE + 2 * i + 1),
         }
     }
-
-    /// An ARP packet from `ip` at `mac`: every remote at that address is resolved.
-    pub fn heard(&self, ip: [u8; 4], mac: [u8; 6], now: u32) -> bool {
-        let i = self.remote_index(ip);
-        if i != 0 {
-            self.remotes[i as usize - 1].heard(mac, now);
-        }
-        i != 0
-    }
-
-    /// Remotes (0-based) that housekeeping should ask for now; it calls
-    /// [`Tunnel::asked`] for each request that went out.
-    pub fn due_requests(&self, now: u32) -> Vec<usize> {
-        (0..self.remotes.len())
-            .filter(|&i| self.remotes[i].due(now))
-            .collect()
-    }
-
-    pub fn asked(&self, i: usize, now: u32) {
-        self.remotes[i].asked(now);
-    }
 }
 
 impl Port for Tunnel {
@@ -447,6 +326,12 @@ impl Port for Tunnel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tunnel(remotes: &str) -> Tunnel {
+        Tunnel::new(opts(remotes), [2; 6], 1500, 2, |ip| {
+            Arc::new(Neighbour::new(ip))
+        })
+    }
 
     fn opts(remotes: &str) -> VxlanOptions {
         VxlanOptions::parse(
@@ -499,23 +384,29 @@ mod tests {
 
     #[test]
     fn arp_resolves_refreshes_and_expires() {
-        let t = Tunnel::new(opts("10.0.0.2,10.0.0.3"), [2; 6], 1500, 2);
+        let t = tunnel("10.0.0.2,10.0.0.3");
         assert_eq!(t.max_inner_len, 1464);
         assert_eq!(t.overlay_mtu(), 1450);
+        // What housekeeping does each tick (bridge::tunnels::tunnel_tick).
         let ask = |now: u32| {
-            let due = t.due_requests(now);
-            for &i in &due {
-                t.asked(i, now);
+            let due: Vec<&Neighbour> = t
+                .remotes
+                .iter()
+                .map(|r| &*r.neigh)
+                .filter(|n| n.due(now))
+                .collect();
+            for n in &due {
+                n.asked(now);
             }
-            due.into_iter().map(|i| t.remotes[i].ip).collect::<Vec<_>>()
+            due.into_iter().map(|n| n.ip).collect::<Vec<_>>()
         };
+        let heard = |mac: [u8; 6], now: u32| t.remotes[0].neigh.heard(mac, now);
         // Both unresolved: both asked at once, not again within a second.
         assert_eq!(ask(0).len(), 2);
         assert!(ask(0).is_empty());
         assert_eq!(ask(1).len(), 2);
-        assert_eq!(t.remotes[0].requests.load(Relaxed), 2);
-        assert!(t.heard([10, 0, 0, 2], [2, 0, 0, 0, 0, 2], 5));
-        assert!(!t.heard([10, 0, 0, 9], [2; 6], 5), "not a remote");
+        assert_eq!(t.remotes[0].neigh.requests.load(Relaxed), 2);
+        heard([2, 0, 0, 0, 0, 2], 5);
         assert_eq!(t.remotes[0].mac(), Some([2, 0, 0, 0, 0, 2]));
         assert_eq!(t.remotes[0].state(6).0, ArpState::Reachable);
         assert_eq!(ask(6), vec![Ipv4Addr::new(10, 0, 0, 3)]);
@@ -537,14 +428,39 @@ mod tests {
             ArpState::Unresolved
         );
         // An answer at the last moment counts at once.
-        t.heard([10, 0, 0, 2], [2, 0, 0, 0, 0, 2], 5 + ARP_EXPIRE_SECS);
+        heard([2, 0, 0, 0, 0, 2], 5 + ARP_EXPIRE_SECS);
         assert!(t.remotes[0].mac_at(5 + ARP_EXPIRE_SECS).is_some());
         assert!(!is_unicast(&[0xff; 6]) && !is_unicast(&[0; 6]) && is_unicast(&[2, 0, 0, 0, 0, 1]));
     }
 
     #[test]
+    fn tunnels_to_one_address_share_its_arp_entry() {
+        let shared = Arc::new(Neighbour::new(Ipv4Addr::new(10, 0, 0, 2)));
+        let mk = |vni| {
+            let mut o = opts("10.0.0.2,10.0.0.3");
+            o.vni = vni;
+            let s = shared.clone();
+            Tunnel::new(o, [2; 6], 1500, 1, move |ip| {
+                if ip == s.ip {
+                    s.clone()
+                } else {
+                    Arc::new(Neighbour::new(ip))
+                }
+            })
+        };
+        let (a, b) = (mk(1), mk(2));
+        a.remotes[0].neigh.heard([2, 0, 0, 0, 0, 2], 3);
+        assert_eq!(
+            b.remotes[0].mac_at(3),
+            Some([2, 0, 0, 0, 0, 2]),
+            "one answer resolves both"
+        );
+        assert!(b.remotes[1].mac_at(3).is_none());
+    }
+
+    #[test]
     fn counters_are_per_remote_and_summed_over_pmds() {
-        let t = Tunnel::new(opts("10.0.0.2,10.0.0.3"), [2; 6], 1500, 2);
+        let t = tunnel("10.0.0.2,10.0.0.3");
         t.count_tx(0, 1, 100);
         t.count_tx(1, 1, 100);
         t.count_rx(1, 0, 60);

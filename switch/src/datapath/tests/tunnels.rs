@@ -7,7 +7,7 @@ use crate::datapath::snapshot::{RxqAssign, Snapshot, SwitchPort, TunnelRef};
 use crate::datapath::stats::DpDrop;
 use crate::flow::vlan::PortVlan;
 use crate::tunnel::vxlan::{self, Outer, OUTER_LEN};
-use crate::tunnel::{arp, Tunnel, VxlanOptions};
+use crate::tunnel::{arp, Neighbour, Tunnel, VxlanOptions};
 use pmd::Port;
 use std::sync::Arc;
 
@@ -37,7 +37,9 @@ fn rig_with(vms: usize, vlans: &[(u16, PortVlan)]) -> (Rig, Arc<Tunnel>) {
         Some("r1"),
     )
     .unwrap();
-    let t = Arc::new(Tunnel::new(opts, UNDERLAY_MAC, 1500, 1));
+    let t = Arc::new(Tunnel::new(opts, UNDERLAY_MAC, 1500, 1, |ip| {
+        Arc::new(Neighbour::new(ip))
+    }));
     // Port numbers: r0 = 1, r1 (underlay) = 2, the tunnel = 3, r3 = 4 ...
     let no = |i: usize| if i < 2 { i as u16 + 1 } else { i as u16 + 2 };
     let mut ports: Vec<Arc<SwitchPort>> = (0..1 + vms)
