@@ -1,10 +1,11 @@
 //! Overlay ports: a `vxlan` port is a switch port whose frames travel to
 //! remote tunnel endpoints (VTEPs) inside VXLAN/UDP/IPv4 over an
 //! `underlay` dpdk port. This module holds what a tunnel is (its options,
-//! its remotes with their ARP state, its counters) and the header bytes
-//! ([`vxlan`], [`arp`]); the datapath's [`encap`](crate::datapath::encap)
-//! and [`decap`](crate::datapath::decap) stages use them per packet, and
-//! [`maintain`] (housekeeping) keeps the remotes' MACs resolved.
+//! its remotes, its counters), the underlay's ARP entries ([`neighbour`],
+//! shared by the tunnels there) and the header bytes ([`vxlan`], [`arp`]);
+//! the datapath's [`encap`](crate::datapath::encap) and
+//! [`decap`](crate::datapath::decap) stages use them per packet, and
+//! housekeeping (`Bridge::tunnel_tick`) keeps the remotes' MACs resolved.
 //!
 //! A tunnel is itself a `pmd::Port` so that everything that lists ports
 //! (show, port-stats, /metrics, OpenFlow port stats) lists it; nothing
