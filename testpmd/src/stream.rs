@@ -106,6 +106,28 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// A stream that receives on `port` and sends back out of it as
+    /// `tx_mac` (unit tests of engines over ring ports).
+    #[cfg(test)]
+    pub fn looped(port: usize, p: &Arc<dyn Port>, tx_mac: [u8; 6]) -> Stream {
+        Stream {
+            rx_port: port,
+            rx: Arc::clone(p),
+            rxq: 0,
+            tx: Arc::clone(p),
+            txq: 0,
+            tx_mac,
+            peer_mac: [0; 6],
+            batch: Batch::new(),
+            burst: 32,
+            counters: Arc::default(),
+            latency: Histogram::default(),
+            budget: None,
+            pacer: None,
+            vlans: VlanCounts::default(),
+        }
+    }
+
     /// Receives a burst into `self.batch`, counting it by VLAN.
     #[inline]
     pub fn receive(&mut self, cache: &mut PoolCache) -> usize {
@@ -222,22 +244,7 @@ mod tests {
             b.push(m).unwrap();
         }
         ports.list[0].port.tx_burst(0, &mut cache, &mut b);
-        let mut s = Stream {
-            rx_port: 1,
-            rx: Arc::clone(&ports.list[1].port),
-            rxq: 0,
-            tx: Arc::clone(&ports.list[1].port),
-            txq: 0,
-            tx_mac: [0; 6],
-            peer_mac: [0; 6],
-            batch: Batch::new(),
-            burst: 32,
-            counters: Arc::default(),
-            latency: Histogram::default(),
-            budget: None,
-            pacer: None,
-            vlans: VlanCounts::default(),
-        };
+        let mut s = Stream::looped(1, &ports.list[1].port, [0; 6]);
         assert_eq!(s.receive(&mut cache), 7);
         s.inspect_and_free(&mut cache);
         let seen: Vec<_> = s.vlans.seen().collect();

@@ -10,7 +10,7 @@ use crate::datapath::snapshot::TunnelRef;
 use crate::fdb::Fdb;
 use crate::flow::rule::Action;
 use crate::tunnel::{arp, vxlan, Neighbour, Tunnel};
-use std::net::Ipv4Addr;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A new tunnel's underlay must exist, and every tunnel on one underlay
@@ -126,26 +126,18 @@ pub(super) fn warn_overlay_mtu(st: &State, added: &str) {
 impl Bridge {
     /// Housekeeping: asks (by ARP, out of each underlay, from its tunnels'
     /// local address) for every remote address that is unresolved or due a
-    /// refresh, once however many tunnels go there.
+    /// refresh, once however many tunnels go there (they share the entry).
     pub fn tunnel_tick(&self) {
         let now = self.fdb.now();
-        let mut due: Vec<(u16, [u8; 6], Ipv4Addr, Arc<Neighbour>)> = Vec::new();
-        {
-            let st = self.state.lock().expect("bridge state poisoned");
-            let mut underlays: Vec<&str> = tunnels(&st)
-                .map(|(_, t)| t.opts.underlay.as_str())
-                .collect();
-            underlays.sort_unstable();
-            underlays.dedup();
-            for u in underlays {
-                let (Some((_, sp)), Some((_, t))) = (
-                    st.ports.get(u),
-                    tunnels(&st).find(|(_, t)| t.opts.underlay == u),
-                ) else {
-                    continue;
-                };
-                for n in neighbours(&st, u).into_iter().filter(|n| n.due(now)) {
-                    due.push((sp.no, t.underlay_mac, t.opts.local_ip, n));
+        let mut due: Vec<(u16, &Tunnel, Arc<Neighbour>)> = Vec::new();
+        let st = self.state.lock().expect("bridge state poisoned");
+        for (_, t) in tunnels(&st) {
+            let Some((_, u)) = st.ports.get(&t.opts.underlay) else {
+                continue;
+            };
+            for r in t.remotes.iter() {
+                if r.neigh.due(now) && !due.iter().any(|d| Arc::ptr_eq(&d.2, &r.neigh)) {
+                    due.push((u.no, t, r.neigh.clone()));
                 }
             }
         }
@@ -154,12 +146,16 @@ impl Bridge {
         }
         // A cache for this tick only: dropped, it gives back what it took.
         let mut cache = pmd::PoolCache::new(self.pool.clone());
-        for (underlay_no, mac, local_ip, n) in due {
+        for (underlay_no, t, n) in due {
             let Some(mut m) = cache.alloc() else {
                 tracing::warn!("no packet buffer for an ARP request");
                 return;
             };
-            m.fill(&arp::request(mac, local_ip.octets(), n.ip.octets()));
+            m.fill(&arp::request(
+                t.underlay_mac,
+                t.opts.local_ip.octets(),
+                n.ip.octets(),
+            ));
             let out = FromController {
                 m,
                 in_port: None,
@@ -172,9 +168,11 @@ impl Bridge {
         }
     }
 
-    /// The tunnel port named `name`, if it is one.
-    pub fn tunnel(&self, name: &str) -> Option<Arc<Tunnel>> {
+    /// Every tunnel port by name (one look at the bridge, for a report).
+    pub fn tunnels(&self) -> HashMap<String, Arc<Tunnel>> {
         let st = self.state.lock().expect("bridge state poisoned");
-        st.opened.get(name)?.tunnel.clone()
+        tunnels(&st)
+            .map(|(n, t)| (n.to_string(), t.clone()))
+            .collect()
     }
 }

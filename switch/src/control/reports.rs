@@ -37,6 +37,7 @@ pub fn show(bridge: &Bridge) -> Show {
         .collect();
     let admins = bridge.port_admins();
     let now = bridge.fdb.now();
+    let tunnels = bridge.tunnels();
     Show {
         bridge: bridge.name.clone(),
         run_dir: bridge.run_dir.display().to_string(),
@@ -45,8 +46,8 @@ pub fn show(bridge: &Bridge) -> Show {
             .iter()
             .map(|(cfg, sp)| {
                 let admin = admins.get(&sp.no).copied().unwrap_or_default();
-                let tunnel = bridge.tunnel(&sp.name);
-                show_port(cfg, sp, admin, tunnel.as_deref(), now)
+                let tunnel = tunnels.get(&sp.name);
+                show_port(cfg, sp, admin, tunnel.map(|t| &**t), now)
             })
             .collect(),
         pmds,
@@ -320,6 +321,7 @@ pub fn fdb_show(bridge: &Bridge) -> FdbShow {
         .into_iter()
         .map(|(_, sp)| (sp.no, sp.name.clone()))
         .collect();
+    let tunnels = bridge.tunnels();
     let entries = bridge
         .fdb
         .entries()
@@ -327,7 +329,7 @@ pub fn fdb_show(bridge: &Bridge) -> FdbShow {
         .map(|e| {
             let port = names.get(&e.port);
             let remote = (e.remote != 0)
-                .then(|| bridge.tunnel(port?))
+                .then(|| tunnels.get(port?))
                 .flatten()
                 .and_then(|t| Some(t.remotes.get(e.remote as usize - 1)?.ip.to_string()));
             FdbEntry {

@@ -40,8 +40,7 @@ impl Work {
         for (i, r) in t.remotes.iter().enumerate() {
             let Some(mac) = r.mac_at(now) else {
                 t.count_no_arp(self.index);
-                self.stats.count_drop(DpDrop::NoArp, 1);
-                self.burst.drops[DpDrop::NoArp as usize] += 1;
+                self.count_drop(DpDrop::NoArp);
                 continue;
             };
             if let Some((j, mac_j)) = last.replace((i, mac)) {

@@ -89,9 +89,16 @@ pub(super) struct Burst {
 impl Work {
     #[inline]
     pub(super) fn drop_pkt(&mut self, m: pmd::Mbuf, why: DpDrop) {
+        self.count_drop(why);
+        self.cache.free(m);
+    }
+
+    /// A packet (or a copy never made) lost for `why`: on the PMD and on
+    /// the burst's input port.
+    #[inline]
+    pub(super) fn count_drop(&mut self, why: DpDrop) {
         self.stats.count_drop(why, 1);
         self.burst.drops[why as usize] += 1;
-        self.cache.free(m);
     }
 }
 

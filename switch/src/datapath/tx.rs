@@ -129,8 +129,7 @@ impl Work {
                 Some(c)
             }
             None => {
-                self.stats.count_drop(DpDrop::NoBuffer, 1);
-                self.burst.drops[DpDrop::NoBuffer as usize] += 1;
+                self.count_drop(DpDrop::NoBuffer);
                 None
             }
         }

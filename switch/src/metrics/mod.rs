@@ -408,9 +408,10 @@ fn pmd_families(t: &mut Text, bridge: &Bridge) {
 /// Per tunnel port and remote endpoint: packets each way, ARP state and
 /// requests; per tunnel: what it could not send.
 fn tunnel_families(t: &mut Text, ports: &[(&PortLabels, &SwitchPort)], bridge: &Bridge) {
+    let by_name = bridge.tunnels();
     let tunnels: Vec<_> = ports
         .iter()
-        .filter_map(|(l, sp)| Some((*l, bridge.tunnel(&sp.name)?)))
+        .filter_map(|(l, sp)| Some((*l, by_name.get(&sp.name)?)))
         .collect();
     let remote = |r: &crate::tunnel::Remote| format!("remote=\"{}\"", r.ip);
     type Read = fn(&crate::tunnel::Tunnel, usize) -> u64;

@@ -141,8 +141,7 @@ impl Remote {
     }
 }
 
-/// Per-PMD counters of one tunnel (one writer each): why frames could not
-/// be sent, and packets per remote.
+/// Packets to and from one remote, summed over the PMDs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RemoteCounters {
     pub tx_packets: u64,

@@ -168,9 +168,8 @@ impl Engine for Vtep {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::latency::Histogram;
     use crate::ports::Ports;
-    use crate::stream::{StreamCounters, VlanCounts};
+    use crate::stream::Stream;
     use pmd::{Batch, Pool};
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
@@ -359,22 +358,7 @@ mod tests {
         }
         ports.list[0].port.tx_burst(0, &mut cache, &mut b);
         // Port 1 receives; its answers go back out of it to port 0.
-        let mut s = Stream {
-            rx_port: 1,
-            rx: Arc::clone(&ports.list[1].port),
-            rxq: 0,
-            tx: Arc::clone(&ports.list[1].port),
-            txq: 0,
-            tx_mac: US,
-            peer_mac: [0; 6],
-            batch: Batch::new(),
-            burst: 32,
-            counters: Arc::new(StreamCounters::default()),
-            latency: Histogram::default(),
-            budget: None,
-            pacer: None,
-            vlans: VlanCounts::default(),
-        };
+        let mut s = Stream::looped(1, &ports.list[1].port, US);
         let mut e = Vtep::new(VTEP_IP);
         assert_eq!(e.burst(&mut s, &mut cache), 4);
         let c = &s.counters;
